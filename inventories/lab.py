@@ -1,0 +1,28 @@
+"""The local lab made by `opsrun lab up`: hosts web1..webN booted with systemd-nspawn on this machine.
+
+Host names and addresses come from the lab's lab.json; the lab's own SSH key and known_hosts file are
+used, with strict host key checking (the lab wrote every host's keys there when it made them).
+"""
+
+import json as _json
+import os as _os
+from pathlib import Path as _Path
+
+_lab_dir = _Path(_os.environ.get("OPSRUN_LAB_DIR", "/var/lib/opsrun/lab"))
+try:
+    _lab = _json.loads((_lab_dir / "lab.json").read_text())
+except FileNotFoundError:  # no lab yet: describe the default one, so that errors name real hosts
+    _lab = {"hosts": [{"name": f"web{i}", "address": f"10.231.7.{10 + i}"} for i in (1, 2, 3)]}
+
+web = [(_h["name"], {"ssh_hostname": _h["address"]}) for _h in _lab["hosts"]]
+
+all = (  # noqa: A001 - pyinfra's name for the group of every host and its data
+    [_h["name"] for _h in _lab["hosts"]],
+    {
+        "ssh_user": "root",
+        "ssh_key": str(_lab_dir / "keys" / "id_ed25519"),
+        "ssh_known_hosts_file": str(_lab_dir / "known_hosts"),
+        "ssh_strict_host_key_checking": "yes",
+        "ssh_connect_retries": 1,
+    },
+)

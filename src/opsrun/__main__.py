@@ -1,0 +1,3 @@
+from opsrun.cli import main
+
+main()

@@ -1,0 +1,190 @@
+"""opsrun's command line: parse, make one call, render, exit with the code of the outcome or the error.
+
+Exit codes: 0 success, 1 a host, check or verification failed, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from functools import update_wrapper
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from opsrun import runs
+from opsrun.errors import OpsrunError
+from opsrun.project import Project
+from opsrun.reports import as_json, as_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON document on stdout.",
+)
+LIMIT = click.option("--limit", metavar="HOSTS", help="Comma-separated host names, groups or globs.")
+SECRET_ENV = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+
+
+class ProjectRef:
+    """The --project option, resolved only by the commands that need an ops repo (not `lab`)."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+
+    def get(self) -> Project:
+        return Project.find(self.path)
+
+
+def pass_project(f: F) -> F:
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return ctx.invoke(f, ctx.ensure_object(ProjectRef).get(), *args, **kwargs)
+
+    return update_wrapper(wrapper, f)  # type: ignore[return-value]
+
+
+def _console() -> Console:
+    return Console(stderr=False, highlight=False, soft_wrap=False)
+
+
+def _finish(code: int) -> None:
+    sys.exit(code)
+
+
+@click.group()
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    envvar="OPSRUN_PROJECT",
+    help="The ops repo (inventories/, deploys/, ...). Default: the current folder or a parent.",
+)
+@click.version_option(package_name="opsrun")
+@click.pass_context
+def cli(ctx: click.Context, project: str | None) -> None:
+    """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report."""
+    ctx.obj = ProjectRef(project)
+
+
+@cli.command()
+@click.argument("inventory")
+@click.argument("deploy")
+@LIMIT
+@click.option("--dry-run", is_flag=True, help="Change nothing; report what would change on each host.")
+@FORMAT
+@pass_project
+def apply(project: Project, inventory: str, deploy: str, limit: str | None, dry_run: bool, fmt: str) -> None:
+    """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py."""
+    run, saved = runs.apply(project, inventory, deploy, limit=limit, dry_run=dry_run)
+    if fmt == "json":
+        click.echo(as_json.render(run), nl=False)
+    else:
+        as_text.deploy_run(run, _console())
+        click.echo(f"result: {saved}")
+    _finish(run.exit_code)
+
+
+@cli.command()
+@click.argument("inventory")
+@click.argument("suite")
+@LIMIT
+@FORMAT
+@pass_project
+def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt: str) -> None:
+    """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py."""
+    run, saved = runs.verify_suite(project, inventory, suite, limit=limit)
+    if fmt == "json":
+        click.echo(as_json.render(run), nl=False)
+    else:
+        as_text.verify_run(run, _console())
+        click.echo(f"result: {saved}")
+    _finish(run.exit_code)
+
+
+@cli.group()
+def lab() -> None:
+    """The local lab: real Debian hosts (systemd-nspawn) to run deploys against."""
+
+
+@lab.command("up")
+@click.option(
+    "--hosts", "count", type=click.IntRange(1, 30), default=3, show_default=True, help="Number of hosts (web1..webN)."
+)
+def lab_up(count: int) -> None:
+    """Build (once) and boot the lab; running it again gives the same lab."""
+    from opsrun.lab import Lab
+
+    hosts = Lab().up(count, log=lambda m: click.echo(m, err=True))
+    as_text.lab_hosts(hosts, _console())
+    bad = [h.name for h in hosts if h.state != "running"]
+    _finish(1 if bad else 0)
+
+
+@lab.command("down")
+@click.option("--purge", is_flag=True, help="Also remove the cached base image and package caches.")
+def lab_down(purge: bool) -> None:
+    """Remove every process, namespace, interface, cgroup and file the lab made."""
+    from opsrun.lab import Lab
+
+    Lab().down(log=lambda m: click.echo(m, err=True), purge=purge)
+    click.echo("lab down")
+
+
+@lab.command("status")
+@FORMAT
+def lab_status(fmt: str) -> None:
+    """Each lab host's name, address and state."""
+    from opsrun.lab import Lab, host_dict
+
+    hosts = Lab().status()
+    if fmt == "json":
+        click.echo(json.dumps({"hosts": [host_dict(h) for h in hosts]}, indent=2))
+    else:
+        as_text.lab_hosts(hosts, _console())
+
+
+def _redact(text: str) -> str:
+    for name, value in os.environ.items():
+        if SECRET_ENV.search(name) and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except OpsrunError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 - the boundary: anything unexpected goes to the debug log
+        log = Path(".opsrun") / "debug.log"
+        try:
+            log.parent.mkdir(exist_ok=True)
+            with log.open("a") as f:
+                f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(sys.argv)}\n")
+                f.write(_redact(traceback.format_exc()))
+            where = f"details in {log.resolve()}"
+        except OSError:
+            where = "\n" + _redact(traceback.format_exc())
+        click.echo(f"internal error: {sys.exc_info()[1]!r}; {where}", err=True)
+        sys.exit(1)

@@ -1,0 +1,228 @@
+"""The one place that talks to pyinfra: apply or dry-run a deploy on a set of hosts, return plain results.
+
+Each run happens in a fresh worker process (`python -m opsrun.engine`), for three measured reasons
+(PYINFRA-NOTES §1, §2): importing pyinfra_cli monkey-patches the whole process with gevent; pyinfra keeps
+process-wide caches (file hashes, compiled deploy files, known_hosts) that go stale between runs; and a
+State needs a fresh Inventory every time. The parent sends the loaded inventory and the request (pickle
+over stdin), the worker answers with a `DeployRun` in a result file. The parent never imports pyinfra.
+
+Deploy files are loaded with pyinfra's CLI semantics (`is_cli = True`, `load_deploy_file`), so operations
+are identified by their line in the deploy file exactly as `pyinfra INVENTORY DEPLOY` does.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsrun.errors import OpsrunError
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+from opsrun.results import DeployRun, HostRun, OperationResult
+
+MAX_COMMANDS_LISTED = 20
+
+
+@dataclass(frozen=True)
+class Request:
+    project_root: str
+    inventory: Inventory
+    deploy_name: str
+    deploy_path: str
+    hosts: list[str]
+    dry_run: bool
+    connect_timeout: int = 10
+
+
+def run_deploy(
+    project: Project,
+    inventory: Inventory,
+    deploy: str,
+    hosts: list[str],
+    *,
+    dry_run: bool = False,
+    timeout: float | None = None,
+) -> DeployRun:
+    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process."""
+    request = Request(str(project.root), inventory, deploy, str(project.deploy_path(deploy)), hosts, dry_run)
+    with tempfile.TemporaryDirectory(prefix="opsrun-engine-") as tmp:
+        result_path = Path(tmp) / "result.pickle"
+        env = {**os.environ, "OPSRUN_ENGINE_RESULT": str(result_path)}
+        src = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+        proc = subprocess.run(
+            [sys.executable, "-m", "opsrun.engine"],
+            input=pickle.dumps(request),
+            stdout=sys.stderr.fileno(),
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        stderr = proc.stderr.decode(errors="replace")
+        if stderr:
+            sys.stderr.write(stderr)
+        if not result_path.exists():
+            tail = "\n".join(stderr.strip().splitlines()[-10:])
+            raise OpsrunError(f"the pyinfra worker exited {proc.returncode} without a result:\n{tail}")
+        outcome = pickle.loads(result_path.read_bytes())  # noqa: S301 - our own worker wrote it
+    if isinstance(outcome, OpsrunError):
+        raise outcome
+    assert isinstance(outcome, DeployRun)
+    return outcome
+
+
+# ---------------------------------------------------------------- worker side: everything below imports pyinfra
+
+
+def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker process, tested via the lab
+    import logging
+
+    import gevent
+    import pyinfra
+    from pyinfra.api.config import Config
+    from pyinfra.api.inventory import Inventory as PyInventory
+    from pyinfra.api.state import BaseStateCallback, State
+    from pyinfra.api.connect import connect_all, disconnect_all
+    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.operations import run_ops
+    from pyinfra.api.state import StateStage
+    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra_cli.util import load_deploy_file
+
+    started = time.monotonic()
+    gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
+    pyinfra.is_cli = True  # CLI semantics: op identity by line number (PYINFRA-NOTES §3)
+    logging.getLogger("pyinfra").setLevel(logging.WARNING)
+    if request.project_root not in sys.path:
+        sys.path.insert(0, request.project_root)  # deploys may import helpers as `deploys._ops`, as in the CLI
+    inv = request.inventory
+    py_inv = PyInventory((inv.all_hosts, inv.all_data), **inv.groups)
+    state = State(check_for_changes=request.dry_run)
+    state.cwd = request.project_root
+    ctx_state.set(state)
+    config = Config(FAIL_PERCENT=None, CONNECT_TIMEOUT=request.connect_timeout, PARALLEL=max(1, len(request.hosts)))
+    state.init(py_inv, config, initial_limit=[py_inv.get_host(n) for n in request.hosts])
+
+    connect_errors: dict[str, str] = {}
+
+    class Errors(BaseStateCallback):
+        @staticmethod
+        def host_connect_error(state: Any, host: Any, error: Any) -> None:
+            connect_errors[host.name] = str(error.args[0] if getattr(error, "args", None) else error)
+
+    state.add_callback_handler(Errors())
+    host_errors: dict[str, str] = {}
+    try:
+        state.set_stage(StateStage.Connect)
+        connect_all(state)
+        state.set_stage(StateStage.Prepare)
+        if state.inventory.get_active_hosts():
+            load_deploy_file(state, request.deploy_path)
+            if not request.dry_run:
+                state.set_stage(StateStage.Execute)
+                run_ops(state)
+    except PyinfraError as exc:
+        for h in state.inventory.get_active_hosts():
+            host_errors.setdefault(h.name, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - an error in deploy code: report it against every host
+        cause = exc.__cause__ or exc
+        text = f"{request.deploy_path}: {type(cause).__name__}: {cause}"
+        for name in request.hosts:
+            host_errors.setdefault(name, text)
+    finally:
+        state.set_stage(StateStage.Disconnect)
+        disconnect_all(state)
+
+    def op_name(op_hash: str) -> str:
+        names = state.get_op_meta(op_hash).names
+        return ", ".join(sorted(names)) if names else op_hash
+
+    hosts: list[HostRun] = []
+    op_order = state.get_op_order() if not host_errors else [h for h in state.op_meta]
+    for name in request.hosts:
+        host = py_inv.get_host(name)
+        ops: list[OperationResult] = []
+        for op_hash in op_order:
+            data = state.ops.get(host, {}).get(op_hash)
+            if data is None:
+                continue
+            meta = data.operation_meta
+            if request.dry_run:
+                with ctx_state.use(state), ctx_host.use(host):
+                    will = bool(meta.will_change)
+                    condition = _predict_if(data.global_arguments.get("_if"))
+                    if condition is False:
+                        will = False
+                    commands = [_command_text(c) for c in data.command_generator()] if will else []
+                conditional = will and condition is None
+                ops.append(
+                    OperationResult(op_name(op_hash), will, True, None, commands[:MAX_COMMANDS_LISTED], conditional)
+                )
+            elif not meta.is_complete():
+                if name in host_errors and all(op.success for op in ops):  # the op that raised
+                    ops.append(OperationResult(op_name(op_hash), False, False, host_errors[name]))
+            else:
+                error = None
+                if not meta.did_succeed():
+                    out = meta.stderr_lines or meta.stdout_lines
+                    error = "\n".join(out[-10:]) or "command failed with no output"
+                ops.append(OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error))
+        error = connect_errors.get(name) or host_errors.get(name)
+        if error is None and host in state.failed_hosts and all(op.success for op in ops):
+            error = "failed (see the log above)"
+        hosts.append(HostRun(name, ops, error))
+    return DeployRun(inv.name, request.deploy_name, request.dry_run, hosts, time.monotonic() - started)
+
+
+def _predict_if(cond: Any) -> bool | None:
+    """In a dry run, what an `_if=` condition will say: pyinfra only evaluates it while executing.
+
+    `_if=op.did_change` (and did_not_change, did_succeed) is predicted from that earlier op's own dry run;
+    anything else is unknown (None) and the op is reported as `conditional`.
+    """
+    if cond is None:
+        return True
+    conds = cond if isinstance(cond, list) else [cond]
+    answers: list[bool | None] = []
+    for c in conds:
+        meta, name = getattr(c, "__self__", None), getattr(c, "__name__", "")
+        if meta is None or not hasattr(meta, "will_change"):
+            answers.append(None)
+        elif name == "did_change":
+            answers.append(bool(meta.will_change))
+        elif name == "did_not_change":
+            answers.append(not meta.will_change)
+        elif name == "did_succeed":
+            answers.append(True)
+        else:
+            answers.append(None)
+    if False in answers:
+        return False
+    return None if None in answers else True
+
+
+def _command_text(command: Any) -> str:
+    if hasattr(command, "get_masked_value"):
+        return str(command.get_masked_value())
+    return repr(command)
+
+
+def _worker_main() -> None:  # pragma: no cover - the worker process entry point
+    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - sent by our own parent process
+    try:
+        outcome: object = _worker(request)
+    except OpsrunError as exc:
+        outcome = exc
+    Path(os.environ["OPSRUN_ENGINE_RESULT"]).write_bytes(pickle.dumps(outcome))
+
+
+if __name__ == "__main__":
+    _worker_main()

@@ -1,0 +1,64 @@
+"""Errors that opsrun reports to a person, each with the exit code the CLI returns.
+
+    OpsrunError (1)
+      ConfigError (2)       inventory / group_data / deploy / suite missing or invalid:
+                            "path: field: problem. Fix: ..."
+      LabError (2)          the local lab cannot be built or started here (what to install or free)
+      LockHeld (2)          another run holds the inventory lock; nothing was touched
+      HostError (1)         connect / apply failed on named hosts
+      WaitTimeout (1)       a polled condition did not hold before its deadline: what, how long, last state
+      BalancerError (1)     the load balancer refused or answered unexpectedly
+
+A *failure* takes its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
+takes it from its result object. cli.py maps both.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+
+class OpsrunError(Exception):
+    exit_code: ClassVar[int] = 1
+
+
+class ConfigError(OpsrunError):
+    """Bad input found before any host is touched. Names the file, the field and the fix."""
+
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, path: str | os.PathLike[str], problem: str, *, field: str | None = None, fix: str | None = None):
+        self.path = str(path)
+        self.field = field
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.path}: {field}: " if field else f"{self.path}: "
+        super().__init__(where + problem + (f" Fix: {fix}" if fix else ""))
+
+
+class LabError(OpsrunError):
+    exit_code: ClassVar[int] = 2
+
+
+class LockHeld(OpsrunError):
+    exit_code: ClassVar[int] = 2
+
+
+class HostError(OpsrunError):
+    def __init__(self, message: str, *, hosts: list[str] | None = None):
+        self.hosts = hosts or []
+        super().__init__(message)
+
+
+class WaitTimeout(OpsrunError):
+    def __init__(self, what: str, timeout: float, last: object = None):
+        self.what = what
+        self.timeout = timeout
+        self.last = last
+        seen = f"; last seen: {last}" if last is not None else ""
+        super().__init__(f"timed out after {timeout:g}s waiting for {what}{seen}")
+
+
+class BalancerError(OpsrunError):
+    pass

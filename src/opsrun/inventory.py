@@ -1,0 +1,167 @@
+"""Load `inventories/NAME.py` and `group_data/*.py` with the semantics of pyinfra's CLI.
+
+pyinfra_cli/inventory.py is followed rule for rule, without importing pyinfra here (engine.py is the one
+module that does): every module-level list or `(hosts, data)` tuple is a group, names starting with `_`
+are ignored, the file's stem is a group of every host, `group_data/GROUP.py` module variables are that
+group's data (imported names left out), `all.py` is the global data. Precedence for a host's data:
+host data > group data (later groups win) > all. The result is plain data that engine.py turns into a
+pyinfra Inventory and verify.py into SSH settings.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsrun.errors import ConfigError
+from opsrun.project import Project
+
+HostEntry = str | tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    groups: tuple[str, ...]
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    name: str
+    path: Path
+    all_hosts: list[HostEntry]  # pyinfra's (names, data) pair for "all"
+    all_data: dict[str, Any]
+    groups: dict[str, tuple[list[HostEntry], dict[str, Any]]]  # in pyinfra's order, without "all"
+    hosts: dict[str, Host] = field(default_factory=dict)
+
+    def select(self, limit: str | None) -> list[str]:
+        """Host names matching `--limit`: comma-separated host names, group names or globs."""
+        if not limit:
+            return list(self.hosts)
+        chosen: list[str] = []
+        for item in (part.strip() for part in limit.split(",")):
+            if not item:
+                continue
+            if item in self.groups:
+                matches = [_name(h) for h in self.groups[item][0]]
+            else:
+                matches = [n for n in self.hosts if fnmatch.fnmatchcase(n, item)]
+            if not matches:
+                raise ConfigError(
+                    self.path,
+                    f"--limit {item!r} matches no host or group.",
+                    fix=f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})",
+                )
+            chosen += [m for m in matches if m not in chosen]
+        return [n for n in self.hosts if n in chosen]
+
+
+def _name(entry: HostEntry) -> str:
+    return entry[0] if isinstance(entry, tuple) else entry
+
+
+def _exec(path: Path) -> dict[str, Any]:
+    try:
+        source = path.read_text(encoding="utf-8")
+        code = compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise ConfigError(
+            path, f"line {exc.lineno}: syntax error: {exc.msg}.", fix="correct the Python syntax"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(path, f"cannot read: {exc.strerror}.") from exc
+    namespace: dict[str, Any] = {"__file__": str(path)}
+    try:
+        exec(code, namespace)  # noqa: S102 - inventories and group data are Python, as in pyinfra
+    except Exception as exc:
+        raise ConfigError(path, f"raised {type(exc).__name__}: {exc}.", fix="correct the file") from exc
+    return namespace
+
+
+def _imported_names(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update(a.asname or a.name.split(".")[0] for a in node.names if a.name != "*")
+    return names
+
+
+def _check_group(path: Path, key: str, value: Any) -> list[HostEntry]:
+    hosts = value[0] if isinstance(value, tuple) else value
+    if isinstance(value, tuple) and (len(value) != 2 or not isinstance(value[1], dict)):
+        raise ConfigError(
+            path,
+            "a group must be a list of hosts or a (hosts, data) tuple with a dict of data.",
+            field=key,
+            fix=f"write {key} = ([...hosts], {{...data}})",
+        )
+    for entry in hosts:
+        ok = isinstance(entry, str) or (
+            isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str) and isinstance(entry[1], dict)
+        )
+        if not ok:
+            raise ConfigError(
+                path, f"invalid host entry {entry!r}.", field=key, fix='write a host as "name" or ("name", {...data})'
+            )
+    return list(hosts)
+
+
+def group_data_files(project: Project, inventory_path: Path) -> list[Path]:
+    folders = [project.group_data_dir]
+    beside = inventory_path.parent / "group_data"
+    if beside.resolve() != project.group_data_dir.resolve():
+        folders.append(beside)
+    return [p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.py"))]
+
+
+def load(project: Project, name: str) -> Inventory:
+    path = project.inventory_path(name)
+    groups: dict[str, tuple[list[HostEntry], dict[str, Any]]] = {}
+    for key, value in _exec(path).items():
+        if key.startswith("_") or not isinstance(value, list | tuple):
+            continue
+        hosts = _check_group(path, key, value)
+        groups[key] = (hosts, dict(value[1]) if isinstance(value, tuple) else {})
+
+    all_hosts, all_data = groups.pop("all", ([], {}))
+    if not all_hosts:
+        for hosts, _data in groups.values():
+            all_hosts += [_name(h) for h in hosts if _name(h) not in [_name(a) for a in all_hosts]]
+    if not all_hosts:
+        raise ConfigError(path, "defines no hosts.", fix='add a group, e.g. web = ["web1", "web2"]')
+    groups.setdefault(path.stem, (list(all_hosts), {}))
+
+    for gd in group_data_files(project, path):
+        attrs = _exec(gd)
+        keys = attrs["__all__"] if "__all__" in attrs else [k for k in attrs if k not in _imported_names(gd)]
+        data = {k: v for k, v in attrs.items() if k in keys and not k.startswith("__")}
+        if gd.stem == "all":
+            all_data = {**all_data, **data}
+        else:
+            hosts, existing = groups.get(gd.stem, ([], {}))
+            groups[gd.stem] = (hosts, {**existing, **data})
+
+    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups)
+    host_data: dict[str, dict[str, Any]] = {}
+    host_groups: dict[str, list[str]] = {}
+    for gname, (hosts, _gdata) in groups.items():
+        for entry in hosts:
+            host_groups.setdefault(_name(entry), []).append(gname)
+            if isinstance(entry, tuple):
+                host_data.setdefault(entry[0], {}).update(entry[1])
+    for entry in all_hosts:
+        if isinstance(entry, tuple):
+            host_data.setdefault(entry[0], {}).update(entry[1])
+    for entry in all_hosts:
+        hname = _name(entry)
+        merged = dict(all_data)
+        for gname in host_groups.get(hname, []):
+            merged.update(groups[gname][1])
+        merged.update(host_data.get(hname, {}))
+        inv.hosts[hname] = Host(hname, tuple(host_groups.get(hname, [])), merged)
+    return inv

@@ -1,0 +1,224 @@
+"""Lab hosts: systemd-nspawn containers booted on an overlay of the base image, one supervisor each.
+
+A host is its upper directory (identity and whatever deploys write), a network namespace, and a small
+shell supervisor in its own cgroup that starts nspawn again when it exits 133 (a reboot inside the host).
+Containers started from one shared cgroup share `/payload` and fail to stop their units (LAB-NOTES §4).
+A host is stopped with SIGTERM to its nspawn (a clean poweroff); never SIGRTMIN+4, which orphans it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+from opsrun.errors import LabError
+from opsrun.lab.config import LabConfig
+from opsrun.waiting import poll_until
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_NAME = "opsrun-lab"
+
+SUPERVISOR = """#!/bin/sh
+# Written by `opsrun lab up`: boots lab host {name}, and boots it again after a reboot inside it.
+echo $$ > {dir}/supervisor.pid
+for d in {cgroups}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs"; done
+while :; do
+  systemd-nspawn -q -D {base} --overlay={base}:{upper}:/ -M {name} --boot --register=no --keep-unit \\
+    --network-namespace-path=/run/netns/{netns} --resolv-conf=off --timezone=off --link-journal=no \\
+    --console=read-only >>{dir}/console.log 2>&1 &
+  echo $! > {dir}/nspawn.pid
+  wait $!
+  rc=$?
+  echo "$(date -u +%FT%TZ) nspawn exited $rc" >> {dir}/supervisor.log
+  [ "$rc" = 133 ] || break
+done
+rm -f {dir}/nspawn.pid {dir}/supervisor.pid
+"""
+
+
+def cgroup_dirs(name: str) -> list[Path]:
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # pure cgroup v2
+        return [CGROUP_ROOT / CGROUP_NAME / name]
+    return [CGROUP_ROOT / h / CGROUP_NAME / name for h in ("systemd", "unified") if (CGROUP_ROOT / h).is_dir()]
+
+
+def cgroup_pids(name: str) -> set[int]:
+    pids: set[int] = set()
+    for top in cgroup_dirs(name):
+        for procs in top.rglob("cgroup.procs") if top.is_dir() else []:
+            try:
+                pids.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                pass
+    return pids
+
+
+def remove_cgroups(name: str) -> None:
+    for top in cgroup_dirs(name):
+        if top.is_dir():
+            for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+        try:
+            top.parent.rmdir()  # the lab's own parent, once no host is left in it
+        except OSError:
+            pass
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def supervisor_pid(cfg: LabConfig, name: str) -> int | None:
+    return _read_pid(cfg.host_dir(name) / "supervisor.pid")
+
+
+def create(cfg: LabConfig, base: Path, name: str) -> None:
+    """Write the host's identity into its upper dir: hostname, machine-id, SSH host keys, the lab key."""
+    hdir = cfg.host_dir(name)
+    upper = hdir / "upper"
+    if (hdir / "identity.done").exists():
+        return
+    for d, mode in (
+        (upper, 0o755),
+        (upper / "etc", 0o755),
+        (upper / "etc/ssh", 0o755),
+        (upper / "root", 0o700),
+        (upper / "root/.ssh", 0o700),
+    ):
+        d.mkdir(parents=True, exist_ok=True)
+        d.chmod(mode)  # the upper dir's mode wins in the merged view
+    (upper / "etc/hostname").write_text(f"{name}\n")
+    (upper / "etc/hosts").write_text((base / "etc/hosts").read_text() + f"127.0.1.1 {name}\n")
+    (upper / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
+    for kind in ("ed25519", "ecdsa"):  # RSA costs 2 s a host and nobody needs it here
+        key = upper / f"etc/ssh/ssh_host_{kind}_key"
+        key.unlink(missing_ok=True)
+        Path(f"{key}.pub").unlink(missing_ok=True)
+        _check(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{name}", "-f", str(key)])
+    auth = upper / "root/.ssh/authorized_keys"
+    auth.write_text(Path(f"{cfg.key}.pub").read_text())
+    auth.chmod(0o600)
+    (hdir / "identity.done").write_text("")
+
+
+def host_keys(cfg: LabConfig, name: str) -> list[str]:
+    """The host's public keys as `type base64` strings."""
+    etc = cfg.host_dir(name) / "upper/etc/ssh"
+    return [" ".join(p.read_text().split()[:2]) for p in sorted(etc.glob("ssh_host_*_key.pub"))]
+
+
+def start(cfg: LabConfig, base: Path, name: str) -> None:
+    if supervisor_pid(cfg, name):
+        return
+    hdir = cfg.host_dir(name)
+    script = hdir / "run-host.sh"
+    script.write_text(
+        SUPERVISOR.format(
+            name=name,
+            dir=hdir,
+            base=base,
+            upper=hdir / "upper",
+            netns=cfg.netns(name),
+            cgroups=" ".join(str(d) for d in cgroup_dirs(name)),
+        )
+    )
+    (hdir / "supervisor.pid").unlink(missing_ok=True)
+    # setsid -f: the supervisor is nobody's child, so it outlives the CLI and is never left a zombie
+    with (hdir / "supervisor.log").open("ab") as log:  # never a pipe: the supervisor would hold it open
+        subprocess.run(
+            ["setsid", "-f", "sh", str(script)], stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=True
+        )
+    poll_until(lambda: supervisor_pid(cfg, name), timeout=10, what=f"the supervisor of {name} to start")
+
+
+def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
+    """Power the host off cleanly; kill what is left of it if it does not go in time."""
+    hdir = cfg.host_dir(name)
+    nspawn = _read_pid(hdir / "nspawn.pid")
+    if nspawn:
+        os.kill(nspawn, signal.SIGTERM)  # nspawn asks the container's init for a clean poweroff
+    try:
+        poll_until(
+            lambda: not cgroup_pids(name) and not supervisor_pid(cfg, name),
+            timeout=timeout,
+            what=f"lab host {name} to power off",
+        )
+    except Exception:  # noqa: BLE001 - the fallback below is the answer to any failure here
+        for pid in cgroup_pids(name) | {p for p in (supervisor_pid(cfg, name),) if p}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        poll_until(lambda: not cgroup_pids(name), timeout=10, what=f"the processes of lab host {name} to exit")
+    for leftover in (Path("/run/systemd/nspawn/propagate") / name, Path("/run/systemd/nspawn/locks") / name):
+        if leftover.exists():
+            subprocess.run(["rm", "-rf", str(leftover)], check=False)
+    remove_cgroups(name)
+
+
+def ssh_command(cfg: LabConfig, address: str, *command: str, connect_timeout: int = 2) -> list[str]:
+    return [
+        "ssh",
+        "-i",
+        str(cfg.key),
+        "-F",
+        "none",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={connect_timeout}",
+        "-o",
+        f"UserKnownHostsFile={cfg.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{address}",
+        *command,
+    ]
+
+
+def ssh(cfg: LabConfig, address: str, *command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ssh_command(cfg, address, *command),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def wait_ready(cfg: LabConfig, name: str, address: str, timeout: float = 90) -> str:
+    """Poll until SSH answers and systemd has finished booting; return systemd's state."""
+    poll_until(
+        lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
+        timeout=timeout,
+        what=f"SSH on lab host {name} ({address})",
+    )
+    out = ssh(cfg, address, "systemctl", "is-system-running", "--wait", timeout=timeout)
+    return out.stdout.strip() or out.stderr.strip()
+
+
+def _check(cmd: list[str], **kw: object) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        raise LabError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}")

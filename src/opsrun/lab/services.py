@@ -1,0 +1,108 @@
+"""The lab's services in the root namespace, listening on the bridge address only."""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsrun.lab.config import LabConfig
+from opsrun.waiting import poll_until
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    port_attr: str
+    cache: str
+
+
+SERVICES = [
+    Service("apt-proxy", "opsrun.lab.aptproxy", "apt_port", "apt"),
+    Service("npm-mirror", "opsrun.lab.npmmirror", "npm_port", "npm"),
+]
+
+
+def _pidfile(cfg: LabConfig, svc: Service) -> Path:
+    return cfg.lab_dir / "run" / f"{svc.name}.pid"
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pid_of(cfg: LabConfig, svc: Service) -> int | None:
+    try:
+        pid = int(_pidfile(cfg, svc).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start_all(cfg: LabConfig) -> None:
+    run = cfg.lab_dir / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    for svc in SERVICES:
+        port = getattr(cfg, svc.port_attr)
+        if pid_of(cfg, svc) and _listening(cfg.gateway, port):
+            continue
+        log = (run / f"{svc.name}.log").open("ab")
+        src = str(Path(__file__).resolve().parents[2])  # works from a checkout as well as installed
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+        subprocess.run(
+            [
+                "setsid",
+                "-f",
+                sys.executable,
+                "-m",
+                svc.module,
+                "--pidfile",
+                str(_pidfile(cfg, svc)),
+                "--listen",
+                f"{cfg.gateway}:{port}",
+                "--cache",
+                str(cfg.cache_dir / svc.cache),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            check=True,
+        )
+        poll_until(
+            functools.partial(_listening, cfg.gateway, port),
+            timeout=20,
+            what=f"the lab {svc.name} to listen on {cfg.gateway}:{port} (log: {run / svc.name}.log)",
+        )
+
+
+def stop_all(cfg: LabConfig) -> None:
+    for svc in SERVICES:
+        pid = pid_of(cfg, svc)
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            poll_until(functools.partial(_proc_gone, pid), timeout=10, what=f"the lab {svc.name} to exit")
+        _pidfile(cfg, svc).unlink(missing_ok=True)
+
+
+def _proc_gone(pid: int) -> bool:
+    return not _proc_alive(pid)
+
+
+def _proc_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -1,0 +1,91 @@
+"""The ops repo opsrun works on: inventories/, group_data/, deploys/, verify/ beside each other.
+
+Found from --project, then OPSRUN_PROJECT, then the current folder and its parents.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsrun.errors import ConfigError
+
+MARKERS = ("inventories", "deploys")
+
+
+def _choices(names: list[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def find(cls, explicit: str | os.PathLike[str] | None = None) -> Project:
+        if explicit is not None:
+            root = Path(explicit).resolve()
+            if not all((root / m).is_dir() for m in MARKERS):
+                raise ConfigError(
+                    root,
+                    "not an opsrun project (no inventories/ and deploys/ folders).",
+                    fix="pass --project DIR of a folder that has them",
+                )
+            return cls(root)
+        here = Path.cwd().resolve()
+        for folder in (here, *here.parents):
+            if all((folder / m).is_dir() for m in MARKERS):
+                return cls(folder)
+        raise ConfigError(
+            here,
+            "no opsrun project here or above (no inventories/ and deploys/ folders).",
+            fix="cd into the ops repo, or pass --project DIR or set OPSRUN_PROJECT",
+        )
+
+    @property
+    def group_data_dir(self) -> Path:
+        return self.root / "group_data"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".opsrun"
+
+    def _names(self, folder: str, *, dirs: bool = False) -> list[str]:
+        base = self.root / folder
+        if not base.is_dir():
+            return []
+        if dirs:
+            return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+        return sorted(p.stem for p in base.glob("*.py") if not p.name.startswith("_"))
+
+    def inventories(self) -> list[str]:
+        return self._names("inventories")
+
+    def deploys(self) -> list[str]:
+        return self._names("deploys")
+
+    def suites(self) -> list[str]:
+        return self._names("verify", dirs=True)
+
+    def inventory_path(self, name: str) -> Path:
+        path = self.root / "inventories" / f"{name}.py"
+        if not path.is_file():
+            raise ConfigError(path, f"no inventory named {name!r}.", fix=f"use one of: {_choices(self.inventories())}")
+        return path
+
+    def deploy_path(self, name: str) -> Path:
+        path = self.root / "deploys" / f"{name}.py"
+        if not path.is_file():
+            raise ConfigError(path, f"no deploy named {name!r}.", fix=f"use one of: {_choices(self.deploys())}")
+        return path
+
+    def suite_path(self, name: str) -> Path:
+        path = self.root / "verify" / name
+        if not path.is_dir() or not any(path.glob("test_*.py")):
+            raise ConfigError(
+                path,
+                f"no verify suite named {name!r} (a folder of test_*.py files).",
+                fix=f"use one of: {_choices(self.suites())}",
+            )
+        return path

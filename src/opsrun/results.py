@@ -1,0 +1,134 @@
+"""Plain results shared by the engine, verify, the CLI and the reports. No pyinfra types in here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+HostStatus = Literal["ok", "changed", "failed"]
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    name: str
+    changed: bool  # applied: it ran commands; dry run: it would
+    success: bool
+    error: str | None = None
+    commands: list[str] = field(default_factory=list)  # dry run: what would run (secrets masked by pyinfra)
+    conditional: bool = False  # dry run: depends on an earlier op (`_if`), so only known when applied
+
+
+@dataclass(frozen=True)
+class HostRun:
+    name: str
+    operations: list[OperationResult]
+    error: str | None = None  # connect failure or an error outside any operation
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None or any(not op.success for op in self.operations)
+
+    @property
+    def changed_count(self) -> int:
+        return sum(op.changed for op in self.operations)
+
+    @property
+    def status(self) -> HostStatus:
+        if self.failed:
+            return "failed"
+        return "changed" if self.changed_count else "ok"
+
+    def failed_operation(self) -> OperationResult | None:
+        return next((op for op in self.operations if not op.success), None)
+
+
+@dataclass(frozen=True)
+class DeployRun:
+    inventory: str
+    deploy: str
+    dry_run: bool
+    hosts: list[HostRun]
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> Literal["success", "failed"]:
+        return "failed" if any(h.failed for h in self.hosts) else "success"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "failed" else 0
+
+    def host(self, name: str) -> HostRun:
+        return next(h for h in self.hosts if h.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "apply",
+            "status": self.status,
+            "inventory": self.inventory,
+            "deploy": self.deploy,
+            "dry_run": self.dry_run,
+            "seconds": round(self.seconds, 3),
+            "hosts": {
+                h.name: {
+                    "status": h.status,
+                    "changed": h.changed_count,
+                    "error": h.error,
+                    "operations": [asdict(op) for op in h.operations],
+                }
+                for h in self.hosts
+            },
+        }
+
+
+@dataclass(frozen=True)
+class TestResult:
+    __test__ = False  # not a pytest class
+
+    host: str
+    test: str  # the test id without the host part: test_file.py::test_name[param]
+    outcome: Literal["passed", "failed", "skipped", "error"]
+    message: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    inventory: str
+    suite: str
+    hosts: list[str]
+    results: list[TestResult]
+    seconds: float = 0.0
+    error: str | None = None  # pytest itself could not run (collection error, bad suite)
+
+    @property
+    def status(self) -> Literal["passed", "failed"]:
+        bad = self.error or any(r.outcome in ("failed", "error") for r in self.results)
+        return "failed" if bad or not self.results else "passed"
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.status == "failed" else 0
+
+    def for_host(self, host: str) -> list[TestResult]:
+        return [r for r in self.results if r.host == host]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "verify",
+            "status": self.status,
+            "inventory": self.inventory,
+            "suite": self.suite,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "hosts": {
+                h: {
+                    "status": "failed" if any(r.outcome in ("failed", "error") for r in self.for_host(h)) else "passed",
+                    "tests": [
+                        {"test": r.test, "outcome": r.outcome, "message": r.message, "seconds": round(r.seconds, 3)}
+                        for r in self.for_host(h)
+                    ],
+                }
+                for h in self.hosts
+            },
+        }

@@ -1,0 +1,45 @@
+"""The commands' single calls: load and check every input first, then touch hosts, then keep the result.
+
+Everything that can be wrong with the input (inventory, group_data, deploy or suite name, --limit) is
+found before the first SSH connection, so a bad command line never touches a host.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from opsrun import engine, inventory, verify
+from opsrun.project import Project
+from opsrun.reports import as_json, write_atomic
+from opsrun.results import DeployRun, VerifyRun
+
+
+def apply(
+    project: Project, inventory_name: str, deploy: str, *, limit: str | None = None, dry_run: bool = False
+) -> tuple[DeployRun, Path]:
+    inv = inventory.load(project, inventory_name)
+    project.deploy_path(deploy)
+    hosts = inv.select(limit)
+    run = engine.run_deploy(project, inv, deploy, hosts, dry_run=dry_run)
+    kind = "plan" if dry_run else "apply"
+    return run, save(project, f"{kind}-{inventory_name}-{deploy}", as_json.render(run))
+
+
+def verify_suite(
+    project: Project, inventory_name: str, suite: str, *, limit: str | None = None
+) -> tuple[VerifyRun, Path]:
+    inv = inventory.load(project, inventory_name)
+    project.suite_path(suite)
+    hosts = inv.select(limit)
+    run = verify.run_suite(project, inv, suite, hosts)
+    return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))
+
+
+def save(project: Project, name: str, text: str) -> Path:
+    """Keep a run's JSON document under .opsrun/results/, timestamped, and as NAME-latest.json."""
+    folder = project.state_dir / "results"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = write_atomic(folder / f"{stamp}-{name}.json", text)
+    write_atomic(folder / f"{name}-latest.json", text)
+    return path

@@ -1,0 +1,154 @@
+"""Run a testinfra suite (verify/SUITE/) against inventory hosts and collect results per host and test.
+
+The inventory's SSH settings become an ssh_config (one `Host` block per inventory name), so testinfra's
+`ssh` backend, which runs OpenSSH, applies the same key, known_hosts and strict host key checking as
+pyinfra, and reuses one connection per host (ControlPath). The paramiko backend is not used: it never
+checks host keys (PYINFRA-NOTES §7). pytest runs in a subprocess, once per verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from opsrun.errors import ConfigError
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+from opsrun.results import TestResult, VerifyRun
+
+SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
+STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
+
+
+def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path) -> str:
+    blocks = []
+    for name in hosts:
+        data = inventory.hosts[name].data
+        strict = str(data.get("ssh_strict_host_key_checking", "accept-new"))
+        if strict not in STRICT:
+            raise ConfigError(
+                inventory.path,
+                f"unknown value {strict!r} for host {name}.",
+                field="ssh_strict_host_key_checking",
+                fix=f"use one of {', '.join(STRICT)}",
+            )
+        lines = [
+            f"Host {name}",
+            f"  HostName {data.get('ssh_hostname', name)}",
+            f"  Port {data.get('ssh_port', 22)}",
+            "  BatchMode yes",
+            f"  StrictHostKeyChecking {STRICT[strict]}",
+            "  ConnectTimeout 10",
+            "  ControlMaster auto",
+            f"  ControlPath {control_dir}/%C",
+            "  ControlPersist 30s",
+            "  LogLevel ERROR",
+        ]
+        if "ssh_user" in data:
+            lines.append(f"  User {data['ssh_user']}")
+        if "ssh_key" in data:
+            lines += [f"  IdentityFile {data['ssh_key']}", "  IdentitiesOnly yes"]
+        if "ssh_known_hosts_file" in data:
+            lines.append(f"  UserKnownHostsFile {data['ssh_known_hosts_file']}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def public_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Host data a suite may see: JSON values only, nothing whose name says it is a secret."""
+    out = {}
+    for key, value in data.items():
+        if SECRET_KEY.search(key):
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        out[key] = value
+    return out
+
+
+def run_suite(
+    project: Project, inventory: Inventory, suite: str, hosts: list[str], timeout: float | None = None
+) -> VerifyRun:
+    suite_dir = project.suite_path(suite)
+    started = time.monotonic()
+    # ControlPath sockets need a short directory (sun_path is 108 bytes)
+    with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
+        tmpdir = Path(tmp)
+        (tmpdir / "ssh_config").write_text(ssh_config(inventory, hosts, tmpdir))
+        (tmpdir / "hostdata.json").write_text(json.dumps({h: public_data(inventory.hosts[h].data) for h in hosts}))
+        (tmpdir / "pytest.ini").write_text("[pytest]\n")  # the suite is not under the tool's own pytest settings
+        results_path = tmpdir / "results.jsonl"
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(suite_dir),
+            "-c",
+            str(tmpdir / "pytest.ini"),
+            "--rootdir",
+            str(project.root),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "opsrun.pytest_plugin",
+            "-q",
+            "--no-header",
+            "--tb=short",
+            "--color=no",
+            f"--hosts={','.join(f'ssh://{h}' for h in hosts)}",
+            f"--ssh-config={tmpdir / 'ssh_config'}",
+        ]
+        env = {
+            **os.environ,
+            "OPSRUN_VERIFY_RESULTS": str(results_path),
+            "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
+        }
+        proc = subprocess.run(
+            cmd,
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        records = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
+        for h in hosts:  # close the shared connections now rather than after ControlPersist
+            subprocess.run(
+                ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h], capture_output=True, timeout=10, check=False
+            )
+    results = [
+        TestResult(
+            host=r["host"] or "?",
+            test=_strip_host(r["test"], r["host"]),
+            outcome=r["outcome"],
+            message=r["message"],
+            seconds=r["seconds"],
+        )
+        for r in records
+    ]
+    error = None
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not any(r.outcome != "passed" for r in results)):
+        error = f"pytest exited {proc.returncode}:\n" + "\n".join(
+            (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+        )
+    return VerifyRun(inventory.name, suite, hosts, results, time.monotonic() - started, error)
+
+
+def _strip_host(test: str, host: str | None) -> str:
+    """`test_file.py::test_x[ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
+    if not host:
+        return test
+    test = test.replace(f"[ssh://{host}]", "").replace(f"ssh://{host}-", "").replace(f"-ssh://{host}", "")
+    return test

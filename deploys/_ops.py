@@ -15,6 +15,7 @@ from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import Sha1File
 
 TEMPLATES = Path(__file__).parent / "templates"
+STAGING = "/var/lib/opsrun/config-swap"
 _jinja = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True)  # noqa: S701 - config files, not HTML
 
 
@@ -27,10 +28,10 @@ def render(template: str, **values: Any) -> str:
 def config_files(files: dict[str, str], check: str, mode: str = "644") -> Generator[Any, None, None]:
     """Install configuration files together and keep them only if `check` passes with them in place.
 
-    Files whose content differs are uploaded beside their targets and swapped in, then `check` runs
-    (`nginx -t`). If it fails, every swapped file is put back as it was and the operation fails with the
-    check's output: a bad configuration is never left on disk for the next restart to find, and the running
-    service, never reloaded, keeps serving the old one. Nothing is yielded when every file matches.
+    Files whose content differs are staged, swapped in, and `check` runs (`nginx -t`). If it fails, every
+    swapped file is put back as it was and the operation fails with the check's output: a bad
+    configuration is never left on disk for the next restart to find, and the running service, never
+    reloaded, keeps serving the old one. Nothing is yielded when every file matches.
     """
     changed = [
         dest
@@ -40,25 +41,28 @@ def config_files(files: dict[str, str], check: str, mode: str = "644") -> Genera
     if not changed:
         host.noop(f"{len(files)} configuration files already as desired")
         return
+    # New and old copies wait in a folder of their own: inside an include dir (sites-enabled/*) they
+    # would be read by the very check that is meant to judge the new files.
+    q = shlex.quote
+    staged = {d: q(f"{STAGING}/{d.strip('/').replace('/', '%')}") for d in changed}
+    yield f"mkdir -p -m 700 {STAGING}"
     for dest in changed:
         yield FileUploadCommand(
-            io.BytesIO(files[dest].encode()), f"{dest}.opsrun-new", remote_temp_filename=host.get_temp_filename(dest)
+            io.BytesIO(files[dest].encode()),
+            f"{STAGING}/{dest.strip('/').replace('/', '%')}.new",
+            remote_temp_filename=host.get_temp_filename(dest),
         )
-    q = shlex.quote
     swap = [
-        f"if [ -e {q(d)} ]; then cp -p {q(d)} {q(d)}.opsrun-old; fi; "
-        f"chmod {mode} {q(d)}.opsrun-new; mv -f {q(d)}.opsrun-new {q(d)}"
+        f"if [ -e {q(d)} ]; then cp -p {q(d)} {staged[d]}.old; else rm -f {staged[d]}.old; fi; "
+        f"chmod {mode} {staged[d]}.new; mv -f {staged[d]}.new {q(d)}"
         for d in changed
     ]
-    restore = [
-        f"if [ -e {q(d)}.opsrun-old ]; then mv -f {q(d)}.opsrun-old {q(d)}; else rm -f {q(d)}; fi" for d in changed
-    ]
-    cleanup = " ".join(f"{q(d)}.opsrun-old" for d in changed)
+    restore = [f"if [ -e {staged[d]}.old ]; then mv -f {staged[d]}.old {q(d)}; else rm -f {q(d)}; fi" for d in changed]
     yield "; ".join(
         [
             *swap,
             f"if ! {check}; then {'; '.join(restore)}; "
             f"echo 'opsrun: `{check}` failed: the previous configuration was put back' >&2; exit 1; fi",
-            f"rm -f {cleanup}",
+            "rm -f " + " ".join(f"{staged[d]}.old" for d in changed),
         ]
     )

@@ -63,7 +63,18 @@ def _finish(code: int) -> None:
     sys.exit(code)
 
 
-@click.group()
+class OpsrunGroup(click.Group):
+    """Turns a known error into one line on stderr and its exit code (ConfigError: 2)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OpsrunError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(exc.exit_code) from exc
+
+
+@click.group(cls=OpsrunGroup)
 @click.option(
     "--project",
     type=click.Path(file_okay=False),
@@ -170,8 +181,7 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except OpsrunError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

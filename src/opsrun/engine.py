@@ -88,12 +88,11 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     import gevent
     import pyinfra
     from pyinfra.api.config import Config
-    from pyinfra.api.inventory import Inventory as PyInventory
-    from pyinfra.api.state import BaseStateCallback, State
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.inventory import Inventory as PyInventory
     from pyinfra.api.operations import run_ops
-    from pyinfra.api.state import StateStage
+    from pyinfra.api.state import BaseStateCallback, State, StateStage
     from pyinfra.context import ctx_host, ctx_state
     from pyinfra_cli.util import load_deploy_file
 

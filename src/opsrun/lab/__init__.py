@@ -79,6 +79,7 @@ class Lab:
             log("the base image changed: making the hosts again")
             self.down(log=log)
             state = {}
+        image.prune(cfg, keep=base)
         wanted = [host_name(i) for i in range(1, count + 1)]
         for extra in sorted(set(self.host_names()) - set(wanted)):
             log(f"removing {extra}")
@@ -161,7 +162,7 @@ class Lab:
             network.remove_host_net(cfg, name)
         services.stop_all(cfg)
         network.remove_bridge(cfg)
-        hosts.remove_cgroups("")  # the lab's parent cgroups
+        hosts.remove_cgroups(cfg, "")  # the lab's parent cgroups
         shutil.rmtree(cfg.lab_dir, ignore_errors=True)
         if purge:
             image.remove_cache(cfg)

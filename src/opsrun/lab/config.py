@@ -50,11 +50,14 @@ class LabConfig:
     def host_dir(self, name: str) -> Path:
         return self.lab_dir / "hosts" / name
 
+    def machine(self, name: str) -> str:
+        return f"{self.prefix}{name}"  # nspawn's machine name: its propagate dir and lock are per machine
+
     def netns(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     def veth(self, name: str) -> str:
-        return f"or-{name}"[:15]  # IFNAMSIZ
+        return f"v{self.prefix}{name}"[:15]  # IFNAMSIZ
 
 
 def host_name(index: int) -> str:

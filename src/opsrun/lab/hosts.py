@@ -15,18 +15,17 @@ import uuid
 from pathlib import Path
 
 from opsrun.errors import LabError
-from opsrun.lab.config import LabConfig
+from opsrun.lab.config import MAX_HOSTS, LabConfig, host_name
 from opsrun.waiting import poll_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-CGROUP_NAME = "opsrun-lab"
 
 SUPERVISOR = """#!/bin/sh
 # Written by `opsrun lab up`: boots lab host {name}, and boots it again after a reboot inside it.
 echo $$ > {dir}/supervisor.pid
 for d in {cgroups}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs"; done
 while :; do
-  systemd-nspawn -q -D {base} --overlay={base}:{upper}:/ -M {name} --boot --register=no --keep-unit \\
+  systemd-nspawn -q -D {base} --overlay={base}:{upper}:/ -M {machine} --boot --register=no --keep-unit \\
     --network-namespace-path=/run/netns/{netns} --resolv-conf=off --timezone=off --link-journal=no \\
     --console=read-only >>{dir}/console.log 2>&1 &
   echo $! > {dir}/nspawn.pid
@@ -39,15 +38,17 @@ rm -f {dir}/nspawn.pid {dir}/supervisor.pid
 """
 
 
-def cgroup_dirs(name: str) -> list[Path]:
+def cgroup_dirs(cfg: LabConfig, name: str) -> list[Path]:
+    """The host's cgroup in each hierarchy nspawn uses: `<prefix>lab/<host>`."""
+    parent = f"{cfg.prefix}lab"
     if (CGROUP_ROOT / "cgroup.controllers").exists():  # pure cgroup v2
-        return [CGROUP_ROOT / CGROUP_NAME / name]
-    return [CGROUP_ROOT / h / CGROUP_NAME / name for h in ("systemd", "unified") if (CGROUP_ROOT / h).is_dir()]
+        return [CGROUP_ROOT / parent / name]
+    return [CGROUP_ROOT / h / parent / name for h in ("systemd", "unified") if (CGROUP_ROOT / h).is_dir()]
 
 
-def cgroup_pids(name: str) -> set[int]:
+def cgroup_pids(cfg: LabConfig, name: str) -> set[int]:
     pids: set[int] = set()
-    for top in cgroup_dirs(name):
+    for top in cgroup_dirs(cfg, name):
         for procs in top.rglob("cgroup.procs") if top.is_dir() else []:
             try:
                 pids.update(int(p) for p in procs.read_text().split())
@@ -56,8 +57,8 @@ def cgroup_pids(name: str) -> set[int]:
     return pids
 
 
-def remove_cgroups(name: str) -> None:
-    for top in cgroup_dirs(name):
+def remove_cgroups(cfg: LabConfig, name: str) -> None:
+    for top in cgroup_dirs(cfg, name):
         if top.is_dir():
             for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -len(w[0])):
                 try:
@@ -106,7 +107,11 @@ def create(cfg: LabConfig, base: Path, name: str) -> None:
         d.mkdir(parents=True, exist_ok=True)
         d.chmod(mode)  # the upper dir's mode wins in the merged view
     (upper / "etc/hostname").write_text(f"{name}\n")
-    (upper / "etc/hosts").write_text((base / "etc/hosts").read_text() + f"127.0.1.1 {name}\n")
+    for rel, text in lab_files(cfg, name).items():
+        path = upper / rel.lstrip("/")
+        for parent in reversed(path.relative_to(upper).parents[:-1]):
+            (upper / parent).mkdir(mode=0o755, exist_ok=True)
+        path.write_text(text)
     (upper / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     for kind in ("ed25519", "ecdsa"):  # RSA costs 2 s a host and nobody needs it here
         key = upper / f"etc/ssh/ssh_host_{kind}_key"
@@ -117,6 +122,21 @@ def create(cfg: LabConfig, base: Path, name: str) -> None:
     auth.write_text(Path(f"{cfg.key}.pub").read_text())
     auth.chmod(0o600)
     (hdir / "identity.done").write_text("")
+
+
+def lab_files(cfg: LabConfig, name: str) -> dict[str, str]:
+    """What ties a host to this lab: the lab's names and addresses, and apt and npm through the bridge."""
+    gw = cfg.gateway
+    hosts = ["127.0.0.1 localhost", f"127.0.1.1 {name}", f"{gw} lab-gw"]
+    hosts += [f"{cfg.address(i)} {host_name(i)}" for i in range(1, MAX_HOSTS + 1)]
+    return {
+        "/etc/hosts": "\n".join(hosts) + "\n",
+        "/etc/resolv.conf": f"nameserver {gw}\n",  # answers nothing: lookups fail fast, names come from hosts
+        "/etc/apt/apt.conf.d/00lab-proxy": (
+            f'Acquire::http::Proxy "http://{gw}:{cfg.apt_port}";\nAcquire::http::Proxy::{gw} "DIRECT";\n'
+        ),
+        "/etc/npmrc": f"registry=http://{gw}:{cfg.npm_port}/\naudit=false\nfund=false\nupdate-notifier=false\n",
+    }
 
 
 def host_keys(cfg: LabConfig, name: str) -> list[str]:
@@ -133,11 +153,12 @@ def start(cfg: LabConfig, base: Path, name: str) -> None:
     script.write_text(
         SUPERVISOR.format(
             name=name,
+            machine=cfg.machine(name),
             dir=hdir,
             base=base,
             upper=hdir / "upper",
             netns=cfg.netns(name),
-            cgroups=" ".join(str(d) for d in cgroup_dirs(name)),
+            cgroups=" ".join(str(d) for d in cgroup_dirs(cfg, name)),
         )
     )
     (hdir / "supervisor.pid").unlink(missing_ok=True)
@@ -157,21 +178,22 @@ def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
         os.kill(nspawn, signal.SIGTERM)  # nspawn asks the container's init for a clean poweroff
     try:
         poll_until(
-            lambda: not cgroup_pids(name) and not supervisor_pid(cfg, name),
+            lambda: not cgroup_pids(cfg, name) and not supervisor_pid(cfg, name),
             timeout=timeout,
             what=f"lab host {name} to power off",
         )
     except Exception:  # noqa: BLE001 - the fallback below is the answer to any failure here
-        for pid in cgroup_pids(name) | {p for p in (supervisor_pid(cfg, name),) if p}:
+        for pid in cgroup_pids(cfg, name) | {p for p in (supervisor_pid(cfg, name),) if p}:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        poll_until(lambda: not cgroup_pids(name), timeout=10, what=f"the processes of lab host {name} to exit")
-    for leftover in (Path("/run/systemd/nspawn/propagate") / name, Path("/run/systemd/nspawn/locks") / name):
+        poll_until(lambda: not cgroup_pids(cfg, name), timeout=10, what=f"the processes of lab host {name} to exit")
+    machine = cfg.machine(name)
+    for leftover in (Path("/run/systemd/nspawn/propagate") / machine, Path("/run/systemd/nspawn/locks") / machine):
         if leftover.exists():
             subprocess.run(["rm", "-rf", str(leftover)], check=False)
-    remove_cgroups(name)
+    remove_cgroups(cfg, name)
 
 
 def ssh_command(cfg: LabConfig, address: str, *command: str, connect_timeout: int = 2) -> list[str]:

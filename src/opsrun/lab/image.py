@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsrun.errors import LabError
-from opsrun.lab.config import MAX_HOSTS, LabConfig, host_name
+from opsrun.lab.config import LabConfig
 
 SUITE = "bookworm"
-RECIPE_VERSION = "1"  # bump to force a rebuild when a step below changes in a way the hash cannot see
+RECIPE_VERSION = "2"  # bump to force a rebuild when a step below changes in a way the hash cannot see
 INCLUDE = [
     "systemd",
     "systemd-sysv",
@@ -88,26 +88,14 @@ def mirror(sources: dict[str, str]) -> str:
     raise LabError(f"no main Debian archive among the apt sources in {SOURCES_DIR}. Fix: add one.")
 
 
-def _etc_hosts(cfg: LabConfig) -> str:
-    lines = ["127.0.0.1 localhost", f"{cfg.gateway} lab-gw"]
-    lines += [f"{cfg.address(i)} {host_name(i)}" for i in range(1, MAX_HOSTS + 1)]
-    return "\n".join(lines) + "\n"
-
-
-def _files(cfg: LabConfig, sources: dict[str, str]) -> dict[str, str]:
-    """Every file the recipe writes into the image, by path inside it."""
-    gw = cfg.gateway
+def _files(sources: dict[str, str]) -> dict[str, str]:
+    """Every file the recipe writes into the image, by path inside it. Nothing here depends on the lab's
+    addresses: those go into each host's upper dir (hosts.lab_files), so one image serves any lab."""
     files = {f"/etc/apt/sources.list.d/{name}": text for name, text in sources.items()}
     files.update(
         {
-            "/etc/apt/apt.conf.d/00lab-proxy": f'Acquire::http::Proxy "http://{gw}:{cfg.apt_port}";\n',
-            "/etc/apt/apt.conf.d/01lab": (
-                f'Acquire::http::Proxy::{gw} "DIRECT";\nAcquire::Languages "none";\n'
-                'APT::Keep-Downloaded-Packages "false";\n'
-            ),
-            "/etc/npmrc": f"registry=http://{gw}:{cfg.npm_port}/\naudit=false\nfund=false\nupdate-notifier=false\n",
-            "/etc/resolv.conf": f"nameserver {gw}\n",  # the lab has no DNS: names come from /etc/hosts
-            "/etc/hosts": _etc_hosts(cfg),
+            "/etc/apt/apt.conf.d/01lab": 'Acquire::Languages "none";\nAPT::Keep-Downloaded-Packages "false";\n',
+            "/etc/resolv.conf": "# the lab has no DNS: names come from /etc/hosts\n",
             "/etc/hostname": "lab-base\n",
             "/etc/ssh/sshd_config.d/lab.conf": (
                 "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
@@ -118,17 +106,17 @@ def _files(cfg: LabConfig, sources: dict[str, str]) -> dict[str, str]:
     return files
 
 
-def recipe_hash(cfg: LabConfig, sources: dict[str, str]) -> str:
+def recipe_hash(sources: dict[str, str]) -> str:
     h = hashlib.sha256()
     for part in (RECIPE_VERSION, SUITE, *INCLUDE, "|", *BAKED, "|", *MASKED_UNITS):
         h.update(part.encode() + b"\0")
-    for path, text in sorted(_files(cfg, sources).items()):
+    for path, text in sorted(_files(sources).items()):
         h.update(f"{path}\0{text}\0".encode())
     return h.hexdigest()[:12]
 
 
 def base_dir(cfg: LabConfig) -> Path:
-    return cfg.cache_dir / f"base-{recipe_hash(cfg, machine_sources())}"
+    return cfg.cache_dir / f"base-{recipe_hash(machine_sources())}"
 
 
 def is_built(path: Path) -> bool:
@@ -138,7 +126,7 @@ def is_built(path: Path) -> bool:
 def ensure_base(cfg: LabConfig, log: Log) -> Path:
     """Return the base image for the current recipe, building it first if it is not cached."""
     sources = machine_sources()
-    path = cfg.cache_dir / f"base-{recipe_hash(cfg, sources)}"
+    path = cfg.cache_dir / f"base-{recipe_hash(sources)}"
     if is_built(path):
         return path
     log(f"building the base image {path.name} (about 2-3 minutes, once per recipe)")
@@ -151,10 +139,14 @@ def ensure_base(cfg: LabConfig, log: Log) -> Path:
         _remove_tree(tmp)
         raise
     tmp.rename(path)
-    for old in cfg.cache_dir.glob("base-*"):  # older recipes: no host can use them any more
-        if old != path and old.is_dir():
-            _remove_tree(old)
     return path
+
+
+def prune(cfg: LabConfig, keep: Path) -> None:
+    """Remove base images of older recipes (once no host runs on them)."""
+    for old in cfg.cache_dir.glob("base-*"):
+        if old != keep and old.is_dir():
+            _remove_tree(old)
 
 
 def _run(cmd: list[str], log: Log) -> None:
@@ -168,7 +160,7 @@ def _build(root: Path, cfg: LabConfig, sources: dict[str, str], log: Log) -> Non
     log("  debootstrap")
     _run(["debootstrap", "--variant=minbase", f"--include={','.join(INCLUDE)}", SUITE, str(root), mirror(sources)], log)
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
-    for rel, text in _files(cfg, sources).items():
+    for rel, text in _files(sources).items():
         target = root / rel.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.unlink(missing_ok=True)  # resolv.conf may be a symlink
@@ -208,7 +200,7 @@ def _build(root: Path, cfg: LabConfig, sources: dict[str, str], log: Log) -> Non
         subprocess.run(["umount", "-l", str(root / "proc")], check=False)
         resolv.write_text(lab_resolv)
         policy.unlink(missing_ok=True)
-    (root / ".opsrun-base-complete").write_text(recipe_hash(cfg, sources) + "\n")
+    (root / ".opsrun-base-complete").write_text(recipe_hash(sources) + "\n")
 
 
 def _remove_tree(path: Path) -> None:

@@ -57,29 +57,12 @@ def start_all(cfg: LabConfig) -> None:
         port = getattr(cfg, svc.port_attr)
         if pid_of(cfg, svc) and _listening(cfg.gateway, port):
             continue
-        log = (run / f"{svc.name}.log").open("ab")
         src = str(Path(__file__).resolve().parents[2])  # works from a checkout as well as installed
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-        subprocess.run(
-            [
-                "setsid",
-                "-f",
-                sys.executable,
-                "-m",
-                svc.module,
-                "--pidfile",
-                str(_pidfile(cfg, svc)),
-                "--listen",
-                f"{cfg.gateway}:{port}",
-                "--cache",
-                str(cfg.cache_dir / svc.cache),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env=env,
-            check=True,
-        )
+        cmd = ["setsid", "-f", sys.executable, "-m", svc.module, "--pidfile", str(_pidfile(cfg, svc)),
+               "--listen", f"{cfg.gateway}:{port}", "--cache", str(cfg.cache_dir / svc.cache)]
+        with (run / f"{svc.name}.log").open("ab") as log:
+            subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True)
         poll_until(
             functools.partial(_listening, cfg.gateway, port),
             timeout=20,

@@ -13,31 +13,32 @@ STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "gr
 
 def deploy_run(run: DeployRun, console: Console) -> None:
     verb = "would change" if run.dry_run else "changed"
-    table = Table(
-        title=f"{'dry run' if run.dry_run else 'apply'} {run.deploy} on {run.inventory}", title_justify="left"
-    )
+    title = f"{'dry run' if run.dry_run else 'apply'} {run.deploy} on {run.inventory}"
+    table = Table(title=title, title_justify="left")
     table.add_column("host")
     table.add_column("status")
     table.add_column(f"ops {verb}", justify="right")
-    table.add_column("details")
     for h in run.hosts:
-        status = h.status if not (run.dry_run and h.status == "changed") else "pending"
-        details: list[str] = []
-        if h.error and not h.failed_operation():
-            details.append(h.error)
-        if (bad := h.failed_operation()) is not None:
-            details.append(f"operation {bad.name!r} failed: {bad.error}")
-        if run.dry_run:
-            for op in h.operations:
-                if op.changed:
-                    tag = " (conditional)" if op.conditional else ""
-                    details.append(f"{op.name}{tag}" + "".join(f"\n    {c}" for c in op.commands[:3]))
-        table.add_row(h.name, f"[{STYLE.get(h.status, '')}]{status}[/]", str(h.changed_count), "\n".join(details))
+        status = "pending" if run.dry_run and h.status == "changed" else h.status
+        table.add_row(h.name, f"[{STYLE.get(h.status, '')}]{status}[/]", str(h.changed_count))
     console.print(table)
+    # details as whole lines under the table: long errors stay readable and greppable
+    for h in run.hosts:
+        bad = h.failed_operation()
+        if bad is not None:
+            console.print(f"[bold red]{h.name}[/]: operation {bad.name!r} failed: {bad.error}", soft_wrap=True)
+        elif h.error:
+            console.print(f"[bold red]{h.name}[/]: {h.error}", soft_wrap=True)
+        if run.dry_run:
+            for op in (op for op in h.operations if op.changed):
+                tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
+                console.print(f"{h.name}: would change {op.name!r}{tag}", soft_wrap=True)
+                for command in op.commands[:5]:
+                    console.print(f"    {command}", soft_wrap=True, markup=False)
     failed = [h.name for h in run.hosts if h.failed]
     summary = f"{len(run.hosts)} hosts, {sum(h.changed_count for h in run.hosts)} operations {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
-    console.print(f"{run.status}: {summary} in {run.seconds:.1f}s")
+    console.print(f"{run.status}: {summary} in {run.seconds:.1f}s", soft_wrap=True)
 
 
 def verify_run(run: VerifyRun, console: Console) -> None:
@@ -46,20 +47,23 @@ def verify_run(run: VerifyRun, console: Console) -> None:
     table.add_column("status")
     table.add_column("passed", justify="right")
     table.add_column("failed", justify="right")
-    table.add_column("details")
     for host in run.hosts:
         results = run.for_host(host)
         bad = [r for r in results if r.outcome in ("failed", "error")]
         status = "failed" if bad or not results else "passed"
-        details = "\n".join(f"{r.test}: {r.message}" for r in bad) or ("no test ran" if not results else "")
         table.add_row(
             host,
             f"[{STYLE[status]}]{status}[/]",
             str(sum(r.outcome == "passed" for r in results)),
             str(len(bad)),
-            details,
         )
     console.print(table)
+    for r in run.results:
+        if r.outcome in ("failed", "error"):
+            console.print(f"[bold red]{r.host}[/]: {r.test} {r.outcome}: {r.message}", soft_wrap=True)
+    for host in run.hosts:
+        if not run.for_host(host):
+            console.print(f"[bold red]{host}[/]: no test ran", soft_wrap=True)
     if run.error:
         console.print(f"[bold red]{run.error}[/]")
     console.print(f"{run.status}: {len(run.results)} checks on {len(run.hosts)} hosts in {run.seconds:.1f}s")

@@ -1,0 +1,117 @@
+"""The CLI: exit codes, messages, and that bad input never reaches a host."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from opsrun import engine, verify
+from opsrun.cli import cli
+from opsrun.results import DeployRun, HostRun, OperationResult
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_host_touched(monkeypatch):
+    def touched(*args, **kwargs):
+        raise AssertionError("a host was touched")
+
+    monkeypatch.setattr(engine, "run_deploy", touched)
+    monkeypatch.setattr(verify, "run_suite", touched)
+
+
+def run(*args, project=REPO):
+    return CliRunner().invoke(cli, ["--project", str(project), *args])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["apply", "nosuch", "nginx"],
+            f"error: {REPO}/inventories/nosuch.py: no inventory named 'nosuch'. Fix: use one of: lab",
+        ),
+        (
+            ["apply", "lab", "nosuch"],
+            f"error: {REPO}/deploys/nosuch.py: no deploy named 'nosuch'. Fix: use one of: nginx",
+        ),
+        (
+            ["verify", "lab", "nosuch"],
+            f"error: {REPO}/verify/nosuch: no verify suite named 'nosuch' "
+            "(a folder of test_*.py files). Fix: use one of: nginx",
+        ),
+        (
+            ["apply", "lab", "nginx", "--limit", "db9"],
+            f"error: {REPO}/inventories/lab.py: --limit 'db9' matches no host or group.",
+        ),
+    ],
+)
+def test_bad_input_exits_2_naming_the_file_and_choices(args, message):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message)
+
+
+def test_syntax_error_in_group_data_exits_2_before_any_host(project_copy):
+    (project_copy / "group_data" / "web.py").write_text("nginx_listen_port = = 80\n")
+    result = run("apply", "lab", "nginx", project=project_copy)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {project_copy}/group_data/web.py: line 1: syntax error")
+
+
+def test_not_a_project_exits_2(tmp_path):
+    result = run("apply", "lab", "nginx", project=tmp_path)
+    assert result.exit_code == 2
+    assert "not an opsrun project" in result.stderr
+
+
+def fake_run(dry_run=False, fail=False):
+    ops = [OperationResult("Install nginx", True, True)]
+    if fail:
+        ops.append(OperationResult("nginx configuration", False, False, "unknown directive"))
+    return DeployRun("lab", "nginx", dry_run, [HostRun("web1", ops), HostRun("web2", [])], seconds=1.5)
+
+
+@pytest.mark.parametrize(("fail", "code", "status"), [(False, 0, "success"), (True, 1, "failed")])
+def test_apply_json_document_and_exit_code(monkeypatch, project_copy, fail, code, status):
+    calls = []
+
+    def fake(project, inv, deploy, hosts, dry_run=False):
+        calls.append((inv.name, deploy, hosts, dry_run))
+        return fake_run(dry_run, fail)
+
+    monkeypatch.setattr(engine, "run_deploy", fake)
+    result = run("apply", "lab", "nginx", "--limit", "web1,web2", "--format", "json", project=project_copy)
+    assert result.exit_code == code
+    doc = json.loads(result.stdout)
+    assert doc["status"] == status
+    assert doc["hosts"]["web1"]["changed"] == 1
+    assert doc["hosts"]["web2"] == {"status": "ok", "changed": 0, "error": None, "operations": []}
+    assert calls == [("lab", "nginx", ["web1", "web2"], False)]
+    saved = sorted((project_copy / ".opsrun" / "results").glob("*-apply-lab-nginx.json"))
+    assert json.loads(saved[0].read_text()) == doc
+
+
+def test_apply_text_names_failed_host_and_operation(monkeypatch, project_copy):
+    monkeypatch.setattr(engine, "run_deploy", lambda *a, **k: fake_run(fail=True))
+    result = run("apply", "lab", "nginx", project=project_copy)
+    assert result.exit_code == 1
+    assert "operation 'nginx configuration' failed: unknown directive" in result.stdout
+    assert "failed: web1" in result.stdout
+
+
+def test_dry_run_is_passed_to_the_engine(monkeypatch, project_copy):
+    seen = {}
+
+    def fake(project, inv, deploy, hosts, dry_run=False):
+        seen["dry_run"] = dry_run
+        return fake_run(dry_run)
+
+    monkeypatch.setattr(engine, "run_deploy", fake)
+    result = run("apply", "lab", "nginx", "--dry-run", project=project_copy)
+    assert result.exit_code == 0 and seen == {"dry_run": True}
+    assert "would change" in result.stdout

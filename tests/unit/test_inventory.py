@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsrun import inventory
+from opsrun.errors import ConfigError
+from opsrun.project import Project
+
+
+def make_project(tmp_path: Path, inv: str, **group_data: str) -> Project:
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "deploys").mkdir()
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "inventories" / "prod.py").write_text(inv)
+    for name, text in group_data.items():
+        (tmp_path / "group_data" / f"{name}.py").write_text(text)
+    return Project(tmp_path)
+
+
+INV = """
+import os
+web = [("web-1", {"ssh_hostname": "192.0.2.11", "role": "primary"}), "web-2"]
+db = (["db-1"], {"port": 5432, "role": "db"})
+_private = ["ignored-1"]
+not_a_group = 42
+"""
+
+
+def test_groups_follow_pyinfra_rules(tmp_path):
+    inv = inventory.load(make_project(tmp_path, INV), "prod")
+    assert list(inv.hosts) == ["web-1", "web-2", "db-1"]
+    assert set(inv.groups) == {"web", "db", "prod"}  # the file's stem is a group of every host
+    assert inv.hosts["web-1"].groups == ("web", "prod")
+    assert "ignored-1" not in inv.hosts
+
+
+def test_data_precedence_host_over_group_over_all(tmp_path):
+    project = make_project(
+        tmp_path,
+        INV,
+        all='role = "any"\nntp = "pool"\n',
+        web='role = "web"\nworkers = 4\n',
+        prod="workers = 8\n",
+    )
+    inv = inventory.load(project, "prod")
+    web1, web2, db1 = (inv.hosts[n].data for n in ("web-1", "web-2", "db-1"))
+    assert web1["role"] == "primary"  # host data wins
+    assert web2["role"] == "web"  # then group data
+    assert db1["role"] == "db"  # group data given in the inventory tuple
+    assert web2["ntp"] == db1["ntp"] == "pool"  # then all
+    assert web2["workers"] == 8  # a later group (the file group) wins over an earlier one
+    assert web1["ssh_hostname"] == "192.0.2.11"
+
+
+def test_imported_names_are_not_group_data(tmp_path):
+    project = make_project(tmp_path, INV, web="import os\nfrom pathlib import Path\nworkers = 2\n")
+    data = inventory.load(project, "prod").hosts["web-2"].data
+    assert data["workers"] == 2
+    assert "os" not in data and "Path" not in data
+
+
+def test_group_data_for_group_without_hosts_is_kept(tmp_path):
+    inv = inventory.load(make_project(tmp_path, INV, redis="port = 7000\n"), "prod")
+    assert inv.groups["redis"] == ([], {"port": 7000})
+
+
+def test_syntax_error_in_group_data_names_file_and_line(tmp_path):
+    project = make_project(tmp_path, INV, web="workers = \n")
+    with pytest.raises(ConfigError) as err:
+        inventory.load(project, "prod")
+    assert str(err.value).startswith(str(tmp_path / "group_data" / "web.py") + ": line 1: syntax error")
+    assert err.value.exit_code == 2
+
+
+def test_exception_in_inventory_names_file(tmp_path):
+    project = make_project(tmp_path, "web = [undefined_name]\n")
+    with pytest.raises(ConfigError, match=r"prod\.py: raised NameError: name 'undefined_name' is not defined"):
+        inventory.load(project, "prod")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("web = [42]\n", "web"),
+        ('web = (["a"], "not a dict")\n', "web"),
+        ('web = [("a", "not a dict")]\n', "web"),
+    ],
+)
+def test_invalid_group_is_reported_with_its_name(tmp_path, text, field):
+    with pytest.raises(ConfigError) as err:
+        inventory.load(make_project(tmp_path, text), "prod")
+    assert err.value.field == field
+    assert err.value.fix
+
+
+def test_inventory_without_hosts_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="defines no hosts"):
+        inventory.load(make_project(tmp_path, "x = 1\n"), "prod")
+
+
+def test_missing_inventory_lists_the_choices(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        inventory.load(make_project(tmp_path, INV), "production")
+    assert str(err.value) == (
+        f"{tmp_path}/inventories/production.py: no inventory named 'production'. Fix: use one of: prod"
+    )
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        (None, ["web-1", "web-2", "db-1"]),
+        ("web-2", ["web-2"]),
+        ("web", ["web-1", "web-2"]),
+        ("db-1,web-1", ["web-1", "db-1"]),  # inventory order, whatever the order asked
+        ("web-*", ["web-1", "web-2"]),
+        ("web,web-1", ["web-1", "web-2"]),
+    ],
+)
+def test_limit_selects_hosts_groups_and_globs(tmp_path, limit, expected):
+    assert inventory.load(make_project(tmp_path, INV), "prod").select(limit) == expected
+
+
+def test_limit_matching_nothing_is_an_error_that_lists_choices(tmp_path):
+    inv = inventory.load(make_project(tmp_path, INV), "prod")
+    with pytest.raises(ConfigError, match=r"--limit 'web-9' matches no host or group\. Fix: use host names"):
+        inv.select("web-9")

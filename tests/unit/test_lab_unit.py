@@ -1,0 +1,70 @@
+"""Pure parts of the lab: prerequisites, apt sources, recipe hashing, per-host files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from opsrun import lab as lab_module
+from opsrun.errors import LabError
+from opsrun.lab import hosts, image
+from opsrun.lab.config import LabConfig
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "apt-sources"
+
+
+def test_not_root_is_refused_with_the_fix(monkeypatch):
+    monkeypatch.setattr(lab_module.os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match=r"needs root .* Fix: run as root"):
+        lab_module.check_prerequisites()
+
+
+def test_missing_tools_name_the_packages_to_install(monkeypatch):
+    monkeypatch.setattr(lab_module.os, "geteuid", lambda: 0)
+    real = shutil.which
+    monkeypatch.setattr(
+        lab_module.shutil, "which", lambda tool: None if tool in ("systemd-nspawn", "debootstrap") else real(tool)
+    )
+    with pytest.raises(LabError) as err:
+        lab_module.check_prerequisites()
+    assert str(err.value) == (
+        "the lab needs debootstrap, systemd-container. Fix: apt-get install debootstrap systemd-container"
+    )
+    assert err.value.exit_code == 2
+
+
+def test_sources_give_the_main_archive_not_security():
+    sources = {"debian.sources": (DATA / "debian.sources").read_text()}
+    uris = image.source_uris(sources)
+    assert len(uris) == 2 and any("security" in u for u in uris)
+    assert "security" not in image.mirror(sources)
+    assert image.mirror(sources) in uris
+
+
+def test_one_line_style_sources_are_read():
+    sources = {"x.list": "# comment\ndeb [trusted=yes] http://archive.example/debian bookworm main\n"}
+    assert image.source_uris(sources) == ["http://archive.example/debian"]
+
+
+def test_recipe_hash_changes_with_the_sources_only():
+    a = {"debian.sources": "URIs: http://a/debian\nSuites: bookworm\n"}
+    b = {"debian.sources": "URIs: http://b/debian\nSuites: bookworm\n"}
+    assert image.recipe_hash(a) == image.recipe_hash(dict(a))
+    assert image.recipe_hash(a) != image.recipe_hash(b)
+
+
+def test_host_files_point_apt_and_npm_at_the_bridge():
+    cfg = LabConfig(Path("/l"), Path("/c"), subnet="10.231.9")
+    files = hosts.lab_files(cfg, "web2")
+    assert 'Acquire::http::Proxy "http://10.231.9.1:3142";' in files["/etc/apt/apt.conf.d/00lab-proxy"]
+    assert files["/etc/npmrc"].startswith("registry=http://10.231.9.1:4873/\n")
+    assert "127.0.1.1 web2" in files["/etc/hosts"].splitlines()
+    assert "10.231.9.12 web2" in files["/etc/hosts"].splitlines()
+
+
+def test_interface_names_fit_ifnamsiz():
+    cfg = LabConfig(Path("/l"), Path("/c"), prefix="opsrun-t-")
+    assert len(cfg.veth("web30")) <= 15
+    assert cfg.veth("web1") != LabConfig(Path("/l"), Path("/c")).veth("web1")

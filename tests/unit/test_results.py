@@ -1,0 +1,55 @@
+from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+
+
+def op(name, changed=False, success=True, error=None):
+    return OperationResult(name, changed, success, error)
+
+
+def test_host_status_from_operations():
+    assert HostRun("a", [op("x"), op("y")]).status == "ok"
+    assert HostRun("a", [op("x", changed=True), op("y")]).status == "changed"
+    assert HostRun("a", [op("x", changed=True), op("y", success=False, error="boom")]).status == "failed"
+    assert HostRun("a", [], error="could not connect").status == "failed"
+
+
+def test_deploy_run_json_shape_and_exit_code():
+    run = DeployRun(
+        "lab",
+        "nginx",
+        False,
+        [
+            HostRun("web1", [op("install", changed=True), op("config", changed=True)]),
+            HostRun("web2", [op("install"), op("config", success=False, error="nginx -t failed")]),
+        ],
+    )
+    doc = run.to_dict()
+    assert doc["status"] == "failed" and run.exit_code == 1
+    assert doc["hosts"]["web1"]["status"] == "changed"
+    assert doc["hosts"]["web1"]["changed"] == 2
+    assert doc["hosts"]["web2"]["operations"][1] == {
+        "name": "config",
+        "changed": False,
+        "success": False,
+        "error": "nginx -t failed",
+        "commands": [],
+        "conditional": False,
+    }
+    assert run.host("web2").failed_operation().name == "config"
+
+
+def test_deploy_run_success_when_no_host_failed():
+    run = DeployRun("lab", "nginx", True, [HostRun("web1", [op("x", changed=True)])])
+    assert run.status == "success" and run.exit_code == 0
+
+
+def test_verify_run_fails_on_any_failed_test_and_when_nothing_ran():
+    passed = TestResult("web1", "test_a", "passed")
+    failed = TestResult("web2", "test_a", "failed", "assert False")
+    assert VerifyRun("lab", "nginx", ["web1"], [passed]).status == "passed"
+    assert VerifyRun("lab", "nginx", ["web1", "web2"], [passed, failed]).exit_code == 1
+    assert VerifyRun("lab", "nginx", ["web1"], []).status == "failed"
+    doc = VerifyRun("lab", "nginx", ["web1", "web2"], [passed, failed]).to_dict()
+    assert doc["hosts"]["web1"]["status"] == "passed"
+    assert doc["hosts"]["web2"]["tests"] == [
+        {"test": "test_a", "outcome": "failed", "message": "assert False", "seconds": 0.0}
+    ]

@@ -41,3 +41,18 @@ def project_copy(tmp_path: Path) -> Path:
     for folder in ("inventories", "group_data", "deploys", "verify"):
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+# A lab test that skips proves nothing: the session fails if any did.
+_skipped_lab_tests: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "/lab/" in report.nodeid.replace("\\", "/"):
+        _skipped_lab_tests.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_lab_tests:
+        print(f"\nlab tests may not skip, but these did: {', '.join(_skipped_lab_tests)}")
+        session.exitstatus = 1

@@ -173,19 +173,9 @@ def _redact(text: str) -> str:
 
 
 def main() -> None:
+    """Entry point: click handles usage errors and exit codes; anything unexpected goes to the debug log."""
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        cli.main(prog_name="opsrun")
     except Exception:  # noqa: BLE001 - the boundary: anything unexpected goes to the debug log
         log = Path(".opsrun") / "debug.log"
         try:
@@ -196,5 +186,5 @@ def main() -> None:
             where = f"details in {log.resolve()}"
         except OSError:
             where = "\n" + _redact(traceback.format_exc())
-        click.echo(f"internal error: {sys.exc_info()[1]!r}; {where}", err=True)
+        click.echo(f"internal error: {_redact(repr(sys.exc_info()[1]))}; {where}", err=True)
         sys.exit(1)

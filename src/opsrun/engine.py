@@ -209,6 +209,10 @@ def _predict_if(cond: Any) -> bool | None:
 
 
 def _command_text(command: Any) -> str:
+    if type(command).__name__ == "FileUploadCommand":
+        return f"upload {command.dest}"
+    if type(command).__name__ == "FileDownloadCommand":
+        return f"download {command.src}"
     if hasattr(command, "get_masked_value"):
         return str(command.get_masked_value())
     return repr(command)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,20 @@ def test_dry_run_is_passed_to_the_engine(monkeypatch, project_copy):
     result = run("apply", "lab", "nginx", "--dry-run", project=project_copy)
     assert result.exit_code == 0 and seen == {"dry_run": True}
     assert "would change" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["apply", "nosuch", "nginx"], 2),
+        (["verify", "lab", "nosuch"], 2),
+        (["apply", "lab"], 2),  # usage error: missing argument
+        (["--version"], 0),
+    ],
+)
+def test_process_exit_codes(args, code):
+    """The installed entry point, as a shell sees it (CliRunner bypasses main())."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsrun", "--project", str(REPO), *args], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == code, proc.stderr

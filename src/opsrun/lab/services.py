@@ -59,8 +59,19 @@ def start_all(cfg: LabConfig) -> None:
             continue
         src = str(Path(__file__).resolve().parents[2])  # works from a checkout as well as installed
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
-        cmd = ["setsid", "-f", sys.executable, "-m", svc.module, "--pidfile", str(_pidfile(cfg, svc)),
-               "--listen", f"{cfg.gateway}:{port}", "--cache", str(cfg.cache_dir / svc.cache)]
+        cmd = [
+            "setsid",
+            "-f",
+            sys.executable,
+            "-m",
+            svc.module,
+            "--pidfile",
+            str(_pidfile(cfg, svc)),
+            "--listen",
+            f"{cfg.gateway}:{port}",
+            "--cache",
+            str(cfg.cache_dir / svc.cache),
+        ]
         with (run / f"{svc.name}.log").open("ab") as log:
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True)
         poll_until(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opsrun.lab import LabHost
@@ -26,17 +27,21 @@ def deploy_run(run: DeployRun, console: Console) -> None:
     for h in run.hosts:
         bad = h.failed_operation()
         if bad is not None:
-            console.print(f"[bold red]{h.name}[/]: operation {bad.name!r} failed: {bad.error}", soft_wrap=True)
+            console.print(
+                f"[bold red]{h.name}[/]: operation {escape(repr(bad.name))} failed: {escape(bad.error or '')}",
+                soft_wrap=True,
+            )
         elif h.error:
-            console.print(f"[bold red]{h.name}[/]: {h.error}", soft_wrap=True)
+            console.print(f"[bold red]{h.name}[/]: {escape(h.error)}", soft_wrap=True)
         if run.dry_run:
             for op in (op for op in h.operations if op.changed):
                 tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
-                console.print(f"{h.name}: would change {op.name!r}{tag}", soft_wrap=True)
+                console.print(f"{h.name}: would change {escape(repr(op.name))}{tag}", soft_wrap=True)
                 for command in op.commands[:5]:
-                    console.print(f"    {command}", soft_wrap=True, markup=False)
+                    text = command if len(command) <= 160 else command[:157] + "..."
+                    console.print(f"    {text}", soft_wrap=True, markup=False)
     failed = [h.name for h in run.hosts if h.failed]
-    summary = f"{len(run.hosts)} hosts, {sum(h.changed_count for h in run.hosts)} operations {verb}"
+    summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
     console.print(f"{run.status}: {summary} in {run.seconds:.1f}s", soft_wrap=True)
 
@@ -60,13 +65,17 @@ def verify_run(run: VerifyRun, console: Console) -> None:
     console.print(table)
     for r in run.results:
         if r.outcome in ("failed", "error"):
-            console.print(f"[bold red]{r.host}[/]: {r.test} {r.outcome}: {r.message}", soft_wrap=True)
+            console.print(
+                f"[bold red]{r.host}[/]: {escape(r.test)} {r.outcome}: {escape(r.message or '')}", soft_wrap=True
+            )
     for host in run.hosts:
         if not run.for_host(host):
             console.print(f"[bold red]{host}[/]: no test ran", soft_wrap=True)
     if run.error:
-        console.print(f"[bold red]{run.error}[/]")
-    console.print(f"{run.status}: {len(run.results)} checks on {len(run.hosts)} hosts in {run.seconds:.1f}s")
+        console.print(f"[bold red]{escape(run.error)}[/]")
+    console.print(
+        f"{run.status}: {_n(len(run.results), 'check')} on {_n(len(run.hosts), 'host')} in {run.seconds:.1f}s"
+    )
 
 
 def lab_hosts(hosts: list[LabHost], console: Console) -> None:
@@ -80,3 +89,7 @@ def lab_hosts(hosts: list[LabHost], console: Console) -> None:
         style = "green" if h.state == "running" else "yellow" if h.state in ("starting", "degraded") else "red"
         table.add_row(h.name, h.address, f"[{style}]{h.state}[/]")
     console.print(table)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,49 @@
+"""Benchmark: a no-change `opsrun apply lab nginx` against `pyinfra inventories/lab.py deploys/nginx.py -y`.
+
+Both run as whole commands on the same converged lab hosts, alternating, 5 times each; prints each
+time, the medians and the ratio. Run by hand as root from the repository: python bench/apply_nochange.py
+(it brings the lab up and converges it first if needed).
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RUNS = 5
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    subprocess.run([BIN / "opsrun", "lab", "up"], cwd=REPO, check=True, capture_output=True)
+    subprocess.run([BIN / "opsrun", "apply", "lab", "nginx"], cwd=REPO, check=True, capture_output=True)
+    commands = {
+        "opsrun": [str(BIN / "opsrun"), "apply", "lab", "nginx"],
+        "pyinfra": [str(BIN / "pyinfra"), "inventories/lab.py", "deploys/nginx.py", "-y"],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(RUNS):
+        for name, cmd in commands.items():
+            times[name].append(timed(cmd))
+    for name, values in times.items():
+        runs = " ".join(f"{v:.2f}" for v in values)
+        print(f"{name:8} median {statistics.median(values):.2f}s  runs: {runs}")
+    ratio = statistics.median(times["opsrun"]) / statistics.median(times["pyinfra"])
+    print(f"ratio opsrun/pyinfra: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The engine's pure helpers (the pyinfra side is proved against the lab)."""
+
+from opsrun.engine import _predict_if
+
+
+class Meta:
+    """Stands in for pyinfra's OperationMeta: `will_change` from the dry run, did_* used by `_if=`."""
+
+    def __init__(self, will_change: bool):
+        self.will_change = will_change
+
+    def did_change(self) -> bool:
+        raise AssertionError("not evaluated in a dry run")
+
+    def did_not_change(self) -> bool:
+        raise AssertionError("not evaluated in a dry run")
+
+
+def test_no_condition_means_the_op_runs():
+    assert _predict_if(None) is True
+
+
+def test_did_change_of_an_earlier_op_follows_its_dry_run():
+    assert _predict_if(Meta(True).did_change) is True
+    assert _predict_if(Meta(False).did_change) is False
+    assert _predict_if(Meta(False).did_not_change) is True
+
+
+def test_a_list_needs_all_and_any_false_wins():
+    assert _predict_if([Meta(True).did_change, Meta(True).did_change]) is True
+    assert _predict_if([Meta(True).did_change, Meta(False).did_change]) is False
+    assert _predict_if([lambda: True, Meta(False).did_change]) is False
+
+
+def test_anything_else_is_unknown():
+    assert _predict_if(lambda: True) is None
+    assert _predict_if([Meta(True).did_change, lambda: True]) is None

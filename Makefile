@@ -4,8 +4,8 @@
 VENV      ?= .venv
 PYTHON    ?= python3
 BIN       := $(VENV)/bin
-# The lab: systemd-nspawn hosts, network namespaces, SSH. curl is used by the lab tests.
-DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates
+# The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. curl is used by the lab tests.
+DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy
 
 .PHONY: deps venv demo test lint unit lab-down clean
 

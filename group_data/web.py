@@ -9,3 +9,19 @@ nginx_keepalive_timeout = 65
 nginx_upstream_servers: list[str] = []
 nginx_upstream_method = "least_conn"
 nginx_extra_directives: list[str] = []
+
+# The placeholder app behind the balancer (deploys/webapp.py); the PM2 deploy replaces it.
+webapp_version = "2"
+webapp_port = 3001
+webapp_startup_seconds = 1.0
+webapp_response_ms = 10
+
+# Rolling apply over the web tier: one host at a time behind the balancer (the lab's is in inventories/lab.py).
+rolling = {
+    "serial": 1,
+    "max_fail": 0,
+    "drain_timeout": 30,
+    "healthy_timeout": 30,
+    "health": {"http": "http://{address}:3001/health", "status": 200, "timeout": 30},
+    "verify": True,  # the deploy's own suite, verify/<deploy>/, after each batch
+}

@@ -24,5 +24,11 @@ all = (  # noqa: A001 - pyinfra's name for the group of every host and its data
         "ssh_known_hosts_file": str(_lab_dir / "known_hosts"),
         "ssh_strict_host_key_checking": "yes",
         "ssh_connect_retries": 1,
+        # HAProxy in front of the web hosts, on the lab bridge; its servers are named after the hosts
+        "balancer": {
+            "type": "haproxy",
+            "socket": _lab.get("haproxy", {}).get("socket", str(_lab_dir / "haproxy" / "admin.sock")),
+            "backend": "web",
+        },
     },
 )

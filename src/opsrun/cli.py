@@ -5,13 +5,16 @@ Exit codes: 0 success, 1 a host, check or verification failed, 2 usage or config
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import update_wrapper
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +26,7 @@ from opsrun import runs
 from opsrun.errors import OpsrunError
 from opsrun.project import Project
 from opsrun.reports import as_json, as_text
+from opsrun.results import RolloutRun
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
@@ -88,20 +92,77 @@ def cli(ctx: click.Context, project: str | None) -> None:
     ctx.obj = ProjectRef(project)
 
 
+def _size_list(value: str | None) -> Any:
+    """--serial 1 | 25% | 1,50%,100%  ->  1 | "25%" | [1, "50%", "100%"] (checked by the planner)."""
+    if value is None:
+        return None
+    parts: list[Any] = [int(p) if p.strip().isdigit() else p.strip() for p in value.split(",")]
+    return parts if len(parts) > 1 else parts[0]
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the rollout to stop at its next safe point instead of killing it mid-batch."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            click.echo(
+                f"\n{signal.Signals(signum).name}: stopping at the next safe point "
+                "(the current batch finishes or is put back)",
+                err=True,
+            )
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
 @cli.command()
 @click.argument("inventory")
 @click.argument("deploy")
 @LIMIT
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would change on each host.")
+@click.option("--serial", metavar="N|N%|LIST", help="Batch sizes, overriding group_data: 1, 25%, or 1,50%,100%.")
+@click.option("--max-fail", metavar="N|N%", help="Failure budget for the rollout, overriding group_data.")
 @FORMAT
 @pass_project
-def apply(project: Project, inventory: str, deploy: str, limit: str | None, dry_run: bool, fmt: str) -> None:
-    """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py."""
-    run, saved = runs.apply(project, inventory, deploy, limit=limit, dry_run=dry_run)
+def apply(
+    project: Project,
+    inventory: str,
+    deploy: str,
+    limit: str | None,
+    dry_run: bool,
+    serial: str | None,
+    max_fail: str | None,
+    fmt: str,
+) -> None:
+    """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
+    load balancer when group_data gives a rolling policy or a balancer)."""
+    stop = threading.Event()
+    progress = as_text.RolloutProgress(Console(stderr=True))
+    with _stop_on_signals(stop), progress:
+        run, saved = runs.apply(
+            project,
+            inventory,
+            deploy,
+            limit=limit,
+            dry_run=dry_run,
+            serial=_size_list(serial),
+            max_fail=_size_list(max_fail),
+            events=progress,
+            stop=stop,
+        )
     if fmt == "json":
         click.echo(as_json.render(run), nl=False)
     else:
-        as_text.deploy_run(run, _console())
+        if isinstance(run, RolloutRun):
+            as_text.rollout_run(run, _console())
+        else:
+            as_text.deploy_run(run, _console())
         click.echo(f"result: {saved}")
     _finish(run.exit_code)
 

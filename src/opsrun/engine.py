@@ -39,6 +39,13 @@ class Request:
     hosts: list[str]
     dry_run: bool
     connect_timeout: int = 10
+    connect_only: bool = False
+
+
+def check_connect(project: Project, inventory: Inventory, hosts: list[str]) -> dict[str, str | None]:
+    """Connect to `hosts` over SSH as a deploy would (same keys, known_hosts, checks); per host the error or None."""
+    request = Request(str(project.root), inventory, "", "", hosts, dry_run=True, connect_only=True)
+    return {h.name: h.error for h in _run_worker(request, timeout=120).hosts}
 
 
 def run_deploy(
@@ -52,6 +59,10 @@ def run_deploy(
 ) -> DeployRun:
     """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process."""
     request = Request(str(project.root), inventory, deploy, str(project.deploy_path(deploy)), hosts, dry_run)
+    return _run_worker(request, timeout)
+
+
+def _run_worker(request: Request, timeout: float | None) -> DeployRun:
     with tempfile.TemporaryDirectory(prefix="opsrun-engine-") as tmp:
         result_path = Path(tmp) / "result.pickle"
         env = {**os.environ, "OPSRUN_ENGINE_RESULT": str(result_path)}
@@ -60,13 +71,13 @@ def run_deploy(
         proc = subprocess.run(
             [sys.executable, "-m", "opsrun.engine"],
             input=pickle.dumps(request),
-            stdout=sys.stderr.fileno(),
-            stderr=subprocess.PIPE,
+            capture_output=True,  # the worker's output is pyinfra's log and deploy prints: passed on to stderr
             env=env,
             timeout=timeout,
             check=False,
+            start_new_session=True,  # Ctrl-C is the rollout's to handle: it lets a running apply finish
         )
-        stderr = proc.stderr.decode(errors="replace")
+        stderr = (proc.stdout + proc.stderr).decode(errors="replace")
         if stderr:
             sys.stderr.write(stderr)
         if not result_path.exists():
@@ -123,7 +134,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
         state.set_stage(StateStage.Connect)
         connect_all(state)
         state.set_stage(StateStage.Prepare)
-        if state.inventory.get_active_hosts():
+        if state.inventory.get_active_hosts() and not request.connect_only:
             load_deploy_file(state, request.deploy_path)
             if not request.dry_run:
                 state.set_stage(StateStage.Execute)

@@ -38,6 +38,15 @@ class Inventory:
     all_data: dict[str, Any]
     groups: dict[str, tuple[list[HostEntry], dict[str, Any]]]  # in pyinfra's order, without "all"
     hosts: dict[str, Host] = field(default_factory=dict)
+    sources: dict[str, dict[str, Path]] = field(default_factory=dict)  # group ("all" too) -> key -> group_data file
+
+    def where(self, host: str, key: str) -> str:
+        """The file a host's value for `key` comes from (the winner by precedence), for error messages."""
+        groups = ["all", *self.hosts[host].groups]
+        for group in reversed(groups):
+            if key in self.sources.get(group, {}):
+                return str(self.sources[group][key])
+        return str(self.path)
 
     def select(self, limit: str | None) -> list[str]:
         """Host names matching `--limit`: comma-separated host names, group names or globs."""
@@ -136,17 +145,19 @@ def load(project: Project, name: str) -> Inventory:
         raise ConfigError(path, "defines no hosts.", fix='add a group, e.g. web = ["web1", "web2"]')
     groups.setdefault(path.stem, (list(all_hosts), {}))
 
+    sources: dict[str, dict[str, Path]] = {}
     for gd in group_data_files(project, path):
         attrs = _exec(gd)
         keys = attrs["__all__"] if "__all__" in attrs else [k for k in attrs if k not in _imported_names(gd)]
         data = {k: v for k, v in attrs.items() if k in keys and not k.startswith("__")}
+        sources.setdefault(gd.stem, {}).update(dict.fromkeys(data, gd))
         if gd.stem == "all":
             all_data = {**all_data, **data}
         else:
             hosts, existing = groups.get(gd.stem, ([], {}))
             groups[gd.stem] = (hosts, {**existing, **data})
 
-    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups)
+    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups, sources=sources)
     host_data: dict[str, dict[str, Any]] = {}
     host_groups: dict[str, list[str]] = {}
     for gname, (hosts, _gdata) in groups.items():

@@ -49,6 +49,7 @@ class DeployRun:
     dry_run: bool
     hosts: list[HostRun]
     seconds: float = 0.0
+    plan: dict[str, Any] | None = None  # a dry run of a rollout: the batches it would take
 
     @property
     def status(self) -> Literal["success", "failed"]:
@@ -62,7 +63,7 @@ class DeployRun:
         return next(h for h in self.hosts if h.name == name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "kind": "apply",
             "status": self.status,
             "inventory": self.inventory,
@@ -79,6 +80,9 @@ class DeployRun:
                 for h in self.hosts
             },
         }
+        if self.plan is not None:
+            doc["plan"] = self.plan
+        return doc
 
 
 @dataclass(frozen=True)
@@ -131,4 +135,85 @@ class VerifyRun:
                 }
                 for h in self.hosts
             },
+        }
+
+
+Outcome = Literal["done", "failed", "not_reached"]
+
+
+@dataclass
+class HostOutcome:
+    """One host's part in a rollout. Mutable while the rollout runs; read-only after."""
+
+    name: str
+    batch: int
+    outcome: Outcome = "not_reached"
+    stage: str | None = None  # the stage it failed at, or the last it reached
+    reason: str | None = None
+    in_balancer: bool = True  # False: opsrun took it out and it stays out (the summary must say so)
+    run: HostRun | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def fail(self, stage: str, reason: str, *, in_balancer: bool) -> None:
+        self.outcome, self.stage, self.reason, self.in_balancer = "failed", stage, reason, in_balancer
+
+
+@dataclass
+class RolloutRun:
+    inventory: str
+    deploy: str
+    plan: dict[str, Any]
+    policy: dict[str, Any]
+    hosts: dict[str, HostOutcome]
+    halted: str | None = None  # why the rollout stopped early
+    interrupted: bool = False
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, all batches
+    run_id: int | None = None
+
+    @property
+    def status(self) -> Literal["success", "failed", "interrupted"]:
+        if self.interrupted:
+            return "interrupted"
+        if self.halted or any(h.outcome != "done" for h in self.hosts.values()):
+            return "failed"
+        return "success"
+
+    @property
+    def exit_code(self) -> int:
+        return {"success": 0, "failed": 1, "interrupted": 130}[self.status]
+
+    def left_out(self) -> list[str]:
+        return [h.name for h in self.hosts.values() if not h.in_balancer]
+
+    def to_dict(self) -> dict[str, Any]:
+        hosts = {}
+        for h in self.hosts.values():
+            run = h.run
+            hosts[h.name] = {
+                "status": run.status if run else h.outcome,
+                "outcome": h.outcome,
+                "batch": h.batch,
+                "stage": h.stage,
+                "reason": h.reason,
+                "in_balancer": h.in_balancer,
+                "changed": run.changed_count if run else 0,
+                "error": run.error if run else None,
+                "operations": [asdict(op) for op in run.operations] if run else [],
+                "seconds": {k: round(v, 3) for k, v in h.seconds.items()},
+            }
+        return {
+            "kind": "rollout",
+            "run_id": self.run_id,
+            "status": self.status,
+            "inventory": self.inventory,
+            "deploy": self.deploy,
+            "dry_run": False,
+            "plan": self.plan,
+            "policy": self.policy,
+            "halted": self.halted,
+            "left_out_of_balancer": self.left_out(),
+            "seconds": round(self.seconds, 3),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "hosts": hosts,
         }

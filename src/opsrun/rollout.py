@@ -10,10 +10,21 @@ batch is never empty. `max_fail` is the failure budget for the whole rollout, in
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from opsrun import engine
+from opsrun import verify as verify_module
+from opsrun.balancers.base import Balancer, wait_drained, wait_healthy
 from opsrun.errors import ConfigError
+from opsrun.health import HealthGate, parse_gate
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+from opsrun.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
 
 PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 SERIAL_FIX = 'use a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]'
@@ -26,8 +37,12 @@ def _size(value: Any, *, where: str, field: str, allow_zero: bool = False) -> Si
         raise ConfigError(where, f"{value!r} is not a count or a percentage.", field=field, fix=SERIAL_FIX)
     if isinstance(value, int):
         if value < (0 if allow_zero else 1):
-            raise ConfigError(where, f"{value} is not allowed here.", field=field,
-                              fix="use a count of at least " + ("0" if allow_zero else "1"))  # fmt: skip
+            raise ConfigError(
+                where,
+                f"{value} is not allowed here.",
+                field=field,
+                fix="use a count of at least " + ("0" if allow_zero else "1"),
+            )
         return value
     if isinstance(value, str) and (m := PERCENT.match(value.strip())):
         pct = float(m.group(1))
@@ -92,3 +107,312 @@ def make_plan(hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0) ->
         batches.append(tuple(hosts[start : start + size]))
         start += size
     return Plan(tuple(batches), resolve(max_fail, len(hosts)))
+
+
+# ---------------------------------------------------------------------------------------------- the policy
+
+ROLLING_KEYS = ("serial", "max_fail", "drain_timeout", "healthy_timeout", "health", "verify", "reboot")
+REBOOT = ("if-needed", "never", "always")
+
+
+@dataclass(frozen=True)
+class Policy:
+    serial: tuple[Size, ...] = (1,)
+    max_fail: Size = 0
+    drain_timeout: float = 60.0
+    healthy_timeout: float = 60.0
+    health: HealthGate | None = None
+    verify: str | bool = True  # True: the deploy's own suite, when there is one
+    reboot: str = "if-needed"
+    balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "serial": list(self.serial),
+            "max_fail": self.max_fail,
+            "drain_timeout": self.drain_timeout,
+            "healthy_timeout": self.healthy_timeout,
+            "verify": self.verify,
+            "reboot": self.reboot,
+            "health": self.health.http or f"tcp:{self.health.tcp}" if self.health else None,
+            "balancer": (self.balancer or {}).get("type"),
+        }
+
+
+def _seconds(value: Any, *, where: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(where, f"{value!r} is not a number of seconds.", field=field, fix="use a number above 0")
+    return float(value)
+
+
+def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fail: Any = None) -> Policy | None:
+    """The rolling policy of `hosts` from group_data (`rolling`, `balancer`), with CLI overrides.
+
+    None when the hosts have neither and no override asks for batches: a plain parallel apply.
+    Every host of one rollout must share one policy and one balancer.
+    """
+    if not hosts:
+        return None
+    first = hosts[0]
+    for key in ("rolling", "balancer"):
+        values = {h: inv.hosts[h].data.get(key) for h in hosts}
+        odd = [h for h in hosts if values[h] != values[first]]
+        if odd:
+            raise ConfigError(
+                inv.where(odd[0], key),
+                f"hosts {first} and {odd[0]} of this rollout differ.",
+                field=key,
+                fix="give the hosts of one rollout one value, or use --limit",
+            )
+    rolling = inv.hosts[first].data.get("rolling")
+    balancer = inv.hosts[first].data.get("balancer")
+    if rolling is None and balancer is None and serial is None and max_fail is None:
+        return None
+    where = inv.where(first, "rolling")
+    rolling = {} if rolling is None else rolling
+    if not isinstance(rolling, dict):
+        raise ConfigError(
+            where,
+            f"expected a dict, got {type(rolling).__name__}.",
+            field="rolling",
+            fix='write rolling = {"serial": 1, ...}',
+        )
+    unknown = sorted(set(rolling) - set(ROLLING_KEYS))
+    if unknown:
+        raise ConfigError(
+            where, f"unknown setting {', '.join(unknown)}.", field="rolling", fix=f"use only: {', '.join(ROLLING_KEYS)}"
+        )
+    verify = rolling.get("verify", True)
+    if not isinstance(verify, bool | str):
+        raise ConfigError(
+            where,
+            f"{verify!r} is neither a suite name nor true/false.",
+            field="rolling.verify",
+            fix="name a folder of verify/, or use True (the deploy's own suite) or False",
+        )
+    reboot = rolling.get("reboot", "if-needed")
+    if reboot not in REBOOT:
+        raise ConfigError(
+            where, f"{reboot!r} is not a reboot policy.", field="rolling.reboot", fix=f"use one of: {', '.join(REBOOT)}"
+        )
+    if balancer is not None:
+        from opsrun import balancers
+
+        balancers.make(balancer, where=inv.where(first, "balancer"))  # validates type and settings
+    cli = "the command line"
+    return Policy(
+        serial=parse_serial(serial, where=cli, field="--serial")
+        if serial is not None
+        else parse_serial(rolling.get("serial", 1), where=where, field="rolling.serial"),
+        max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail")
+        if max_fail is not None
+        else parse_max_fail(rolling.get("max_fail", 0), where=where, field="rolling.max_fail"),
+        drain_timeout=_seconds(rolling.get("drain_timeout", 60), where=where, field="rolling.drain_timeout"),
+        healthy_timeout=_seconds(rolling.get("healthy_timeout", 60), where=where, field="rolling.healthy_timeout"),
+        health=parse_gate(rolling.get("health"), where=where),
+        verify=verify,
+        reboot=reboot,
+        balancer=balancer,
+    )
+
+
+# -------------------------------------------------------------------------------------------- the executor
+
+Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
+
+
+@dataclass
+class Parts:
+    """What the executor drives; the real ones by default, fakes in unit tests."""
+
+    connect: Callable[[Project, Inventory, list[str]], dict[str, str | None]] = engine.check_connect
+    apply: Callable[[Project, Inventory, str, list[str]], DeployRun] = engine.run_deploy
+    verify: Callable[[Project, Inventory, str, list[str]], VerifyRun] = verify_module.run_suite
+    balancer: Balancer | None = None
+
+
+def _parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:
+    """Run fn for every host at once; per host the exception it raised, or None."""
+
+    def one(host: str) -> Exception | None:
+        try:
+            fn(host)
+        except Exception as exc:  # noqa: BLE001 - reported per host by the caller
+            return exc
+        return None
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        return dict(zip(hosts, pool.map(one, hosts), strict=True))
+
+
+class Rollout:
+    """Walks a plan through the stages of DESIGN.md "Rolling apply, step by step"."""
+
+    def __init__(
+        self,
+        project: Project,
+        inv: Inventory,
+        deploy: str,
+        policy: Policy,
+        *,
+        parts: Parts | None = None,
+        events: Events | None = None,
+        stop: threading.Event | None = None,
+    ):
+        self.project, self.inv, self.deploy, self.policy = project, inv, deploy, policy
+        self.parts = parts or Parts()
+        self.events = events or (lambda _b, _h, _s: None)
+        self.stop = stop or threading.Event()
+        self.balancer = self.parts.balancer
+        if self.balancer is None and policy.balancer is not None:
+            from opsrun import balancers
+
+            self.balancer = balancers.make(policy.balancer, where="group_data balancer")
+        self.suite = self._suite()
+
+    def _suite(self) -> str | None:
+        if self.policy.verify is False:
+            return None
+        if self.policy.verify is True:
+            return self.deploy if self.deploy in self.project.suites() else None
+        self.project.suite_path(str(self.policy.verify))  # ConfigError with the choices when it does not exist
+        return str(self.policy.verify)
+
+    def server(self, host: str) -> str:
+        from opsrun.balancers import server_name
+
+        return server_name(self.policy.balancer or {}, host, dict(self.inv.hosts[host].data))
+
+    def address(self, host: str) -> str:
+        return str(self.inv.hosts[host].data.get("ssh_hostname", host))
+
+    def check(self, hosts: list[str]) -> None:
+        """Everything that can be found wrong before a host is touched."""
+        if self.balancer is not None:
+            self.balancer.check([self.server(h) for h in hosts])
+
+    def run(self, hosts: list[str], plan: Plan | None = None) -> RolloutRun:
+        plan = plan or make_plan(hosts, self.policy.serial, self.policy.max_fail)
+        self.check(plan.hosts)
+        started = time.monotonic()
+        self.result = RolloutRun(
+            self.inv.name,
+            self.deploy,
+            plan.to_dict(),
+            self.policy.to_dict(),
+            {h: HostOutcome(h, i) for i, batch in enumerate(plan.batches, 1) for h in batch},
+        )
+        for i, batch in enumerate(plan.batches, 1):
+            if self.stop.is_set():
+                self.result.interrupted = True
+                break
+            self._batch(i, list(batch))
+            failed = sum(h.outcome == "failed" for h in self.result.hosts.values())
+            if failed > plan.max_fail:
+                self.result.halted = f"{failed} failed host(s), over the failure budget of {plan.max_fail}"
+                break
+            if self.stop.is_set():
+                self.result.interrupted = True
+                break
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    def _timed(self, stage: str, batch: int, hosts: list[str]) -> _StageTimer:
+        for h in hosts:
+            self.events(batch, h, stage)
+        return _StageTimer(self.result, stage, [self.result.hosts[h] for h in hosts])
+
+    def _fail_all(
+        self, errors: dict[str, Exception | None], stage: str, live: list[str], *, in_balancer: bool
+    ) -> list[str]:
+        for host, exc in errors.items():
+            if exc is not None:
+                self.result.hosts[host].fail(stage, str(exc), in_balancer=in_balancer)
+        return [h for h in live if errors.get(h) is None]
+
+    def _batch(self, i: int, batch: list[str]) -> None:
+        out = self.result.hosts
+        bal = self.balancer
+
+        with self._timed("connect", i, batch):
+            errors = self.parts.connect(self.project, self.inv, batch)
+        for host, error in errors.items():
+            if error:  # never drained: the balancer is not touched for it
+                out[host].fail("connect", error, in_balancer=True)
+        live = [h for h in batch if not errors.get(h)]
+        if self.stop.is_set():
+            return
+
+        if bal is not None and live:
+            with self._timed("drain", i, live):
+                for h in live:
+                    bal.drain(self.server(h))
+                    out[h].in_balancer = False
+                waited = _parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
+            live = self._fail_all(waited, "drain", live, in_balancer=False)
+            if self.stop.is_set():  # nothing applied yet: put them back untouched
+                for h in live:
+                    bal.enable(self.server(h))
+                    out[h].in_balancer = True
+                return
+
+        if live:
+            with self._timed("apply", i, live):
+                run = self.parts.apply(self.project, self.inv, self.deploy, live)
+            for hr in run.hosts:
+                out[hr.name].run = hr
+                if hr.failed:
+                    bad = hr.failed_operation()
+                    reason = f"operation {bad.name!r} failed: {bad.error}" if bad else (hr.error or "failed")
+                    out[hr.name].fail("apply", reason, in_balancer=bal is None)
+            live = [h for h in live if out[h].outcome != "failed"]
+
+        gate = self.policy.health
+        if gate is not None and live:
+            with self._timed("health", i, live):
+                waited = _parallel(live, lambda h: gate.wait(h, self.address(h)))
+            live = self._fail_all(waited, "health", live, in_balancer=bal is None)
+
+        if self.suite and live:
+            with self._timed("verify", i, live):
+                vr = self.parts.verify(self.project, self.inv, self.suite, live)
+            for h in list(live):
+                failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
+                if vr.error or failing or not vr.for_host(h):
+                    why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
+                    out[h].fail("verify", f"verify/{self.suite}: {why}", in_balancer=bal is None)
+            live = [h for h in live if out[h].outcome != "failed"]
+
+        if bal is not None and live:
+            with self._timed("enable", i, live):
+                for h in live:
+                    bal.enable(self.server(h))
+                waited = _parallel(live, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+                for h, exc in waited.items():
+                    if exc is not None:
+                        bal.drain(self.server(h))  # it cannot serve: keep it out, and say so
+            live = self._fail_all(waited, "enable", live, in_balancer=False)
+            for h in live:
+                out[h].in_balancer = True
+
+        for h in live:
+            out[h].outcome, out[h].stage = "done", None
+
+
+class _StageTimer:
+    def __init__(self, result: RolloutRun, stage: str, hosts: list[HostOutcome]):
+        self.result, self.stage, self.hosts = result, stage, hosts
+
+    def __enter__(self) -> _StageTimer:
+        self.start = time.monotonic()
+        for h in self.hosts:
+            h.stage = self.stage
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        took = time.monotonic() - self.start
+        self.result.stage_seconds[self.stage] = self.result.stage_seconds.get(self.stage, 0.0) + took
+        for h in self.hosts:
+            h.seconds[self.stage] = took

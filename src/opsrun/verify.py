@@ -122,6 +122,7 @@ def run_suite(
             timeout=timeout,
             stdin=subprocess.DEVNULL,
             check=False,
+            start_new_session=True,  # Ctrl-C is the rollout's to handle: a running verification finishes
         )
         records = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
         for h in hosts:  # close the shared connections now rather than after ControlPersist

@@ -12,12 +12,12 @@ T = TypeVar("T")
 
 
 def poll_until(
-    check: Callable[[], T],
+    check: Callable[[], T | None],
     *,
     timeout: float,
     interval: float = 0.2,
     what: str,
-    describe: Callable[[T], object] | None = None,
+    describe: Callable[[T | None], object] | None = None,
 ) -> T:
     """Call `check` until it returns something truthy and return that; raise WaitTimeout at the deadline.
 

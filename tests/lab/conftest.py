@@ -45,3 +45,12 @@ def on_host(lab: Lab, addresses):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def webapp_deployed(lab) -> None:
+    """The app behind HAProxy: the web group's rolling policy gates every batch on its /health."""
+    from tests.conftest import opsrun_json
+
+    code, doc = opsrun_json("apply", "lab", "webapp")
+    assert code == 0, doc

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from opsrun import engine, inventory
+from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import Lab
 from opsrun.project import Project
 from tests.conftest import REPO, opsrun, opsrun_json
@@ -20,6 +21,11 @@ pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 SITE = "/etc/nginx/sites-enabled/opsrun.conf"
 CONFIG_OP = "nginx configuration (validated with nginx -t)"
+
+
+@pytest.fixture(autouse=True)
+def _app(webapp_deployed):
+    """The web group rolls behind HAProxy, gated on the app's /health: the app must be there."""
 
 
 def test_first_apply_changes_every_host(lab):
@@ -92,9 +98,9 @@ def test_invalid_directive_fails_the_host_and_keeps_the_old_configuration(lab, o
 
     proc = opsrun("apply", "lab", "nginx", "--limit", "web3", project=project_copy)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert f"web3: operation '{CONFIG_OP}' failed" in proc.stdout
+    assert f"web3: failed at apply: operation '{CONFIG_OP}' failed" in proc.stdout
     assert 'unknown directive "no_such_directive"' in proc.stdout
-    assert "failed: web3" in proc.stdout
+    assert "left out of the balancer: web3" in proc.stdout
 
     assert on_host("web3", f"cat {SITE}; systemctl show -p MainPID --value nginx").stdout == before
     on_host("web3", "nginx -t -q")  # what is on disk is still valid
@@ -102,6 +108,11 @@ def test_invalid_directive_fails_the_host_and_keeps_the_old_configuration(lab, o
     assert "served by web3" in page
     assert on_host("web3", "ls -A /etc/nginx/sites-enabled/").stdout.split() == ["opsrun.conf"]
     assert on_host("web3", "ls -A /var/lib/opsrun/config-swap/").stdout.split() == [], "staged files left behind"
+    balancer = HAProxy(
+        **{k: v for k, v in inventory.load(Project(REPO), "lab").hosts["web3"].data["balancer"].items() if k != "type"}
+    )
+    assert balancer.state("web3").admin == "drain"  # a failed host stays out of the balancer
+    balancer.enable("web3")
 
 
 def test_changed_host_key_is_refused(lab: Lab, on_host):
@@ -112,8 +123,8 @@ def test_changed_host_key_is_refused(lab: Lab, on_host):
         code, doc = opsrun_json("apply", "lab", "nginx", "--limit", "web1")
         assert code == 1
         host = doc["hosts"]["web1"]
-        assert host["status"] == "failed" and host["operations"] == []
-        assert re.search(r"host key", host["error"], re.IGNORECASE), host["error"]
+        assert (host["outcome"], host["stage"], host["operations"]) == ("failed", "connect", [])
+        assert re.search(r"host key", host["reason"], re.IGNORECASE), host["reason"]
 
         code, verified = opsrun_json("verify", "lab", "nginx", "--limit", "web1")
         assert code == 1

@@ -71,6 +71,14 @@ def test_not_a_project_exits_2(tmp_path):
     assert "not an opsrun project" in result.stderr
 
 
+@pytest.fixture
+def plain_project(project_copy):
+    """The repo's ops content without a rolling policy or balancer: a plain parallel apply."""
+    for path, line in (("group_data/web.py", "rolling = None"), ("inventories/lab.py", 'all[1].pop("balancer")')):
+        (project_copy / path).write_text((project_copy / path).read_text() + f"\n{line}\n")
+    return project_copy
+
+
 def fake_run(dry_run=False, fail=False):
     ops = [OperationResult("Install nginx", True, True)]
     if fail:
@@ -79,7 +87,7 @@ def fake_run(dry_run=False, fail=False):
 
 
 @pytest.mark.parametrize(("fail", "code", "status"), [(False, 0, "success"), (True, 1, "failed")])
-def test_apply_json_document_and_exit_code(monkeypatch, project_copy, fail, code, status):
+def test_apply_json_document_and_exit_code(monkeypatch, plain_project, fail, code, status):
     calls = []
 
     def fake(project, inv, deploy, hosts, dry_run=False):
@@ -87,26 +95,26 @@ def test_apply_json_document_and_exit_code(monkeypatch, project_copy, fail, code
         return fake_run(dry_run, fail)
 
     monkeypatch.setattr(engine, "run_deploy", fake)
-    result = run("apply", "lab", "nginx", "--limit", "web1,web2", "--format", "json", project=project_copy)
+    result = run("apply", "lab", "nginx", "--limit", "web1,web2", "--format", "json", project=plain_project)
     assert result.exit_code == code
     doc = json.loads(result.stdout)
     assert doc["status"] == status
     assert doc["hosts"]["web1"]["changed"] == 1
     assert doc["hosts"]["web2"] == {"status": "ok", "changed": 0, "error": None, "operations": []}
     assert calls == [("lab", "nginx", ["web1", "web2"], False)]
-    saved = sorted((project_copy / ".opsrun" / "results").glob("*-apply-lab-nginx.json"))
+    saved = sorted((plain_project / ".opsrun" / "results").glob("*-apply-lab-nginx.json"))
     assert json.loads(saved[0].read_text()) == doc
 
 
-def test_apply_text_names_failed_host_and_operation(monkeypatch, project_copy):
+def test_apply_text_names_failed_host_and_operation(monkeypatch, plain_project):
     monkeypatch.setattr(engine, "run_deploy", lambda *a, **k: fake_run(fail=True))
-    result = run("apply", "lab", "nginx", project=project_copy)
+    result = run("apply", "lab", "nginx", project=plain_project)
     assert result.exit_code == 1
     assert "operation 'nginx configuration' failed: unknown directive" in result.stdout
     assert "failed: web1" in result.stdout
 
 
-def test_dry_run_is_passed_to_the_engine(monkeypatch, project_copy):
+def test_dry_run_is_passed_to_the_engine(monkeypatch, plain_project):
     seen = {}
 
     def fake(project, inv, deploy, hosts, dry_run=False):
@@ -114,7 +122,7 @@ def test_dry_run_is_passed_to_the_engine(monkeypatch, project_copy):
         return fake_run(dry_run)
 
     monkeypatch.setattr(engine, "run_deploy", fake)
-    result = run("apply", "lab", "nginx", "--dry-run", project=project_copy)
+    result = run("apply", "lab", "nginx", "--dry-run", project=plain_project)
     assert result.exit_code == 0 and seen == {"dry_run": True}
     assert "would change" in result.stdout
 

@@ -127,3 +127,11 @@ def test_limit_matching_nothing_is_an_error_that_lists_choices(tmp_path):
     inv = inventory.load(make_project(tmp_path, INV), "prod")
     with pytest.raises(ConfigError, match=r"--limit 'web-9' matches no host or group\. Fix: use host names"):
         inv.select("web-9")
+
+
+def test_where_names_the_file_a_value_comes_from(tmp_path):
+    project = make_project(tmp_path, INV, all="rolling = {}\nntp = 1\n", web="rolling = {'serial': 1}\n")
+    inv = inventory.load(project, "prod")
+    assert inv.where("web-1", "rolling") == str(tmp_path / "group_data" / "web.py")
+    assert inv.where("db-1", "rolling") == str(tmp_path / "group_data" / "all.py")
+    assert inv.where("db-1", "port") == str(tmp_path / "inventories" / "prod.py")

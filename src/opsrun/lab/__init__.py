@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from opsrun.errors import LabError
-from opsrun.lab import hosts, image, network, services
+from opsrun.lab import haproxy, hosts, image, network, services
 from opsrun.lab.config import MAX_HOSTS, LabConfig, host_name
 
 Log = Callable[[str], None]
@@ -31,6 +31,7 @@ REQUIRED_TOOLS = {
     "ssh": "openssh-client",
     "ssh-keygen": "openssh-client",
     "setsid": "util-linux",
+    "haproxy": "haproxy",
 }
 
 
@@ -103,6 +104,7 @@ class Lab:
             hosts.start(cfg, base, name)
         with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
             states = list(pool.map(lambda n: hosts.wait_ready(cfg, n, addresses[n]), wanted))
+        haproxy.ensure(cfg, addresses)
         log(f"lab up: {len(wanted)} hosts in {time.monotonic() - started:.1f}s")
         return [LabHost(n, addresses[n], s) for n, s in zip(wanted, states, strict=True)]
 
@@ -120,6 +122,12 @@ class Lab:
             "key": str(self.cfg.key),
             "known_hosts": str(self.cfg.known_hosts),
             "hosts": [{"name": n, "address": a} for n, a in addresses.items()],
+            "haproxy": {
+                "socket": str(haproxy.paths(self.cfg)[1]),
+                "backend": haproxy.BACKEND,
+                "frontend": f"{self.cfg.gateway}:{haproxy.FRONTEND_PORT}",
+                "app_port": haproxy.APP_PORT,
+            },
         }
         tmp = self.cfg.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -160,6 +168,7 @@ class Lab:
             list(pool.map(lambda n: hosts.stop(cfg, n), names))
         for name in names:
             network.remove_host_net(cfg, name)
+        haproxy.stop(cfg)
         services.stop_all(cfg)
         network.remove_bridge(cfg)
         hosts.remove_cgroups(cfg, "")  # the lab's parent cgroups

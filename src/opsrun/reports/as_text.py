@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
 from opsrun.lab import LabHost
-from opsrun.results import DeployRun, VerifyRun
+from opsrun.results import DeployRun, RolloutRun, VerifyRun
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "green"}
 
@@ -93,3 +96,76 @@ def lab_hosts(hosts: list[LabHost], console: Console) -> None:
 
 def _n(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+class RolloutProgress:
+    """Live progress of a rollout: batch, host, stage, elapsed. A live table on a terminal, one line per
+    stage otherwise (logs, CI)."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.rows: dict[str, tuple[int, str, float]] = {}
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def __enter__(self) -> RolloutProgress:
+        if self.console.is_terminal:
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, batch: int, host: str, stage: str) -> None:
+        now = time.monotonic()
+        self.rows[host] = (batch, stage, now)
+        if self.live is not None:
+            self.live.update(self._table())
+        else:
+            self.console.print(
+                f"[{now - self.started:6.1f}s] batch {batch}: {host}: {stage}", highlight=False, markup=False
+            )
+
+    def _table(self) -> Table:
+        table = Table(title="rollout", title_justify="left")
+        for col in ("batch", "host", "stage", "for"):
+            table.add_column(col)
+        now = time.monotonic()
+        for host, (batch, stage, since) in self.rows.items():
+            table.add_row(str(batch), host, stage, f"{now - since:.1f}s")
+        return table
+
+
+def rollout_run(run: RolloutRun, console: Console) -> None:
+    table = Table(title=f"rolling apply {run.deploy} on {run.inventory}", title_justify="left")
+    for col in ("batch", "host", "outcome", "stage", "balancer", "ops changed"):
+        table.add_column(col)
+    for h in run.hosts.values():
+        style = {"done": "green", "failed": "bold red", "not_reached": "yellow"}[h.outcome]
+        where = "in" if h.in_balancer else "[bold red]OUT[/]"
+        stage = h.stage if h.outcome == "failed" else ""
+        changed = str(h.run.changed_count) if h.run else "-"
+        table.add_row(str(h.batch), h.name, f"[{style}]{h.outcome}[/]", stage or "", where, changed)
+    console.print(table)
+    for h in run.hosts.values():
+        if h.outcome == "failed":
+            out = "it is left out of the balancer" if not h.in_balancer else "the balancer was not touched for it"
+            console.print(
+                f"[bold red]{h.name}[/]: failed at {h.stage}: {escape(h.reason or '')} ({out})", soft_wrap=True
+            )
+    if run.left_out():
+        console.print(f"[bold red]left out of the balancer[/]: {', '.join(run.left_out())}", soft_wrap=True)
+    not_reached = [h.name for h in run.hosts.values() if h.outcome == "not_reached"]
+    if run.interrupted:
+        console.print("interrupted: stopped at a safe point", soft_wrap=True)
+    if run.halted:
+        console.print(f"halted: {escape(run.halted)}", soft_wrap=True)
+    if not_reached:
+        console.print(f"not reached (untouched): {', '.join(not_reached)}", soft_wrap=True)
+    done = sum(h.outcome == "done" for h in run.hosts.values())
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.stage_seconds.items())
+    console.print(
+        f"{run.status}: {done} of {_n(len(run.hosts), 'host')} done in {run.seconds:.1f}s ({stages})", soft_wrap=True
+    )

@@ -1,0 +1,51 @@
+"""Load balancers, picked by `balancer["type"]` in group_data. Implementations are imported lazily, so
+boto3 is only imported for elbv2."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from opsrun.balancers.base import Balancer, ServerState, wait_drained, wait_healthy
+from opsrun.errors import ConfigError
+
+__all__ = ["BALANCERS", "Balancer", "ServerState", "make", "wait_drained", "wait_healthy"]
+
+# type -> (module, class, required settings)
+BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "haproxy": ("opsrun.balancers.haproxy", "HAProxy", ("socket", "backend")),
+}
+
+
+def make(settings: Any, *, where: str) -> Balancer:
+    """Build the balancer that `settings` (group_data `balancer`) describes."""
+    if not isinstance(settings, dict):
+        raise ConfigError(
+            where,
+            f"expected a dict, got {type(settings).__name__}.",
+            field="balancer",
+            fix='write balancer = {"type": "haproxy", ...}',
+        )
+    kind = settings.get("type")
+    if kind not in BALANCERS:
+        raise ConfigError(
+            where, f"unknown balancer type {kind!r}.", field="balancer.type", fix=f"use one of: {', '.join(BALANCERS)}"
+        )
+    module, cls, required = BALANCERS[kind]
+    missing = [k for k in required if not settings.get(k)]
+    if missing:
+        raise ConfigError(
+            where,
+            f"missing {', '.join(missing)} for a {kind} balancer.",
+            field=f"balancer.{missing[0]}",
+            fix=f"set {', '.join(missing)}",
+        )
+    args = {k: v for k, v in settings.items() if k not in ("type", "server")}
+    balancer: Balancer = getattr(importlib.import_module(module), cls)(**args)
+    return balancer
+
+
+def server_name(settings: dict[str, Any], host: str, data: dict[str, Any]) -> str:
+    """The host's name in the balancer: `server` (a template with {host}) or the host name."""
+    template = str(settings.get("server", "{host}"))
+    return template.format(host=host, **{k: v for k, v in data.items() if isinstance(v, str | int)})

@@ -1,0 +1,124 @@
+"""HAProxy through its runtime API on the admin socket (`stats socket ... level admin`).
+
+drain:   `set server BACKEND/SERVER state drain`  (no new connections; current ones finish)
+drained: admin state drain and `scur` (current sessions) 0 in `show stat`
+enable:  `set server BACKEND/SERVER state ready`
+healthy: operational state running (2) in `show servers state`, health check passing
+
+The parsers are pure and tested on recorded output (tests/data/haproxy/).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket as _socket
+from dataclasses import dataclass
+
+from opsrun.balancers.base import Admin, ServerState
+from opsrun.errors import BalancerError
+
+# srv_admin_state bits (haproxy/include/haproxy/server-t.h)
+FMAINT, IMAINT, CMAINT, FDRAIN, IDRAIN, RMAINT, HMAINT = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80
+SRV_ST_RUNNING = 2
+ERRORS = ("No such server", "Can't find backend", "Unknown command", "Permission denied", "Require 'backend/server'")
+
+
+@dataclass(frozen=True)
+class ServersStateRow:
+    backend: str
+    server: str
+    address: str
+    op_state: int
+    admin_state: int
+    check_status: int
+
+    @property
+    def admin(self) -> Admin:
+        if self.admin_state & (FMAINT | IMAINT | CMAINT | RMAINT | HMAINT):
+            return "maint"
+        if self.admin_state & (FDRAIN | IDRAIN):
+            return "drain"
+        return "ready"
+
+
+def parse_servers_state(text: str) -> dict[str, ServersStateRow]:
+    """`show servers state [BACKEND]`: a version line, a `#` header, then one row per server."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    header = next((line[1:].split() for line in lines if line.startswith("#")), None)
+    if header is None:
+        raise BalancerError(f"unexpected answer to `show servers state`: {text.strip()[:200]!r}")
+    rows = {}
+    for line in lines:
+        if line.startswith("#") or len(line.split()) < len(header) - 1:
+            continue
+        f = dict(zip(header, line.split(), strict=False))
+        row = ServersStateRow(
+            f["be_name"],
+            f["srv_name"],
+            f["srv_addr"],
+            int(f["srv_op_state"]),
+            int(f["srv_admin_state"]),
+            int(f["srv_check_status"]),
+        )
+        rows[row.server] = row
+    return rows
+
+
+def parse_stat(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """`show stat`: CSV whose header line starts with `# `; keyed by (proxy, server)."""
+    body = text.lstrip()
+    if not body.startswith("# pxname"):
+        raise BalancerError(f"unexpected answer to `show stat`: {text.strip()[:200]!r}")
+    reader = csv.DictReader(io.StringIO(body[2:]))
+    return {(r["pxname"], r["svname"]): r for r in reader if r.get("pxname")}
+
+
+class HAProxy:
+    def __init__(self, socket: str, backend: str, timeout: float = 5.0):
+        self.socket_path = socket
+        self.backend = backend
+        self.timeout = timeout
+        self.name = f"haproxy backend {backend}"
+
+    def command(self, line: str) -> str:
+        try:
+            with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
+                s.settimeout(self.timeout)
+                s.connect(self.socket_path)
+                s.sendall(line.encode() + b"\n")
+                chunks = []
+                while chunk := s.recv(65536):
+                    chunks.append(chunk)
+        except OSError as exc:
+            raise BalancerError(f"haproxy admin socket {self.socket_path}: {exc.strerror or exc}") from exc
+        answer = b"".join(chunks).decode(errors="replace")
+        if any(answer.strip().startswith(e) for e in ERRORS):
+            raise BalancerError(f"haproxy refused `{line}`: {answer.strip()}")
+        return answer
+
+    def _rows(self) -> dict[str, ServersStateRow]:
+        return parse_servers_state(self.command(f"show servers state {self.backend}"))
+
+    def check(self, servers: list[str]) -> None:
+        known = self._rows()
+        missing = [s for s in servers if s not in known]
+        if missing:
+            raise BalancerError(
+                f"{self.name} has no server {', '.join(missing)} (it has: {', '.join(known) or 'none'})"
+            )
+
+    def drain(self, server: str) -> None:
+        self.command(f"set server {self.backend}/{server} state drain")
+
+    def enable(self, server: str) -> None:
+        self.command(f"set server {self.backend}/{server} state ready")
+
+    def state(self, server: str) -> ServerState:
+        row = self._rows().get(server)
+        if row is None:
+            raise BalancerError(f"{self.name} has no server {server}")
+        stat = parse_stat(self.command("show stat")).get((self.backend, server), {})
+        sessions = int(stat.get("scur") or 0)
+        healthy = row.op_state == SRV_ST_RUNNING and not stat.get("status", "UP").startswith(("DOWN", "NOLB"))
+        return ServerState(server, row.admin, healthy, sessions)

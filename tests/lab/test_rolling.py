@@ -1,0 +1,172 @@
+"""Rolling apply behind the lab's HAProxy, against real hosts: zero downtime measured with a load
+generator (and a control run without the balancer step that does fail), a failing host halting the
+rollout, a health gate that never passes, a host unreachable before its batch."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opsrun.balancers.haproxy import HAProxy
+from opsrun.lab import hosts as lab_hosts
+from opsrun.lab.loadgen import LoadGenerator
+from opsrun.waiting import poll_until
+from tests.conftest import REPO, opsrun_json
+
+pytestmark = pytest.mark.lab
+HOSTS = ["web1", "web2", "web3"]
+
+
+@pytest.fixture(scope="module")
+def haproxy(lab) -> HAProxy:
+    doc = json.loads(lab.cfg.state_file.read_text())["haproxy"]
+    return HAProxy(doc["socket"], doc["backend"])
+
+
+@pytest.fixture(scope="module")
+def frontend(lab) -> str:
+    return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
+
+
+@pytest.fixture
+def webapp_project(project_copy: Path):
+    """A copy of the repo's ops content whose group_data/web.py can be edited by the test."""
+
+    def set_data(**values: object) -> Path:
+        web = project_copy / "group_data" / "web.py"
+        web.write_text(web.read_text() + "".join(f"\n{k} = {v!r}" for k, v in values.items()) + "\n")
+        return project_copy
+
+    return set_data
+
+
+def health_versions(on_host) -> dict[str, str]:
+    """Each host's app version from /health (polled: an app that was just restarted warms up first)."""
+
+    def version(host: str) -> str:
+        out = on_host(host, "curl -sS --max-time 5 http://127.0.0.1:3001/health", check=False)
+        return json.loads(out.stdout)["version"] if out.returncode == 0 else ""
+
+    return {h: poll_until(lambda h=h: version(h), timeout=20, what=f"{h} app to answer /health") for h in HOSTS}
+
+
+def admin_states(haproxy: HAProxy) -> dict[str, str]:
+    return {h: haproxy.state(h).admin for h in HOSTS}
+
+
+@pytest.fixture(autouse=True)
+def _app(webapp_deployed):
+    pass
+
+
+def test_rolling_apply_has_zero_failed_requests(lab, haproxy, frontend, webapp_project, on_host):
+    project = webapp_project(webapp_version="zero-downtime")
+    with LoadGenerator(frontend, threads=8, max_seconds=240) as load:
+        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+    assert code == 0, doc
+    assert doc["kind"] == "rollout" and doc["plan"]["batches"] == [["web1"], ["web2"], ["web3"]]
+    assert {h: doc["hosts"][h]["outcome"] for h in HOSTS} == dict.fromkeys(HOSTS, "done")
+    assert health_versions(on_host) == dict.fromkeys(HOSTS, "zero-downtime")
+    assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
+    assert load.result.requests >= 2000, load.result
+    assert load.result.failures == 0, load.result.errors
+
+
+def test_control_without_the_balancer_step_drops_requests(lab, frontend, webapp_project, on_host):
+    """The same restarts with no drain: proves the load test can see failures."""
+    project = webapp_project(webapp_version="control")
+    inv = project / "inventories" / "lab.py"
+    inv.write_text(inv.read_text() + '\nall[1].pop("balancer")\n')
+    with LoadGenerator(frontend, threads=8, max_seconds=240) as load:
+        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+    assert code == 0, doc
+    assert health_versions(on_host) == dict.fromkeys(HOSTS, "control")
+    assert load.result.failures > 0, load.result
+
+
+def test_failure_on_second_host_halts_with_hosts_where_they_should_be(lab, haproxy, webapp_project, on_host):
+    before = health_versions(on_host)
+    project = webapp_project(webapp_version="faulty")
+    (project / "deploys" / "faulty.py").write_text(
+        "from pyinfra import host, local\nfrom pyinfra.operations import server\n"
+        'local.include("deploys/webapp.py")\n'
+        'if host.data.get("inject_failure"):\n'
+        '    server.shell(name="Injected failure", commands=["echo injected failure >&2; exit 3"])\n'
+    )
+    inv = project / "inventories" / "lab.py"
+    inv.write_text(inv.read_text() + '\nweb = [(n, {**d, "inject_failure": n == "web2"}) for n, d in web]\n')
+
+    code, doc = opsrun_json("apply", "lab", "faulty", project=project)
+    assert code == 1
+    hosts = doc["hosts"]
+    assert (hosts["web1"]["outcome"], hosts["web1"]["in_balancer"]) == ("done", True)
+    assert (hosts["web2"]["outcome"], hosts["web2"]["stage"], hosts["web2"]["in_balancer"]) == (
+        "failed",
+        "apply",
+        False,
+    )
+    assert "Injected failure" in hosts["web2"]["reason"] and "injected failure" in hosts["web2"]["reason"]
+    assert (hosts["web3"]["outcome"], hosts["web3"]["operations"]) == ("not_reached", [])
+    assert doc["left_out_of_balancer"] == ["web2"]
+    assert "over the failure budget of 0" in doc["halted"]
+
+    assert admin_states(haproxy) == {"web1": "ready", "web2": "drain", "web3": "ready"}
+    versions = health_versions(on_host)
+    assert versions["web1"] == versions["web2"] == "faulty"
+    assert versions["web3"] == before["web3"], "web3 was touched"
+    haproxy.enable("web2")
+
+
+def test_health_gate_that_never_passes_keeps_the_host_out(lab, haproxy, webapp_project):
+    project = webapp_project(
+        rolling={
+            "serial": 1,
+            "health": {"http": "http://{address}:3001/no-such-page", "status": 204, "timeout": 2},
+            "verify": False,
+        },
+    )
+    code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+    assert code == 1
+    web1 = doc["hosts"]["web1"]
+    assert (web1["outcome"], web1["stage"], web1["in_balancer"]) == ("failed", "health", False)
+    assert re.search(r"health gate http://[\d.]+:3001/no-such-page to answer 204; last seen: HTTP 200", web1["reason"])
+    assert doc["hosts"]["web2"]["outcome"] == "not_reached"
+    assert haproxy.state("web1").admin == "drain"
+    haproxy.enable("web1")
+
+
+def test_unreachable_host_counts_against_the_budget_and_is_not_drained(lab, haproxy, webapp_project):
+    project = webapp_project(rolling={"serial": 1, "max_fail": 1, "verify": False})
+    lab_hosts.stop(lab.cfg, "web3")
+    try:
+        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+        assert code == 1
+        web3 = doc["hosts"]["web3"]
+        assert (web3["outcome"], web3["stage"], web3["in_balancer"]) == ("failed", "connect", True)
+        assert doc["hosts"]["web1"]["outcome"] == doc["hosts"]["web2"]["outcome"] == "done"
+        assert doc["halted"] is None  # 1 failure is within max_fail 1
+        assert haproxy.state("web3").admin == "ready"  # never drained
+    finally:
+        lab.up(3)
+
+
+def test_unknown_balancer_server_fails_before_any_host_is_touched(lab, haproxy, webapp_project, on_host):
+    project = webapp_project(webapp_version="never-applied")
+    inv = project / "inventories" / "lab.py"
+    inv.write_text(inv.read_text() + '\nall[1]["balancer"] = {**all[1]["balancer"], "server": "{host}-old"}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "haproxy backend web has no server web1-old, web2-old, web3-old" in proc.stderr
+    assert "never-applied" not in json.dumps(health_versions(on_host))
+    assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")

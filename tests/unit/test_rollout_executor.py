@@ -1,0 +1,200 @@
+"""The rollout executor's stage logic with a fake balancer and scripted engine results (the real parts
+are proved in tests/lab/test_rolling.py)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from opsrun.balancers.fake import FakeBalancer
+from opsrun.errors import BalancerError, ConfigError
+from opsrun.inventory import Host, Inventory
+from opsrun.project import Project
+from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+from opsrun.rollout import Parts, Policy, Rollout, load_policy, make_plan
+
+HOSTS = ["web1", "web2", "web3", "web4"]
+
+
+def inventory(data=None, per_host=None) -> Inventory:
+    per_host = per_host or {}
+    hosts = {h: Host(h, ("web",), {**(data or {}), **per_host.get(h, {})}) for h in HOSTS}
+    return Inventory(
+        "prod",
+        Path("/ops/inventories/prod.py"),
+        HOSTS,
+        {},
+        {"web": (HOSTS, {})},
+        hosts,
+        {"web": {"rolling": Path("/ops/group_data/web.py")}},
+    )
+
+
+class Script:
+    """Scripted engine and verify answers; records what was touched, in order."""
+
+    def __init__(self, *, unreachable=(), apply_fails=(), verify_fails=(), on_apply=None):
+        self.unreachable, self.apply_fails, self.verify_fails = set(unreachable), set(apply_fails), set(verify_fails)
+        self.applied: list[list[str]] = []
+        self.on_apply = on_apply
+
+    def connect(self, project, inv, hosts):
+        return {h: ("Could not connect (timed out)" if h in self.unreachable else None) for h in hosts}
+
+    def apply(self, project, inv, deploy, hosts):
+        self.applied.append(hosts)
+        if self.on_apply:
+            self.on_apply(hosts)
+        return DeployRun(
+            "prod",
+            deploy,
+            False,
+            [
+                HostRun(
+                    h,
+                    [
+                        OperationResult(
+                            "config", True, h not in self.apply_fails, "exit 3" if h in self.apply_fails else None
+                        )
+                    ],
+                )
+                for h in hosts
+            ],
+        )
+
+    def verify(self, project, inv, suite, hosts):
+        return VerifyRun(
+            "prod",
+            suite,
+            hosts,
+            [TestResult(h, "test_x", "failed" if h in self.verify_fails else "passed", "boom") for h in hosts],
+        )
+
+
+def rollout(script, balancer, policy=None, stop=None, tmp_path=Path("/nonexistent")):
+    parts = Parts(connect=script.connect, apply=script.apply, verify=script.verify, balancer=balancer)
+    policy = policy or Policy(serial=(1,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify=False)
+    return Rollout(Project(tmp_path), inventory(), "app", policy, parts=parts, stop=stop)
+
+
+def outcomes(run):
+    return {h.name: (h.outcome, h.stage if h.outcome == "failed" else None, h.in_balancer) for h in run.hosts.values()}
+
+
+def test_all_hosts_done_batch_by_batch_drain_before_enable():
+    bal = FakeBalancer(HOSTS)
+    script = Script()
+    run = rollout(script, bal).run(HOSTS)
+    assert run.status == "success" and run.exit_code == 0
+    assert script.applied == [["web1"], ["web2"], ["web3"], ["web4"]]
+    assert bal.calls == [(op, h) for h in HOSTS for op in ("drain", "enable")]
+    assert set(run.stage_seconds) == {"connect", "drain", "apply", "enable"}
+
+
+def test_failure_halts_after_the_batch_and_leaves_the_failed_host_out():
+    bal = FakeBalancer(HOSTS)
+    run = rollout(Script(apply_fails={"web2"}), bal).run(HOSTS)
+    assert outcomes(run) == {
+        "web1": ("done", None, True),
+        "web2": ("failed", "apply", False),
+        "web3": ("not_reached", None, True),
+        "web4": ("not_reached", None, True),
+    }
+    assert bal.admin == {"web1": "ready", "web2": "drain", "web3": "ready", "web4": "ready"}
+    assert run.left_out() == ["web2"] and run.exit_code == 1
+    assert "operation 'config' failed: exit 3" in run.hosts["web2"].reason
+
+
+def test_budget_lets_a_failure_pass_and_the_rest_continue():
+    policy = Policy(serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False)
+    run = rollout(Script(unreachable={"web1"}), FakeBalancer(HOSTS), policy).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "connect", True)  # never drained
+    assert [outcomes(run)[h][0] for h in ("web2", "web3", "web4")] == ["done"] * 3
+    assert run.halted is None and run.status == "failed"
+
+
+def test_a_host_that_never_drains_is_failed_and_not_applied():
+    bal = FakeBalancer(HOSTS, never_drains={"web1"})
+    script = Script()
+    run = rollout(script, bal).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "drain", False)
+    assert "timed out after 0.2s waiting for fake balancer to drain web1" in run.hosts["web1"].reason
+    assert "last seen: web1: drain, healthy, 1 sessions" in run.hosts["web1"].reason
+    assert script.applied == []
+
+
+def test_unhealthy_after_enable_is_taken_out_again():
+    bal = FakeBalancer(HOSTS)
+    bal.healthy["web1"] = False
+    run = rollout(Script(), bal).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "enable", False)
+    assert bal.admin["web1"] == "drain"
+
+
+def test_verify_failure_fails_the_host(tmp_path):
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    policy = Policy(serial=(1,), drain_timeout=0.2, healthy_timeout=0.2, verify=True)
+    run = rollout(Script(verify_fails={"web1"}), FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "verify", False)
+    assert run.hosts["web1"].reason == "verify/app: test_x: boom"
+
+
+def test_stop_request_finishes_the_current_batch_then_stops():
+    stop = threading.Event()
+    bal = FakeBalancer(HOSTS)
+    run = rollout(Script(on_apply=lambda hosts: stop.set() if hosts == ["web2"] else None), bal, stop=stop).run(HOSTS)
+    assert run.interrupted and run.status == "interrupted" and run.exit_code == 130
+    assert [outcomes(run)[h][0] for h in HOSTS] == ["done", "done", "not_reached", "not_reached"]
+    assert bal.admin == dict.fromkeys(HOSTS, "ready")
+
+
+def test_unknown_balancer_server_is_found_before_anything_is_touched():
+    script = Script()
+    with pytest.raises(BalancerError, match="has no server web4"):
+        rollout(script, FakeBalancer(HOSTS[:3])).run(HOSTS)
+    assert script.applied == []
+
+
+def test_ramp_plan_over_four_hosts():
+    assert make_plan(HOSTS, (1, "50%", "100%")).batches == (("web1",), ("web2", "web3"), ("web4",))
+
+
+def test_policy_from_group_data_with_cli_overrides():
+    inv = inventory({"rolling": {"serial": "50%", "max_fail": 1, "health": {"tcp": 80}}})
+    policy = load_policy(inv, HOSTS)
+    assert policy.serial == ("50%",) and policy.max_fail == 1 and policy.health.tcp == 80
+    assert load_policy(inv, HOSTS, serial=[1, "100%"], max_fail=0).serial == (1, "100%")
+    assert load_policy(inventory(), HOSTS) is None  # no policy, no balancer: a plain apply
+
+
+@pytest.mark.parametrize(
+    ("rolling", "message"),
+    [
+        ({"serail": 1}, "/ops/group_data/web.py: rolling: unknown setting serail. Fix: use only: serial, "),
+        ({"serial": "all"}, "/ops/group_data/web.py: rolling.serial: 'all' is not a count or a percentage."),
+        ({"reboot": "sometimes"}, "/ops/group_data/web.py: rolling.reboot: 'sometimes' is not a reboot policy."),
+        (
+            {"health": {"http": "ftp://x"}},
+            "/ops/group_data/web.py: rolling.health.http: 'ftp://x' is not an http(s) URL.",
+        ),
+        ({"drain_timeout": 0}, "/ops/group_data/web.py: rolling.drain_timeout: 0 is not a number of seconds."),
+    ],
+)
+def test_invalid_policy_names_file_and_field(rolling, message):
+    with pytest.raises(ConfigError) as err:
+        load_policy(inventory({"rolling": rolling}), HOSTS)
+    assert str(err.value).startswith(message)
+
+
+def test_hosts_with_different_policies_cannot_share_a_rollout():
+    inv = inventory({"rolling": {"serial": 1}}, per_host={"web3": {"rolling": {"serial": 2}}})
+    with pytest.raises(ConfigError, match="hosts web1 and web3 of this rollout differ"):
+        load_policy(inv, HOSTS)
+
+
+def test_unknown_balancer_type_lists_the_choices():
+    with pytest.raises(ConfigError, match=r"balancer\.type: unknown balancer type 'f5'\. Fix: use one of: haproxy"):
+        load_policy(inventory({"balancer": {"type": "f5"}}), HOSTS)

@@ -4,8 +4,10 @@
 VENV      ?= .venv
 PYTHON    ?= python3
 BIN       := $(VENV)/bin
-# The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. curl is used by the lab tests.
-DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy
+# The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. curl is used by the lab tests;
+# postgresql gives the tests a real server for the PostgreSQL state store; git records the ops revision.
+DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
+             postgresql git
 
 .PHONY: deps venv demo test lint unit lab-down clean
 

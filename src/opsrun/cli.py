@@ -42,10 +42,11 @@ SECRET_ENV = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 
 
 class ProjectRef:
-    """The --project option, resolved only by the commands that need an ops repo (not `lab`)."""
+    """The --project and --state options, resolved only by the commands that need an ops repo (not `lab`)."""
 
-    def __init__(self, path: str | None):
+    def __init__(self, path: str | None, state: str | None = None):
         self.path = path
+        self.state = state
 
     def get(self) -> Project:
         return Project.find(self.path)
@@ -85,11 +86,17 @@ class OpsrunGroup(click.Group):
     envvar="OPSRUN_PROJECT",
     help="The ops repo (inventories/, deploys/, ...). Default: the current folder or a parent.",
 )
+@click.option(
+    "--state",
+    metavar="URL",
+    envvar="OPSRUN_STATE",
+    help="Run history and locks: postgresql://... Default: SQLite in .opsrun/state.db.",
+)
 @click.version_option(package_name="opsrun")
 @click.pass_context
-def cli(ctx: click.Context, project: str | None) -> None:
+def cli(ctx: click.Context, project: str | None, state: str | None) -> None:
     """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report."""
-    ctx.obj = ProjectRef(project)
+    ctx.obj = ProjectRef(project, state)
 
 
 def _size_list(value: str | None) -> Any:
@@ -128,9 +135,17 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would change on each host.")
 @click.option("--serial", metavar="N|N%|LIST", help="Batch sizes, overriding group_data: 1, 25%, or 1,50%,100%.")
 @click.option("--max-fail", metavar="N|N%", help="Failure budget for the rollout, overriding group_data.")
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    type=int,
+    help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
+)
 @FORMAT
 @pass_project
+@click.pass_context
 def apply(
+    ctx: click.Context,
     project: Project,
     inventory: str,
     deploy: str,
@@ -138,6 +153,7 @@ def apply(
     dry_run: bool,
     serial: str | None,
     max_fail: str | None,
+    resume: int | None,
     fmt: str,
 ) -> None:
     """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
@@ -153,6 +169,8 @@ def apply(
             dry_run=dry_run,
             serial=_size_list(serial),
             max_fail=_size_list(max_fail),
+            resume=resume,
+            state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
             events=progress,
             stop=stop,
         )
@@ -182,6 +200,37 @@ def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt:
         as_text.verify_run(run, _console())
         click.echo(f"result: {saved}")
     _finish(run.exit_code)
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[INVENTORY] | show RUN_ID")
+@FORMAT
+@pass_project
+@click.pass_context
+def history(ctx: click.Context, project: Project, args: tuple[str, ...], fmt: str) -> None:
+    """List past runs (newest first), or show one: `opsrun history show RUN_ID`."""
+    from opsrun.store import open_store
+
+    store = open_store(project.state_dir, ctx.find_object(ProjectRef).state)  # type: ignore[union-attr]
+    try:
+        if args[:1] == ("show",):
+            if len(args) != 2 or not args[1].isdigit():
+                raise click.UsageError("usage: opsrun history show RUN_ID")
+            doc = store.run(int(args[1]))
+            if fmt == "json":
+                click.echo(json.dumps(doc, indent=2))
+            else:
+                as_text.run_document(doc, _console())
+            return
+        if len(args) > 1:
+            raise click.UsageError("usage: opsrun history [INVENTORY] | opsrun history show RUN_ID")
+        rows = store.runs(args[0] if args else None)
+    finally:
+        store.close()
+    if fmt == "json":
+        click.echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
+    else:
+        as_text.history(rows, _console())
 
 
 @cli.group()

@@ -50,6 +50,7 @@ class DeployRun:
     hosts: list[HostRun]
     seconds: float = 0.0
     plan: dict[str, Any] | None = None  # a dry run of a rollout: the batches it would take
+    run_id: int | None = None  # the run's id in the state store (real runs only)
 
     @property
     def status(self) -> Literal["success", "failed"]:
@@ -65,6 +66,7 @@ class DeployRun:
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "kind": "apply",
+            "run_id": self.run_id,
             "status": self.status,
             "inventory": self.inventory,
             "deploy": self.deploy,

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import engine, inventory, rollout, verify
+from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.reports import as_json, write_atomic
 from opsrun.results import DeployRun, RolloutRun, VerifyRun
+from opsrun.store import Store, git_revision, open_store
 
 
 def apply(
@@ -27,28 +29,79 @@ def apply(
     dry_run: bool = False,
     serial: Any = None,
     max_fail: Any = None,
+    resume: int | None = None,
+    state_url: str | None = None,
     events: rollout.Events | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[DeployRun | RolloutRun, Path]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
-    for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer."""
+    for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer and is
+    not recorded; a real run holds the inventory's lock and is recorded in the state store."""
     inv = inventory.load(project, inventory_name)
     project.deploy_path(deploy)
-    hosts = inv.select(limit)
-    policy = rollout.load_policy(inv, hosts, serial=serial, max_fail=max_fail)
-    result: DeployRun | RolloutRun
-    if policy is None:
-        result = engine.run_deploy(project, inv, deploy, hosts, dry_run=dry_run)
-    else:
-        plan = rollout.make_plan(hosts, policy.serial, policy.max_fail)
-        executor = rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop)
-        executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
-        if dry_run:
-            result = replace(engine.run_deploy(project, inv, deploy, hosts, dry_run=True), plan=plan.to_dict())
-        else:
-            result = executor.run(hosts, plan)
-    kind = "plan" if dry_run else "apply"
-    return result, save(project, f"{kind}-{inventory_name}-{deploy}", as_json.render(result))
+    store = None if dry_run else open_store(project.state_dir, state_url)
+    try:
+        hosts = inv.select(limit) if resume is None else _resume_hosts(store, resume, inventory_name, deploy)
+        policy = rollout.load_policy(inv, hosts, serial=serial, max_fail=max_fail)
+        plan = rollout.make_plan(hosts, policy.serial, policy.max_fail) if policy else None
+        executor = rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop) if policy else None
+        if executor is not None and plan is not None:
+            executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
+        if store is None:
+            result: DeployRun | RolloutRun = engine.run_deploy(project, inv, deploy, hosts, dry_run=True)
+            if plan is not None:
+                result = replace(result, plan=plan.to_dict())
+            return result, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(result))
+        with store.lock(inventory_name):
+            run_id = store.start_run(
+                "apply",
+                inventory_name,
+                deploy,
+                revision=git_revision(project.root),
+                plan=plan.to_dict() if plan else {"batches": [hosts]},
+                resumed_from=resume,
+            )
+            store.set_lock_run(inventory_name, run_id)
+            try:
+                if executor is not None:
+                    result = executor.run(hosts, plan)
+                    result.run_id = run_id
+                else:
+                    result = replace(engine.run_deploy(project, inv, deploy, hosts), run_id=run_id)
+            except BaseException as exc:
+                store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+                raise
+            store.finish_run(run_id, result.to_dict())
+        return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _resume_hosts(store: Store | None, run_id: int, inventory_name: str, deploy: str) -> list[str]:
+    """A halted rollout's failed hosts first, then those it did not reach, in plan order."""
+    assert store is not None
+    doc = store.run(run_id)
+    if (doc.get("inventory"), doc.get("deploy")) != (inventory_name, deploy):
+        raise ConfigError(
+            store.where,
+            f"run {run_id} applied {doc.get('deploy')} to {doc.get('inventory')}, not {deploy} to {inventory_name}.",
+            field="--resume",
+            fix=f"opsrun apply {doc.get('inventory')} {doc.get('deploy')} --resume {run_id}",
+        )
+    order = [h for batch in (doc.get("plan") or {}).get("batches", []) for h in batch]
+    outcome = {h: d.get("outcome") for h, d in doc.get("hosts", {}).items()}
+    if not outcome:  # the run died before it could record its hosts: all of its plan again
+        return order
+    hosts = [h for h in order if outcome.get(h) == "failed"] + [h for h in order if outcome.get(h) == "not_reached"]
+    if not hosts:
+        raise ConfigError(
+            store.where,
+            f"run {run_id} has no failed or unreached host to resume.",
+            field="--resume",
+            fix="nothing to do; see `opsrun history show " + str(run_id) + "`",
+        )
+    return hosts
 
 
 def verify_suite(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,87 @@ def test_unknown_balancer_server_fails_before_any_host_is_touched(lab, haproxy, 
     assert "haproxy backend web has no server web1-old, web2-old, web3-old" in proc.stderr
     assert "never-applied" not in json.dumps(health_versions(on_host))
     assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
+
+
+def _start_apply(project: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "opsrun", "--project", str(project), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def _wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float = 120) -> list[str]:
+    """Read the child's progress lines (stderr) until one matches; the lines read so far."""
+    seen: list[str] = []
+
+    def matched() -> bool:
+        line = proc.stderr.readline()
+        seen.append(line)
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"apply ended before {pattern!r}: {''.join(seen)}")
+        return bool(re.search(pattern, line))
+
+    poll_until(matched, timeout=timeout, interval=0, what=f"progress line {pattern!r}")
+    return seen
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_second_concurrent_apply_on_an_inventory_is_refused(lab, webapp_project, backend, request):
+    project = webapp_project()
+    state = ["--state", request.getfixturevalue("postgres_url")] if backend == "postgresql" else []
+    first = _start_apply(project, *state, "apply", "lab", "webapp", "--format", "json")
+    try:
+        _wait_for_line(first, r"batch 1: web1: drain")
+        second = subprocess.run(
+            [sys.executable, "-m", "opsrun", "--project", str(project), *state, "apply", "lab", "webapp"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        assert second.returncode == 2, second.stderr
+        assert re.search(
+            rf"error: inventory lab is locked by \S+@\S+ pid {first.pid} since \S+ \(run \d+\); "
+            r"nothing was touched",
+            second.stderr,
+        ), second.stderr
+    finally:
+        out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert json.loads(out)["status"] == "success"
+
+
+def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, webapp_project, on_host):
+    project = webapp_project(webapp_version="interrupted")
+    proc = _start_apply(project, "apply", "lab", "webapp", "--format", "json")
+    try:
+        _wait_for_line(proc, r"batch 2: web2: apply")
+        proc.send_signal(signal.SIGINT)
+    finally:
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["status"] == "interrupted"
+    outcomes = {h: (doc["hosts"][h]["outcome"], doc["hosts"][h]["in_balancer"]) for h in HOSTS}
+    assert outcomes == {"web1": ("done", True), "web2": ("done", True), "web3": ("not_reached", True)}
+    assert doc["left_out_of_balancer"] == []
+    assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
+    assert health_versions(on_host)["web3"] != "interrupted"
+
+    code, resumed = opsrun_json("apply", "lab", "webapp", "--resume", str(doc["run_id"]), project=project)
+    assert code == 0, resumed
+    assert list(resumed["hosts"]) == ["web3"] and resumed["hosts"]["web3"]["outcome"] == "done"
+    assert health_versions(on_host) == dict.fromkeys(HOSTS, "interrupted")
+
+    history = subprocess.run(
+        [sys.executable, "-m", "opsrun", "--project", str(project), "history", "lab", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    runs = json.loads(history.stdout)["runs"]
+    assert [(r["status"], r["resumed_from"]) for r in runs[:2]] == [("success", doc["run_id"]), ("interrupted", None)]

@@ -14,6 +14,7 @@ __all__ = ["BALANCERS", "Balancer", "ServerState", "make", "wait_drained", "wait
 # type -> (module, class, required settings)
 BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "haproxy": ("opsrun.balancers.haproxy", "HAProxy", ("socket", "backend")),
+    "elbv2": ("opsrun.balancers.elbv2", "ELBv2", ("target_group_arn",)),
 }
 
 

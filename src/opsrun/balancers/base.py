@@ -48,29 +48,24 @@ class Balancer(Protocol):
     def state(self, server: str) -> ServerState: ...
 
 
-def wait_drained(balancer: Balancer, server: str, timeout: float, interval: float = 0.2) -> ServerState:
-    def drained() -> ServerState | None:
-        state = balancer.state(server)
-        return state if state.drained else None
+def _wait(balancer: Balancer, server: str, timeout: float, interval: float, want: str) -> ServerState:
+    """Poll the balancer's state of `server` until `want` (drained | in_service) holds; one call per poll."""
+    last: list[ServerState] = []
 
+    def holds() -> ServerState | None:
+        state = balancer.state(server)
+        last[:] = [state]
+        return state if getattr(state, want) else None
+
+    what = f"{balancer.name} to drain {server}" if want == "drained" else f"{balancer.name} to report {server} healthy"
     return poll_until(
-        drained,
-        timeout=timeout,
-        interval=interval,
-        what=f"{balancer.name} to drain {server}",
-        describe=lambda _v: balancer.state(server),
+        holds, timeout=timeout, interval=interval, what=what, describe=lambda _v: last[0] if last else None
     )
+
+
+def wait_drained(balancer: Balancer, server: str, timeout: float, interval: float = 0.2) -> ServerState:
+    return _wait(balancer, server, timeout, interval, "drained")
 
 
 def wait_healthy(balancer: Balancer, server: str, timeout: float, interval: float = 0.2) -> ServerState:
-    def in_service() -> ServerState | None:
-        state = balancer.state(server)
-        return state if state.in_service else None
-
-    return poll_until(
-        in_service,
-        timeout=timeout,
-        interval=interval,
-        what=f"{balancer.name} to report {server} healthy",
-        describe=lambda _v: balancer.state(server),
-    )
+    return _wait(balancer, server, timeout, interval, "in_service")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from opsrun.lab import LabHost
 from opsrun.results import DeployRun, RolloutRun, VerifyRun
+from opsrun.store import RunRow
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "green"}
 
@@ -169,3 +171,55 @@ def rollout_run(run: RolloutRun, console: Console) -> None:
     console.print(
         f"{run.status}: {done} of {_n(len(run.hosts), 'host')} done in {run.seconds:.1f}s ({stages})", soft_wrap=True
     )
+
+
+def history(rows: list[RunRow], console: Console) -> None:
+    if not rows:
+        console.print("no runs recorded yet")
+        return
+    table = Table(title="runs", title_justify="left")
+    for col in ("id", "started", "who", "inventory", "deploy", "status", "revision", "resumes"):
+        table.add_column(col)
+    for r in rows:
+        style = {"success": "green", "running": "yellow"}.get(r.status, "bold red")
+        table.add_row(
+            str(r.id),
+            r.started_at,
+            f"{r.who}@{r.machine}",
+            r.inventory,
+            r.deploy or "",
+            f"[{style}]{r.status}[/]",
+            (r.revision or "")[:12],
+            str(r.resumed_from or ""),
+        )
+    console.print(table)
+
+
+def run_document(doc: dict[str, Any], console: Console) -> None:
+    """One recorded run, from its stored document."""
+    console.print(
+        f"run {doc.get('run_id')}: {doc.get('kind')} {doc.get('deploy') or ''} on {doc.get('inventory')}: "
+        f"{doc.get('status')}",
+        soft_wrap=True,
+    )
+    if doc.get("error"):
+        console.print(f"error: {escape(str(doc['error']))}", soft_wrap=True)
+    if doc.get("plan"):
+        batches = " | ".join(", ".join(b) for b in doc["plan"].get("batches", []))
+        console.print(f"plan: {batches}", soft_wrap=True)
+    table = Table(title_justify="left")
+    for col in ("host", "outcome", "stage", "balancer", "reason", "seconds"):
+        table.add_column(col)
+    for name, h in doc.get("hosts", {}).items():
+        secs = ", ".join(f"{k} {v:.1f}" for k, v in h.get("seconds", {}).items())
+        table.add_row(
+            name,
+            h.get("outcome") or h.get("status", ""),
+            h.get("stage") or "",
+            "in" if h.get("in_balancer", True) else "OUT",
+            escape(h.get("reason") or ""),
+            secs,
+        )
+    console.print(table)
+    if doc.get("halted"):
+        console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)

@@ -1,0 +1,333 @@
+"""Run history and inventory locks: SQLite at .opsrun/state.db by default, PostgreSQL from a URL.
+
+One schema for both. A run is recorded when it starts (who, where, when, the ops repo's git revision,
+inventory, deploy, plan) and completed when it ends (status, each host's outcome, stage durations, the
+whole result document). A lock per inventory keeps two applies off one inventory:
+
+- SQLite: a row in `locks` naming the holder (user, machine, pid, since), taken in an IMMEDIATE
+  transaction. A row whose process is gone on this machine is stale and taken over.
+- PostgreSQL: a session advisory lock held on its own connection for the whole run (released by the
+  server if opsrun dies), plus the same row for the message that names the holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opsrun.errors import ConfigError, LockHeld
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        id {id},
+        kind TEXT NOT NULL, inventory TEXT NOT NULL, deploy TEXT,
+        who TEXT NOT NULL, machine TEXT NOT NULL, revision TEXT,
+        started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+        resumed_from INTEGER, plan TEXT, document TEXT)""",
+    """CREATE TABLE IF NOT EXISTS run_hosts (
+        run_id INTEGER NOT NULL, host TEXT NOT NULL, batch INTEGER, outcome TEXT NOT NULL, stage TEXT,
+        reason TEXT, in_balancer INTEGER NOT NULL, seconds TEXT, PRIMARY KEY (run_id, host))""",
+    """CREATE TABLE IF NOT EXISTS locks (
+        inventory TEXT PRIMARY KEY, run_id INTEGER, who TEXT NOT NULL, machine TEXT NOT NULL,
+        pid INTEGER NOT NULL, since TEXT NOT NULL)""",
+]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def git_revision(root: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except FileNotFoundError:
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    kind: str
+    inventory: str
+    deploy: str | None
+    who: str
+    machine: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    revision: str | None
+    resumed_from: int | None
+
+
+class Store:
+    """The same statements on SQLite and PostgreSQL; `?` placeholders are rewritten for psycopg."""
+
+    def __init__(self, conn: Any, *, postgres: bool, where: str):
+        self.conn = conn
+        self.postgres = postgres
+        self.where = where
+        self.machine = socket.gethostname()
+        for statement in SCHEMA:
+            self._exec(statement.format(id="SERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY"))
+        self._commit()
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        if self.postgres:
+            sql = sql.replace("?", "%s")
+        return self.conn.execute(sql, params)
+
+    def _commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------------------------------- runs
+    def start_run(
+        self,
+        kind: str,
+        inventory: str,
+        deploy: str | None,
+        *,
+        revision: str | None,
+        plan: dict[str, Any] | None = None,
+        resumed_from: int | None = None,
+    ) -> int:
+        row = self._exec(
+            "INSERT INTO runs (kind, inventory, deploy, who, machine, revision, started_at, status, resumed_from, "
+            "plan) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
+            (
+                kind,
+                inventory,
+                deploy,
+                _who(),
+                self.machine,
+                revision,
+                _now(),
+                resumed_from,
+                json.dumps(plan) if plan is not None else None,
+            ),
+        ).fetchone()
+        self._commit()
+        return int(row[0])
+
+    def finish_run(self, run_id: int, document: dict[str, Any]) -> None:
+        self._exec(
+            "UPDATE runs SET finished_at = ?, status = ?, document = ? WHERE id = ?",
+            (_now(), document["status"], json.dumps(document), run_id),
+        )
+        for name, h in document.get("hosts", {}).items():
+            self._exec(
+                "INSERT INTO run_hosts (run_id, host, batch, outcome, stage, reason, in_balancer, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    name,
+                    h.get("batch"),
+                    h.get("outcome") or h.get("status"),
+                    h.get("stage"),
+                    h.get("reason"),
+                    int(h.get("in_balancer", True)),
+                    json.dumps(h.get("seconds", {})),
+                ),
+            )
+        self._commit()
+
+    def runs(self, inventory: str | None = None, limit: int = 50) -> list[RunRow]:
+        cols = "id, kind, inventory, deploy, who, machine, started_at, finished_at, status, revision, resumed_from"
+        # cols is a constant: only the values are parameters
+        if inventory:
+            cur = self._exec(
+                f"SELECT {cols} FROM runs WHERE inventory = ? ORDER BY id DESC LIMIT ?",  # noqa: S608
+                (inventory, limit),
+            )
+        else:
+            cur = self._exec(f"SELECT {cols} FROM runs ORDER BY id DESC LIMIT ?", (limit,))  # noqa: S608
+        return [RunRow(*row) for row in cur.fetchall()]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        row = self._exec(
+            "SELECT status, document, plan, kind, inventory, deploy FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise ConfigError(self.where, f"no run {run_id}.", fix="see `opsrun history` for the run ids")
+        status, document, plan, kind, inventory, deploy = row
+        if document:
+            doc: dict[str, Any] = json.loads(document)
+            doc["run_id"] = run_id
+            return doc
+        # a run that never finished (opsrun was killed): what is known of it
+        return {
+            "run_id": run_id,
+            "kind": kind,
+            "status": status,
+            "inventory": inventory,
+            "deploy": deploy,
+            "plan": json.loads(plan) if plan else None,
+            "hosts": {},
+        }
+
+    # ------------------------------------------------------------------------------------------- locks
+    @contextlib.contextmanager
+    def lock(self, inventory: str, run_id: int | None = None) -> Iterator[None]:
+        """Hold the inventory's lock for the block, or raise LockHeld naming who has it."""
+        if self.postgres:
+            with self._pg_lock(inventory, run_id):
+                yield
+            return
+        self._sqlite_take(inventory, run_id)
+        try:
+            yield
+        finally:
+            self._exec(
+                "DELETE FROM locks WHERE inventory = ? AND machine = ? AND pid = ?",
+                (inventory, self.machine, os.getpid()),
+            )
+            self._commit()
+
+    def set_lock_run(self, inventory: str, run_id: int) -> None:
+        self._exec("UPDATE locks SET run_id = ? WHERE inventory = ?", (run_id, inventory))
+        self._commit()
+
+    def _holder(self, inventory: str) -> tuple[Any, ...] | None:
+        row = self._exec(
+            "SELECT who, machine, pid, since, run_id FROM locks WHERE inventory = ?", (inventory,)
+        ).fetchone()
+        return tuple(row) if row is not None else None
+
+    def _refuse(self, inventory: str, holder: tuple[Any, ...] | None) -> LockHeld:
+        if holder is None:
+            return LockHeld(f"inventory {inventory} is being applied by another opsrun; nothing was touched")
+        who, machine, pid, since, run_id = holder
+        run = f" (run {run_id})" if run_id else ""
+        return LockHeld(
+            f"inventory {inventory} is locked by {who}@{machine} pid {pid} since {since}{run}; "
+            "nothing was touched. Wait for that run, or see `opsrun history`."
+        )
+
+    def _sqlite_take(self, inventory: str, run_id: int | None) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            holder = self._holder(inventory)
+            if holder is not None:
+                _holder_who, machine, pid, _since, _run = holder
+                stale = machine == self.machine and not _pid_alive(int(pid))
+                if not stale:
+                    raise self._refuse(inventory, holder)
+                self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec(
+                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+                (inventory, run_id, _who(), self.machine, os.getpid(), _now()),
+            )
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    @contextlib.contextmanager
+    def _pg_lock(self, inventory: str, run_id: int | None) -> Iterator[None]:
+        key = zlib.crc32(f"opsrun:{inventory}".encode())
+        got = self._exec("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+        self._commit()
+        if not got:
+            raise self._refuse(inventory, self._holder(inventory))
+        try:
+            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec(
+                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+                (inventory, run_id, _who(), self.machine, os.getpid(), _now()),
+            )
+            self._commit()
+            yield
+        finally:
+            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec("SELECT pg_advisory_unlock(?)", (key,))
+            self._commit()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def open_store(state_dir: Path, url: str | None = None) -> Store:
+    """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://..."""
+    if url and url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(url, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            safe = url.split("@")[-1]  # never print the password
+            raise ConfigError(
+                "--state",
+                f"cannot connect to PostgreSQL at {safe}: {str(exc).strip()}",
+                fix="check the URL and that the server is up",
+            ) from exc
+        return Store(conn, postgres=True, where=f"postgresql://{url.split('@')[-1]}")
+    return _open_sqlite(state_dir, url)
+
+
+def _open_sqlite(state_dir: Path, url: str | None) -> Store:
+    if url:
+        raise ConfigError(
+            "--state", f"unknown state store {url!r}.", fix="use postgresql://... or leave it out (SQLite)"
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "state.db"
+    sqlite = sqlite3.connect(path, timeout=30, isolation_level=None)
+    sqlite.execute("PRAGMA journal_mode=WAL")
+    return Store(_AutoTx(sqlite), postgres=False, where=str(path))
+
+
+class _AutoTx:
+    """sqlite3 in autocommit mode (isolation_level=None) with explicit BEGIN for the lock; commit() is a no-op
+    outside a transaction, so the Store can call it the same way as on psycopg."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.commit()
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.rollback()
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,104 @@
+"""Run history and locks on both stores: SQLite (a file) and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+
+import psycopg
+import pytest
+
+from opsrun.errors import ConfigError, LockHeld
+from opsrun.store import open_store
+
+DOC = {
+    "status": "failed",
+    "plan": {"batches": [["web1"], ["web2"]]},
+    "hosts": {
+        "web1": {"outcome": "done", "batch": 1, "stage": None, "in_balancer": True, "seconds": {"apply": 1.5}},
+        "web2": {"outcome": "failed", "batch": 2, "stage": "apply", "reason": "boom", "in_balancer": False},
+    },
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_factory(request, tmp_path):
+    """Stores on one fresh database: a SQLite file, or a new database on the session's PostgreSQL server."""
+    stores = []
+    url = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_url")
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        url = server.rsplit("/", 1)[0] + f"/{name}"
+
+    def make():
+        stores.append(open_store(tmp_path / ".opsrun", url))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def test_a_run_is_recorded_with_who_revision_plan_and_outcomes(store_factory):
+    store = store_factory()
+    run_id = store.start_run("apply", "lab", "webapp", revision="abc123", plan=DOC["plan"])
+    [row] = store.runs("lab")
+    assert (row.id, row.status, row.deploy, row.revision, row.finished_at) == (
+        run_id,
+        "running",
+        "webapp",
+        "abc123",
+        None,
+    )
+    store.finish_run(run_id, DOC)
+    [row] = store.runs()
+    assert row.status == "failed" and row.finished_at and row.who and row.machine
+    shown = store.run(run_id)
+    assert shown["hosts"]["web2"]["reason"] == "boom" and shown["run_id"] == run_id
+    assert store.runs("other") == []
+
+
+def test_history_lists_newest_first(store_factory):
+    store = store_factory()
+    ids = [store.start_run("apply", "lab", d, revision=None) for d in ("a", "b", "c")]
+    assert [r.id for r in store.runs()] == ids[::-1]
+
+
+def test_unknown_run_is_a_config_error(store_factory):
+    with pytest.raises(ConfigError, match="no run 4242"):
+        store_factory().run(4242)
+
+
+def test_second_lock_on_an_inventory_is_refused_naming_the_holder(store_factory):
+    first, second = store_factory(), store_factory()
+    with first.lock("production", run_id=7):
+        with pytest.raises(LockHeld) as err:
+            with second.lock("production"):
+                pass
+        assert f"pid {os.getpid()}" in str(err.value) and "(run 7)" in str(err.value)
+        assert "nothing was touched" in str(err.value) and err.value.exit_code == 2
+        with second.lock("staging"):  # another inventory is free
+            pass
+    with second.lock("production"):  # released
+        pass
+
+
+def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(tmp_path):
+    store = open_store(tmp_path)
+    raw = sqlite3.connect(tmp_path / "state.db")
+    raw.execute("INSERT INTO locks VALUES ('lab', 3, 'ci', ?, 999999999, '2026-01-01T00:00:00Z')", (store.machine,))
+    raw.commit()
+    raw.close()
+    with store.lock("lab"):
+        assert store._holder("lab")[2] == os.getpid()
+    store.close()
+
+
+def test_postgres_url_errors_never_show_the_password(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        open_store(tmp_path, "postgresql://opsrun:s3cret@127.0.0.1:1/x")
+    assert "s3cret" not in str(err.value)

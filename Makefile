@@ -30,6 +30,7 @@ venv: $(BIN)/opsrun
 
 demo: deps venv
 	$(BIN)/opsrun lab up --hosts 3
+	$(BIN)/opsrun apply lab webapp
 	$(BIN)/opsrun apply lab nginx
 	$(BIN)/opsrun verify lab nginx
 	@echo

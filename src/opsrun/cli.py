@@ -172,6 +172,7 @@ def apply(
             resume=resume,
             state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
             events=progress,
+            on_plan=progress.plan,
             stop=stop,
         )
     if fmt == "json":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def apply(
     resume: int | None = None,
     state_url: str | None = None,
     events: rollout.Events | None = None,
+    on_plan: Callable[[rollout.Plan], None] | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[DeployRun | RolloutRun, Path]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
@@ -47,6 +49,8 @@ def apply(
         executor = rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop) if policy else None
         if executor is not None and plan is not None:
             executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
+            if on_plan is not None and not dry_run:
+                on_plan(plan)
         if store is None:
             result: DeployRun | RolloutRun = engine.run_deploy(project, inv, deploy, hosts, dry_run=True)
             if plan is not None:

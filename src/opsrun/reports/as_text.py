@@ -12,6 +12,7 @@ from rich.table import Table
 
 from opsrun.lab import LabHost
 from opsrun.results import DeployRun, RolloutRun, VerifyRun
+from opsrun.rollout import Plan
 from opsrun.store import RunRow
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "green"}
@@ -28,6 +29,14 @@ def deploy_run(run: DeployRun, console: Console) -> None:
         status = "pending" if run.dry_run and h.status == "changed" else h.status
         table.add_row(h.name, f"[{STYLE.get(h.status, '')}]{status}[/]", str(h.changed_count))
     console.print(table)
+    if run.plan is not None:
+        batches = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(run.plan["batches"], 1))
+        console.print(
+            f"plan: {len(run.plan['batches'])} batches ({batches}); failure budget {run.plan['max_fail']}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
     # details as whole lines under the table: long errors stay readable and greppable
     for h in run.hosts:
         bad = h.failed_operation()
@@ -119,6 +128,16 @@ class RolloutProgress:
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
             self.live.__exit__(None, None, None)
+
+    def plan(self, plan: Plan) -> None:
+        """Printed before anything happens."""
+        batches = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(plan.batches, 1))
+        self.console.print(
+            f"plan: {len(plan.batches)} batches ({batches}); failure budget {plan.max_fail}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
 
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()

@@ -153,6 +153,7 @@ class HostOutcome:
     stage: str | None = None  # the stage it failed at, or the last it reached
     reason: str | None = None
     in_balancer: bool = True  # False: opsrun took it out and it stays out (the summary must say so)
+    rebooted: bool = False
     run: HostRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -199,6 +200,7 @@ class RolloutRun:
                 "stage": h.stage,
                 "reason": h.reason,
                 "in_balancer": h.in_balancer,
+                "rebooted": h.rebooted,
                 "changed": run.changed_count if run else 0,
                 "error": run.error if run else None,
                 "operations": [asdict(op) for op in run.operations] if run else [],

@@ -9,15 +9,16 @@ batch is never empty. `max_fail` is the failure budget for the whole rollout, in
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from opsrun import engine
+from opsrun import engine, reboot
 from opsrun import verify as verify_module
 from opsrun.balancers.base import Balancer, wait_drained, wait_healthy
 from opsrun.errors import ConfigError
@@ -111,7 +112,16 @@ def make_plan(hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0) ->
 
 # ---------------------------------------------------------------------------------------------- the policy
 
-ROLLING_KEYS = ("serial", "max_fail", "drain_timeout", "healthy_timeout", "health", "verify", "reboot")
+ROLLING_KEYS = (
+    "serial",
+    "max_fail",
+    "drain_timeout",
+    "healthy_timeout",
+    "health",
+    "verify",
+    "reboot",
+    "reboot_timeout",
+)
 REBOOT = ("if-needed", "never", "always")
 
 
@@ -124,6 +134,7 @@ class Policy:
     health: HealthGate | None = None
     verify: str | bool = True  # True: the deploy's own suite, when there is one
     reboot: str = "if-needed"
+    reboot_timeout: float = 300.0
     balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,7 +209,7 @@ def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fai
     if balancer is not None:
         from opsrun import balancers
 
-        balancers.make(balancer, where=inv.where(first, "balancer"))  # validates type and settings
+        balancers.make(balancer, where=inv.where(first, "balancer"), inventory=inv)  # validates type and settings
     cli = "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
@@ -212,6 +223,7 @@ def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fai
         health=parse_gate(rolling.get("health"), where=where),
         verify=verify,
         reboot=reboot,
+        reboot_timeout=_seconds(rolling.get("reboot_timeout", 300), where=where, field="rolling.reboot_timeout"),
         balancer=balancer,
     )
 
@@ -229,6 +241,11 @@ class Parts:
     apply: Callable[[Project, Inventory, str, list[str]], DeployRun] = engine.run_deploy
     verify: Callable[[Project, Inventory, str, list[str]], VerifyRun] = verify_module.run_suite
     balancer: Balancer | None = None
+    reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = field(
+        default=lambda policy, timeout, inv: functools.partial(
+            reboot.reboot_if_needed, inv, policy=policy, timeout=timeout
+        )
+    )
 
 
 def _parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:
@@ -269,7 +286,7 @@ class Rollout:
         if self.balancer is None and policy.balancer is not None:
             from opsrun import balancers
 
-            self.balancer = balancers.make(policy.balancer, where="group_data balancer")
+            self.balancer = balancers.make(policy.balancer, where="group_data balancer", inventory=inv)
         self.suite = self._suite()
 
     def _suite(self) -> str | None:
@@ -368,6 +385,12 @@ class Rollout:
                     reason = f"operation {bad.name!r} failed: {bad.error}" if bad else (hr.error or "failed")
                     out[hr.name].fail("apply", reason, in_balancer=bal is None)
             live = [h for h in live if out[h].outcome != "failed"]
+
+        if self.policy.reboot != "never" and live:
+            with self._timed("reboot", i, live):
+                maybe_reboot = self.parts.reboot_if_needed(self.policy.reboot, self.policy.reboot_timeout, self.inv)
+                waited = _parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
+            live = self._fail_all(waited, "reboot", live, in_balancer=bal is None)
 
         gate = self.policy.health
         if gate is not None and live:

@@ -95,7 +95,9 @@ def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_
     applied = []
     inv = Inventory("aws", Path("/ops/inventories/aws.py"), ["a"], {}, {}, {"a": Host("a", (), {"iid": ids[0]})})
     parts = Parts(connect=lambda *a: {"a": None}, apply=lambda *a: applied.append(a), balancer=balancer)
-    policy = Policy(verify=False, balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"})
+    policy = Policy(
+        verify=False, reboot="never", balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"}
+    )
     with pytest.raises(BalancerError, match="TargetGroupNotFound"):
         Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(["a"])
     assert applied == []
@@ -121,13 +123,14 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
 
     policy = Policy(
         verify=False,
+        reboot="never",
         drain_timeout=10,
         healthy_timeout=10,
         balancer={"type": "elbv2", "target_group_arn": arn, "server": "{iid}"},
     )
     parts = Parts(connect=lambda p, i, b: dict.fromkeys(b), apply=apply, balancer=balancer)
     run = Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(hosts)
-    assert run.status == "success"
+    assert run.status == "success", {h.name: (h.stage, h.reason) for h in run.hosts.values()}
     assert seen == [{i: ("drain" if n == k else "ready") for n, i in enumerate(ids)} for k in range(3)]
     assert all(balancer.state(i).in_service for i in ids)
 

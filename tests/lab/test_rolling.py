@@ -115,6 +115,30 @@ def test_failure_on_second_host_halts_with_hosts_where_they_should_be(lab, hapro
     assert (hosts["web3"]["outcome"], hosts["web3"]["operations"]) == ("not_reached", [])
     assert doc["left_out_of_balancer"] == ["web2"]
     assert "over the failure budget of 0" in doc["halted"]
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opsrun",
+            "--project",
+            str(project),
+            "history",
+            "show",
+            str(doc["run_id"]),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record = json.loads(shown.stdout)
+    assert record["status"] == "failed" and record["halted"] == doc["halted"]
+    assert {h: (r["outcome"], r["stage"], r["in_balancer"]) for h, r in record["hosts"].items()} == {
+        "web1": ("done", None, True),
+        "web2": ("failed", "apply", False),
+        "web3": ("not_reached", None, True),
+    }
 
     assert admin_states(haproxy) == {"web1": "ready", "web2": "drain", "web3": "ready"}
     versions = health_versions(on_host)
@@ -255,3 +279,84 @@ def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, webapp_p
     )
     runs = json.loads(history.stdout)["runs"]
     assert [(r["status"], r["resumed_from"]) for r in runs[:2]] == [("success", doc["run_id"]), ("interrupted", None)]
+
+
+LB_CONF = """upstream lbweb {{
+    server {web1}:3001;
+    server {web2}:3001;
+    keepalive 8;
+}}
+
+server {{
+    listen 8081;
+    location / {{
+        proxy_pass http://lbweb;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }}
+}}
+"""
+
+
+def test_rolling_behind_an_nginx_load_balancer_host(lab, addresses, webapp_project, on_host):
+    """web3 balances web1 and web2 with nginx; the rollout marks each upstream server down in turn."""
+    on_host("web3", "command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
+    conf = LB_CONF.format(web1=addresses["web1"], web2=addresses["web2"])
+    on_host("web3", f"cat > /etc/nginx/conf.d/opsrun-lb.conf <<'EOF'\n{conf}EOF\nnginx -t -q && systemctl reload nginx")
+    project = webapp_project(webapp_version="behind-nginx")
+    inv = project / "inventories" / "lab.py"
+    inv.write_text(
+        inv.read_text() + '\nall[1]["balancer"] = {"type": "nginx", "host": "web3", "upstream": "lbweb", '
+        '"config": "/etc/nginx/conf.d/opsrun-lb.conf", "server": "{ssh_hostname}:3001"}\n'
+    )
+    try:
+        with LoadGenerator(f"http://{addresses['web3']}:8081/", threads=8, max_seconds=240) as load:
+            code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+        assert code == 0, doc
+        assert [doc["hosts"][h]["outcome"] for h in ("web1", "web2")] == ["done", "done"]
+        assert doc["hosts"]["web1"]["seconds"]["drain"] >= 0
+        assert health_versions(on_host)["web1"] == health_versions(on_host)["web2"] == "behind-nginx"
+        assert " down" not in on_host("web3", "cat /etc/nginx/conf.d/opsrun-lb.conf").stdout
+        assert load.result.requests >= 1000, load.result
+        assert load.result.failures == 0, load.result.errors
+    finally:
+        on_host("web3", "rm -f /etc/nginx/conf.d/opsrun-lb.conf; systemctl reload nginx")
+
+
+def test_nginx_balancer_with_an_unknown_server_fails_before_any_host(lab, addresses, webapp_project, on_host):
+    on_host("web3", "command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
+    conf = LB_CONF.format(web1=addresses["web1"], web2=addresses["web2"])
+    on_host("web3", f"cat > /etc/nginx/conf.d/opsrun-lb.conf <<'EOF'\n{conf}EOF\nnginx -t -q && systemctl reload nginx")
+    project = webapp_project(webapp_version="never")
+    inv = project / "inventories" / "lab.py"
+    inv.write_text(
+        inv.read_text() + '\nall[1]["balancer"] = {"type": "nginx", "host": "web3", "upstream": "lbweb", '
+        '"config": "/etc/nginx/conf.d/opsrun-lb.conf", "server": "{ssh_hostname}:3002"}\n'
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp", "--limit", "web1"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        assert proc.returncode == 1
+        assert f"nginx upstream lbweb on web3 has no server {addresses['web1']}:3002" in proc.stderr
+        assert "never" not in json.dumps(health_versions(on_host))
+    finally:
+        on_host("web3", "rm -f /etc/nginx/conf.d/opsrun-lb.conf; systemctl reload nginx")
+
+
+def test_reboot_if_needed_reboots_only_the_host_that_asks_and_waits_for_it(lab, haproxy, webapp_project, on_host):
+    boot = {h: on_host(h, "cat /proc/sys/kernel/random/boot_id").stdout.strip() for h in ("web1", "web2")}
+    on_host("web1", "touch /var/run/reboot-required")
+    project = webapp_project(webapp_version="after-reboot")
+    code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+    assert code == 0, doc
+    assert (doc["hosts"]["web1"]["rebooted"], doc["hosts"]["web2"]["rebooted"]) == (True, False)
+    assert on_host("web1", "cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot["web1"]
+    assert on_host("web2", "cat /proc/sys/kernel/random/boot_id").stdout.strip() == boot["web2"]
+    assert on_host("web1", "test -e /var/run/reboot-required", check=False).returncode == 1
+    assert health_versions(on_host)["web1"] == "after-reboot"  # the app came back by itself, behind the gate
+    assert admin_states(haproxy)["web1"] == "ready"

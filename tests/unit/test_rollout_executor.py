@@ -35,8 +35,12 @@ def inventory(data=None, per_host=None) -> Inventory:
 class Script:
     """Scripted engine and verify answers; records what was touched, in order."""
 
-    def __init__(self, *, unreachable=(), apply_fails=(), verify_fails=(), on_apply=None):
+    def __init__(
+        self, *, unreachable=(), apply_fails=(), verify_fails=(), on_apply=None, needs_reboot=(), reboot_fails=()
+    ):
         self.unreachable, self.apply_fails, self.verify_fails = set(unreachable), set(apply_fails), set(verify_fails)
+        self.needs_reboot, self.reboot_fails = set(needs_reboot), set(reboot_fails)
+        self.rebooted: list[tuple[str, str]] = []
         self.applied: list[list[str]] = []
         self.on_apply = on_apply
 
@@ -64,6 +68,15 @@ class Script:
             ],
         )
 
+    def reboot_if_needed(self, policy, timeout, inv):
+        def reboot(host):
+            self.rebooted.append((host, policy))
+            if host in self.reboot_fails:
+                raise TimeoutError(f"{host} did not come back")
+            return policy == "always" or host in self.needs_reboot
+
+        return reboot
+
     def verify(self, project, inv, suite, hosts):
         return VerifyRun(
             "prod",
@@ -74,8 +87,16 @@ class Script:
 
 
 def rollout(script, balancer, policy=None, stop=None, tmp_path=Path("/nonexistent")):
-    parts = Parts(connect=script.connect, apply=script.apply, verify=script.verify, balancer=balancer)
-    policy = policy or Policy(serial=(1,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify=False)
+    parts = Parts(
+        connect=script.connect,
+        apply=script.apply,
+        verify=script.verify,
+        balancer=balancer,
+        reboot_if_needed=script.reboot_if_needed,
+    )
+    policy = policy or Policy(
+        serial=(1,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never"
+    )
     return Rollout(Project(tmp_path), inventory(), "app", policy, parts=parts, stop=stop)
 
 
@@ -108,7 +129,7 @@ def test_failure_halts_after_the_batch_and_leaves_the_failed_host_out():
 
 
 def test_budget_lets_a_failure_pass_and_the_rest_continue():
-    policy = Policy(serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False)
+    policy = Policy(serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
     run = rollout(Script(unreachable={"web1"}), FakeBalancer(HOSTS), policy).run(HOSTS)
     assert outcomes(run)["web1"] == ("failed", "connect", True)  # never drained
     assert [outcomes(run)[h][0] for h in ("web2", "web3", "web4")] == ["done"] * 3
@@ -136,7 +157,7 @@ def test_unhealthy_after_enable_is_taken_out_again():
 def test_verify_failure_fails_the_host(tmp_path):
     (tmp_path / "verify" / "app").mkdir(parents=True)
     (tmp_path / "verify" / "app" / "test_app.py").write_text("")
-    policy = Policy(serial=(1,), drain_timeout=0.2, healthy_timeout=0.2, verify=True)
+    policy = Policy(serial=(1,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never")
     run = rollout(Script(verify_fails={"web1"}), FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(HOSTS)
     assert outcomes(run)["web1"] == ("failed", "verify", False)
     assert run.hosts["web1"].reason == "verify/app: test_x: boom"
@@ -198,3 +219,24 @@ def test_hosts_with_different_policies_cannot_share_a_rollout():
 def test_unknown_balancer_type_lists_the_choices():
     with pytest.raises(ConfigError, match=r"balancer\.type: unknown balancer type 'f5'\. Fix: use one of: haproxy"):
         load_policy(inventory({"balancer": {"type": "f5"}}), HOSTS)
+
+
+def test_reboot_stage_runs_after_apply_and_a_host_that_does_not_come_back_fails():
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="if-needed")
+    script = Script(needs_reboot={"web1"}, reboot_fails={"web2"})
+    bal = FakeBalancer(HOSTS)
+    run = rollout(script, bal, policy).run(HOSTS)
+    assert script.rebooted == [("web1", "if-needed"), ("web2", "if-needed")] or set(script.rebooted) == {
+        ("web1", "if-needed"),
+        ("web2", "if-needed"),
+    }
+    assert run.hosts["web1"].rebooted and run.hosts["web1"].outcome == "done"
+    assert outcomes(run)["web2"] == ("failed", "reboot", False)
+    assert "web2 did not come back" in run.hosts["web2"].reason
+    assert [outcomes(run)[h][0] for h in ("web3", "web4")] == ["not_reached", "not_reached"]
+
+
+def test_reboot_never_skips_the_stage():
+    script = Script(needs_reboot=set(HOSTS))
+    run = rollout(script, FakeBalancer(HOSTS)).run(HOSTS)
+    assert script.rebooted == [] and "reboot" not in run.stage_seconds

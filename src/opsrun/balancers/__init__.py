@@ -15,10 +15,11 @@ __all__ = ["BALANCERS", "Balancer", "ServerState", "make", "wait_drained", "wait
 BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "haproxy": ("opsrun.balancers.haproxy", "HAProxy", ("socket", "backend")),
     "elbv2": ("opsrun.balancers.elbv2", "ELBv2", ("target_group_arn",)),
+    "nginx": ("opsrun.balancers.nginx", "NginxLB", ("host", "upstream", "config")),
 }
 
 
-def make(settings: Any, *, where: str) -> Balancer:
+def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
     """Build the balancer that `settings` (group_data `balancer`) describes."""
     if not isinstance(settings, dict):
         raise ConfigError(
@@ -42,7 +43,20 @@ def make(settings: Any, *, where: str) -> Balancer:
             fix=f"set {', '.join(missing)}",
         )
     args = {k: v for k, v in settings.items() if k not in ("type", "server")}
-    balancer: Balancer = getattr(importlib.import_module(module), cls)(**args)
+    impl = getattr(importlib.import_module(module), cls)
+    if getattr(impl, "needs_inventory", False):  # it reaches its LB host with the inventory's SSH settings
+        if inventory is None:
+            raise ConfigError(where, f"a {kind} balancer needs the inventory of its host.", field="balancer")
+        args["inventory"] = inventory
+    try:
+        balancer: Balancer = impl(**args)
+    except TypeError as exc:
+        raise ConfigError(
+            where,
+            f"bad settings for a {kind} balancer: {exc}.",
+            field="balancer",
+            fix=f"use: {', '.join(required)} (and the optional settings of {cls})",
+        ) from exc
     return balancer
 
 

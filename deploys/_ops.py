@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import io
+import re
 import shlex
 from collections.abc import Generator
 from pathlib import Path
@@ -11,8 +13,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha1File
+from pyinfra.facts.server import Command
 
 TEMPLATES = Path(__file__).parent / "templates"
 STAGING = "/var/lib/opsrun/config-swap"
@@ -66,3 +69,75 @@ def config_files(files: dict[str, str], check: str, mode: str = "644") -> Genera
             "rm -f " + " ".join(f"{staged[d]}.old" for d in changed),
         ]
     )
+
+
+# ------------------------------------------------------------------------------------------------ patching
+
+INST = re.compile(r"^Inst (\S+) (?:\[(\S+)\] )?\((\S+) (.*?)(?: \[[^\]]*\])?\)")
+
+
+class PendingUpgrades(FactBase[list[dict[str, str | None]]]):
+    """What apt would upgrade now, after refreshing its package lists (metadata only: no package changes).
+
+    Parsed from `apt-get -s dist-upgrade` (`Inst PKG [OLD] (NEW ORIGIN [ARCH])`); held packages are kept
+    back by apt and so never listed.
+    """
+
+    def command(self) -> str:
+        return (
+            "apt-get update -qq >/dev/null 2>&1; "
+            "LC_ALL=C DEBIAN_FRONTEND=noninteractive apt-get -s -q -o Debug::NoLocking=1 dist-upgrade"
+        )
+
+    def process(self, output: list[str]) -> list[dict[str, str | None]]:
+        return [
+            {"package": m.group(1), "from": m.group(2), "to": m.group(3), "origin": m.group(4)}
+            for line in output
+            if (m := INST.match(line))
+        ]
+
+
+def chosen_upgrades(pending: list[dict[str, str | None]], mode: str, origins: list[str]) -> list[dict[str, str | None]]:
+    if mode == "all":
+        return pending
+    return [p for p in pending if any(fnmatch.fnmatch(p["origin"] or "", pattern) for pattern in origins)]
+
+
+APT_FLAGS = (
+    "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a apt-get -y -q "
+    "-o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef"
+)
+
+
+@operation()
+def upgrade_packages(mode: str = "all", origins: list[str] | None = None) -> Generator[Any, None, None]:
+    """Upgrade what apt has pending: everything (`all`), or only packages from matching origins
+    (`origins`, patterns such as "Debian-Security:*"). Existing configuration files are kept."""
+    chosen = chosen_upgrades(host.get_fact(PendingUpgrades), mode, origins or [])
+    if not chosen:
+        host.noop("no pending upgrades" + ("" if mode == "all" else " from " + ", ".join(origins or [])))
+        return
+    if mode == "all":
+        yield f"{APT_FLAGS} dist-upgrade"
+    else:
+        yield f"{APT_FLAGS} install --only-upgrade " + " ".join(shlex.quote(str(p["package"])) for p in chosen)
+
+
+@operation()
+def held_packages(packages: list[str]) -> Generator[Any, None, None]:
+    """Hold exactly `packages` among those opsrun holds (apt-mark); ones dropped from the list are released.
+
+    What opsrun held is remembered in /var/lib/opsrun/held, so holds made by hand are left alone."""
+    held = set((host.get_fact(Command, "apt-mark showhold") or "").split())
+    ours = set((host.get_fact(Command, "cat /var/lib/opsrun/held 2>/dev/null || true") or "").split())
+    want = set(packages)
+    hold, release = sorted(want - held), sorted((ours - want) & held)
+    if not hold and not release and ours == want:
+        host.noop(f"held: {', '.join(sorted(want)) or 'none'}")
+        return
+    if hold:
+        yield "apt-mark hold " + " ".join(map(shlex.quote, hold))
+    if release:
+        yield "apt-mark unhold " + " ".join(map(shlex.quote, release))
+    names = " ".join(map(shlex.quote, sorted(want)))
+    yield f"mkdir -p /var/lib/opsrun && printf '%s\\n' {names} > /var/lib/opsrun/held"

@@ -24,4 +24,11 @@ rolling = {
     "healthy_timeout": 30,
     "health": {"http": "http://{address}:3001/health", "status": 200, "timeout": 30},
     "verify": True,  # the deploy's own suite, verify/<deploy>/, after each batch
+    "reboot": "if-needed",  # a package that asks for a reboot gets one, inside drain -> health
 }
+
+# OS patching (deploys/patching.py): everything pending, configuration files kept, nothing held.
+patching_upgrade = "all"  # or "origins": only packages from patching_origins
+patching_origins = ["Debian-Security:*"]
+patching_hold: list[str] = []
+patching_restart_services: list[str] = []

@@ -24,6 +24,8 @@ all = (  # noqa: A001 - pyinfra's name for the group of every host and its data
         "ssh_known_hosts_file": str(_lab_dir / "known_hosts"),
         "ssh_strict_host_key_checking": "yes",
         "ssh_connect_retries": 1,
+        # the lab's own apt repository (opsrun-demo, new versions with `opsrun lab publish`)
+        "apt_repositories": [_lab["apt_repository"]] if "apt_repository" in _lab else [],
         # HAProxy in front of the web hosts, on the lab bridge; its servers are named after the hosts
         "balancer": {
             "type": "haproxy",

@@ -263,6 +263,17 @@ def lab_down(purge: bool) -> None:
     click.echo("lab down")
 
 
+@lab.command("publish")
+@click.argument("version")
+@click.option("--reboot", is_flag=True, help="Its postinst asks for a reboot, like a kernel update.")
+def lab_publish(version: str, reboot: bool) -> None:
+    """Publish VERSION of the demo package opsrun-demo in the lab's apt repository."""
+    from opsrun.lab import Lab, aptrepo
+
+    deb = aptrepo.publish(Lab().cfg, version, reboot=reboot)
+    click.echo(f"published {deb.name}")
+
+
 @lab.command("status")
 @FORMAT
 def lab_status(fmt: str) -> None:

@@ -28,6 +28,7 @@ from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 
 MAX_COMMANDS_LISTED = 20
+MAX_OUTPUT_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,10 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                 if not meta.did_succeed():
                     out = meta.stderr_lines or meta.stdout_lines
                     error = "\n".join(out[-10:]) or "command failed with no output"
-                ops.append(OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error))
+                output = meta.stdout_lines[-MAX_OUTPUT_LINES:] if meta.did_change() else []
+                ops.append(
+                    OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error, output=output)
+                )
         error = connect_errors.get(name) or host_errors.get(name)
         if error is None and host in state.failed_hosts and all(op.success for op in ops):
             error = "failed (see the log above)"

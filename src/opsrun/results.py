@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+UNPACKING = re.compile(r"Unpacking (\S+) \((\S+)\) over \((\S+)\)")
 
 HostStatus = Literal["ok", "changed", "failed"]
 
@@ -16,6 +19,7 @@ class OperationResult:
     error: str | None = None
     commands: list[str] = field(default_factory=list)  # dry run: what would run (secrets masked by pyinfra)
     conditional: bool = False  # dry run: depends on an earlier op (`_if`), so only known when applied
+    output: list[str] = field(default_factory=list)  # applied and changed: the last lines the commands printed
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,16 @@ class HostRun:
 
     def failed_operation(self) -> OperationResult | None:
         return next((op for op in self.operations if not op.success), None)
+
+    @property
+    def upgrades(self) -> list[dict[str, str]]:
+        """Packages dpkg upgraded during the run ("Unpacking PKG (NEW) over (OLD)")."""
+        found = []
+        for op in self.operations:
+            for line in op.output:
+                if m := UNPACKING.search(line):
+                    found.append({"package": m.group(1).split(":")[0], "from": m.group(3), "to": m.group(2)})
+        return found
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,7 @@ class DeployRun:
                     "status": h.status,
                     "changed": h.changed_count,
                     "error": h.error,
+                    "upgrades": h.upgrades,
                     "operations": [asdict(op) for op in h.operations],
                 }
                 for h in self.hosts
@@ -203,6 +218,7 @@ class RolloutRun:
                 "rebooted": h.rebooted,
                 "changed": run.changed_count if run else 0,
                 "error": run.error if run else None,
+                "upgrades": run.upgrades if run else [],
                 "operations": [asdict(op) for op in run.operations] if run else [],
                 "seconds": {k: round(v, 3) for k, v in h.seconds.items()},
             }

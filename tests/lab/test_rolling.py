@@ -298,54 +298,56 @@ server {{
 """
 
 
-def test_rolling_behind_an_nginx_load_balancer_host(lab, addresses, webapp_project, on_host):
-    """web3 balances web1 and web2 with nginx; the rollout marks each upstream server down in turn."""
+@pytest.fixture
+def nginx_lb(addresses, webapp_project, on_host):
+    """web3 balances web1 and web2 with nginx on :8081; returns a project whose balancer is that upstream,
+    with each host's server named by `server` (a template)."""
     on_host("web3", "command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
     conf = LB_CONF.format(web1=addresses["web1"], web2=addresses["web2"])
     on_host("web3", f"cat > /etc/nginx/conf.d/opsrun-lb.conf <<'EOF'\n{conf}EOF\nnginx -t -q && systemctl reload nginx")
-    project = webapp_project(webapp_version="behind-nginx")
-    inv = project / "inventories" / "lab.py"
-    inv.write_text(
-        inv.read_text() + '\nall[1]["balancer"] = {"type": "nginx", "host": "web3", "upstream": "lbweb", '
-        '"config": "/etc/nginx/conf.d/opsrun-lb.conf", "server": "{ssh_hostname}:3001"}\n'
-    )
-    try:
-        with LoadGenerator(f"http://{addresses['web3']}:8081/", threads=8, max_seconds=240) as load:
-            code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
-        assert code == 0, doc
-        assert [doc["hosts"][h]["outcome"] for h in ("web1", "web2")] == ["done", "done"]
-        assert doc["hosts"]["web1"]["seconds"]["drain"] >= 0
-        assert health_versions(on_host)["web1"] == health_versions(on_host)["web2"] == "behind-nginx"
-        assert " down" not in on_host("web3", "cat /etc/nginx/conf.d/opsrun-lb.conf").stdout
-        assert load.result.requests >= 1000, load.result
-        assert load.result.failures == 0, load.result.errors
-    finally:
-        on_host("web3", "rm -f /etc/nginx/conf.d/opsrun-lb.conf; systemctl reload nginx")
+
+    def project(server: str, **data: object) -> Path:
+        path = webapp_project(**data)
+        inv = path / "inventories" / "lab.py"
+        balancer = {
+            "type": "nginx",
+            "host": "web3",
+            "upstream": "lbweb",
+            "config": "/etc/nginx/conf.d/opsrun-lb.conf",
+            "server": server,
+        }
+        inv.write_text(inv.read_text() + f"\nall[1]['balancer'] = {balancer!r}\n")
+        return path
+
+    yield project
+    on_host("web3", "rm -f /etc/nginx/conf.d/opsrun-lb.conf; systemctl reload nginx")
 
 
-def test_nginx_balancer_with_an_unknown_server_fails_before_any_host(lab, addresses, webapp_project, on_host):
-    on_host("web3", "command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
-    conf = LB_CONF.format(web1=addresses["web1"], web2=addresses["web2"])
-    on_host("web3", f"cat > /etc/nginx/conf.d/opsrun-lb.conf <<'EOF'\n{conf}EOF\nnginx -t -q && systemctl reload nginx")
-    project = webapp_project(webapp_version="never")
-    inv = project / "inventories" / "lab.py"
-    inv.write_text(
-        inv.read_text() + '\nall[1]["balancer"] = {"type": "nginx", "host": "web3", "upstream": "lbweb", '
-        '"config": "/etc/nginx/conf.d/opsrun-lb.conf", "server": "{ssh_hostname}:3002"}\n'
+def test_rolling_behind_an_nginx_load_balancer_host(lab, addresses, nginx_lb, on_host):
+    """The rollout marks each upstream server down in turn, and no request fails."""
+    project = nginx_lb("{ssh_hostname}:3001", webapp_version="behind-nginx")
+    with LoadGenerator(f"http://{addresses['web3']}:8081/", threads=8, max_seconds=240) as load:
+        code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+    assert code == 0, doc
+    assert [doc["hosts"][h]["outcome"] for h in ("web1", "web2")] == ["done", "done"]
+    assert health_versions(on_host)["web1"] == health_versions(on_host)["web2"] == "behind-nginx"
+    assert " down" not in on_host("web3", "cat /etc/nginx/conf.d/opsrun-lb.conf").stdout
+    assert load.result.requests >= 1000, load.result
+    assert load.result.failures == 0, load.result.errors
+
+
+def test_nginx_balancer_with_an_unknown_server_fails_before_any_host(lab, addresses, nginx_lb, on_host):
+    project = nginx_lb("{ssh_hostname}:3002", webapp_version="never")
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp", "--limit", "web1"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
     )
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp", "--limit", "web1"],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-        )
-        assert proc.returncode == 1
-        assert f"nginx upstream lbweb on web3 has no server {addresses['web1']}:3002" in proc.stderr
-        assert "never" not in json.dumps(health_versions(on_host))
-    finally:
-        on_host("web3", "rm -f /etc/nginx/conf.d/opsrun-lb.conf; systemctl reload nginx")
+    assert proc.returncode == 1
+    assert f"nginx upstream lbweb on web3 has no server {addresses['web1']}:3002" in proc.stderr
+    assert "never" not in json.dumps(health_versions(on_host))
 
 
 def test_reboot_if_needed_reboots_only_the_host_that_asks_and_waits_for_it(lab, haproxy, webapp_project, on_host):

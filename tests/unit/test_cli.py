@@ -100,7 +100,7 @@ def test_apply_json_document_and_exit_code(monkeypatch, plain_project, fail, cod
     doc = json.loads(result.stdout)
     assert doc["status"] == status
     assert doc["hosts"]["web1"]["changed"] == 1
-    assert doc["hosts"]["web2"] == {"status": "ok", "changed": 0, "error": None, "operations": []}
+    assert doc["hosts"]["web2"] == {"status": "ok", "changed": 0, "error": None, "upgrades": [], "operations": []}
     assert calls == [("lab", "nginx", ["web1", "web2"], False)]
     saved = sorted((plain_project / ".opsrun" / "results").glob("*-apply-lab-nginx.json"))
     assert json.loads(saved[0].read_text()) == doc

@@ -33,6 +33,7 @@ def test_deploy_run_json_shape_and_exit_code():
         "error": "nginx -t failed",
         "commands": [],
         "conditional": False,
+        "output": [],
     }
     assert run.host("web2").failed_operation().name == "config"
 
@@ -52,4 +53,18 @@ def test_verify_run_fails_on_any_failed_test_and_when_nothing_ran():
     assert doc["hosts"]["web1"]["status"] == "passed"
     assert doc["hosts"]["web2"]["tests"] == [
         {"test": "test_a", "outcome": "failed", "message": "assert False", "seconds": 0.0}
+    ]
+
+
+def test_upgrades_are_read_from_dpkg_output():
+    out = [
+        "Preparing to unpack .../opsrun-demo_1.1_all.deb ...",
+        "Unpacking opsrun-demo (1.1) over (1.0) ...",
+        "Unpacking libc6:amd64 (2.36-9+deb12u8) over (2.36-9+deb12u7) ...",
+        "Setting up opsrun-demo (1.1) ...",
+    ]
+    run = HostRun("web1", [OperationResult("Upgrade packages", True, True, output=out)])
+    assert run.upgrades == [
+        {"package": "opsrun-demo", "from": "1.0", "to": "1.1"},
+        {"package": "libc6", "from": "2.36-9+deb12u7", "to": "2.36-9+deb12u8"},
     ]

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from opsrun.errors import LabError
-from opsrun.lab import haproxy, hosts, image, network, services
+from opsrun.lab import aptrepo, haproxy, hosts, image, network, services
 from opsrun.lab.config import MAX_HOSTS, LabConfig, host_name
 
 Log = Callable[[str], None]
@@ -32,6 +32,7 @@ REQUIRED_TOOLS = {
     "ssh-keygen": "openssh-client",
     "setsid": "util-linux",
     "haproxy": "haproxy",
+    "dpkg-deb": "dpkg",
 }
 
 
@@ -93,6 +94,8 @@ class Lab:
                 ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "opsrun-lab", "-f", str(cfg.key)], check=True
             )
         network.ensure_bridge(cfg)
+        if not (aptrepo.repo_dir(cfg) / "Packages").exists():
+            aptrepo.publish(cfg, "1.0")  # the demo package patching upgrades; `lab publish` adds versions
         services.start_all(cfg)
         addresses = {name: cfg.address(i) for i, name in enumerate(wanted, 1)}
         for name in wanted:
@@ -122,6 +125,7 @@ class Lab:
             "key": str(self.cfg.key),
             "known_hosts": str(self.cfg.known_hosts),
             "hosts": [{"name": n, "address": a} for n, a in addresses.items()],
+            "apt_repository": aptrepo.source_line(self.cfg),
             "haproxy": {
                 "socket": str(haproxy.paths(self.cfg)[1]),
                 "backend": haproxy.BACKEND,

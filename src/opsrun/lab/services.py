@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +21,13 @@ class Service:
     name: str
     module: str
     port_attr: str
-    cache: str
+    args: Callable[[LabConfig], list[str]]  # the service's own arguments besides --listen and --pidfile
 
 
 SERVICES = [
-    Service("apt-proxy", "opsrun.lab.aptproxy", "apt_port", "apt"),
-    Service("npm-mirror", "opsrun.lab.npmmirror", "npm_port", "npm"),
+    Service("apt-proxy", "opsrun.lab.aptproxy", "apt_port", lambda cfg: ["--cache", str(cfg.cache_dir / "apt")]),
+    Service("npm-mirror", "opsrun.lab.npmmirror", "npm_port", lambda cfg: ["--cache", str(cfg.cache_dir / "npm")]),
+    Service("apt-repo", "opsrun.lab.reposerver", "repo_port", lambda cfg: ["--dir", str(cfg.lab_dir / "repo")]),
 ]
 
 
@@ -69,8 +71,7 @@ def start_all(cfg: LabConfig) -> None:
             str(_pidfile(cfg, svc)),
             "--listen",
             f"{cfg.gateway}:{port}",
-            "--cache",
-            str(cfg.cache_dir / svc.cache),
+            *svc.args(cfg),
         ]
         with (run / f"{svc.name}.log").open("ab") as log:
             subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, check=True)

@@ -171,6 +171,10 @@ def rollout_run(run: RolloutRun, console: Console) -> None:
         table.add_row(str(h.batch), h.name, f"[{style}]{h.outcome}[/]", stage or "", where, changed)
     console.print(table)
     for h in run.hosts.values():
+        for up in h.run.upgrades if h.run else []:
+            console.print(f"{h.name}: upgraded {up['package']} {up['from']} -> {up['to']}", soft_wrap=True)
+        if h.rebooted:
+            console.print(f"{h.name}: rebooted", soft_wrap=True)
         if h.outcome == "failed":
             out = "it is left out of the balancer" if not h.in_balancer else "the balancer was not touched for it"
             console.print(

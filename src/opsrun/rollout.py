@@ -209,7 +209,7 @@ def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fai
     if balancer is not None:
         from opsrun import balancers
 
-        balancers.make(balancer, where=inv.where(first, "balancer"), inventory=inv)  # validates type and settings
+        balancers.validate(balancer, where=inv.where(first, "balancer"))
     cli = "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
@@ -286,7 +286,8 @@ class Rollout:
         if self.balancer is None and policy.balancer is not None:
             from opsrun import balancers
 
-            self.balancer = balancers.make(policy.balancer, where="group_data balancer", inventory=inv)
+            where = inv.where(next(iter(inv.hosts)), "balancer")
+            self.balancer = balancers.make(policy.balancer, where=where, inventory=inv)
         self.suite = self._suite()
 
     def _suite(self) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any
 from opsrun.balancers.base import Balancer, ServerState, wait_drained, wait_healthy
 from opsrun.errors import ConfigError
 
-__all__ = ["BALANCERS", "Balancer", "ServerState", "make", "wait_drained", "wait_healthy"]
+__all__ = ["BALANCERS", "Balancer", "ServerState", "make", "validate", "wait_drained", "wait_healthy"]
 
 # type -> (module, class, required settings)
 BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -19,8 +19,8 @@ BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
-def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
-    """Build the balancer that `settings` (group_data `balancer`) describes."""
+def validate(settings: Any, *, where: str) -> tuple[str, str, tuple[str, ...]]:
+    """Check `settings` (group_data `balancer`) names a known type with its required settings."""
     if not isinstance(settings, dict):
         raise ConfigError(
             where,
@@ -42,6 +42,13 @@ def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
             field=f"balancer.{missing[0]}",
             fix=f"set {', '.join(missing)}",
         )
+    return module, cls, required
+
+
+def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
+    """Build the balancer that `settings` (group_data `balancer`) describes."""
+    module, cls, required = validate(settings, where=where)
+    kind = settings["type"]
     args = {k: v for k, v in settings.items() if k not in ("type", "server")}
     impl = getattr(importlib.import_module(module), cls)
     if getattr(impl, "needs_inventory", False):  # it reaches its LB host with the inventory's SSH settings

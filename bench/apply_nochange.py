@@ -1,15 +1,19 @@
 """Benchmark: a no-change `opsrun apply lab nginx` against `pyinfra inventories/lab.py deploys/nginx.py -y`.
 
 Both run as whole commands on the same converged lab hosts, alternating, 5 times each; prints each
-time, the medians and the ratio. Run by hand as root from the repository: python bench/apply_nochange.py
-(it brings the lab up and converges it first if needed).
+time, the medians and the ratio. opsrun runs on a copy of the ops content without the web group's rolling
+policy and balancer, so both do the same thing: one parallel apply. The rolling apply (drain, health gate,
+verify, enable, host by host) is timed once more on its own line, for scale. Run by hand as root from the
+repository: python bench/apply_nochange.py (it brings the lab up and converges it first if needed).
 """
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,11 +31,22 @@ def timed(cmd: list[str]) -> float:
     return elapsed
 
 
+def plain_copy(dest: Path) -> Path:
+    for folder in ("inventories", "group_data", "deploys", "verify"):
+        shutil.copytree(REPO / folder, dest / folder)
+    (dest / "group_data" / "web.py").write_text((dest / "group_data" / "web.py").read_text() + "\nrolling = None\n")
+    inv = dest / "inventories" / "lab.py"
+    inv.write_text(inv.read_text() + '\nall[1].pop("balancer")\n')
+    return dest
+
+
 def main() -> None:
     subprocess.run([BIN / "opsrun", "lab", "up"], cwd=REPO, check=True, capture_output=True)
-    subprocess.run([BIN / "opsrun", "apply", "lab", "nginx"], cwd=REPO, check=True, capture_output=True)
+    for deploy in ("webapp", "nginx"):
+        subprocess.run([BIN / "opsrun", "apply", "lab", deploy], cwd=REPO, check=True, capture_output=True)
+    plain = plain_copy(Path(tempfile.mkdtemp(prefix="opsrun-bench-")))
     commands = {
-        "opsrun": [str(BIN / "opsrun"), "apply", "lab", "nginx"],
+        "opsrun": [str(BIN / "opsrun"), "--project", str(plain), "apply", "lab", "nginx"],
         "pyinfra": [str(BIN / "pyinfra"), "inventories/lab.py", "deploys/nginx.py", "-y"],
     }
     times: dict[str, list[float]] = {name: [] for name in commands}
@@ -43,6 +58,9 @@ def main() -> None:
         print(f"{name:8} median {statistics.median(values):.2f}s  runs: {runs}")
     ratio = statistics.median(times["opsrun"]) / statistics.median(times["pyinfra"])
     print(f"ratio opsrun/pyinfra: {ratio:.2f}")
+    rolling = timed([str(BIN / "opsrun"), "apply", "lab", "nginx"])
+    print(f"for scale, the rolling no-change apply (3 hosts one by one: drain, health, verify, enable): {rolling:.2f}s")
+    shutil.rmtree(plain)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ nginx_upstream_method = "least_conn"
 nginx_extra_directives: list[str] = []
 
 # The placeholder app behind the balancer (deploys/webapp.py); the PM2 deploy replaces it.
-webapp_version = "2"
+webapp_version = "1"
 webapp_port = 3001
 webapp_startup_seconds = 1.0
 webapp_response_ms = 10

@@ -204,6 +204,44 @@ def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt:
 
 
 @cli.command()
+@click.argument("inventory")
+@click.argument("deploys", nargs=-1)
+@LIMIT
+@click.option(
+    "--fail-on-unreachable", is_flag=True, help="Exit 1 when a host cannot be reached (default: listed only)."
+)
+@FORMAT
+@pass_project
+@click.pass_context
+def drift(
+    ctx: click.Context,
+    project: Project,
+    inventory: str,
+    deploys: tuple[str, ...],
+    limit: str | None,
+    fail_on_unreachable: bool,
+    fmt: str,
+) -> None:
+    """Report, host by host, what differs from the desired state: dry-run each deploy (every deploy with
+    settings for the hosts when none are named) and run its verify suite. Changes nothing.
+    Exit 0 clean, 3 drift found, 1 error."""
+    run, saved = runs.drift(
+        project,
+        inventory,
+        list(deploys),
+        limit=limit,
+        fail_on_unreachable=fail_on_unreachable,
+        state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
+    )
+    if fmt == "json":
+        click.echo(as_json.render(run), nl=False)
+    else:
+        as_text.drift_run(run, _console())
+        click.echo(f"result: {saved}")
+    _finish(run.exit_code)
+
+
+@cli.command()
 @click.argument("args", nargs=-1, metavar="[INVENTORY] | show RUN_ID")
 @FORMAT
 @pass_project

@@ -108,6 +108,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     from pyinfra.context import ctx_host, ctx_state
     from pyinfra_cli.util import load_deploy_file
 
+    idempotent = _record_idempotency()
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     pyinfra.is_cli = True  # CLI semantics: op identity by line number (PYINFRA-NOTES §3)
@@ -173,9 +174,22 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                     if condition is False:
                         will = False
                     commands = [_command_text(c) for c in data.command_generator()] if will else []
-                conditional = will and condition is None
+                unknown = None
+                if will and not idempotent.get(op_hash, True):
+                    unknown = "not idempotent by nature: it runs every time, so no dry run can tell if it is needed"
+                elif will and condition is None:
+                    unknown = "conditional on an earlier operation (_if): only known when applied"
                 ops.append(
-                    OperationResult(op_name(op_hash), will, True, None, commands[:MAX_COMMANDS_LISTED], conditional)
+                    OperationResult(
+                        op_name(op_hash),
+                        will,
+                        True,
+                        None,
+                        commands[:MAX_COMMANDS_LISTED],
+                        unknown is not None,
+                        unknown=unknown,
+                        follows=_follows(data.global_arguments.get("_if"), op_name) if will else None,
+                    )
                 )
             elif not meta.is_complete():
                 if name in host_errors and all(op.success for op in ops):  # the op that raised
@@ -194,6 +208,33 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
             error = "failed (see the log above)"
         hosts.append(HostRun(name, ops, error))
     return DeployRun(inv.name, request.deploy_name, request.dry_run, hosts, time.monotonic() - started)
+
+
+def _record_idempotency() -> dict[str, bool]:  # pragma: no cover - worker side
+    """Map op hash -> the operation's `is_idempotent` (server.shell, apt.update, ... are not).
+
+    pyinfra does not keep the op function in state.op_meta (PYINFRA-NOTES §4), so the worker wraps the two
+    internals that see it during one operation call: `generate_operation_name` (gets the function) and
+    `ensure_shared_op_meta` (gets the hash). Nothing yields between them within one call. pyinfra is pinned to 3.10.
+    """
+    import importlib
+
+    op_module: Any = importlib.import_module("pyinfra.api.operation")  # the module, not the decorator of that name
+    seen: dict[str, bool] = {}
+    current: list[bool] = [True]
+    generate, ensure = op_module.generate_operation_name, op_module.ensure_shared_op_meta
+
+    def generate_operation_name(func: Any, *args: Any, **kwargs: Any) -> Any:
+        current[0] = bool(getattr(func, "is_idempotent", True))
+        return generate(func, *args, **kwargs)
+
+    def ensure_shared_op_meta(state: Any, op_hash: str, *args: Any, **kwargs: Any) -> Any:
+        seen[op_hash] = current[0]
+        return ensure(state, op_hash, *args, **kwargs)
+
+    op_module.generate_operation_name = generate_operation_name
+    op_module.ensure_shared_op_meta = ensure_shared_op_meta
+    return seen
 
 
 def _predict_if(cond: Any) -> bool | None:
@@ -221,6 +262,14 @@ def _predict_if(cond: Any) -> bool | None:
     if False in answers:
         return False
     return None if None in answers else True
+
+
+def _follows(cond: Any, op_name: Any) -> str | None:
+    """`_if=op.did_change`: the name of the operation whose change this one follows (a reload after a config)."""
+    meta: Any = getattr(cond, "__self__", None)
+    if getattr(cond, "__name__", "") == "did_change" and meta is not None and hasattr(meta, "_hash"):
+        return str(op_name(meta._hash))
+    return None
 
 
 def _command_text(command: Any) -> str:

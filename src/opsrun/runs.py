@@ -13,7 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from opsrun import drift as drift_module
 from opsrun import engine, inventory, rollout, verify
+from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.reports import as_json, write_atomic
@@ -106,6 +108,51 @@ def _resume_hosts(store: Store | None, run_id: int, inventory_name: str, deploy:
             fix="nothing to do; see `opsrun history show " + str(run_id) + "`",
         )
     return hosts
+
+
+def drift(
+    project: Project,
+    inventory_name: str,
+    deploys: list[str],
+    *,
+    limit: str | None = None,
+    fail_on_unreachable: bool = False,
+    state_url: str | None = None,
+) -> tuple[DriftRun, Path]:
+    """Dry-run the deploys and run their suites on every host; remember the findings."""
+    inv = inventory.load(project, inventory_name)
+    hosts = inv.select(limit)
+    deploys = deploys or drift_module.deploys_for(project, inv, hosts)
+    if not deploys:
+        raise ConfigError(
+            project.group_data_dir,
+            f"no deploy has settings for the hosts of {inventory_name}.",
+            fix="name the deploys: opsrun drift INVENTORY DEPLOY...",
+        )
+    for d in deploys:
+        project.deploy_path(d)
+    store = open_store(project.state_dir, state_url)
+    try:
+        revision = git_revision(project.root)
+        last_clean = store.last_clean_revision(inventory_name)
+        run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
+        try:
+            result = drift_module.run_drift(project, inv, deploys, hosts)
+        except BaseException as exc:
+            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+            raise
+        result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
+
+        def cause(deploy: str) -> str | None:
+            changed = drift_module.changed_since(project.root, last_clean, deploy)
+            return None if changed is None else ("intentional" if changed else "corrective")
+
+        checked = {(h, d) for h in hosts if h not in result.unreachable for d in deploys}
+        result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
+        store.finish_run(run_id, result.to_dict())
+    finally:
+        store.close()
+    return result, save(project, f"drift-{inventory_name}", as_json.render(result))
 
 
 def verify_suite(

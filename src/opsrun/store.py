@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,10 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS run_hosts (
         run_id INTEGER NOT NULL, host TEXT NOT NULL, batch INTEGER, outcome TEXT NOT NULL, stage TEXT,
         reason TEXT, in_balancer INTEGER NOT NULL, seconds TEXT, PRIMARY KEY (run_id, host))""",
+    """CREATE TABLE IF NOT EXISTS findings (
+        id {id}, inventory TEXT NOT NULL, host TEXT NOT NULL, deploy TEXT NOT NULL, operation TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, verdict TEXT NOT NULL, detail TEXT, cause TEXT,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, resolved_at TEXT)""",
     """CREATE TABLE IF NOT EXISTS locks (
         inventory TEXT PRIMARY KEY, run_id INTEGER, who TEXT NOT NULL, machine TEXT NOT NULL,
         pid INTEGER NOT NULL, since TEXT NOT NULL)""",
@@ -192,6 +196,63 @@ class Store:
             "plan": json.loads(plan) if plan else None,
             "hosts": {},
         }
+
+    # ---------------------------------------------------------------------------------------- findings
+    def last_clean_revision(self, inventory: str) -> str | None:
+        row = self._exec(
+            "SELECT revision FROM runs WHERE kind = 'drift' AND inventory = ? AND status = 'clean' "
+            "ORDER BY id DESC LIMIT 1",
+            (inventory,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def track_findings(
+        self, inventory: str, findings: list[Any], *, checked: set[tuple[str, str]], cause: Callable[[str], str | None]
+    ) -> list[dict[str, Any]]:
+        """Match `findings` (drift.Finding, counted ones) with the open ones: persisting keep their first_seen,
+        new ones are recorded with their cause; open findings of a checked (host, deploy) that are gone are
+        resolved. Returns the resolved ones."""
+        now = _now()
+        open_rows = self._exec(
+            "SELECT id, host, deploy, operation, fingerprint, first_seen, cause FROM findings "
+            "WHERE inventory = ? AND resolved_at IS NULL",
+            (inventory,),
+        ).fetchall()
+        by_key = {(r[1], r[2], r[3], r[4]): r for r in open_rows}
+        seen: set[int] = set()
+        for f in findings:
+            row = by_key.get((f.host, f.deploy, f.operation, f.fingerprint))
+            if row is not None:
+                seen.add(row[0])
+                f.status, f.first_seen, f.cause = "persisting", row[5], row[6]
+                self._exec("UPDATE findings SET last_seen = ? WHERE id = ?", (now, row[0]))
+            else:
+                f.status, f.first_seen, f.cause = "new", now, cause(f.deploy)
+                self._exec(
+                    "INSERT INTO findings (inventory, host, deploy, operation, fingerprint, verdict, detail, cause, "
+                    "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        inventory,
+                        f.host,
+                        f.deploy,
+                        f.operation,
+                        f.fingerprint,
+                        f.verdict,
+                        json.dumps(f.detail),
+                        f.cause,
+                        now,
+                        now,
+                    ),
+                )
+        resolved = []
+        for row in open_rows:
+            if row[0] not in seen and (row[1], row[2]) in checked:
+                self._exec("UPDATE findings SET resolved_at = ? WHERE id = ?", (now, row[0]))
+                resolved.append(
+                    {"host": row[1], "deploy": row[2], "operation": row[3], "first_seen": row[5], "resolved_at": now}
+                )
+        self._commit()
+        return resolved
 
     # ------------------------------------------------------------------------------------------- locks
     @contextlib.contextmanager

@@ -102,3 +102,51 @@ def test_postgres_url_errors_never_show_the_password(tmp_path):
     with pytest.raises(ConfigError) as err:
         open_store(tmp_path, "postgresql://opsrun:s3cret@127.0.0.1:1/x")
     assert "s3cret" not in str(err.value)
+
+
+class F:
+    """The fields of drift.Finding the store reads and writes."""
+
+    def __init__(self, host, operation, fingerprint="f1", deploy="nginx"):
+        self.host, self.deploy, self.operation, self.fingerprint = host, deploy, operation, fingerprint
+        self.verdict, self.detail = "will_change", ["upload /etc/x"]
+        self.status = self.first_seen = self.cause = None
+
+
+def test_findings_are_new_then_persisting_then_resolved(store_factory):
+    store = store_factory()
+    checked = {("web1", "nginx"), ("web2", "nginx")}
+    first = [F("web1", "config"), F("web2", "config")]
+    assert store.track_findings("lab", first, checked=checked, cause=lambda d: "corrective") == []
+    assert [(f.status, f.cause) for f in first] == [("new", "corrective")] * 2
+
+    second = [F("web1", "config")]
+    resolved = store.track_findings("lab", second, checked=checked, cause=lambda d: "intentional")
+    assert (second[0].status, second[0].first_seen, second[0].cause) == (
+        "persisting",
+        first[0].first_seen,
+        "corrective",
+    )
+    assert [(r["host"], r["operation"]) for r in resolved] == [("web2", "config")]
+
+    changed = [F("web1", "config", fingerprint="f2")]  # what would change is different: a new finding
+    resolved = store.track_findings("lab", changed, checked=checked, cause=lambda d: "corrective")
+    assert changed[0].status == "new" and [r["host"] for r in resolved] == ["web1"]
+
+
+def test_findings_of_hosts_not_checked_stay_open(store_factory):
+    store = store_factory()
+    store.track_findings("lab", [F("web3", "config")], checked={("web3", "nginx")}, cause=lambda d: None)
+    assert store.track_findings("lab", [], checked={("web1", "nginx")}, cause=lambda d: None) == []  # web3 unreachable
+    again = [F("web3", "config")]
+    store.track_findings("lab", again, checked={("web3", "nginx")}, cause=lambda d: None)
+    assert again[0].status == "persisting"
+
+
+def test_last_clean_revision_is_that_of_the_newest_clean_drift_run(store_factory):
+    store = store_factory()
+    for revision, status in (("r1", "clean"), ("r2", "drift"), ("r3", "clean"), ("r4", "drift")):
+        run_id = store.start_run("drift", "lab", "nginx", revision=revision)
+        store.finish_run(run_id, {"status": status, "hosts": {}})
+    assert store.last_clean_revision("lab") == "r3"
+    assert store.last_clean_revision("other") is None

@@ -34,6 +34,8 @@ def test_deploy_run_json_shape_and_exit_code():
         "commands": [],
         "conditional": False,
         "output": [],
+        "unknown": None,
+        "follows": None,
     }
     assert run.host("web2").failed_operation().name == "config"
 

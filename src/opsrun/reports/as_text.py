@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from opsrun.drift import DriftRun
 from opsrun.lab import LabHost
 from opsrun.results import DeployRun, RolloutRun, VerifyRun
 from opsrun.rollout import Plan
@@ -246,3 +247,49 @@ def run_document(doc: dict[str, Any], console: Console) -> None:
     console.print(table)
     if doc.get("halted"):
         console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)
+
+
+def drift_run(run: DriftRun, console: Console) -> None:
+    table = Table(title=f"drift on {run.inventory} ({', '.join(run.deploys)})", title_justify="left")
+    for col in ("host", "deploy", "operation", "verdict", "status", "since", "cause"):
+        table.add_column(col)
+    for f in run.drifted:
+        table.add_row(
+            f.host,
+            f.deploy,
+            escape(f.operation),
+            f"[bold red]{f.verdict}[/]",
+            f.status,
+            f.first_seen or "",
+            f.cause or "",
+        )
+    if run.drifted:
+        console.print(table)
+    for f in run.drifted:
+        for line in f.detail[:5]:
+            text = line if len(line) <= 160 else line[:157] + "..."
+            console.print(f"{f.host} {f.deploy} {f.operation}: {text}", soft_wrap=True, markup=False, highlight=False)
+    for f in run.findings:
+        if not f.counts:
+            console.print(
+                f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+    for r in run.resolved:
+        console.print(
+            f"resolved: {r['host']} {r['deploy']} {r['operation']!r} (seen since {r['first_seen']})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+    for host, error in run.unreachable.items():
+        console.print(f"unreachable (not drift): {host}: {error}", soft_wrap=True, markup=False, highlight=False)
+    doc = run.to_dict()["summary"]
+    console.print(
+        f"{run.status}: {doc['drift']} findings ({doc['new']} new, {doc['persisting']} persisting), "
+        f"{doc['resolved']} resolved, {doc['unknown']} unknown, {doc['unreachable']} unreachable, "
+        f"{doc['hosts']} hosts in {run.seconds:.1f}s",
+        soft_wrap=True,
+    )

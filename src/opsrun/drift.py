@@ -1,0 +1,173 @@
+"""Drift: what differs, host by host, between the hosts and what the ops repo says, and since when.
+
+Each deploy is dry-run on every host (nothing changes, no balancer is touched), then its verify suite runs.
+Every finding is one of:
+
+    will_change   the operation would change the host (with the commands it would run)
+    unknown       cannot be known before applying (conditional on an earlier operation, or not idempotent
+                  by nature); listed with its reason, never counted as drift, never shown as "no change"
+    verify_failed a test of the deploy's suite failed (with its message)
+
+Unreachable hosts are listed apart. Findings are remembered in the state store, keyed by (host, deploy,
+operation, fingerprint of what would change): new, persisting (since first_seen) or resolved. A finding is
+*intentional* when the ops repo's desired state for that deploy changed since the last clean drift run
+(git), otherwise *corrective* (the host changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from opsrun import engine, verify
+from opsrun.errors import ConfigError
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+
+Verdict = Literal["will_change", "unknown", "verify_failed"]
+
+
+@dataclass
+class Finding:
+    host: str
+    deploy: str
+    operation: str
+    verdict: Verdict
+    detail: list[str]  # commands that would run, the reason it is unknown, or the failed test's message
+    status: str = ""  # new | persisting | (unknown findings: not tracked)
+    first_seen: str | None = None
+    cause: str | None = None  # intentional | corrective
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha1("\0".join(self.detail).encode()).hexdigest()[:16]  # noqa: S324 - an identity, not security
+
+    @property
+    def counts(self) -> bool:
+        return self.verdict != "unknown"
+
+
+@dataclass
+class DriftRun:
+    inventory: str
+    deploys: list[str]
+    hosts: list[str]
+    findings: list[Finding] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    run_id: int | None = None
+    fail_on_unreachable: bool = False
+
+    @property
+    def drifted(self) -> list[Finding]:
+        return [f for f in self.findings if f.counts]
+
+    @property
+    def status(self) -> Literal["clean", "drift", "error"]:
+        if self.unreachable and self.fail_on_unreachable:
+            return "error"
+        return "drift" if self.drifted else "clean"
+
+    @property
+    def exit_code(self) -> int:
+        return {"clean": 0, "drift": 3, "error": 1}[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "drift",
+            "run_id": self.run_id,
+            "status": self.status,
+            "inventory": self.inventory,
+            "deploys": self.deploys,
+            "seconds": round(self.seconds, 3),
+            "summary": {
+                "hosts": len(self.hosts),
+                "drift": len(self.drifted),
+                "new": sum(f.status == "new" for f in self.drifted),
+                "persisting": sum(f.status == "persisting" for f in self.drifted),
+                "resolved": len(self.resolved),
+                "unknown": sum(not f.counts for f in self.findings),
+                "unreachable": len(self.unreachable),
+            },
+            "findings": [
+                {
+                    "host": f.host,
+                    "deploy": f.deploy,
+                    "operation": f.operation,
+                    "verdict": f.verdict,
+                    "detail": f.detail,
+                    "status": f.status or None,
+                    "first_seen": f.first_seen,
+                    "cause": f.cause,
+                    "fingerprint": f.fingerprint,
+                }
+                for f in self.findings
+            ],
+            "resolved": self.resolved,
+            "unreachable": self.unreachable,
+        }
+
+
+def deploys_for(project: Project, inv: Inventory, hosts: list[str]) -> list[str]:
+    """The deploys that have settings (`NAME_*` in group_data) for at least one of the hosts."""
+    return [
+        d
+        for d in project.deploys()
+        if any(any(k == d or k.startswith(f"{d}_") for k in inv.hosts[h].data) for h in hosts)
+    ]
+
+
+def desired_state_paths(deploy: str) -> list[str]:
+    return [f"deploys/{deploy}.py", f"deploys/templates/{deploy}", "deploys/_ops.py", "group_data", "inventories"]
+
+
+def changed_since(root: Path, revision: str | None, deploy: str) -> bool | None:
+    """Did the repo's desired state for `deploy` change since `revision` (committed or not)? None: unknown."""
+    if not revision:
+        return None
+    base = revision.removesuffix("+dirty")
+    paths = desired_state_paths(deploy)
+    proc = subprocess.run(
+        ["git", "-C", str(root), "diff", "--quiet", base, "--", *paths], capture_output=True, check=False
+    )
+    if proc.returncode not in (0, 1):
+        return None
+    return proc.returncode == 1
+
+
+def run_drift(project: Project, inv: Inventory, deploys: list[str], hosts: list[str]) -> DriftRun:
+    started = time.monotonic()
+    for d in deploys:
+        project.deploy_path(d)
+    run = DriftRun(inv.name, deploys, hosts)
+    for deploy in deploys:
+        plan = engine.run_deploy(project, inv, deploy, hosts, dry_run=True)
+        reachable = []
+        for h in plan.hosts:
+            if h.error and not h.operations:
+                run.unreachable[h.name] = h.error
+                continue
+            reachable.append(h.name)
+            found: dict[str, Finding] = {}
+            for op in h.operations:
+                if op.unknown:
+                    run.findings.append(Finding(h.name, deploy, op.name, "unknown", [op.unknown]))
+                elif op.changed and op.follows in found:  # a consequence (the reload after a config change)
+                    found[op.follows].detail.append(f"then {op.name}: " + "; ".join(op.commands))
+                elif op.changed:
+                    found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands))
+                    run.findings.append(found[op.name])
+        if deploy in project.suites() and reachable:
+            result = verify.run_suite(project, inv, deploy, reachable)
+            if result.error:
+                raise ConfigError(project.suite_path(deploy), f"the suite could not run: {result.error}")
+            for t in result.results:
+                if t.outcome in ("failed", "error"):
+                    run.findings.append(Finding(t.host, deploy, t.test, "verify_failed", [t.message or t.outcome]))
+    run.seconds = time.monotonic() - started
+    return run

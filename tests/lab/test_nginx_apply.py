@@ -28,6 +28,17 @@ def _app(webapp_deployed):
     """The web group rolls behind HAProxy, gated on the app's /health: the app must be there."""
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_nginx_yet(lab, on_host):
+    """Hosts without nginx, whatever other modules did: the first apply starts from nothing."""
+    for host in HOSTS:
+        on_host(
+            host,
+            "systemctl stop nginx 2>/dev/null; DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "
+            "nginx nginx-common >/dev/null; rm -rf /etc/nginx /var/www/opsrun /var/lib/opsrun/config-swap",
+        )
+
+
 def test_first_apply_changes_every_host(lab):
     code, doc = opsrun_json("apply", "lab", "nginx")
     assert code == 0, doc

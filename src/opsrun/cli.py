@@ -68,6 +68,19 @@ def _finish(code: int) -> None:
     sys.exit(code)
 
 
+R = TypeVar("R", bound=Any)
+
+
+def _show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None]) -> None:
+    """Print a run as one JSON document or as text (with where it was saved), and exit with its code."""
+    if fmt == "json":
+        click.echo(as_json.render(run), nl=False)
+    else:
+        as_text_fn(run, _console())
+        click.echo(f"result: {saved}")
+    _finish(run.exit_code)
+
+
 class OpsrunGroup(click.Group):
     """Turns a known error into one line on stderr and its exit code (ConfigError: 2)."""
 
@@ -175,15 +188,10 @@ def apply(
             on_plan=progress.plan,
             stop=stop,
         )
-    if fmt == "json":
-        click.echo(as_json.render(run), nl=False)
+    if isinstance(run, RolloutRun):
+        _show(run, saved, fmt, as_text.rollout_run)
     else:
-        if isinstance(run, RolloutRun):
-            as_text.rollout_run(run, _console())
-        else:
-            as_text.deploy_run(run, _console())
-        click.echo(f"result: {saved}")
-    _finish(run.exit_code)
+        _show(run, saved, fmt, as_text.deploy_run)
 
 
 @cli.command()
@@ -195,12 +203,7 @@ def apply(
 def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt: str) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py."""
     run, saved = runs.verify_suite(project, inventory, suite, limit=limit)
-    if fmt == "json":
-        click.echo(as_json.render(run), nl=False)
-    else:
-        as_text.verify_run(run, _console())
-        click.echo(f"result: {saved}")
-    _finish(run.exit_code)
+    _show(run, saved, fmt, as_text.verify_run)
 
 
 @cli.command()
@@ -233,12 +236,7 @@ def drift(
         fail_on_unreachable=fail_on_unreachable,
         state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
     )
-    if fmt == "json":
-        click.echo(as_json.render(run), nl=False)
-    else:
-        as_text.drift_run(run, _console())
-        click.echo(f"result: {saved}")
-    _finish(run.exit_code)
+    _show(run, saved, fmt, as_text.drift_run)
 
 
 @cli.command()

@@ -53,8 +53,7 @@ def deploy_run(run: DeployRun, console: Console) -> None:
                 tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
                 console.print(f"{h.name}: would change {escape(repr(op.name))}{tag}", soft_wrap=True)
                 for command in op.commands[:5]:
-                    text = command if len(command) <= 160 else command[:157] + "..."
-                    console.print(f"    {text}", soft_wrap=True, markup=False)
+                    console.print(f"    {_short(command)}", soft_wrap=True, markup=False)
     failed = [h.name for h in run.hosts if h.failed]
     summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
@@ -104,6 +103,10 @@ def lab_hosts(hosts: list[LabHost], console: Console) -> None:
         style = "green" if h.state == "running" else "yellow" if h.state in ("starting", "degraded") else "red"
         table.add_row(h.name, h.address, f"[{style}]{h.state}[/]")
     console.print(table)
+
+
+def _short(line: str, width: int = 160) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 def _n(count: int, noun: str) -> str:
@@ -267,8 +270,9 @@ def drift_run(run: DriftRun, console: Console) -> None:
         console.print(table)
     for f in run.drifted:
         for line in f.detail[:5]:
-            text = line if len(line) <= 160 else line[:157] + "..."
-            console.print(f"{f.host} {f.deploy} {f.operation}: {text}", soft_wrap=True, markup=False, highlight=False)
+            console.print(
+                f"{f.host} {f.deploy} {f.operation}: {_short(line)}", soft_wrap=True, markup=False, highlight=False
+            )
     for f in run.findings:
         if not f.counts:
             console.print(

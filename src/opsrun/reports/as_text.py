@@ -31,13 +31,7 @@ def deploy_run(run: DeployRun, console: Console) -> None:
         table.add_row(h.name, f"[{STYLE.get(h.status, '')}]{status}[/]", str(h.changed_count))
     console.print(table)
     if run.plan is not None:
-        batches = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(run.plan["batches"], 1))
-        console.print(
-            f"plan: {len(run.plan['batches'])} batches ({batches}); failure budget {run.plan['max_fail']}",
-            soft_wrap=True,
-            highlight=False,
-            markup=False,
-        )
+        _line(console, plan_line(run.plan["batches"], run.plan["max_fail"]))
     # details as whole lines under the table: long errors stay readable and greppable
     for h in run.hosts:
         bad = h.failed_operation()
@@ -53,7 +47,7 @@ def deploy_run(run: DeployRun, console: Console) -> None:
                 tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
                 console.print(f"{h.name}: would change {escape(repr(op.name))}{tag}", soft_wrap=True)
                 for command in op.commands[:5]:
-                    console.print(f"    {_short(command)}", soft_wrap=True, markup=False)
+                    _line(console, f"    {_short(command)}")
     failed = [h.name for h in run.hosts if h.failed]
     summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
@@ -105,6 +99,16 @@ def lab_hosts(hosts: list[LabHost], console: Console) -> None:
     console.print(table)
 
 
+def plan_line(batches: list[list[str]], max_fail: int) -> str:
+    listed = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(batches, 1))
+    return f"plan: {len(batches)} batches ({listed}); failure budget {max_fail}"
+
+
+def _line(console: Console, text: str) -> None:
+    """A plain line: no markup (host output may hold brackets), no highlighting, never wrapped mid-word."""
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
 def _short(line: str, width: int = 160) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
@@ -135,13 +139,7 @@ class RolloutProgress:
 
     def plan(self, plan: Plan) -> None:
         """Printed before anything happens."""
-        batches = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(plan.batches, 1))
-        self.console.print(
-            f"plan: {len(plan.batches)} batches ({batches}); failure budget {plan.max_fail}",
-            soft_wrap=True,
-            highlight=False,
-            markup=False,
-        )
+        _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail))
 
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()
@@ -149,9 +147,7 @@ class RolloutProgress:
         if self.live is not None:
             self.live.update(self._table())
         else:
-            self.console.print(
-                f"[{now - self.started:6.1f}s] batch {batch}: {host}: {stage}", highlight=False, markup=False
-            )
+            _line(self.console, f"[{now - self.started:6.1f}s] batch {batch}: {host}: {stage}")
 
     def _table(self) -> Table:
         table = Table(title="rollout", title_justify="left")
@@ -270,26 +266,14 @@ def drift_run(run: DriftRun, console: Console) -> None:
         console.print(table)
     for f in run.drifted:
         for line in f.detail[:5]:
-            console.print(
-                f"{f.host} {f.deploy} {f.operation}: {_short(line)}", soft_wrap=True, markup=False, highlight=False
-            )
+            _line(console, f"{f.host} {f.deploy} {f.operation}: {_short(line)}")
     for f in run.findings:
         if not f.counts:
-            console.print(
-                f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}",
-                soft_wrap=True,
-                markup=False,
-                highlight=False,
-            )
+            _line(console, f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}")
     for r in run.resolved:
-        console.print(
-            f"resolved: {r['host']} {r['deploy']} {r['operation']!r} (seen since {r['first_seen']})",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
+        _line(console, f"resolved: {r['host']} {r['deploy']} {r['operation']!r} (seen since {r['first_seen']})")
     for host, error in run.unreachable.items():
-        console.print(f"unreachable (not drift): {host}: {error}", soft_wrap=True, markup=False, highlight=False)
+        _line(console, f"unreachable (not drift): {host}: {error}")
     doc = run.to_dict()["summary"]
     console.print(
         f"{run.status}: {doc['drift']} findings ({doc['new']} new, {doc['persisting']} persisting), "

@@ -5,9 +5,16 @@ VENV      ?= .venv
 PYTHON    ?= python3
 BIN       := $(VENV)/bin
 # The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. curl is used by the lab tests;
-# postgresql gives the tests a real server for the PostgreSQL state store; git records the ops revision.
+# postgresql gives the tests a real server for the PostgreSQL state store; git records the ops revision;
+# chromium (headless) opens the HTML reports in the tests.
 DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
-             postgresql git
+             postgresql git chromium fonts-dejavu-core
+
+# The demo app's secret (group_data/web.py, pm2_apps secret_env): opsrun reads it from the environment only.
+ifndef OPSRUN_DEMO_API_TOKEN
+OPSRUN_DEMO_API_TOKEN := demo-$(shell od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+endif
+export OPSRUN_DEMO_API_TOKEN
 
 .PHONY: deps venv demo test lint unit lab-down clean
 
@@ -30,8 +37,9 @@ venv: $(BIN)/opsrun
 
 demo: deps venv
 	$(BIN)/opsrun lab up --hosts 3
-	$(BIN)/opsrun apply lab webapp
+	$(BIN)/opsrun apply lab pm2
 	$(BIN)/opsrun apply lab nginx
+	$(BIN)/opsrun verify lab pm2
 	$(BIN)/opsrun verify lab nginx
 	@echo
 	@echo "Results (JSON, one per run): $(CURDIR)/.opsrun/results/"

@@ -9,6 +9,8 @@ repository: python bench/apply_nochange.py (it brings the lab up and converges i
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -32,7 +34,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def plain_copy(dest: Path) -> Path:
-    for folder in ("inventories", "group_data", "deploys", "verify"):
+    for folder in ("inventories", "group_data", "deploys", "verify", "apps"):
         shutil.copytree(REPO / folder, dest / folder)
     (dest / "group_data" / "web.py").write_text((dest / "group_data" / "web.py").read_text() + "\nrolling = None\n")
     inv = dest / "inventories" / "lab.py"
@@ -41,8 +43,9 @@ def plain_copy(dest: Path) -> Path:
 
 
 def main() -> None:
+    os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "bench-" + secrets.token_hex(12))  # the demo app's secret
     subprocess.run([BIN / "opsrun", "lab", "up"], cwd=REPO, check=True, capture_output=True)
-    for deploy in ("webapp", "nginx"):
+    for deploy in ("pm2", "nginx"):
         subprocess.run([BIN / "opsrun", "apply", "lab", deploy], cwd=REPO, check=True, capture_output=True)
     plain = plain_copy(Path(tempfile.mkdtemp(prefix="opsrun-bench-")))
     commands = {

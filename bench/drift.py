@@ -7,6 +7,8 @@ root from the repository: python bench/drift.py [N ...]  (default 3 6 12; the la
 
 from __future__ import annotations
 
+import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -29,11 +31,12 @@ def timed(cmd: list[str], ok: tuple[int, ...] = (0,)) -> float:
 
 
 def main() -> None:
+    os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "bench-" + secrets.token_hex(12))  # the demo app's secret
     sizes = [int(a) for a in sys.argv[1:]] or [3, 6, 12]
     lab = Lab()
     for n in sizes:
         lab.up(n)
-        for deploy in ("webapp", "nginx"):
+        for deploy in ("pm2", "nginx"):
             timed([str(BIN / "opsrun"), "apply", "lab", deploy])
         drift = [timed([str(BIN / "opsrun"), "drift", "lab", "nginx"]) for _ in range(RUNS)]
         dry = [timed([str(BIN / "pyinfra"), "inventories/lab.py", "deploys/nginx.py", "--dry"]) for _ in range(RUNS)]

@@ -1,15 +1,18 @@
-"""Benchmark: a rolling apply over the lab's web hosts behind HAProxy, under load: a new version of the lab
-app (`webapp`), or a real package upgrade (`patching`: a new opsrun-demo published in the lab repository).
+"""Benchmark: a rolling apply over the lab's web hosts behind HAProxy, under load: a new version of the demo
+app (`pm2`: a new APP_VERSION, a PM2 reload), or a real package upgrade (`patching`: a new opsrun-demo
+published in the lab repository).
 
 Prints the requests sent through HAProxy during the rollout and how many failed, the rollout's wall
 time, and how that time splits between pyinfra (connect checks and applies), drain waits, health waits,
 verification, balancer enable waits, and opsrun's own overhead (the rest). Run by hand as root from the
-repository: python bench/rolling.py [HOSTS] [webapp|patching]  (default 3 webapp; the lab gets that many hosts).
+repository: python bench/rolling.py [HOSTS] [pm2|patching]  (default 3 pm2; the lab gets that many hosts).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,17 +28,18 @@ OPSRUN = [sys.executable, "-m", "opsrun"]
 
 
 def main() -> None:
+    os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "bench-" + secrets.token_hex(12))  # the demo app's secret
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    deploy = sys.argv[2] if len(sys.argv) > 2 else "webapp"
+    deploy = sys.argv[2] if len(sys.argv) > 2 else "pm2"
     lab = Lab()
     lab.up(count)
     frontend = json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"]
     with tempfile.TemporaryDirectory() as tmp:
         project = Path(tmp)
-        for folder in ("inventories", "group_data", "deploys", "verify"):
+        for folder in ("inventories", "group_data", "deploys", "verify", "apps"):
             shutil.copytree(REPO / folder, project / folder)
         web = project / "group_data" / "web.py"
-        for converge in ("webapp", deploy):
+        for converge in ("pm2", "nginx", deploy):
             subprocess.run([*OPSRUN, "--project", tmp, "apply", "lab", converge], check=True, capture_output=True)
         if deploy == "patching":
             aptrepo.publish(lab.cfg, f"{time.time():.0f}")  # a newer opsrun-demo: one real upgrade per host
@@ -48,7 +52,7 @@ def main() -> None:
                 )
             aptrepo.publish(lab.cfg, f"{time.time():.0f}.1")
         else:
-            web.write_text(web.read_text() + f'\nwebapp_version = "bench-{time.time():.0f}"\n')
+            web.write_text(web.read_text() + f'\npm2_apps[0]["env"]["APP_VERSION"] = "bench-{time.time():.0f}"\n')
         with LoadGenerator(f"http://{frontend}/", threads=8, max_seconds=600) as load:
             proc = subprocess.run(
                 [*OPSRUN, "--project", tmp, "apply", "lab", deploy, "--format", "json"],

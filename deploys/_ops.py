@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import io
+import json
 import re
 import shlex
 from collections.abc import Generator
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, operation
-from pyinfra.facts.files import Sha1File
+from pyinfra.api.util import get_file_sha1
+from pyinfra.facts.files import FileContents, Sha1File
 from pyinfra.facts.server import Command
+from pyinfra.operations.util.files import generate_color_diff
 
 TEMPLATES = Path(__file__).parent / "templates"
 STAGING = "/var/lib/opsrun/config-swap"
@@ -44,6 +47,12 @@ def config_files(files: dict[str, str], check: str, mode: str = "644") -> Genera
     if not changed:
         host.noop(f"{len(files)} configuration files already as desired")
         return
+    if host.state.config.DIFF:  # dry runs: what each file would become, as pyinfra's files.put shows it
+        for dest in changed:
+            current = [line + "\n" for line in host.get_fact(FileContents, path=dest) or []]
+            host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
+            for line in generate_color_diff(current, files[dest].splitlines(keepends=True)):
+                logger.info("  %s", line)
     # New and old copies wait in a folder of their own: inside an include dir (sites-enabled/*) they
     # would be read by the very check that is meant to judge the new files.
     q = shlex.quote
@@ -69,6 +78,20 @@ def config_files(files: dict[str, str], check: str, mode: str = "644") -> Genera
             "rm -f " + " ".join(f"{staged[d]}.old" for d in changed),
         ]
     )
+
+
+@operation()
+def secret_file(dest: str, content: str, mode: str = "600") -> Generator[Any, None, None]:
+    """A file holding secrets, uploaded when its checksum differs, never shown: unlike files.put, no diff
+    of it is ever logged, in a dry run or otherwise."""
+    want = get_file_sha1(io.BytesIO(content.encode()))
+    if host.get_fact(Sha1File, path=dest) == want:
+        host.noop(f"{dest} as desired (secret content, not shown)")
+        return
+    if host.state.config.DIFF:
+        host.log(f"Will write {dest} (secret content, not shown)", logger.info)
+    yield FileUploadCommand(io.BytesIO(content.encode()), dest, remote_temp_filename=host.get_temp_filename(dest))
+    yield f"chmod {mode} {shlex.quote(dest)}"
 
 
 # ------------------------------------------------------------------------------------------------ patching
@@ -141,3 +164,97 @@ def held_packages(packages: list[str]) -> Generator[Any, None, None]:
         yield "apt-mark unhold " + " ".join(map(shlex.quote, release))
     names = " ".join(map(shlex.quote, sorted(want)))
     yield f"mkdir -p /var/lib/opsrun && printf '%s\\n' {names} > /var/lib/opsrun/held"
+
+
+# ------------------------------------------------------------------------------------------------ PM2
+
+PM2_HOME = "/root/.pm2"  # PM2 runs as root, started at boot by pm2-root.service (`pm2 startup systemd`)
+
+# Runs on the host. Reads PM2's state without changing it: `pm2 jlist` would spawn a daemon, so it is only
+# asked when one is running. Only names, states and counters leave the host: jlist also carries each
+# process's environment, secrets included.
+_PM2_STATE = """
+import json, os, subprocess
+home = os.environ.get("PM2_HOME", "/root/.pm2")
+out = {"daemon": False, "processes": [], "modules": [], "module_conf": {}}
+try:
+    out["module_conf"] = json.load(open(home + "/module_conf.json"))
+except (OSError, ValueError):
+    pass
+try:
+    out["modules"] = sorted(os.listdir(home + "/modules"))
+except OSError:
+    pass
+try:
+    os.kill(int(open(home + "/pm2.pid").read()), 0)
+    out["daemon"] = True
+except (OSError, ValueError):
+    pass
+if out["daemon"]:
+    raw = subprocess.run(["pm2", "jlist"], capture_output=True, text=True, check=True).stdout
+    for p in json.loads(raw[raw.index("["):]):
+        env = p.get("pm2_env", {})
+        out["processes"].append({
+            "name": p["name"], "status": env.get("status"), "pid": p.get("pid"),
+            "restarts": env.get("restart_time", 0), "module": bool(env.get("pmx_module")),
+            "exec_mode": env.get("exec_mode"),
+        })
+print(json.dumps(out))
+"""
+
+
+class Pm2State(FactBase[dict[str, Any]]):
+    """PM2 on the host: is its daemon running, its processes (name, status, pid, restarts, module), the
+    installed modules and their settings (module_conf.json). Nothing is started to find out."""
+
+    def command(self) -> str:
+        return f"PM2_HOME={PM2_HOME} python3 -c {shlex.quote(_PM2_STATE)}"
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        return dict(json.loads("\n".join(output)))
+
+
+def online_instances(state: dict[str, Any], app: str) -> int:
+    return sum(p["name"] == app and p["status"] == "online" for p in state["processes"])
+
+
+def pm2_setting(value: object) -> str:
+    """How `pm2 set` stores a value (module_conf.json keeps strings; booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@operation()
+def pm2_module(module: str, version: str, settings: dict[str, object]) -> Generator[Any, None, None]:
+    """A PM2 module (pm2-logrotate) installed at `version` with exactly these settings (`pm2 set`)."""
+    state = host.get_fact(Pm2State)
+    conf = state["module_conf"].get(module, {})
+    installed = module in state["modules"] and any(p["name"] == module for p in state["processes"])
+    if not installed:
+        yield f"pm2 install {shlex.quote(f'{module}@{version}')}"
+    unset = {k: pm2_setting(v) for k, v in settings.items() if str(conf.get(k)) != pm2_setting(v)}
+    for key, value in unset.items():
+        yield f"pm2 set {shlex.quote(f'{module}:{key}')} {shlex.quote(value)}"
+    if installed and not unset:
+        host.noop(f"{module} installed, {len(settings)} settings as desired")
+
+
+class NpmGlobalPackages(FactBase[dict[str, str]]):
+    """Globally installed npm packages and their versions. (pyinfra's NpmPackages parses the tree that npm
+    draws with box characters; Debian's npm 9 draws it in ASCII without a terminal, so it never matches.)"""
+
+    def command(self) -> str:
+        return "npm ls -g --depth=0 --json 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        deps = json.loads("\n".join(output) or "{}").get("dependencies", {})
+        return {name: info.get("version", "") for name, info in deps.items()}
+
+
+@operation()
+def npm_global(package: str, version: str) -> Generator[Any, None, None]:
+    """`package` installed globally at exactly `version` (`npm install -g`)."""
+    have = host.get_fact(NpmGlobalPackages).get(package)
+    if have == version:
+        host.noop(f"{package} {version} installed")
+        return
+    yield f"npm install -g {shlex.quote(f'{package}@{version}')}"

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import glob
 import json
+import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The demo app's secret (group_data/web.py, pm2_apps secret_env): a fresh value for each session, which
+# tests/lab/test_secrets.py then looks for in every output, file and report.
+DEMO_SECRET = os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "opsrun-test-" + secrets.token_hex(12))
+REDIS_SECRET = os.environ.setdefault("OPSRUN_REDIS_PASSWORD", "opsrun-redis-" + secrets.token_hex(12))
+MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_urlsafe(48))
 
 
 def opsrun(*args: str, project: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -92,10 +102,41 @@ def postgres_url():
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A copy of the ops content of this repo, for tests that change group_data or deploys."""
-    dest = tmp_path / "ops"
-    for folder in ("inventories", "group_data", "deploys", "verify"):
+    return copy_ops(tmp_path / "ops")
+
+
+OPS_FOLDERS = ("inventories", "group_data", "deploys", "verify", "apps")
+
+
+def copy_ops(dest: Path) -> Path:
+    """The ops content of this repo (what an ops repository holds) copied to `dest`."""
+    for folder in OPS_FOLDERS:
         shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A webhook receiver on loopback: (its URL, the JSON bodies POSTed to it, {"status": its answer})."""
+    got: list[dict[str, Any]] = []
+    answer = {"status": 200}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(answer["status"])
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", got, answer
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # A lab test that skips proves nothing: the session fails if any did.

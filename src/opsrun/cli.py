@@ -6,9 +6,8 @@ Exit codes: 0 success, 1 a host, check or verification failed, 2 usage or config
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import os
-import re
 import signal
 import sys
 import threading
@@ -17,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from functools import update_wrapper
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -25,8 +24,9 @@ from rich.console import Console
 from opsrun import runs
 from opsrun.errors import OpsrunError
 from opsrun.project import Project
-from opsrun.reports import as_json, as_text
+from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
+from opsrun.secrets import redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
@@ -37,8 +37,20 @@ FORMAT = click.option(
     show_default=True,
     help="json: one JSON document on stdout.",
 )
+REPORT_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", *REPORT_FORMATS]),
+    default="text",
+    show_default=True,
+    help="What goes to stdout: text, or the report as json, md, html (one self-contained file) or junit (XML).",
+)
+OUT = click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the report to this folder in every format (.json .md .html .xml), each file atomically.",
+)
 LIMIT = click.option("--limit", metavar="HOSTS", help="Comma-separated host names, groups or globs.")
-SECRET_ENV = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 
 
 class ProjectRef:
@@ -60,8 +72,25 @@ def pass_project(f: F) -> F:
     return update_wrapper(wrapper, f)  # type: ignore[return-value]
 
 
+class _Redacted(io.TextIOBase):
+    """stdout with secret values masked (see opsrun.secrets)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
 def _console() -> Console:
-    return Console(stderr=False, highlight=False, soft_wrap=False)
+    return Console(file=cast(TextIO, _Redacted(sys.stdout)), stderr=False, highlight=False, soft_wrap=False)
 
 
 def _finish(code: int) -> None:
@@ -71,13 +100,19 @@ def _finish(code: int) -> None:
 R = TypeVar("R", bound=Any)
 
 
-def _show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None]) -> None:
-    """Print a run as one JSON document or as text (with where it was saved), and exit with its code."""
-    if fmt == "json":
-        click.echo(as_json.render(run), nl=False)
-    else:
+def _show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None], out: Path | None = None) -> None:
+    """Print a run as text or as a report (json, md, html, junit), write the report files to `out` when
+    asked, and exit with the run's code. Reports are written only for a finished run, each atomically."""
+    written = write_reports(run, out) if out is not None else []
+    if fmt == "text":
         as_text_fn(run, _console())
         click.echo(f"result: {saved}")
+        for path in written:
+            click.echo(f"report: {path}")
+    else:
+        click.echo(render_report(run, fmt), nl=False)
+    for error in getattr(run, "notify_errors", []):
+        click.echo(f"error: {error}", err=True)
     _finish(run.exit_code)
 
 
@@ -88,7 +123,7 @@ class OpsrunGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OpsrunError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact(str(exc))}", err=True)
             raise click.exceptions.Exit(exc.exit_code) from exc
 
 
@@ -154,7 +189,8 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     type=int,
     help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
 )
-@FORMAT
+@REPORT_FORMAT
+@OUT
 @pass_project
 @click.pass_context
 def apply(
@@ -168,6 +204,7 @@ def apply(
     max_fail: str | None,
     resume: int | None,
     fmt: str,
+    out: Path | None,
 ) -> None:
     """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
     load balancer when group_data gives a rolling policy or a balancer)."""
@@ -189,21 +226,22 @@ def apply(
             stop=stop,
         )
     if isinstance(run, RolloutRun):
-        _show(run, saved, fmt, as_text.rollout_run)
+        _show(run, saved, fmt, as_text.rollout_run, out)
     else:
-        _show(run, saved, fmt, as_text.deploy_run)
+        _show(run, saved, fmt, as_text.deploy_run, out)
 
 
 @cli.command()
 @click.argument("inventory")
 @click.argument("suite")
 @LIMIT
-@FORMAT
+@REPORT_FORMAT
+@OUT
 @pass_project
-def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt: str) -> None:
+def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt: str, out: Path | None) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py."""
     run, saved = runs.verify_suite(project, inventory, suite, limit=limit)
-    _show(run, saved, fmt, as_text.verify_run)
+    _show(run, saved, fmt, as_text.verify_run, out)
 
 
 @cli.command()
@@ -213,7 +251,16 @@ def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt:
 @click.option(
     "--fail-on-unreachable", is_flag=True, help="Exit 1 when a host cannot be reached (default: listed only)."
 )
-@FORMAT
+@click.option(
+    "--notify",
+    "notify_targets",
+    multiple=True,
+    metavar="sns:ARN|webhook:URL",
+    help="Tell this target when the drift status changed since the last run (repeatable).",
+)
+@click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change of status.")
+@REPORT_FORMAT
+@OUT
 @pass_project
 @click.pass_context
 def drift(
@@ -223,7 +270,10 @@ def drift(
     deploys: tuple[str, ...],
     limit: str | None,
     fail_on_unreachable: bool,
+    notify_targets: tuple[str, ...],
+    notify_always: bool,
     fmt: str,
+    out: Path | None,
 ) -> None:
     """Report, host by host, what differs from the desired state: dry-run each deploy (every deploy with
     settings for the hosts when none are named) and run its verify suite. Changes nothing.
@@ -235,8 +285,10 @@ def drift(
         limit=limit,
         fail_on_unreachable=fail_on_unreachable,
         state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
+        notify_targets=notify_targets,
+        notify_always=notify_always,
     )
-    _show(run, saved, fmt, as_text.drift_run)
+    _show(run, saved, fmt, as_text.drift_run, out)
 
 
 @cli.command()
@@ -323,13 +375,6 @@ def lab_status(fmt: str) -> None:
         as_text.lab_hosts(hosts, _console())
 
 
-def _redact(text: str) -> str:
-    for name, value in os.environ.items():
-        if SECRET_ENV.search(name) and len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
 def main() -> None:
     """Entry point: click handles usage errors and exit codes; anything unexpected goes to the debug log."""
     try:
@@ -340,9 +385,9 @@ def main() -> None:
             log.parent.mkdir(exist_ok=True)
             with log.open("a") as f:
                 f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(sys.argv)}\n")
-                f.write(_redact(traceback.format_exc()))
+                f.write(redact(traceback.format_exc()))
             where = f"details in {log.resolve()}"
         except OSError:
-            where = "\n" + _redact(traceback.format_exc())
-        click.echo(f"internal error: {_redact(repr(sys.exc_info()[1]))}; {where}", err=True)
+            where = "\n" + redact(traceback.format_exc())
+        click.echo(f"internal error: {redact(repr(sys.exc_info()[1]))}; {where}", err=True)
         sys.exit(1)

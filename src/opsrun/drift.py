@@ -41,10 +41,12 @@ class Finding:
     status: str = ""  # new | persisting | (unknown findings: not tracked)
     first_seen: str | None = None
     cause: str | None = None  # intentional | corrective
+    diff: list[str] = field(default_factory=list)  # files: what each would become ("Will modify PATH", hunks)
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha1("\0".join(self.detail).encode()).hexdigest()[:16]  # noqa: S324 - an identity, not security
+        what = "\0".join([*self.detail, *self.diff]).encode()
+        return hashlib.sha1(what).hexdigest()[:16]  # noqa: S324 - an identity, not security
 
     @property
     def counts(self) -> bool:
@@ -62,6 +64,8 @@ class DriftRun:
     seconds: float = 0.0
     run_id: int | None = None
     fail_on_unreachable: bool = False
+    trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of the last runs, this one last
+    notify_errors: list[str] = field(default_factory=list)
 
     @property
     def drifted(self) -> list[Finding]:
@@ -75,6 +79,8 @@ class DriftRun:
 
     @property
     def exit_code(self) -> int:
+        if self.notify_errors:
+            return 1  # the nightly job must not look fine when nobody was told
         return {"clean": 0, "drift": 3, "error": 1}[self.status]
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,6 +90,7 @@ class DriftRun:
             "status": self.status,
             "inventory": self.inventory,
             "deploys": self.deploys,
+            "hosts_checked": self.hosts,
             "seconds": round(self.seconds, 3),
             "summary": {
                 "hosts": len(self.hosts),
@@ -101,6 +108,7 @@ class DriftRun:
                     "operation": f.operation,
                     "verdict": f.verdict,
                     "detail": f.detail,
+                    "diff": f.diff,
                     "status": f.status or None,
                     "first_seen": f.first_seen,
                     "cause": f.cause,
@@ -110,6 +118,8 @@ class DriftRun:
             ],
             "resolved": self.resolved,
             "unreachable": self.unreachable,
+            "trend": [list(t) for t in self.trend],
+            "notify_errors": self.notify_errors,
         }
 
 
@@ -160,7 +170,7 @@ def run_drift(project: Project, inv: Inventory, deploys: list[str], hosts: list[
                 elif op.changed and op.follows in found:  # a consequence (the reload after a config change)
                     found[op.follows].detail.append(f"then {op.name}: " + "; ".join(op.commands))
                 elif op.changed:
-                    found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands))
+                    found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands), diff=op.diff)
                     run.findings.append(found[op.name])
         if deploy in project.suites() and reachable:
             result = verify.run_suite(project, inv, deploy, reachable)

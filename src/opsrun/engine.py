@@ -12,12 +12,15 @@ are identified by their line in the deploy file exactly as `pyinfra INVENTORY DE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 
 MAX_COMMANDS_LISTED = 20
+MAX_DIFF_LINES = 200  # per operation: a large file's diff is cut there
 MAX_OUTPUT_LINES = 40
 
 
@@ -105,7 +109,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     from pyinfra.api.inventory import Inventory as PyInventory
     from pyinfra.api.operations import run_ops
     from pyinfra.api.state import BaseStateCallback, State, StateStage
-    from pyinfra.context import ctx_host, ctx_state
+    from pyinfra.context import ctx_host, ctx_inventory, ctx_state
     from pyinfra_cli.util import load_deploy_file
 
     idempotent = _record_idempotency()
@@ -120,7 +124,13 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     state = State(check_for_changes=request.dry_run)
     state.cwd = request.project_root
     ctx_state.set(state)
-    config = Config(FAIL_PERCENT=None, CONNECT_TIMEOUT=request.connect_timeout, PARALLEL=max(1, len(request.hosts)))
+    ctx_inventory.set(py_inv)  # `from pyinfra import inventory` in deploys, as under pyinfra's CLI
+    config = Config(
+        FAIL_PERCENT=None,
+        CONNECT_TIMEOUT=request.connect_timeout,
+        PARALLEL=max(1, len(request.hosts)),
+        DIFF=request.dry_run,  # file operations log what each file would become (read back below)
+    )
     state.init(py_inv, config, initial_limit=[py_inv.get_host(n) for n in request.hosts])
 
     connect_errors: dict[str, str] = {}
@@ -173,7 +183,8 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                     condition = _predict_if(data.global_arguments.get("_if"))
                     if condition is False:
                         will = False
-                    commands = [_command_text(c) for c in data.command_generator()] if will else []
+                    with _logged_diff() as diff:
+                        commands = [_command_text(c) for c in data.command_generator()] if will else []
                 unknown = None
                 if will and not idempotent.get(op_hash, True):
                     unknown = "not idempotent by nature: it runs every time, so no dry run can tell if it is needed"
@@ -189,6 +200,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                         unknown is not None,
                         unknown=unknown,
                         follows=_follows(data.global_arguments.get("_if"), op_name) if will else None,
+                        diff=diff[:MAX_DIFF_LINES] if will else [],
                     )
                 )
             elif not meta.is_complete():
@@ -272,11 +284,45 @@ def _follows(cond: Any, op_name: Any) -> str | None:
     return None
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@contextlib.contextmanager
+def _logged_diff() -> Iterator[list[str]]:  # pragma: no cover - worker side
+    """The diff lines pyinfra's file operations (and deploys._ops) log while their commands are listed:
+    "Will modify PATH", then "@@ -a,b +c,d @@" hunks of "  ", "- " and "+ " lines; colours removed."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = ANSI.sub("", record.getMessage()).rstrip()
+            if text.startswith("  "):  # a diff line
+                lines.append(text[2:])
+            elif (said := re.sub(r"^\[[^\]]*\] ", "", text)).startswith("Will "):  # not "Connected (...)"
+                lines.append(said)
+
+    log = logging.getLogger("pyinfra")
+    handler, level = Collect(logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        lines[:] = [line for line in lines if line]
+
+
 def _command_text(command: Any) -> str:
     if type(command).__name__ == "FileUploadCommand":
         return f"upload {command.dest}"
     if type(command).__name__ == "FileDownloadCommand":
         return f"download {command.src}"
+    if type(command).__name__ == "FunctionCommand":  # runs on the controller (deploys/_redis.py, _mongo.py)
+        args = ", ".join(map(str, command.args))
+        return f"python {command.function.__name__}({args})"
     if hasattr(command, "get_masked_value"):
         return str(command.get_masked_value())
     return repr(command)

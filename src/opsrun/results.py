@@ -22,6 +22,7 @@ class OperationResult:
     output: list[str] = field(default_factory=list)  # applied and changed: the last lines the commands printed
     unknown: str | None = None  # dry run: why whether it would change cannot be known before applying
     follows: str | None = None  # dry run: it changes because that earlier operation does (`_if=op.did_change`)
+    diff: list[str] = field(default_factory=list)  # dry run, files: "Will modify PATH" and unified-diff hunks
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class HostOutcome:
     reason: str | None = None
     in_balancer: bool = True  # False: opsrun took it out and it stays out (the summary must say so)
     rebooted: bool = False
+    note: str | None = None  # something the operator should know about a host that is done
     run: HostRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -216,6 +218,7 @@ class RolloutRun:
                 "batch": h.batch,
                 "stage": h.stage,
                 "reason": h.reason,
+                "note": h.note,
                 "in_balancer": h.in_balancer,
                 "rebooted": h.rebooted,
                 "changed": run.changed_count if run else 0,

@@ -121,6 +121,7 @@ ROLLING_KEYS = (
     "verify",
     "reboot",
     "reboot_timeout",
+    "last",
 )
 REBOOT = ("if-needed", "never", "always")
 
@@ -136,6 +137,7 @@ class Policy:
     reboot: str = "if-needed"
     reboot_timeout: float = 300.0
     balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
+    last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +149,7 @@ class Policy:
             "reboot": self.reboot,
             "health": self.health.http or f"tcp:{self.health.tcp}" if self.health else None,
             "balancer": (self.balancer or {}).get("type"),
+            "last": self.last,
         }
 
 
@@ -156,8 +159,11 @@ def _seconds(value: Any, *, where: str, field: str) -> float:
     return float(value)
 
 
-def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fail: Any = None) -> Policy | None:
-    """The rolling policy of `hosts` from group_data (`rolling`, `balancer`), with CLI overrides.
+def load_policy(
+    inv: Inventory, hosts: list[str], *, deploy: str | None = None, serial: Any = None, max_fail: Any = None
+) -> Policy | None:
+    """The rolling policy of `hosts` from group_data (`rolling`, `balancer`), with CLI overrides. A deploy's
+    own `DEPLOY_rolling` / `DEPLOY_balancer` replace them for that deploy (`DEPLOY_balancer = None`: none).
 
     None when the hosts have neither and no override asks for batches: a plain parallel apply.
     Every host of one rollout must share one policy and one balancer.
@@ -165,7 +171,13 @@ def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fai
     if not hosts:
         return None
     first = hosts[0]
-    for key in ("rolling", "balancer"):
+
+    def own(key: str) -> str:
+        mine = f"{deploy}_{key}"
+        return mine if deploy and any(mine in inv.hosts[h].data for h in hosts) else key
+
+    rolling_key, balancer_key = own("rolling"), own("balancer")
+    for key in (rolling_key, balancer_key):
         values = {h: inv.hosts[h].data.get(key) for h in hosts}
         odd = [h for h in hosts if values[h] != values[first]]
         if odd:
@@ -175,56 +187,76 @@ def load_policy(inv: Inventory, hosts: list[str], *, serial: Any = None, max_fai
                 field=key,
                 fix="give the hosts of one rollout one value, or use --limit",
             )
-    rolling = inv.hosts[first].data.get("rolling")
-    balancer = inv.hosts[first].data.get("balancer")
+    rolling = inv.hosts[first].data.get(rolling_key)
+    balancer = inv.hosts[first].data.get(balancer_key)
     if rolling is None and balancer is None and serial is None and max_fail is None:
         return None
-    where = inv.where(first, "rolling")
+    where = inv.where(first, rolling_key)
     rolling = {} if rolling is None else rolling
     if not isinstance(rolling, dict):
         raise ConfigError(
             where,
             f"expected a dict, got {type(rolling).__name__}.",
-            field="rolling",
+            field=rolling_key,
             fix='write rolling = {"serial": 1, ...}',
         )
     unknown = sorted(set(rolling) - set(ROLLING_KEYS))
     if unknown:
         raise ConfigError(
-            where, f"unknown setting {', '.join(unknown)}.", field="rolling", fix=f"use only: {', '.join(ROLLING_KEYS)}"
+            where,
+            f"unknown setting {', '.join(unknown)}.",
+            field=rolling_key,
+            fix=f"use only: {', '.join(ROLLING_KEYS)}",
         )
     verify = rolling.get("verify", True)
     if not isinstance(verify, bool | str):
         raise ConfigError(
             where,
             f"{verify!r} is neither a suite name nor true/false.",
-            field="rolling.verify",
+            field=f"{rolling_key}.verify",
             fix="name a folder of verify/, or use True (the deploy's own suite) or False",
         )
     reboot = rolling.get("reboot", "if-needed")
     if reboot not in REBOOT:
         raise ConfigError(
-            where, f"{reboot!r} is not a reboot policy.", field="rolling.reboot", fix=f"use one of: {', '.join(REBOOT)}"
+            where,
+            f"{reboot!r} is not a reboot policy.",
+            field=f"{rolling_key}.reboot",
+            fix=f"use one of: {', '.join(REBOOT)}",
         )
+    last = rolling.get("last")
+    if last is not None:
+        from opsrun.probes import PROBES
+
+        if not isinstance(last, dict) or not set(last) <= set(PROBES):
+            raise ConfigError(
+                where,
+                f"{last!r} names no known role probe.",
+                field=f"{rolling_key}.last",
+                fix=f'use {{"PROBE": PORT}} with PROBE one of: {", ".join(PROBES)}',
+            )
     if balancer is not None:
         from opsrun import balancers
 
-        balancers.validate(balancer, where=inv.where(first, "balancer"))
+        balancers.validate(balancer, where=inv.where(first, balancer_key))
     cli = "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
         if serial is not None
-        else parse_serial(rolling.get("serial", 1), where=where, field="rolling.serial"),
+        else parse_serial(rolling.get("serial", 1), where=where, field=f"{rolling_key}.serial"),
         max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail")
         if max_fail is not None
-        else parse_max_fail(rolling.get("max_fail", 0), where=where, field="rolling.max_fail"),
-        drain_timeout=_seconds(rolling.get("drain_timeout", 60), where=where, field="rolling.drain_timeout"),
-        healthy_timeout=_seconds(rolling.get("healthy_timeout", 60), where=where, field="rolling.healthy_timeout"),
+        else parse_max_fail(rolling.get("max_fail", 0), where=where, field=f"{rolling_key}.max_fail"),
+        drain_timeout=_seconds(rolling.get("drain_timeout", 60), where=where, field=f"{rolling_key}.drain_timeout"),
+        healthy_timeout=_seconds(
+            rolling.get("healthy_timeout", 60), where=where, field=f"{rolling_key}.healthy_timeout"
+        ),
         health=parse_gate(rolling.get("health"), where=where),
         verify=verify,
         reboot=reboot,
-        reboot_timeout=_seconds(rolling.get("reboot_timeout", 300), where=where, field="rolling.reboot_timeout"),
+        reboot_timeout=_seconds(rolling.get("reboot_timeout", 300), where=where, field=f"{rolling_key}.reboot_timeout"),
         balancer=balancer,
+        last=last,
     )
 
 
@@ -363,9 +395,11 @@ class Rollout:
         if self.stop.is_set():
             return
 
+        serving_before: dict[str, bool] = {}
         if bal is not None and live:
             with self._timed("drain", i, live):
                 for h in live:
+                    serving_before[h] = bal.state(self.server(h)).in_service
                     bal.drain(self.server(h))
                     out[h].in_balancer = False
                 waited = _parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
@@ -413,7 +447,17 @@ class Rollout:
             with self._timed("enable", i, live):
                 for h in live:
                     bal.enable(self.server(h))
-                waited = _parallel(live, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+                # A host that was not serving before (a new host, or one whose other half of the stack is
+                # not deployed yet) is put back in but not held to serving now: the change did not take
+                # it out of service, and the balancer's own health check still decides.
+                held = [h for h in live if serving_before.get(h, True)]
+                waited = _parallel(held, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+                for h in live:
+                    if h not in held and not bal.state(self.server(h)).in_service:
+                        out[h].note = (
+                            f"{bal.name} reported it unhealthy before the change and still does: "
+                            "enabled, and its health check decides when it serves"
+                        )
                 for h, exc in waited.items():
                     if exc is not None:
                         bal.drain(self.server(h))  # it cannot serve: keep it out, and say so

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import drift as drift_module
-from opsrun import engine, inventory, rollout, verify
+from opsrun import engine, inventory, notify, probes, rollout, secrets, verify
 from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
 from opsrun.project import Project
@@ -46,7 +46,10 @@ def apply(
     store = None if dry_run else open_store(project.state_dir, state_url)
     try:
         hosts = inv.select(limit) if resume is None else _resume_hosts(store, resume, inventory_name, deploy)
-        policy = rollout.load_policy(inv, hosts, serial=serial, max_fail=max_fail)
+        secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
+        policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
+        if policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
+            hosts = probes.order_last(policy.last, hosts, lambda h: str(inv.hosts[h].data.get("ssh_hostname") or h))
         plan = rollout.make_plan(hosts, policy.serial, policy.max_fail) if policy else None
         executor = rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop) if policy else None
         if executor is not None and plan is not None:
@@ -118,8 +121,12 @@ def drift(
     limit: str | None = None,
     fail_on_unreachable: bool = False,
     state_url: str | None = None,
+    notify_targets: list[str] | tuple[str, ...] = (),
+    notify_always: bool = False,
 ) -> tuple[DriftRun, Path]:
-    """Dry-run the deploys and run their suites on every host; remember the findings."""
+    """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
+    targets when the status changed since the last run (or always)."""
+    targets = notify.parse(notify_targets)
     inv = inventory.load(project, inventory_name)
     hosts = inv.select(limit)
     deploys = deploys or drift_module.deploys_for(project, inv, hosts)
@@ -131,6 +138,7 @@ def drift(
         )
     for d in deploys:
         project.deploy_path(d)
+    secrets.require(inv, hosts, deploys)
     store = open_store(project.state_dir, state_url)
     try:
         revision = git_revision(project.root)
@@ -150,8 +158,15 @@ def drift(
         checked = {(h, d) for h in hosts if h not in result.unreachable for d in deploys}
         result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
         store.finish_run(run_id, result.to_dict())
+        earlier = store.recent("drift", inventory_name)
     finally:
         store.close()
+    result.trend = [
+        (d["started_at"][:16].replace("T", " "), int(d.get("summary", {}).get("drift", 0))) for d in earlier
+    ]
+    previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != run_id), None)
+    if targets and notify.should_send(result.status, previous, notify_always):
+        result.notify_errors = notify.send(targets, result.to_dict(), previous)
     return result, save(project, f"drift-{inventory_name}", as_json.render(result))
 
 

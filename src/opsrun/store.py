@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.errors import ConfigError, LockHeld
+from opsrun.secrets import redact
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
@@ -142,6 +143,7 @@ class Store:
         return int(row[0])
 
     def finish_run(self, run_id: int, document: dict[str, Any]) -> None:
+        document = json.loads(redact(json.dumps(document)))
         self._exec(
             "UPDATE runs SET finished_at = ?, status = ?, document = ? WHERE id = ?",
             (_now(), document["status"], json.dumps(document), run_id),
@@ -197,6 +199,15 @@ class Store:
             "hosts": {},
         }
 
+    def recent(self, kind: str, inventory: str, limit: int = 12) -> list[dict[str, Any]]:
+        """The documents of the last finished runs of `kind` on `inventory`, oldest first, with `started_at`."""
+        rows = self._exec(
+            "SELECT id, started_at, document FROM runs WHERE kind = ? AND inventory = ? AND document IS NOT NULL "
+            "ORDER BY id DESC LIMIT ?",
+            (kind, inventory, limit),
+        ).fetchall()
+        return [{**json.loads(doc), "run_id": rid, "started_at": started} for rid, started, doc in reversed(rows)]
+
     # ---------------------------------------------------------------------------------------- findings
     def last_clean_revision(self, inventory: str) -> str | None:
         row = self._exec(
@@ -238,7 +249,7 @@ class Store:
                         f.operation,
                         f.fingerprint,
                         f.verdict,
-                        json.dumps(f.detail),
+                        redact(json.dumps(f.detail)),
                         f.cause,
                         now,
                         now,

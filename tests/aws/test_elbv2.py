@@ -6,13 +6,11 @@ delay, throttling) is covered by the scripted tests only."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from opsrun.balancers import make, wait_drained, wait_healthy
 from opsrun.balancers.elbv2 import ELBv2
@@ -21,31 +19,7 @@ from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Parts, Policy, Rollout
-
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+from tests.aws.conftest import REGION
 
 
 @pytest.fixture

@@ -48,9 +48,11 @@ def on_host(lab: Lab, addresses):
 
 
 @pytest.fixture(scope="session")
-def webapp_deployed(lab) -> None:
-    """The app behind HAProxy: the web group's rolling policy gates every batch on its /health."""
+def web_tier(lab) -> None:
+    """The demo app under PM2, then nginx in front of it: what HAProxy balances. The app goes first: the
+    web group's rolling policy gates every batch on the app's /health."""
     from tests.conftest import opsrun_json
 
-    code, doc = opsrun_json("apply", "lab", "webapp")
-    assert code == 0, doc
+    for deploy in ("pm2", "nginx"):
+        code, doc = opsrun_json("apply", "lab", deploy)
+        assert code == 0, doc

@@ -1,28 +1,31 @@
 """`opsrun drift` against real hosts: apply-then-drift is clean, a hand edit is one finding until applied,
 findings remember when they were first seen, desired-state changes are intentional and hand edits
-corrective, unknowns are not drift, unreachable hosts are listed apart."""
+corrective, unknowns are not drift, unreachable hosts are listed apart; the reports in every format (the
+HTML opened in headless Chromium), notifications on a change of status, and the nightly systemd units."""
 
 from __future__ import annotations
 
-import shutil
+import json
+import re
 import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from opsrun.lab import hosts as lab_hosts
-from tests.conftest import REPO, opsrun_json
+from tests.conftest import REPO, copy_ops, opsrun_json
 
 pytestmark = pytest.mark.lab
 CONFIG_OP = "nginx configuration (validated with nginx -t)"
 
 
 @pytest.fixture(scope="module")
-def git_project(tmp_path_factory, lab, webapp_deployed) -> Path:
+def git_project(tmp_path_factory, lab, web_tier) -> Path:
     """A copy of the ops content as its own git repository, converged on the lab."""
-    dest = tmp_path_factory.mktemp("drift") / "ops"
-    for folder in ("inventories", "group_data", "deploys", "verify"):
-        shutil.copytree(REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    dest = copy_ops(tmp_path_factory.mktemp("drift") / "ops")
     git = ["git", "-C", str(dest), "-c", "user.name=ops", "-c", "user.email=ops@opsrun.invalid"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -56,6 +59,12 @@ def test_hand_edit_is_one_corrective_finding_that_persists_then_resolves(git_pro
     assert (finding["status"], finding["cause"]) == ("new", "corrective")
     assert any("nginx.conf" in line for line in finding["detail"])
     assert any(line.startswith("then Reload nginx") for line in finding["detail"])  # the consequence, not a 2nd finding
+    diff = finding["diff"]
+    assert diff[0] == "Will modify /etc/nginx/nginx.conf" and diff[1].startswith("@@ ")
+    assert [line.split() for line in diff if line[:2] in ("- ", "+ ")] == [
+        ["-", "keepalive_timeout", "5;"],
+        ["+", "keepalive_timeout", "65;"],
+    ]
 
     code, again = drift(git_project, "nginx")
     assert code == 3
@@ -112,3 +121,95 @@ def test_a_stopped_host_is_unreachable_not_drift(lab, git_project):
         assert code == 1 and strict["status"] == "error"
     finally:
         lab.up(3)
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def console_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_reports_notifications_and_atomic_files(git_project, on_host, webhook_receiver, tmp_path):
+    url, got, _answer = webhook_receiver
+    notify = f"webhook:{url}"
+    out = tmp_path / "reports"
+    code, clean = drift(git_project, "nginx", "--notify", notify, "--out", str(out))
+    assert code == 0, clean
+    got.clear()  # whether the first run notified depends on the previous test's last status
+
+    on_host("web1", "sed -i 's/worker_connections 1024/worker_connections 64/' /etc/nginx/nginx.conf")
+    code, doc = drift(git_project, "nginx", "--notify", notify, "--out", str(out))
+    assert code == 3
+    [message] = got
+    assert message["text"].startswith("opsrun drift lab: drift (was clean)")
+    assert message["opsrun"]["summary"]["drift"] == 1
+    code, _same = drift(git_project, "nginx", "--notify", notify, "--out", str(out))
+    assert code == 3 and len(got) == 1, "notified again without a change of status"
+    code, doc = drift(git_project, "nginx", "--notify", notify, "--notify-always", "--out", str(out))
+    assert code == 3 and len(got) == 2
+
+    files = {p.suffix: p for p in out.iterdir()}
+    assert sorted(files) == [".html", ".json", ".md", ".xml"] and all(p.stem == "drift-lab" for p in files.values())
+    assert json.loads(files[".json"].read_text())["summary"] == doc["summary"]
+    assert "```diff" in files[".md"].read_text() and "+    worker_connections 1024;" in files[".md"].read_text()
+
+    junit = ET.parse(files[".xml"]).getroot()
+    assert junit.tag == "testsuites" and (junit.get("failures"), junit.get("tests")) == ("1", "3")
+    [failure] = junit.iter("failure")
+    assert failure.get("type") == "will_change" and "worker_connections" in (failure.text or "")
+
+    html = files[".html"]
+    dom = chromium("--dump-dom", html.as_uri())
+    assert dom.returncode == 0, dom.stderr
+    shown = dict(re.findall(r'data-key="([^"]+)">([^<]*)<', dom.stdout))
+    assert {k: shown[k] for k in doc["summary"]} == {k: str(v) for k, v in doc["summary"].items()}
+    assert shown["status"] == "drift"
+    assert len(doc["trend"]) >= 4 and dom.stdout.count("<rect") == len(doc["trend"])
+    shot = tmp_path / "report.png"
+    page = chromium(f"--screenshot={shot}", "--window-size=1280,1400", html.as_uri())
+    assert page.returncode == 0 and console_lines(page.stderr) == [], page.stderr
+    with Image.open(shot) as image:
+        colors = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 20, "the screenshot is blank"
+    control = tmp_path / "control.html"
+    control.write_text('<!doctype html><script>console.error("opsrun-control")</script>')
+    assert any("opsrun-control" in line for line in console_lines(chromium("--dump-dom", control.as_uri()).stderr))
+
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    suite = git_project / "verify" / "nginx" / "test_broken.py"
+    suite.write_text("this is not python\n")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "opsrun", "--project", str(git_project), "drift", "lab", "nginx", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 2 and "the suite could not run" in proc.stderr
+    finally:
+        suite.unlink()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before, "a failed run touched the reports"
+
+    code, _doc = opsrun_json("apply", "lab", "nginx", "--limit", "web1", project=git_project)
+    assert code == 0
+
+
+def test_systemd_units_pass_systemd_analyze_verify(on_host):
+    """Run inside a lab host (real systemd 252); a unit with a mistake is the control."""
+    for unit in ("opsrun-drift@.service", "opsrun-drift@.timer"):
+        text = (REPO / "contrib" / "systemd" / unit).read_text()
+        on_host("web1", f"cat > /etc/systemd/system/{unit} <<'EOF'\n{text}EOF")
+    good = on_host("web1", "systemd-analyze verify opsrun-drift@lab.service opsrun-drift@lab.timer 2>&1", check=False)
+    assert (good.returncode, good.stdout) == (0, "")
+    on_host("web1", "printf '[Service]\\nExecStart=/nonexistent/opsrun\\n' > /etc/systemd/system/bad@.service")
+    bad = on_host("web1", "systemd-analyze verify bad@x.service 2>&1", check=False)
+    assert bad.returncode != 0 and "is not executable" in bad.stdout
+    on_host("web1", "rm -f /etc/systemd/system/opsrun-drift@.* /etc/systemd/system/bad@.service")

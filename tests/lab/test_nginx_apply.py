@@ -24,7 +24,7 @@ CONFIG_OP = "nginx configuration (validated with nginx -t)"
 
 
 @pytest.fixture(autouse=True)
-def _app(webapp_deployed):
+def _app(web_tier):
     """The web group rolls behind HAProxy, gated on the app's /health: the app must be there."""
 
 
@@ -71,7 +71,7 @@ def test_verify_passes_on_every_host(lab):
         assert all(t["outcome"] == "passed" for t in tests), (name, tests)
 
 
-def test_nginx_serves_each_host_page_on_the_lab_network(lab, addresses):
+def test_nginx_serves_each_host_app_on_the_lab_network(lab, addresses):
     for name in HOSTS:
         out = subprocess.run(
             ["curl", "-sS", "--max-time", "5", f"http://{addresses[name]}/"],
@@ -79,7 +79,7 @@ def test_nginx_serves_each_host_page_on_the_lab_network(lab, addresses):
             text=True,
             check=False,
         )
-        assert f"served by {name}" in out.stdout
+        assert out.stdout.startswith(f"{name} demo "), out.stdout  # the app, through nginx's upstream
 
 
 def test_hand_edit_is_seen_by_dry_run_on_that_host_only_then_repaired(lab, on_host):
@@ -116,7 +116,7 @@ def test_invalid_directive_fails_the_host_and_keeps_the_old_configuration(lab, o
     assert on_host("web3", f"cat {SITE}; systemctl show -p MainPID --value nginx").stdout == before
     on_host("web3", "nginx -t -q")  # what is on disk is still valid
     page = on_host("web3", "curl -sS --max-time 5 http://127.0.0.1/").stdout
-    assert "served by web3" in page
+    assert page.startswith("web3 demo ")
     assert on_host("web3", "ls -A /etc/nginx/sites-enabled/").stdout.split() == ["opsrun.conf"]
     assert on_host("web3", "ls -A /var/lib/opsrun/config-swap/").stdout.split() == [], "staged files left behind"
     balancer = HAProxy(

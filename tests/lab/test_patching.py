@@ -20,7 +20,7 @@ def demo_versions(on_host) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def demo_installed(lab, on_host, webapp_deployed):
+def demo_installed(lab, on_host, web_tier):
     """The fleet as we find it: opsrun-demo 1.0 installed from the repository that patching manages."""
     aptrepo.publish(lab.cfg, "1.0")
     code, doc = opsrun_json("apply", "lab", "patching")

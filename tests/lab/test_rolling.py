@@ -35,12 +35,16 @@ def frontend(lab) -> str:
 
 
 @pytest.fixture
-def webapp_project(project_copy: Path):
-    """A copy of the repo's ops content whose group_data/web.py can be edited by the test."""
+def web_project(project_copy: Path):
+    """A copy of the repo's ops content whose group_data/web.py the test changes: `version` is the demo
+    app's APP_VERSION (a new version is a rolling reload), other values are set as they are."""
 
-    def set_data(**values: object) -> Path:
+    def set_data(version: str | None = None, **values: object) -> Path:
         web = project_copy / "group_data" / "web.py"
-        web.write_text(web.read_text() + "".join(f"\n{k} = {v!r}" for k, v in values.items()) + "\n")
+        lines = [f"{k} = {v!r}" for k, v in values.items()]
+        if version is not None:
+            lines.append(f'pm2_apps[0]["env"]["APP_VERSION"] = {version!r}')
+        web.write_text(web.read_text() + "".join(f"\n{line}" for line in lines) + "\n")
         return project_copy
 
     return set_data
@@ -61,14 +65,14 @@ def admin_states(haproxy: HAProxy) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _app(webapp_deployed):
+def _app(web_tier):
     pass
 
 
-def test_rolling_apply_has_zero_failed_requests(lab, haproxy, frontend, webapp_project, on_host):
-    project = webapp_project(webapp_version="zero-downtime")
+def test_rolling_apply_has_zero_failed_requests(lab, haproxy, frontend, web_project, on_host):
+    project = web_project(version="zero-downtime")
     with LoadGenerator(frontend, threads=8, max_seconds=240) as load:
-        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+        code, doc = opsrun_json("apply", "lab", "pm2", project=project)
     assert code == 0, doc
     assert doc["kind"] == "rollout" and doc["plan"]["batches"] == [["web1"], ["web2"], ["web3"]]
     assert {h: doc["hosts"][h]["outcome"] for h in HOSTS} == dict.fromkeys(HOSTS, "done")
@@ -78,24 +82,27 @@ def test_rolling_apply_has_zero_failed_requests(lab, haproxy, frontend, webapp_p
     assert load.result.failures == 0, load.result.errors
 
 
-def test_control_without_the_balancer_step_drops_requests(lab, frontend, webapp_project, on_host):
-    """The same restarts with no drain: proves the load test can see failures."""
-    project = webapp_project(webapp_version="control")
+def test_control_without_the_balancer_step_drops_requests(lab, frontend, web_project, on_host):
+    """The same rollout, with reboots, and no drain: proves the load test can see failures."""
+    project = web_project(version="control")
     inv = project / "inventories" / "lab.py"
     inv.write_text(inv.read_text() + '\nall[1].pop("balancer")\n')
+    for h in HOSTS:
+        on_host(h, "touch /var/run/reboot-required")
     with LoadGenerator(frontend, threads=8, max_seconds=240) as load:
-        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+        code, doc = opsrun_json("apply", "lab", "pm2", project=project)
     assert code == 0, doc
+    assert [doc["hosts"][h]["rebooted"] for h in HOSTS] == [True, True, True]
     assert health_versions(on_host) == dict.fromkeys(HOSTS, "control")
     assert load.result.failures > 0, load.result
 
 
-def test_failure_on_second_host_halts_with_hosts_where_they_should_be(lab, haproxy, webapp_project, on_host):
+def test_failure_on_second_host_halts_with_hosts_where_they_should_be(lab, haproxy, web_project, on_host):
     before = health_versions(on_host)
-    project = webapp_project(webapp_version="faulty")
+    project = web_project(version="faulty")
     (project / "deploys" / "faulty.py").write_text(
         "from pyinfra import host, local\nfrom pyinfra.operations import server\n"
-        'local.include("deploys/webapp.py")\n'
+        'local.include("deploys/pm2.py")\n'
         'if host.data.get("inject_failure"):\n'
         '    server.shell(name="Injected failure", commands=["echo injected failure >&2; exit 3"])\n'
     )
@@ -147,15 +154,15 @@ def test_failure_on_second_host_halts_with_hosts_where_they_should_be(lab, hapro
     haproxy.enable("web2")
 
 
-def test_health_gate_that_never_passes_keeps_the_host_out(lab, haproxy, webapp_project):
-    project = webapp_project(
+def test_health_gate_that_never_passes_keeps_the_host_out(lab, haproxy, web_project):
+    project = web_project(
         rolling={
             "serial": 1,
             "health": {"http": "http://{address}:3001/no-such-page", "status": 204, "timeout": 2},
             "verify": False,
         },
     )
-    code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+    code, doc = opsrun_json("apply", "lab", "pm2", "--limit", "web1,web2", project=project)
     assert code == 1
     web1 = doc["hosts"]["web1"]
     assert (web1["outcome"], web1["stage"], web1["in_balancer"]) == ("failed", "health", False)
@@ -165,11 +172,11 @@ def test_health_gate_that_never_passes_keeps_the_host_out(lab, haproxy, webapp_p
     haproxy.enable("web1")
 
 
-def test_unreachable_host_counts_against_the_budget_and_is_not_drained(lab, haproxy, webapp_project):
-    project = webapp_project(rolling={"serial": 1, "max_fail": 1, "verify": False})
+def test_unreachable_host_counts_against_the_budget_and_is_not_drained(lab, haproxy, web_project):
+    project = web_project(rolling={"serial": 1, "max_fail": 1, "verify": False})
     lab_hosts.stop(lab.cfg, "web3")
     try:
-        code, doc = opsrun_json("apply", "lab", "webapp", project=project)
+        code, doc = opsrun_json("apply", "lab", "pm2", project=project)
         assert code == 1
         web3 = doc["hosts"]["web3"]
         assert (web3["outcome"], web3["stage"], web3["in_balancer"]) == ("failed", "connect", True)
@@ -180,12 +187,12 @@ def test_unreachable_host_counts_against_the_budget_and_is_not_drained(lab, hapr
         lab.up(3)
 
 
-def test_unknown_balancer_server_fails_before_any_host_is_touched(lab, haproxy, webapp_project, on_host):
-    project = webapp_project(webapp_version="never-applied")
+def test_unknown_balancer_server_fails_before_any_host_is_touched(lab, haproxy, web_project, on_host):
+    project = web_project(version="never-applied")
     inv = project / "inventories" / "lab.py"
     inv.write_text(inv.read_text() + '\nall[1]["balancer"] = {**all[1]["balancer"], "server": "{host}-old"}\n')
     proc = subprocess.run(
-        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp"],
+        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "pm2"],
         capture_output=True,
         text=True,
         check=False,
@@ -223,14 +230,14 @@ def _wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float = 1
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_second_concurrent_apply_on_an_inventory_is_refused(lab, webapp_project, backend, request):
-    project = webapp_project()
+def test_second_concurrent_apply_on_an_inventory_is_refused(lab, web_project, backend, request):
+    project = web_project()
     state = ["--state", request.getfixturevalue("postgres_url")] if backend == "postgresql" else []
-    first = _start_apply(project, *state, "apply", "lab", "webapp", "--format", "json")
+    first = _start_apply(project, *state, "apply", "lab", "pm2", "--format", "json")
     try:
         _wait_for_line(first, r"batch 1: web1: drain")
         second = subprocess.run(
-            [sys.executable, "-m", "opsrun", "--project", str(project), *state, "apply", "lab", "webapp"],
+            [sys.executable, "-m", "opsrun", "--project", str(project), *state, "apply", "lab", "pm2"],
             capture_output=True,
             text=True,
             check=False,
@@ -248,9 +255,9 @@ def test_second_concurrent_apply_on_an_inventory_is_refused(lab, webapp_project,
     assert json.loads(out)["status"] == "success"
 
 
-def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, webapp_project, on_host):
-    project = webapp_project(webapp_version="interrupted")
-    proc = _start_apply(project, "apply", "lab", "webapp", "--format", "json")
+def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, web_project, on_host):
+    project = web_project(version="interrupted")
+    proc = _start_apply(project, "apply", "lab", "pm2", "--format", "json")
     try:
         _wait_for_line(proc, r"batch 2: web2: apply")
         proc.send_signal(signal.SIGINT)
@@ -265,7 +272,7 @@ def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, webapp_p
     assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
     assert health_versions(on_host)["web3"] != "interrupted"
 
-    code, resumed = opsrun_json("apply", "lab", "webapp", "--resume", str(doc["run_id"]), project=project)
+    code, resumed = opsrun_json("apply", "lab", "pm2", "--resume", str(doc["run_id"]), project=project)
     assert code == 0, resumed
     assert list(resumed["hosts"]) == ["web3"] and resumed["hosts"]["web3"]["outcome"] == "done"
     assert health_versions(on_host) == dict.fromkeys(HOSTS, "interrupted")
@@ -299,7 +306,7 @@ server {{
 
 
 @pytest.fixture
-def nginx_lb(addresses, webapp_project, on_host):
+def nginx_lb(addresses, web_project, on_host):
     """web3 balances web1 and web2 with nginx on :8081; returns a project whose balancer is that upstream,
     with each host's server named by `server` (a template)."""
     on_host("web3", "command -v nginx >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx")
@@ -307,7 +314,7 @@ def nginx_lb(addresses, webapp_project, on_host):
     on_host("web3", f"cat > /etc/nginx/conf.d/opsrun-lb.conf <<'EOF'\n{conf}EOF\nnginx -t -q && systemctl reload nginx")
 
     def project(server: str, **data: object) -> Path:
-        path = webapp_project(**data)
+        path = web_project(**data)
         inv = path / "inventories" / "lab.py"
         balancer = {
             "type": "nginx",
@@ -325,9 +332,9 @@ def nginx_lb(addresses, webapp_project, on_host):
 
 def test_rolling_behind_an_nginx_load_balancer_host(lab, addresses, nginx_lb, on_host):
     """The rollout marks each upstream server down in turn, and no request fails."""
-    project = nginx_lb("{ssh_hostname}:3001", webapp_version="behind-nginx")
+    project = nginx_lb("{ssh_hostname}:3001", version="behind-nginx")
     with LoadGenerator(f"http://{addresses['web3']}:8081/", threads=8, max_seconds=240) as load:
-        code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+        code, doc = opsrun_json("apply", "lab", "pm2", "--limit", "web1,web2", project=project)
     assert code == 0, doc
     assert [doc["hosts"][h]["outcome"] for h in ("web1", "web2")] == ["done", "done"]
     assert health_versions(on_host)["web1"] == health_versions(on_host)["web2"] == "behind-nginx"
@@ -337,9 +344,9 @@ def test_rolling_behind_an_nginx_load_balancer_host(lab, addresses, nginx_lb, on
 
 
 def test_nginx_balancer_with_an_unknown_server_fails_before_any_host(lab, addresses, nginx_lb, on_host):
-    project = nginx_lb("{ssh_hostname}:3002", webapp_version="never")
+    project = nginx_lb("{ssh_hostname}:3002", version="never")
     proc = subprocess.run(
-        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "webapp", "--limit", "web1"],
+        [sys.executable, "-m", "opsrun", "--project", str(project), "apply", "lab", "pm2", "--limit", "web1"],
         capture_output=True,
         text=True,
         check=False,
@@ -350,11 +357,11 @@ def test_nginx_balancer_with_an_unknown_server_fails_before_any_host(lab, addres
     assert "never" not in json.dumps(health_versions(on_host))
 
 
-def test_reboot_if_needed_reboots_only_the_host_that_asks_and_waits_for_it(lab, haproxy, webapp_project, on_host):
+def test_reboot_if_needed_reboots_only_the_host_that_asks_and_waits_for_it(lab, haproxy, web_project, on_host):
     boot = {h: on_host(h, "cat /proc/sys/kernel/random/boot_id").stdout.strip() for h in ("web1", "web2")}
     on_host("web1", "touch /var/run/reboot-required")
-    project = webapp_project(webapp_version="after-reboot")
-    code, doc = opsrun_json("apply", "lab", "webapp", "--limit", "web1,web2", project=project)
+    project = web_project(version="after-reboot")
+    code, doc = opsrun_json("apply", "lab", "pm2", "--limit", "web1,web2", project=project)
     assert code == 0, doc
     assert (doc["hosts"]["web1"]["rebooted"], doc["hosts"]["web2"]["rebooted"]) == (True, False)
     assert on_host("web1", "cat /proc/sys/kernel/random/boot_id").stdout.strip() != boot["web1"]

@@ -36,6 +36,7 @@ def test_deploy_run_json_shape_and_exit_code():
         "output": [],
         "unknown": None,
         "follows": None,
+        "diff": [],
     }
     assert run.host("web2").failed_operation().name == "config"
 

@@ -148,10 +148,21 @@ def test_a_host_that_never_drains_is_failed_and_not_applied():
 
 def test_unhealthy_after_enable_is_taken_out_again():
     bal = FakeBalancer(HOSTS)
-    bal.healthy["web1"] = False
-    run = rollout(Script(), bal).run(HOSTS)
+    run = rollout(Script(on_apply=lambda hosts: bal.healthy.update(web1=False)), bal).run(HOSTS)
     assert outcomes(run)["web1"] == ("failed", "enable", False)
     assert bal.admin["web1"] == "drain"
+
+
+def test_a_host_that_was_not_serving_before_is_enabled_not_held_to_serving():
+    """From nothing (the app deployed before nginx exists), the balancer's check fails before and after:
+    the change did not take the host out of service, so it goes back in with a note, not a failure."""
+    bal = FakeBalancer(HOSTS)
+    bal.healthy["web1"] = False
+    run = rollout(Script(), bal).run(HOSTS)
+    assert outcomes(run)["web1"] == ("done", None, True)
+    assert bal.admin["web1"] == "ready"
+    assert "unhealthy before the change and still does" in (run.hosts["web1"].note or "")
+    assert [run.hosts[h].note for h in HOSTS[1:]] == [None, None, None]
 
 
 def test_verify_failure_fails_the_host(tmp_path):

@@ -130,7 +130,7 @@ class Lab:
                 "socket": str(haproxy.paths(self.cfg)[1]),
                 "backend": haproxy.BACKEND,
                 "frontend": f"{self.cfg.gateway}:{haproxy.FRONTEND_PORT}",
-                "app_port": haproxy.APP_PORT,
+                "web_port": haproxy.WEB_PORT,
             },
         }
         tmp = self.cfg.state_file.with_suffix(".tmp")

@@ -1,4 +1,4 @@
-"""HAProxy in the lab's root namespace, in front of the web hosts' app (port APP_PORT), with an admin socket.
+"""HAProxy in the lab's root namespace, in front of the web hosts' nginx (port WEB_PORT), with an admin socket.
 
 It listens on the bridge address only. Servers are named after the hosts; health checks poll `/health`.
 `haproxy -c` validates every configuration before it is used.
@@ -15,7 +15,7 @@ from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
 from opsrun.waiting import poll_until
 
-APP_PORT = 3001
+WEB_PORT = 80  # nginx on each web host, in front of the app's PM2 cluster
 FRONTEND_PORT = 8000
 BACKEND = "web"
 
@@ -27,7 +27,7 @@ def paths(cfg: LabConfig) -> tuple[Path, Path, Path]:
 
 def render(cfg: LabConfig, hosts: dict[str, str]) -> str:
     _cfg, sock, _pid = paths(cfg)
-    servers = "\n".join(f"    server {name} {addr}:{APP_PORT}" for name, addr in hosts.items())
+    servers = "\n".join(f"    server {name} {addr}:{WEB_PORT}" for name, addr in hosts.items())
     return f"""# Written by `opsrun lab up`.
 global
     stats socket {sock} mode 600 level admin

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+REPORT_FORMATS = ("json", "md", "html", "junit")
+SUFFIX = {"json": ".json", "md": ".md", "html": ".html", "junit": ".xml"}
 
 
 def write_atomic(path: Path, text: str) -> Path:
@@ -22,3 +27,32 @@ def write_atomic(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def render_report(run: Any, fmt: str) -> str:
+    """A finished run (anything with `to_dict`) as a report in `fmt`: json, md, html or junit."""
+    from opsrun.reports import as_html, as_json, as_junit, as_markdown
+    from opsrun.reports.model import from_document
+
+    text = as_json.render(run)  # secrets masked here, before any renderer sees the document
+    if fmt == "json":
+        return text
+    doc = json.loads(text)
+    report = from_document(doc, trend=[(str(w), int(n)) for w, n in doc.get("trend", [])])
+    renderer = {"md": as_markdown.render, "html": as_html.render, "junit": as_junit.render}[fmt]
+    return renderer(report)
+
+
+def report_name(doc: dict[str, Any]) -> str:
+    """drift-INVENTORY, apply-INVENTORY-DEPLOY, verify-INVENTORY-SUITE: the files' name in --out."""
+    kind = {"rollout": "apply", "deploy": "apply"}.get(doc.get("kind", ""), doc.get("kind", "run"))
+    what = doc.get("deploy") or doc.get("suite")
+    return "-".join(str(p) for p in (kind, doc.get("inventory"), what) if p)
+
+
+def write_reports(run: Any, folder: Path) -> list[Path]:
+    """Every report format of a finished run in `folder`, each rendered in full before it replaces the
+    previous file of its name: a failure while rendering leaves all the old reports in place."""
+    name = report_name(run.to_dict())
+    rendered = {fmt: render_report(run, fmt) for fmt in REPORT_FORMATS}
+    return [write_atomic(folder / f"{name}{SUFFIX[fmt]}", text) for fmt, text in rendered.items()]

@@ -175,6 +175,8 @@ def rollout_run(run: RolloutRun, console: Console) -> None:
             console.print(f"{h.name}: upgraded {up['package']} {up['from']} -> {up['to']}", soft_wrap=True)
         if h.rebooted:
             console.print(f"{h.name}: rebooted", soft_wrap=True)
+        if h.note:
+            console.print(f"[yellow]{h.name}[/]: {escape(h.note)}", soft_wrap=True)
         if h.outcome == "failed":
             out = "it is left out of the balancer" if not h.in_balancer else "the balancer was not touched for it"
             console.print(
@@ -267,6 +269,9 @@ def drift_run(run: DriftRun, console: Console) -> None:
     for f in run.drifted:
         for line in f.detail[:5]:
             _line(console, f"{f.host} {f.deploy} {f.operation}: {_short(line)}")
+        for line in f.diff[:40]:
+            style = {"+": "green", "-": "red", "@": "magenta"}.get(line[:1], "")
+            console.print(f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True)
     for f in run.findings:
         if not f.counts:
             _line(console, f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}")

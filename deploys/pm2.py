@@ -1,0 +1,103 @@
+"""Node apps under PM2: Node.js and npm from the distribution, PM2 pinned from npm, the apps of group_data
+started from a rendered ecosystem file, kept across reboots (pm2-root.service), logs rotated by
+pm2-logrotate. Checked by verify/pm2/.
+
+An app is started or reloaded (`pm2 startOrReload`, graceful in cluster mode) only when its ecosystem,
+code or secrets changed, or when it does not have its instances online; then `pm2 save`. Apps that are
+no longer in group_data are deleted.
+
+Settings (group_data, `pm2_*`): pm2_version, pm2_logrotate {version, max_size, retain, compress, ...},
+pm2_apps [{name, source (a folder of the ops repo), script, cwd, instances, exec_mode, env,
+secret_env {VAR: NAME of the operator's environment variable}, max_memory_restart}].
+Secret values never come from group_data: opsrun checks every secret_env name is set before any host
+is touched, and writes the values only to /etc/opsrun/pm2/<app>.secrets.json (mode 600) on the hosts.
+"""
+
+import json
+import os
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploys._ops import Pm2State, npm_global, online_instances, pm2_module, render, secret_file
+
+ECOSYSTEM = "/etc/opsrun/pm2/ecosystem.config.js"
+UNIT = "/etc/systemd/system/pm2-root.service"
+
+version = host.data.get("pm2_version", "6.0.9")
+logrotate = {"version": "3.0.0", "max_size": "100M", "retain": 30, "compress": True}
+logrotate.update(host.data.get("pm2_logrotate", {}))
+apps = [
+    {
+        "instances": 1,
+        "exec_mode": "fork",
+        "max_memory_restart": "300M",
+        "listen_timeout_ms": 10000,
+        "kill_timeout_ms": 5000,
+        "env": {},
+        "secret_env": {},
+        **app,
+        "secrets_file": f"/etc/opsrun/pm2/{app['name']}.secrets.json",
+    }
+    for app in host.data.get("pm2_apps", [])
+]
+
+apt.packages(name="Node.js and npm", packages=["nodejs", "npm"], update=True, cache_time=24 * 3600)
+
+npm_global(name=f"PM2 {version}", package="pm2", version=version)
+
+if not host.get_fact(File, path=UNIT):
+    server.shell(name="PM2 starts at boot (pm2 startup systemd)", commands=["pm2 startup systemd -u root --hp /root"])
+
+systemd.service(name="PM2 daemon enabled and running", service="pm2-root", running=True, enabled=True)
+
+pm2_module(
+    name="pm2-logrotate installed and configured",
+    module="pm2-logrotate",
+    version=logrotate.pop("version"),
+    settings=logrotate,
+)
+
+files.directory(name="Ecosystem folder", path="/etc/opsrun/pm2", mode="700")
+
+changes = []
+for app in apps:
+    files.directory(name=f"{app['name']}: app folder", path=app["cwd"], mode="755")
+    changes.append(
+        files.sync(name=f"{app['name']}: code from {app['source']}", src=app["source"], dest=app["cwd"], delete=True)
+    )
+    secrets = {var: os.environ[name] for var, name in app["secret_env"].items()}
+    changes.append(
+        secret_file(
+            name=f"{app['name']}: secrets from the environment ({', '.join(sorted(secrets)) or 'none'})",
+            dest=app["secrets_file"],
+            content=json.dumps(secrets, sort_keys=True),
+        )
+    )
+
+changes.append(
+    files.put(
+        name="Ecosystem file", src=StringIO(render("pm2/ecosystem.config.js.j2", apps=apps)), dest=ECOSYSTEM, mode="600"
+    )
+)
+
+state = host.get_fact(Pm2State)
+missing = [a["name"] for a in apps if online_instances(state, a["name"]) != a["instances"]]
+reload_apps = f"pm2 startOrReload {ECOSYSTEM} --update-env && pm2 save"
+if missing:
+    server.shell(name=f"Start or reload the apps ({', '.join(missing)} not fully online)", commands=[reload_apps])
+else:
+    server.shell(
+        name="Start or reload the apps (their files changed)", commands=[reload_apps], _if=any_changed(*changes)
+    )
+
+gone = sorted({p["name"] for p in state["processes"] if not p["module"]} - {a["name"] for a in apps})
+if gone:
+    server.shell(
+        name=f"Delete apps no longer in group_data ({', '.join(gone)})",
+        commands=[*(f"pm2 delete {shlex.quote(n)}" for n in gone), "pm2 save"],
+    )

@@ -1,0 +1,47 @@
+"""Markdown rendering of a report: summary table first, notes, then one section per host."""
+
+from __future__ import annotations
+
+from opsrun.reports.model import Report
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(report: Report) -> str:
+    out = [f"# {report.title}", ""]
+    run = f", run {report.run_id}" if report.run_id is not None else ""
+    out += [f"**Status: {report.status}** · generated {report.generated}{run}", ""]
+    out += ["| " + " | ".join(report.summary) + " |", "|" + "---|" * len(report.summary)]
+    out += ["| " + " | ".join(_cell(v) for v in report.summary.values()) + " |", ""]
+    if report.trend:
+        out += ["Drift findings in the last runs: " + ", ".join(f"{when}: {n}" for when, n in report.trend), ""]
+    if report.notes:
+        out += ["## Notes", "", *(f"- {_cell(n)}" for n in report.notes), ""]
+    for host in report.hosts:
+        items = report.for_host(host)
+        out += [f"## {host}", ""]
+        if not items:
+            out += ["Nothing to report.", ""]
+            continue
+        out += ["| what | verdict | note | detail |", "|---|---|---|---|"]
+        for i in items:
+            name = f"{i.group}: {i.name}" if i.group else i.name
+            out.append(f"| {_cell(name)} | {i.verdict} | {_cell(i.note)} | {_cell('; '.join(i.detail[:5]))} |")
+        out.append("")
+        for i in items:
+            if i.diff:
+                out += [f"{i.name}:", "", "```diff", *_unified(i.diff), "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _unified(diff: list[str]) -> list[str]:
+    """pyinfra's diff lines ("- x", "+ y", "  z") as a diff block understands them ("-x", "+y", " z")."""
+    lines = []
+    for line in diff:
+        if line[:2] in ("- ", "+ ", "  "):
+            lines.append(line[0] + line[2:] if line[0] in "+-" else " " + line[2:])
+        else:
+            lines.append(line)
+    return lines

@@ -1,0 +1,205 @@
+"""One report model for every command: a run's JSON document (apply, rollout, verify, drift) turned into
+a title, a summary, per-host items and notes, which the Markdown, HTML and JUnit renderers share.
+
+Items are what a reader checks one by one: an operation that changed (or would), a verify test, a drift
+finding. `failing` marks what counts against the run (a JUnit failure); `skipped` what could not be
+judged (an unknown, a host not reached).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Item:
+    host: str
+    name: str
+    verdict: str  # changed | unchanged | failed | passed | skipped | will_change | unknown | verify_failed | ...
+    group: str = ""  # the deploy or suite
+    detail: list[str] = field(default_factory=list)  # commands, messages, reasons
+    diff: list[str] = field(default_factory=list)  # "Will modify PATH", "@@ ... @@", "- old", "+ new", "  same"
+    note: str = ""  # new / persisting since ... / intentional ...
+    seconds: float | None = None
+    failing: bool = False
+    skipped: bool = False
+
+
+@dataclass
+class Report:
+    kind: str
+    title: str
+    status: str
+    inventory: str
+    generated: str
+    summary: dict[str, int | str]
+    hosts: list[str]
+    items: list[Item]
+    notes: list[str] = field(default_factory=list)
+    trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of earlier runs, oldest first
+    run_id: int | None = None
+
+    def for_host(self, host: str) -> list[Item]:
+        return [i for i in self.items if i.host == host]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+
+
+def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = None) -> Report:
+    """The report of a run's JSON document (`as_json.render`'s shape)."""
+    kind = doc.get("kind", "deploy")
+    build = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply}.get(kind, _apply)
+    report = build(doc)
+    report.trend = trend or []
+    report.run_id = doc.get("run_id")
+    return report
+
+
+def _apply(doc: dict[str, Any]) -> Report:
+    dry = bool(doc.get("dry_run"))
+    items: list[Item] = []
+    notes: list[str] = []
+    for host, h in doc.get("hosts", {}).items():
+        for op in h.get("operations", []):
+            if not op.get("changed") and op.get("success", True):
+                continue
+            verdict = "failed" if not op.get("success", True) else ("will_change" if dry else "changed")
+            items.append(
+                Item(
+                    host,
+                    op["name"],
+                    verdict,
+                    group=doc.get("deploy", ""),
+                    detail=[op["error"]] if op.get("error") else list(op.get("commands") or op.get("output") or []),
+                    diff=list(op.get("diff", [])),
+                    note=op.get("unknown") or "",
+                    failing=not op.get("success", True),
+                )
+            )
+        if h.get("outcome") == "failed" or h.get("error"):
+            reason = h.get("reason") or h.get("error") or "failed"
+            stage = h.get("stage") or "apply"
+            items.append(
+                Item(host, f"stage {stage}", "failed", group=doc.get("deploy", ""), detail=[reason], failing=True)
+            )
+        if h.get("outcome") == "not_reached":
+            items.append(Item(host, "not reached", "skipped", group=doc.get("deploy", ""), skipped=True))
+        for up in h.get("upgrades", []):
+            notes.append(f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}")
+        if h.get("rebooted"):
+            notes.append(f"{host}: rebooted")
+        if h.get("note"):
+            notes.append(f"{host}: {h['note']}")
+    if doc.get("left_out_of_balancer"):
+        notes.append("left out of the balancer: " + ", ".join(doc["left_out_of_balancer"]))
+    if doc.get("halted"):
+        notes.append(f"halted: {doc['halted']}")
+    hosts = list(doc.get("hosts", {}))
+    per_host = doc.get("hosts", {})
+    summary: dict[str, int | str] = {
+        "hosts": len(hosts),
+        "changed hosts": sum(1 for h in per_host.values() if h.get("changed")),
+        "failed hosts": sum(1 for h in per_host.values() if h.get("outcome") == "failed" or h.get("error")),
+        "operations changed": sum(h.get("changed", 0) for h in per_host.values()),
+        "seconds": doc.get("seconds", 0),
+    }
+    what = "dry run" if dry else ("rolling apply" if doc.get("kind") == "rollout" else "apply")
+    return Report(
+        "apply",
+        f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
+        doc.get("status", ""),
+        doc.get("inventory", ""),
+        _now(),
+        summary,
+        hosts,
+        items,
+        notes,
+    )
+
+
+def _verify(doc: dict[str, Any]) -> Report:
+    items = [
+        Item(
+            host,
+            t["test"],
+            t["outcome"],
+            group=doc.get("suite", ""),
+            detail=[t["message"]] if t.get("message") else [],
+            seconds=t.get("seconds"),
+            failing=t["outcome"] in ("failed", "error"),
+            skipped=t["outcome"] == "skipped",
+        )
+        for host, h in doc.get("hosts", {}).items()
+        for t in h.get("tests", [])
+    ]
+    summary: dict[str, int | str] = {
+        "hosts": len(doc.get("hosts", {})),
+        "checks": len(items),
+        "passed": sum(i.verdict == "passed" for i in items),
+        "failed": sum(i.failing for i in items),
+        "skipped": sum(i.skipped for i in items),
+        "seconds": doc.get("seconds", 0),
+    }
+    notes = [f"error: {doc['error']}"] if doc.get("error") else []
+    return Report(
+        "verify",
+        f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
+        doc.get("status", ""),
+        doc.get("inventory", ""),
+        _now(),
+        summary,
+        list(doc.get("hosts", {})),
+        items,
+        notes,
+    )
+
+
+def _drift(doc: dict[str, Any]) -> Report:
+    items = []
+    for f in doc.get("findings", []):
+        note = []
+        if f.get("status") == "new":
+            note.append("new")
+        elif f.get("status") == "persisting":
+            note.append(f"persisting since {f.get('first_seen')}")
+        if f.get("cause"):
+            note.append(f["cause"])
+        unknown = f["verdict"] == "unknown"
+        items.append(
+            Item(
+                f["host"],
+                f["operation"],
+                f["verdict"],
+                group=f["deploy"],
+                detail=list(f.get("detail", [])),
+                diff=list(f.get("diff", [])),
+                note=", ".join(note),
+                failing=not unknown,
+                skipped=unknown,
+            )
+        )
+    summary: dict[str, int | str] = dict(doc.get("summary", {}))
+    summary["seconds"] = doc.get("seconds", 0)
+    unreachable = doc.get("unreachable") or {}
+    items += [
+        Item(host, "reachable", "unreachable", detail=[why], note="not drift", skipped=True)
+        for host, why in unreachable.items()
+    ]
+    notes = [f"unreachable (not drift): {host}: {why}" for host, why in unreachable.items()]
+    notes += [f"resolved: {r['host']} {r['deploy']} {r['operation']}" for r in doc.get("resolved", [])]
+    hosts = doc.get("hosts_checked") or sorted({i.host for i in items})
+    return Report(
+        "drift",
+        f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
+        doc.get("status", ""),
+        doc.get("inventory", ""),
+        _now(),
+        summary,
+        list(hosts),
+        items,
+        notes,
+    )

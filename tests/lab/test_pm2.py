@@ -1,0 +1,157 @@
+"""`opsrun apply lab pm2` on real hosts: the demo Node app under PM2 from nothing, idempotent, an env change
+rolled out as a reload under load with no failed request, a process killed by hand seen by --dry-run and
+repaired, and the app's secret in no output, file or report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from opsrun.balancers.haproxy import HAProxy
+from opsrun.lab.loadgen import LoadGenerator
+from tests.conftest import DEMO_SECRET, REPO, opsrun, opsrun_json
+
+pytestmark = pytest.mark.lab
+HOSTS = ["web1", "web2", "web3"]
+START = "Start or reload the apps"
+
+
+@pytest.fixture(scope="module")
+def haproxy(lab) -> HAProxy:
+    doc = json.loads(lab.cfg.state_file.read_text())["haproxy"]
+    return HAProxy(doc["socket"], doc["backend"])
+
+
+@pytest.fixture(scope="module")
+def frontend(lab) -> str:
+    return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
+
+
+@pytest.fixture(scope="module")
+def from_nothing(lab, on_host, web_tier):
+    """Hosts with no PM2, no app and no boot unit (nginx stays: it is another deploy's)."""
+    for h in HOSTS:
+        on_host(
+            h,
+            "pm2 kill >/dev/null 2>&1; systemctl disable --now pm2-root >/dev/null 2>&1; "
+            "rm -rf /root/.pm2 /etc/systemd/system/pm2-root.service /opt/apps /etc/opsrun/pm2; "
+            "systemctl daemon-reload; npm uninstall -g -q pm2 >/dev/null 2>&1; test ! -e /usr/local/bin/pm2",
+        )
+
+
+def app_health(on_host) -> dict[str, dict]:
+    return {h: json.loads(on_host(h, "curl -sS --max-time 5 http://127.0.0.1:3001/health").stdout) for h in HOSTS}
+
+
+def changed_ops(doc: dict) -> dict[str, list[str]]:
+    return {h: [op["name"] for op in d["operations"] if op["changed"]] for h, d in doc["hosts"].items()}
+
+
+def test_from_nothing_brings_the_app_up_everywhere_and_verify_passes(from_nothing, on_host):
+    code, doc = opsrun_json("apply", "lab", "pm2")
+    assert code == 0, doc
+    for h in HOSTS:
+        assert {"PM2 6.0.9", "PM2 starts at boot (pm2 startup systemd)", "Ecosystem file"} <= set(changed_ops(doc)[h])
+        assert any(name.startswith(START) for name in changed_ops(doc)[h])
+    health = app_health(on_host)
+    assert {h: (v["status"], v["version"], v["secrets"]) for h, v in health.items()} == dict.fromkeys(
+        HOSTS, ("ok", "1", "configured")
+    )
+    code, verified = opsrun_json("verify", "lab", "pm2")
+    assert code == 0, verified
+    assert {h: len(verified["hosts"][h]["tests"]) for h in HOSTS} == dict.fromkeys(HOSTS, 5)
+
+
+def test_second_apply_changes_no_operation(from_nothing):
+    code, doc = opsrun_json("apply", "lab", "pm2")
+    assert code == 0, doc
+    assert changed_ops(doc) == {h: [] for h in HOSTS}
+
+
+def test_an_env_change_is_a_rolling_reload_with_no_failed_request(from_nothing, project_copy, frontend, on_host):
+    web = project_copy / "group_data" / "web.py"
+    web.write_text(web.read_text() + '\npm2_apps[0]["env"]["APP_VERSION"] = "2"\n')
+    pids = {h: app_health(on_host)[h]["pid"] for h in HOSTS}
+    with LoadGenerator(frontend, threads=8, max_seconds=240) as load:
+        code, doc = opsrun_json("apply", "lab", "pm2", project=project_copy)
+    assert code == 0, doc
+    assert doc["plan"]["batches"] == [[h] for h in HOSTS]
+    for h in HOSTS:
+        assert changed_ops(doc)[h] == ["Ecosystem file", f"{START} (their files changed)"]
+        assert doc["hosts"][h]["outcome"] == "done" and doc["hosts"][h]["in_balancer"]
+    health = app_health(on_host)
+    assert {h: health[h]["version"] for h in HOSTS} == dict.fromkeys(HOSTS, "2")
+    assert all(health[h]["pid"] != pids[h] for h in HOSTS), "the workers were not replaced"
+    assert load.result.requests >= 1000, load.result
+    assert load.result.failures == 0, load.result.errors
+    code, back = opsrun_json("apply", "lab", "pm2")  # the fleet as the repository says, for the tests after
+    assert code == 0, back
+
+
+def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(from_nothing, on_host):
+    on_host("web2", "pm2 kill >/dev/null")
+    assert on_host("web2", "curl -sS --max-time 2 http://127.0.0.1:3001/health", check=False).returncode != 0
+
+    code, plan = opsrun_json("apply", "lab", "pm2", "--dry-run")
+    assert code == 0, plan
+    would = changed_ops(plan)
+    assert would["web1"] == would["web3"] == []
+    assert f"{START} (demo not fully online)" in would["web2"]
+    assert on_host("web2", "curl -sS --max-time 2 http://127.0.0.1:3001/health", check=False).returncode != 0
+
+    code, doc = opsrun_json("apply", "lab", "pm2")
+    assert code == 0, doc
+    assert changed_ops(doc)["web1"] == changed_ops(doc)["web3"] == []
+    assert app_health(on_host)["web2"]["status"] == "ok"
+    code, verified = opsrun_json("verify", "lab", "pm2", "--limit", "web2")
+    assert code == 0, verified
+
+
+def test_a_missing_secret_fails_before_any_host_is_touched(from_nothing, haproxy):
+    env = {k: v for k, v in os.environ.items() if k != "OPSRUN_DEMO_API_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsrun", "--project", str(REPO), "apply", "lab", "pm2"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert (
+        f"error: {REPO}/group_data/web.py: pm2_apps[0].secret_env.API_TOKEN: the environment variable "
+        "OPSRUN_DEMO_API_TOKEN (for API_TOKEN) is not set; nothing was touched."
+    ) in proc.stderr
+    assert {h: haproxy.state(h).admin for h in HOSTS} == dict.fromkeys(HOSTS, "ready")
+
+
+def test_the_secret_appears_in_no_output_file_or_report(from_nothing, on_host, tmp_path):
+    """Every way opsrun shows or keeps a run, and every log on the hosts, searched for the secret."""
+    outputs = [
+        opsrun("apply", "lab", "pm2"),
+        opsrun("apply", "lab", "pm2", "--format", "json"),
+        opsrun("apply", "lab", "pm2", "--dry-run", "--format", "json"),
+        opsrun("verify", "lab", "pm2", "--format", "json"),
+        opsrun("drift", "lab", "pm2", "--format", "json"),
+        opsrun("history", "lab", "--format", "json"),
+    ]
+    for proc in outputs:
+        assert proc.returncode in (0, 3), proc.stderr
+        assert DEMO_SECRET not in proc.stdout + proc.stderr, proc.args
+    local = [p for p in (REPO / ".opsrun").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".json" for p in local) and any(p.name == "state.db" for p in local)
+    leaked = [str(p) for p in local if DEMO_SECRET.encode() in p.read_bytes()]
+    assert leaked == []
+    for h in HOSTS:
+        assert on_host(h, "stat -c %a /etc/opsrun/pm2/demo.secrets.json").stdout.strip() == "600"
+        found = on_host(
+            h,
+            f"grep -rl -- {DEMO_SECRET} /etc/opsrun/pm2/ecosystem.config.js /root/.pm2/logs /root/.pm2/pm2.log "
+            f"/var/log /opt/apps; journalctl --no-pager -q | grep -c -- {DEMO_SECRET}",
+            check=False,
+        )
+        assert found.stdout.split() == ["0"], (h, found.stdout)

@@ -16,6 +16,17 @@ except FileNotFoundError:  # no lab yet: describe the default one, so that error
 
 web = [(_h["name"], {"ssh_hostname": _h["address"]}) for _h in _lab["hosts"]]
 
+# The data tier on the first three hosts: a Redis Cluster of 2 ports on each (7000-7005, as in the seed
+# runbook) and a MongoDB replica set (the lab has no MongoDB package: mongod is "already installed", the
+# protocol-level stand-in of tests/standins/ in the tests).
+redis = [
+    (_h["name"], {"ssh_hostname": _h["address"], "redis_cluster_ports": [7000 + 2 * _i, 7001 + 2 * _i]})
+    for _i, _h in enumerate(_lab["hosts"][:3])
+]
+mongo = [
+    (_h["name"], {"ssh_hostname": _h["address"], "mongo_replicaset_install": "present"}) for _h in _lab["hosts"][:3]
+]
+
 all = (  # noqa: A001 - pyinfra's name for the group of every host and its data
     [_h["name"] for _h in _lab["hosts"]],
     {

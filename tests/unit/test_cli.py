@@ -30,6 +30,9 @@ def run(*args, project=REPO):
     return CliRunner().invoke(cli, ["--project", str(project), *args])
 
 
+DEPLOYS = "mongo_replicaset, nginx, patching, pm2, redis_cluster"  # deploys/*.py and verify/*/ of this repo
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -39,12 +42,12 @@ def run(*args, project=REPO):
         ),
         (
             ["apply", "lab", "nosuch"],
-            f"error: {REPO}/deploys/nosuch.py: no deploy named 'nosuch'. Fix: use one of: nginx",
+            f"error: {REPO}/deploys/nosuch.py: no deploy named 'nosuch'. Fix: use one of: {DEPLOYS}",
         ),
         (
             ["verify", "lab", "nosuch"],
             f"error: {REPO}/verify/nosuch: no verify suite named 'nosuch' "
-            "(a folder of test_*.py files). Fix: use one of: nginx",
+            f"(a folder of test_*.py files). Fix: use one of: {DEPLOYS}",
         ),
         (
             ["apply", "lab", "nginx", "--limit", "db9"],

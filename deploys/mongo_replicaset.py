@@ -1,0 +1,85 @@
+"""A MongoDB replica set over the hosts of the `mongo` group: mongod from MongoDB's own apt repository (or
+already installed, `mongo_replicaset_install = "present"`), mongod.conf rendered from group_data, keyfile
+authentication between members with the key from the operator's environment, the service enabled and
+running, the set initiated or reconciled (replSetReconfig) from pymongo. A changed configuration restarts
+the member, stepping a primary down first. Checked by verify/mongo_replicaset/.
+
+Settings (group_data, `mongo_replicaset_*`): name, install (repository | present), version, port, bind_ip,
+cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_seconds, priority and votes
+(per host), auth {secret_env: {keyfile: NAME of the environment variable holding the key}}.
+"""
+
+import os
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.facts.server import Which
+from pyinfra.operations import apt, files, server, systemd
+
+from deploys._mongo import replicaset_reconcile, restart_member
+from deploys._ops import render, secret_file
+
+name = host.data.get("mongo_replicaset_name", "rs0")
+port = host.data.get("mongo_replicaset_port", 27017)
+version = str(host.data.get("mongo_replicaset_version", "7.0"))
+install = host.data.get("mongo_replicaset_install", "repository")
+secret_env = (host.data.get("mongo_replicaset_auth") or {}).get("secret_env", {})
+KEYFILE = "/etc/mongod.keyfile"
+address = f"{host.data.get('ssh_hostname') or host.name}:{port}"
+
+if install == "repository":
+    apt.key(
+        name=f"MongoDB {version} signing key",
+        src=f"https://pgp.mongodb.com/server-{version}.asc",
+    )
+    apt.repo(
+        name=f"MongoDB {version} repository",
+        src=f"deb https://repo.mongodb.org/apt/debian bookworm/mongodb-org/{version} main",
+        filename=f"mongodb-org-{version}",
+    )
+    apt.packages(name=f"MongoDB {version}", packages=[f"mongodb-org={version}.*"], update=True)
+elif not host.get_fact(Which, command="mongod"):
+    server.shell(
+        name="mongod is installed (mongo_replicaset_install = present)",
+        commands=[
+            "echo 'no mongod on this host: install it, or set mongo_replicaset_install = \"repository\"' >&2; exit 1"
+        ],
+    )
+
+secret_file(
+    name="Member keyfile (from the environment)",
+    dest=KEYFILE,
+    content=os.environ[secret_env["keyfile"]] + "\n",
+    mode="400",
+)
+files.file(name="Keyfile owned by mongodb", path=KEYFILE, user="mongodb", group="mongodb", mode="400")
+files.directory(name="Data folder", path="/var/lib/mongodb", user="mongodb", group="mongodb", mode="750")
+files.directory(name="Log folder", path="/var/log/mongodb", user="mongodb", group="mongodb", mode="750")
+
+conf = files.put(
+    name="mongod.conf",
+    src=StringIO(
+        render(
+            "mongo/mongod.conf.j2",
+            name=name,
+            port=port,
+            bind_ip=host.data.get("mongo_replicaset_bind_ip", "127.0.0.1"),
+            cache_size_gb=host.data.get("mongo_replicaset_cache_size_gb", 1),
+            max_incoming_connections=host.data.get("mongo_replicaset_max_incoming_connections", 65536),
+            slow_op_threshold_ms=host.data.get("mongo_replicaset_slow_op_threshold_ms", 100),
+            keyfile=KEYFILE,
+        )
+    ),
+    dest="/etc/mongod.conf",
+    mode="644",
+)
+
+started = systemd.service(name="mongod enabled and running", service="mongod", running=True, enabled=True)
+
+restart_member(
+    name="Restart for the new mongod.conf (a primary steps down first)",
+    address=address,
+    _if=lambda: conf.did_change() and not started.did_change(),
+)
+
+replicaset_reconcile(name=f"Replica set {name} matches the inventory", set_name=name)

@@ -1,0 +1,84 @@
+"""A Redis Cluster over the hosts of the `redis` group: each host runs its `redis_cluster_ports` as
+redis-server@PORT (Debian's template unit), configured from group_data; the cluster is created when none
+exists and reconciled when a node was lost; a settings change restarts one node at a time, replicas first,
+a master only after a failover to its replica. Checked by verify/redis_cluster/.
+
+Settings (group_data, `redis_cluster_*`): redis_cluster_ports (per host), redis_cluster_replicas,
+redis_cluster_settings (maxmemory, maxmemory-policy, save, appendonly, tcp-backlog, timeout,
+tcp-keepalive, maxclients, ...), redis_cluster_node_timeout_ms, redis_cluster_auth {secret_env:
+{requirepass: NAME of the operator's environment variable}}.
+"""
+
+import os
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.operations import apt, files, systemd
+
+from deploys._ops import render, secret_file
+from deploys._redis import cluster_reconcile, rolling_restart
+
+DEFAULTS = {  # the seed runbook's tuning
+    "maxmemory": "256mb",
+    "maxmemory-policy": "allkeys-lru",
+    "save": "900 1 300 10 60 10000",
+    "appendonly": "yes",
+    "tcp-backlog": 511,
+    "timeout": 0,
+    "tcp-keepalive": 300,
+    "maxclients": 10000,
+}
+settings = {**DEFAULTS, **host.data.get("redis_cluster_settings", {})}
+replicas = host.data.get("redis_cluster_replicas", 1)
+ports = host.data.get("redis_cluster_ports", [])
+secret_env = (host.data.get("redis_cluster_auth") or {}).get("secret_env", {})
+password = os.environ[secret_env["requirepass"]] if "requirepass" in secret_env else None
+AUTH = "/etc/redis/cluster-auth.conf"
+
+apt.packages(name="Redis", packages=["redis-server", "redis-tools"], update=True, cache_time=24 * 3600)
+
+systemd.service(
+    name="The distribution's single instance stays off", service="redis-server", running=False, enabled=False
+)
+
+secret_file(
+    name="Cluster password (from the environment)",
+    dest=AUTH,
+    content=f"requirepass {password}\nmasterauth {password}\n" if password else "# no password\n",
+    mode="640",
+)
+files.file(name="Cluster password file readable by redis", path=AUTH, group="redis", mode="640")
+
+for port in ports:
+    files.directory(name=f"{port}: data folder", path=f"/var/lib/redis/{port}", user="redis", group="redis", mode="750")
+    files.put(
+        name=f"{port}: configuration",
+        src=StringIO(
+            render(
+                "redis/cluster-node.conf.j2",
+                port=port,
+                address=host.data.get("ssh_hostname") or host.name,
+                settings=settings,
+                node_timeout_ms=host.data.get("redis_cluster_node_timeout_ms", 5000),
+                auth_file=AUTH,
+            )
+        ),
+        dest=f"/etc/redis/redis-{port}.conf",
+        user="redis",
+        group="redis",
+        mode="640",
+    )
+    systemd.service(
+        name=f"{port}: redis-server@{port} enabled and running",
+        service=f"redis-server@{port}",
+        running=True,
+        enabled=True,
+    )
+
+rolling_restart(
+    name="Nodes run the desired settings (replicas first, masters after a failover)",
+    settings=settings,
+    replicas=replicas,
+)
+
+cluster_reconcile(name="Cluster matches the topology", replicas=replicas)

@@ -1,0 +1,157 @@
+"""`opsrun apply lab mongo_replicaset` on real hosts over the network. There is no MongoDB server package for
+this machine: mongod on the lab hosts is the protocol-level stand-in of tests/standins/mongod.py, installed
+below the way MongoDB's package would be (a `mongodb` user, /usr/local/bin/mongod, mongod.service), unless
+OPSRUN_MONGOD_BINARY names a real mongod, which is then installed in its place and the same tests run.
+
+Shows: the set initiated from nothing, a second apply changing nothing, a priority change applied by
+replSetReconfig, and a rolling restart that restarts the secondaries first and steps the primary down last,
+a writer seeing errors only around that one election and losing no acknowledged write."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from tests.conftest import REPO, opsrun_json
+
+pytestmark = pytest.mark.lab
+HOSTS = ["web1", "web2", "web3"]
+RECONCILE = "Replica set rs0 matches the inventory"
+UNIT = """[Unit]
+Description=MongoDB Database Server
+After=network-online.target
+
+[Service]
+User=mongodb
+Group=mongodb
+ExecStart=/usr/local/bin/mongod --config /etc/mongod.conf
+RuntimeDirectory=mongodb
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(lab, on_host):
+    """mongod 'already installed' on the three hosts, with no data and no configuration yet."""
+    binary = Path(os.environ.get("OPSRUN_MONGOD_BINARY") or REPO / "tests" / "standins" / "mongod.py")
+    for h in HOSTS:
+        on_host(
+            h,
+            "systemctl stop mongod 2>/dev/null; rm -rf /var/lib/mongodb /var/log/mongodb /etc/mongod.conf; "
+            "id mongodb >/dev/null 2>&1 || useradd --system --home-dir /var/lib/mongodb --shell /bin/false mongodb",
+        )
+        on_host(h, f"base64 -d > /usr/local/bin/mongod <<'EOF'\n{_b64(binary)}\nEOF\nchmod 755 /usr/local/bin/mongod")
+        on_host(h, f"cat > /etc/systemd/system/mongod.service <<'EOF'\n{UNIT}EOF\nsystemctl daemon-reload")
+
+
+def _b64(path: Path) -> str:
+    import base64
+
+    return base64.encodebytes(path.read_bytes()).decode()
+
+
+def members(addresses) -> str:
+    return ",".join(f"{addresses[h]}:27017" for h in HOSTS)
+
+
+def rs_client(addresses, **kw) -> MongoClient:
+    return MongoClient(f"mongodb://{members(addresses)}/?replicaSet=rs0", serverSelectionTimeoutMS=20000, **kw)
+
+
+def changed_ops(doc: dict) -> dict[str, list[str]]:
+    return {h: [op["name"] for op in d["operations"] if op["changed"]] for h, d in doc["hosts"].items()}
+
+
+def primary_host(addresses) -> str:
+    with rs_client(addresses) as c:
+        address = c.admin.command("hello")["primary"].rsplit(":", 1)[0]
+    return next(h for h in HOSTS if addresses[h] == address)
+
+
+def test_initiated_from_nothing_and_verify_passes(installed, addresses):
+    code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
+    assert code == 0, doc
+    assert RECONCILE in changed_ops(doc)["web3"]  # initiated once every member had been started
+    with rs_client(addresses) as c:
+        status = c.admin.command("replSetGetStatus")
+    assert sorted(m["stateStr"] for m in status["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"]
+    code, verified = opsrun_json("verify", "lab", "mongo_replicaset")
+    assert code == 0, verified
+
+
+def test_second_apply_changes_nothing(installed):
+    code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
+    assert code == 0, doc
+    assert changed_ops(doc) == {h: [] for h in HOSTS}
+
+
+def test_a_priority_change_is_applied_by_reconfig(installed, addresses, project_copy):
+    with rs_client(addresses) as c:
+        before = c.admin.command("replSetGetConfig")["config"]["version"]
+    inv = project_copy / "inventories" / "lab.py"
+    inv.write_text(
+        inv.read_text()
+        + '\nmongo = [(n, {**d, "mongo_replicaset_priority": 3 if n == "web2" else 1}) for n, d in mongo]\n'
+    )
+    code, doc = opsrun_json("apply", "lab", "mongo_replicaset", project=project_copy)
+    assert code == 0, doc
+    with rs_client(addresses) as c:
+        config = c.admin.command("replSetGetConfig")["config"]
+    assert config["version"] == before + 1
+    assert {m["host"]: m["priority"] for m in config["members"]}[f"{addresses['web2']}:27017"] == 3
+    code, verified = opsrun_json("verify", "lab", "mongo_replicaset", project=project_copy)
+    assert code == 0, verified
+
+
+class Writer(threading.Thread):
+    def __init__(self, addresses):
+        super().__init__(daemon=True)
+        self.client = rs_client(addresses, retryWrites=True)
+        self.stop = threading.Event()
+        self.acked: list[int] = []
+        self.errors: list[float] = []
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            try:
+                self.client.test.writes.insert_one({"i": i})
+                self.acked.append(i)
+            except PyMongoError:
+                self.errors.append(time.monotonic())
+                time.sleep(0.05)
+            i += 1
+
+
+def test_a_rolling_restart_steps_the_primary_down_last(installed, addresses, project_copy):
+    primary = primary_host(addresses)
+    data = project_copy / "group_data" / "mongo.py"
+    data.write_text(data.read_text() + "\nmongo_replicaset_slow_op_threshold_ms = 250\n")
+    writer = Writer(addresses)
+    writer.start()
+    try:
+        code, doc = opsrun_json("apply", "lab", "mongo_replicaset", project=project_copy)
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+    assert code == 0, doc
+    assert doc["plan"]["batches"][-1] == [primary], "the primary's host was not last"
+    for h in HOSTS:
+        assert "Restart for the new mongod.conf (a primary steps down first)" in changed_ops(doc)[h]
+    assert primary_host(addresses) != primary, "the old primary was not stepped down"
+    assert len(writer.acked) > 200, "the writer hardly wrote"
+    if writer.errors:  # only around the one election
+        assert writer.errors[-1] - writer.errors[0] < 15, writer.errors
+    with rs_client(addresses) as c:
+        stored = {d["i"] for d in c.test.writes.find({})}
+    assert set(writer.acked) <= stored, "an acknowledged write was lost"
+    code, verified = opsrun_json("verify", "lab", "mongo_replicaset", project=project_copy)
+    assert code == 0, verified

@@ -100,7 +100,9 @@ def plan(name: str) -> tuple[str, list[str]]:
     config = current_config(primary) or {}
     if _shape(config) == _shape(desired(name)):
         return "", []
-    owner = next(m["inventory_host"] for m in ms if m["host"] == primary)
+    # the first member that answers acts: one actor, and one that runs whatever the batch order (the
+    # primary's host may go last and step down before its turn)
+    owner = next(m["inventory_host"] for m in ms if hellos[m["host"]])
     return owner, [f"replSetReconfig {name} to version {config.get('version', 0) + 1}: {_shape(desired(name))}"]
 
 

@@ -261,7 +261,12 @@ def _predict_if(cond: Any) -> bool | None:
     answers: list[bool | None] = []
     for c in conds:
         meta, name = getattr(c, "__self__", None), getattr(c, "__name__", "")
-        if meta is None or not hasattr(meta, "will_change"):
+        combined = _combined(c)
+        if combined is not None:  # pyinfra's any_changed(*ops) / all_changed(*ops)
+            kind, metas = combined
+            changes = [bool(m.will_change) for m in metas]
+            answers.append(any(changes) if kind == "any_changed" else all(changes))
+        elif meta is None or not hasattr(meta, "will_change"):
             answers.append(None)
         elif name == "did_change":
             answers.append(bool(meta.will_change))
@@ -274,6 +279,19 @@ def _predict_if(cond: Any) -> bool | None:
     if False in answers:
         return False
     return None if None in answers else True
+
+
+def _combined(cond: Any) -> tuple[str, list[Any]] | None:
+    """("any_changed" | "all_changed", the operations) for a condition made by pyinfra's helpers of those
+    names (a lambda closing over the operations' meta), else None."""
+    kind = getattr(cond, "__qualname__", "").split(".")[0]
+    cells: tuple[Any, ...] = getattr(cond, "__closure__", None) or ()
+    if kind not in ("any_changed", "all_changed") or len(cells) != 1:
+        return None
+    metas = cells[0].cell_contents
+    if not isinstance(metas, tuple) or not all(hasattr(m, "will_change") for m in metas):
+        return None
+    return kind, list(metas)
 
 
 def _follows(cond: Any, op_name: Any) -> str | None:

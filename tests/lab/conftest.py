@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,36 @@ def web_tier(lab) -> None:
     for deploy in ("pm2", "nginx"):
         code, doc = opsrun_json("apply", "lab", deploy)
         assert code == 0, doc
+
+
+MONGOD_UNIT = """[Unit]
+Description=MongoDB Database Server
+After=network-online.target
+
+[Service]
+User=mongodb
+Group=mongodb
+ExecStart=/usr/local/bin/mongod --config /etc/mongod.conf
+RuntimeDirectory=mongodb
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def install_mongod(on_host, hosts: list[str]) -> None:
+    """mongod 'already installed' the way MongoDB's package would have it (a mongodb user, the binary,
+    mongod.service), with no data and no configuration: the stand-in of tests/standins/mongod.py, or the
+    real mongod that OPSRUN_MONGOD_BINARY names."""
+    import base64
+
+    binary = Path(os.environ.get("OPSRUN_MONGOD_BINARY") or Path(__file__).parents[1] / "standins" / "mongod.py")
+    encoded = base64.encodebytes(binary.read_bytes()).decode()
+    for h in hosts:
+        on_host(
+            h,
+            "systemctl stop mongod 2>/dev/null; rm -rf /var/lib/mongodb /var/log/mongodb /etc/mongod.conf; "
+            "id mongodb >/dev/null 2>&1 || useradd --system --home-dir /var/lib/mongodb --shell /bin/false mongodb",
+        )
+        on_host(h, f"base64 -d > /usr/local/bin/mongod <<'EOF'\n{encoded}EOF\nchmod 755 /usr/local/bin/mongod")
+        on_host(h, f"cat > /etc/systemd/system/mongod.service <<'EOF'\n{MONGOD_UNIT}EOF\nsystemctl daemon-reload")

@@ -9,53 +9,25 @@ a writer seeing errors only around that one election and losing no acknowledged 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from tests.conftest import REPO, opsrun_json
+from tests.conftest import opsrun_json
+from tests.lab.conftest import install_mongod
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 RECONCILE = "Replica set rs0 matches the inventory"
-UNIT = """[Unit]
-Description=MongoDB Database Server
-After=network-online.target
-
-[Service]
-User=mongodb
-Group=mongodb
-ExecStart=/usr/local/bin/mongod --config /etc/mongod.conf
-RuntimeDirectory=mongodb
-
-[Install]
-WantedBy=multi-user.target
-"""
 
 
 @pytest.fixture(scope="module")
 def installed(lab, on_host):
     """mongod 'already installed' on the three hosts, with no data and no configuration yet."""
-    binary = Path(os.environ.get("OPSRUN_MONGOD_BINARY") or REPO / "tests" / "standins" / "mongod.py")
-    for h in HOSTS:
-        on_host(
-            h,
-            "systemctl stop mongod 2>/dev/null; rm -rf /var/lib/mongodb /var/log/mongodb /etc/mongod.conf; "
-            "id mongodb >/dev/null 2>&1 || useradd --system --home-dir /var/lib/mongodb --shell /bin/false mongodb",
-        )
-        on_host(h, f"base64 -d > /usr/local/bin/mongod <<'EOF'\n{_b64(binary)}\nEOF\nchmod 755 /usr/local/bin/mongod")
-        on_host(h, f"cat > /etc/systemd/system/mongod.service <<'EOF'\n{UNIT}EOF\nsystemctl daemon-reload")
-
-
-def _b64(path: Path) -> str:
-    import base64
-
-    return base64.encodebytes(path.read_bytes()).decode()
+    install_mongod(on_host, HOSTS)
 
 
 def members(addresses) -> str:
@@ -142,6 +114,7 @@ def test_a_rolling_restart_steps_the_primary_down_last(installed, addresses, pro
     finally:
         writer.stop.set()
         writer.join(timeout=30)
+        writer.client.close()
     assert code == 0, doc
     assert doc["plan"]["batches"][-1] == [primary], "the primary's host was not last"
     for h in HOSTS:

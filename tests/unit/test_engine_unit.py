@@ -35,3 +35,12 @@ def test_a_list_needs_all_and_any_false_wins():
 def test_anything_else_is_unknown():
     assert _predict_if(lambda: True) is None
     assert _predict_if([Meta(True).did_change, lambda: True]) is None
+
+
+def test_pyinfras_any_changed_and_all_changed_follow_their_ops_dry_runs():
+    from pyinfra.operations.util import all_changed, any_changed
+
+    assert _predict_if(any_changed(Meta(False), Meta(False))) is False
+    assert _predict_if(any_changed(Meta(False), Meta(True))) is True
+    assert _predict_if(all_changed(Meta(True), Meta(False))) is False
+    assert _predict_if(all_changed(Meta(True), Meta(True))) is True

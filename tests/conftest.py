@@ -53,49 +53,107 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("no PostgreSQL server here (make deps installs the Debian package postgresql)", pytrace=False)
-    bindir = Path(found[-1]).parent
-    base = Path(tempfile.mkdtemp(prefix="opsrun-pg-"))
-    base.chmod(0o755)
-    shutil.chown(base, "postgres", "postgres")
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """moto's server (the AWS APIs as boto3 sees them) on a free loopback port, in this process."""
+    from moto.server import ThreadedMotoServer
+
     port = _free_port()
-    as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_pg, str(bindir / "initdb"), "-D", str(base / "data"), "-A", "trust", "-U", "opsrun"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_pg,
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(base / "data"),
-            "-l",
-            str(base / "log"),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            f"-c listen_addresses=127.0.0.1 -p {port} -k {base}",
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
     try:
-        yield f"postgresql://opsrun@127.0.0.1:{port}/postgres"
+        yield f"http://127.0.0.1:{port}"
     finally:
+        server.stop()
+
+
+class PgCluster:
+    """A real PostgreSQL server in a throwaway data directory, listening on loopback only, run as the
+    postgres user (PostgreSQL refuses root). TCP connections need the password; Unix ones are trusted."""
+
+    def __init__(self, data: Path, port: int):
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            pytest.fail("no PostgreSQL server here (make deps installs the Debian package postgresql)", pytrace=False)
+        self.bindir, self.data, self.port = Path(found[-1]).parent, data, port
+        self.socket_dir = data.parent
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, text=True, env=env
+        )
+
+    @classmethod
+    def create(cls, base: Path, password: str) -> PgCluster:
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o755)
+        shutil.chown(base, "postgres", "postgres")
+        cluster = cls(base / "data", _free_port())
+        pwfile = base / "pw"
+        pwfile.write_text(password + "\n")
+        shutil.chown(pwfile, "postgres", "postgres")
+        cluster.run(
+            str(cluster.bindir / "initdb"), "-D", str(cluster.data), "-U", "opsrun", "--auth-local=trust",
+            "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+        )  # fmt: skip
+        pwfile.unlink()
+        return cluster
+
+    @classmethod
+    def replica_of(cls, primary: PgCluster, base: Path, password: str) -> PgCluster:
+        """A streaming replica: pg_basebackup -R from the primary, over TCP with the password."""
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o755)
+        shutil.chown(base, "postgres", "postgres")
+        replica = cls(base / "data", _free_port())
+        replica.run(
+            "env", f"PGPASSWORD={password}", str(replica.bindir / "pg_basebackup"), "-h", "127.0.0.1",
+            "-p", str(primary.port), "-U", "opsrun", "-D", str(replica.data), "-R", "-X", "stream",
+        )  # fmt: skip
+        return replica
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir}"
+        log = str(self.socket_dir / "log")
+        self.run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", log, "-w", "-t", "60", "-o", options, "start")
+
+    def stop(self) -> None:
         subprocess.run(
-            [*as_pg, str(bindir / "pg_ctl"), "-D", str(base / "data"), "-m", "fast", "-w", "stop"],
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
             check=False,
             capture_output=True,
         )
+
+    def url(self, password: str, db: str = "postgres") -> str:
+        return f"postgresql://opsrun:{password}@127.0.0.1:{self.port}/{db}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
+    base = Path(tempfile.mkdtemp(prefix="opsrun-pg-"))
+    password = secrets.token_hex(12)
+    cluster = PgCluster.create(base, password)
+    cluster.start()
+    try:
+        yield cluster.url(password)
+    finally:
+        cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -291,6 +291,61 @@ def drift(
     _show(run, saved, fmt, as_text.drift_run, out)
 
 
+@cli.command("dr-test")
+@click.argument("inventory")
+@click.option("--month", metavar="YYYY-MM", help="The month the report is for (default: this month).")
+@click.option("--drill", is_flag=True, help="Also run the drills: failovers and stepdowns, timed against the RTO.")
+@click.option("--history", "show_history", is_flag=True, help="List the past DR tests of the inventory and exit.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "md", "html"]),
+    default="text",
+    show_default=True,
+    help="What goes to stdout: text (the Markdown report), json, md or html.",
+)
+@OUT
+@pass_project
+@click.pass_context
+def dr_test(
+    ctx: click.Context,
+    project: Project,
+    inventory: str,
+    month: str | None,
+    drill: bool,
+    show_history: bool,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Run the DR checks (and with --drill the drills) of group_data `dr` and write the month's report:
+    RTO/RPO targets against measured values, evidence, drill log, issues, next test date, trend.
+    Exit 0 all passed, 1 a check failed or a drill left a system degraded."""
+    state = ctx.find_object(ProjectRef).state  # type: ignore[union-attr]
+    if show_history:
+        from opsrun.store import open_store
+
+        store = open_store(project.state_dir, state)
+        try:
+            docs = [d for d in store.recent("dr-test", inventory, limit=100) if d.get("kind") == "dr-test"]
+        finally:
+            store.close()
+        rows = runs.dr_trend(docs, exclude=-1)
+        if fmt == "json":
+            click.echo(json.dumps({"dr_tests": rows}, indent=2))
+        else:
+            for r in rows:
+                click.echo(f"{r['month']}  {r['status']:7}  failed checks {r['failed']}  run {r['run_id']}")
+        return
+    run, saved = runs.dr_test(project, inventory, month=month, drill=drill, state_url=state)
+    written = write_reports(run, out) if out is not None else []
+    click.echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)
+    if fmt == "text":
+        click.echo(f"result: {saved}")
+        for path in written:
+            click.echo(f"report: {path}")
+    _finish(run.exit_code)
+
+
 @cli.command()
 @click.argument("args", nargs=-1, metavar="[INVENTORY] | show RUN_ID")
 @FORMAT

@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from opsrun import dr, engine, inventory, notify, probes, rollout, secrets, verify
 from opsrun import drift as drift_module
-from opsrun import engine, inventory, notify, probes, rollout, secrets, verify
+from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
 from opsrun.project import Project
@@ -168,6 +169,75 @@ def drift(
     if targets and notify.should_send(result.status, previous, notify_always):
         result.notify_errors = notify.send(targets, result.to_dict(), previous)
     return result, save(project, f"drift-{inventory_name}", as_json.render(result))
+
+
+def dr_test(
+    project: Project,
+    inventory_name: str,
+    *,
+    month: str | None = None,
+    drill: bool = False,
+    state_url: str | None = None,
+) -> tuple[DRRun, Path]:
+    """The month's DR test: the checks and (with `drill`) the drills of group_data `dr`, recorded in the
+    state store with the earlier months' results as its trend."""
+    import getpass
+    from importlib.metadata import version
+
+    inv = inventory.load(project, inventory_name)
+    hosts = inv.select(None)
+    settings = dr.settings(inv, hosts)
+    month = dr.month_of(month)
+    uses = ["dr", *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if settings.get(key))]
+    secrets.require(inv, hosts, uses)
+    store = open_store(project.state_dir, state_url)
+    try:
+        revision = git_revision(project.root)
+        run = DRRun(
+            inventory_name,
+            month,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            getpass.getuser(),
+            version("opsrun"),
+            revision,
+            dr.targets(settings, dr.systems_of(settings)),
+        )
+        run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
+        try:
+            dr.run_dr_test(inv, hosts, run, drill)
+        except BaseException as exc:
+            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+            raise
+        run.run_id = run_id
+        run.trend = dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
+        store.finish_run(run_id, run.to_dict())
+    finally:
+        store.close()
+    return run, save(project, f"dr-test-{inventory_name}-{month}", as_json.render(run))
+
+
+def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
+    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO."""
+    by_month: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        if d["run_id"] != exclude and d.get("kind") == "dr-test":
+            by_month[d["month"]] = d
+    trend = []
+    for month in sorted(by_month):
+        d = by_month[month]
+        rto = [s["rto_seconds"] for s in d.get("systems", []) if s.get("rto_seconds") is not None]
+        rpo = [s["rpo_seconds"] for s in d.get("systems", []) if s.get("rpo_seconds") is not None]
+        trend.append(
+            {
+                "month": month,
+                "status": d["status"],
+                "failed": d.get("summary", {}).get("failed", 0),
+                "rto": max(rto, default=None),
+                "rpo": max(rpo, default=None),
+                "run_id": d["run_id"],
+            }
+        )
+    return trend
 
 
 def verify_suite(

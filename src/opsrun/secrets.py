@@ -52,7 +52,7 @@ def require(
     found: dict[str, str] = {}
     for host in hosts:
         for key, value in inv.hosts[host].data.items():
-            if not key.startswith(prefixes):
+            if key not in deploys and not key.startswith(prefixes):
                 continue
             for path, kind, mapping in _walk(value, key):
                 where = inv.where(host, key)

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from moto.server import ThreadedMotoServer
 
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+from tests.conftest import REGION, moto_url  # noqa: F401 - the fixture, for this folder's tests
 
 
 @pytest.fixture(autouse=True)

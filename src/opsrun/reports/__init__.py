@@ -38,7 +38,7 @@ def render_report(run: Any, fmt: str) -> str:
     if fmt == "json":
         return text
     doc = json.loads(text)
-    report = from_document(doc, trend=[(str(w), int(n)) for w, n in doc.get("trend", [])])
+    report = from_document(doc)
     renderer = {"md": as_markdown.render, "html": as_html.render, "junit": as_junit.render}[fmt]
     return renderer(report)
 
@@ -46,7 +46,7 @@ def render_report(run: Any, fmt: str) -> str:
 def report_name(doc: dict[str, Any]) -> str:
     """drift-INVENTORY, apply-INVENTORY-DEPLOY, verify-INVENTORY-SUITE: the files' name in --out."""
     kind = {"rollout": "apply", "deploy": "apply"}.get(doc.get("kind", ""), doc.get("kind", "run"))
-    what = doc.get("deploy") or doc.get("suite")
+    what = doc.get("deploy") or doc.get("suite") or doc.get("month")
     return "-".join(str(p) for p in (kind, doc.get("inventory"), what) if p)
 
 

@@ -33,9 +33,13 @@ TEMPLATE = _env.from_string(
   pre.diff .del { color: #82071e; background: #ffebe9; display: block; }
   pre.diff .hunk { color: #6639ba; display: block; }
   .muted { color: #5b6475; } ul.notes li { margin: .2em 0; }
+  td.PASS { color: #2f7d32; font-weight: 600; } td.FAIL { color: #b3261e; font-weight: 600; }
+  td.SKIP { color: #9a6700; }
+  .first-line { background: #b3261e; color: #fff; padding: .5em .8em; font-weight: 700; border-radius: .3em; }
 </style>
 </head>
 <body>
+{% if r.first_line %}<p class="first-line" data-key="first_line">{{ r.first_line }}</p>{% endif %}
 <h1>{{ r.title }}</h1>
 <p><span class="status {{ status_class }}" data-key="status">{{ r.status }}</span>
   <span class="muted">generated {{ r.generated }}{% if r.run_id is not none %}, run {{ r.run_id }}{% endif %}</span></p>
@@ -49,8 +53,17 @@ TEMPLATE = _env.from_string(
 <ul class="notes">{% for note in r.notes %}<li>{{ note }}</li>{% endfor %}</ul>
 {% endif %}
 
+{% for title, header, rows in r.tables %}
+<h2>{{ title }}</h2>
+<table>
+  <tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+  {% for row in rows %}<tr>{% for c in row %}<td class="{{ c }}">{{ c }}</td>{% endfor %}</tr>
+  {% endfor %}
+</table>
+{% endfor %}
+
 {% if r.trend %}
-<h2>Drift findings, last {{ r.trend | length }} runs</h2>
+<h2>{{ r.trend_label }}, last {{ r.trend | length }} runs</h2>
 <svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="drift findings per run" data-key="trend"
      width="{{ chart.width }}" height="{{ chart.height + 40 }}" viewBox="0 0 {{ chart.width }} {{ chart.height + 40 }}">
   <line x1="0" y1="{{ chart.height }}" x2="{{ chart.width }}" y2="{{ chart.height }}" stroke="#5b6475"/>
@@ -62,6 +75,12 @@ TEMPLATE = _env.from_string(
         fill="#5b6475">{{ bar.label }}</text>
   {% endfor %}
 </svg>
+{% endif %}
+
+{% if r.log %}
+<h2>Drill log</h2>
+<pre class="diff">{% for line in r.log %}{{ line }}
+{% endfor %}</pre>
 {% endif %}
 
 {% for host in r.hosts %}

@@ -10,15 +10,21 @@ def _cell(text: object) -> str:
 
 
 def render(report: Report) -> str:
-    out = [f"# {report.title}", ""]
+    out = [f"**{report.first_line}**", ""] if report.first_line else []
+    out += [f"# {report.title}", ""]
     run = f", run {report.run_id}" if report.run_id is not None else ""
     out += [f"**Status: {report.status}** · generated {report.generated}{run}", ""]
     out += ["| " + " | ".join(report.summary) + " |", "|" + "---|" * len(report.summary)]
     out += ["| " + " | ".join(_cell(v) for v in report.summary.values()) + " |", ""]
     if report.trend:
-        out += ["Drift findings in the last runs: " + ", ".join(f"{when}: {n}" for when, n in report.trend), ""]
+        out += [f"{report.trend_label}: " + ", ".join(f"{when}: {n}" for when, n in report.trend), ""]
     if report.notes:
         out += ["## Notes", "", *(f"- {_cell(n)}" for n in report.notes), ""]
+    for title, header, rows in report.tables:
+        out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows] + [""]
+    if report.log:
+        out += ["## Drill log", "", "```", *report.log, "```", ""]
     for host in report.hosts:
         items = report.for_host(host)
         out += [f"## {host}", ""]

@@ -38,8 +38,13 @@ class Report:
     hosts: list[str]
     items: list[Item]
     notes: list[str] = field(default_factory=list)
-    trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of earlier runs, oldest first
+    trend: list[tuple[str, int]] = field(default_factory=list)  # (when, count) of earlier runs, oldest first
     run_id: int | None = None
+    first_line: str = ""  # what a reader must see before anything else (a drill left a system degraded)
+    trend_label: str = "Drift findings"
+    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)  # (title, header, rows)
+    log: list[str] = field(default_factory=list)  # timestamped steps (a drill's)
+    section_label: str = "host"
 
     def for_host(self, host: str) -> list[Item]:
         return [i for i in self.items if i.host == host]
@@ -52,9 +57,10 @@ def _now() -> str:
 def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = None) -> Report:
     """The report of a run's JSON document (`as_json.render`'s shape)."""
     kind = doc.get("kind", "deploy")
-    build = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply}.get(kind, _apply)
+    build = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply, "dr-test": _dr}.get(kind, _apply)
     report = build(doc)
-    report.trend = trend or []
+    if kind != "dr-test":  # drift: [when, findings] pairs in the document, or given
+        report.trend = trend if trend is not None else [(str(w), int(n)) for w, n in doc.get("trend", [])]
     report.run_id = doc.get("run_id")
     return report
 
@@ -203,3 +209,86 @@ def _drift(doc: dict[str, Any]) -> Report:
         items,
         notes,
     )
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _dr(doc: dict[str, Any]) -> Report:
+    """The monthly DR test: targets against measured values first, then each check with its evidence
+    (sections are systems), the drill log, issues and action items, the next test date, the trend."""
+    items = [
+        Item(
+            c["system"],
+            c["name"],
+            c["status"],
+            detail=[*c.get("evidence", []), *([f"source: {c['source']}"] if c.get("source") else [])],
+            failing=c["status"] == "FAIL",
+            skipped=c["status"] == "SKIP",
+        )
+        for c in doc.get("checks", [])
+    ]
+    systems = doc.get("systems", [])
+    targets = [
+        [
+            s["system"],
+            _seconds(s["rto_target_seconds"]),
+            _seconds(s["rto_seconds"]),
+            _seconds(s["rpo_target_seconds"]),
+            _seconds(s["rpo_seconds"]),
+            s["result"],
+        ]
+        for s in systems
+    ]
+    issues = [[i["severity"], i["issue"]] for i in doc.get("issues", [])]
+    tables = [
+        (
+            "RTO and RPO: targets against measured",
+            ["system", "RTO target", "RTO", "RPO target", "RPO", "result"],
+            targets,
+        )
+    ]
+    tables.append(("Issues found", ["severity", "issue"], issues or [["-", "none"]]))
+    tables.append(
+        (
+            "Action items",
+            ["#", "action"],
+            [[str(n + 1), a] for n, a in enumerate(doc.get("action_items", []))] or [["-", "none"]],
+        )
+    )
+    if doc.get("trend"):
+        tables.append(
+            (
+                "Trend",
+                ["month", "status", "failed checks", "worst RTO", "worst RPO"],
+                [
+                    [t["month"], t["status"], str(t["failed"]), _seconds(t.get("rto")), _seconds(t.get("rpo"))]
+                    for t in doc["trend"]
+                ],
+            )
+        )
+    summary: dict[str, int | str] = {**doc.get("summary", {}), "next test": doc.get("next_test", "")}
+    notes = [
+        f"environment {doc.get('inventory')}, month {doc.get('month')}",
+        f"started {doc.get('started')} by {doc.get('who')}",
+        f"opsrun {doc.get('opsrun_version')}, ops repository revision {doc.get('revision') or 'unknown'}",
+    ]
+    report = Report(
+        "dr-test",
+        f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
+        doc.get("status", ""),
+        doc.get("inventory", ""),
+        _now(),
+        summary,
+        sorted({i.host for i in items}, key=[i.host for i in items].index),
+        items,
+        notes,
+        first_line=doc.get("first_line", ""),
+        trend_label="Failed checks per month",
+        tables=tables,
+        log=list(doc.get("drill_log", [])),
+        section_label="system",
+    )
+    report.trend = [(t["month"], int(t["failed"])) for t in doc.get("trend", [])]
+    return report

@@ -1,0 +1,78 @@
+"""`opsrun dr-test lab --drill` against the lab's real Redis Cluster and the MongoDB replica set (the mongod
+stand-in): every check PASS with measured numbers, the Redis failover drill's measured RTO, the original
+roles restored (verify passes afterwards), and the Mongo stepdown drill timed until a new primary accepts
+writes. PostgreSQL, S3 and RDS checks are shown in tests/dr/test_dr.py."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from tests.conftest import copy_ops, opsrun_json
+from tests.lab.conftest import install_mongod
+
+pytestmark = pytest.mark.lab
+HOSTS = ["web1", "web2", "web3"]
+PORTS = [7000, 7001, 7002, 7003, 7004, 7005]
+
+
+@pytest.fixture(scope="module")
+def data_tier(lab, on_host):
+    code, doc = opsrun_json("apply", "lab", "redis_cluster")
+    assert code == 0, doc
+    install_mongod(on_host, HOSTS)
+    code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
+    assert code == 0, doc
+
+
+@pytest.fixture
+def dr_project(tmp_path):
+    ops = copy_ops(tmp_path / "ops")
+    (ops / "group_data" / "all.py").write_text(
+        'dr = {"targets": {"rto_minutes": 15, "rpo_minutes": 5}, "systems": {"redis": {"rto_minutes": 1}},\n'
+        '      "redis": True, "mongo": True}\n'
+    )
+    return ops
+
+
+def roles(addresses) -> dict[tuple[str, int], str]:
+    out = {}
+    for i, port in enumerate(PORTS):
+        address = addresses[HOSTS[i // 2]]
+        node = redis.Redis(address, port, password=os.environ["OPSRUN_REDIS_PASSWORD"], socket_timeout=2)
+        out[(address, port)] = node.info("replication")["role"]
+    return out
+
+
+def test_drills_measure_rto_and_put_the_roles_back(data_tier, dr_project, addresses):
+    before = roles(addresses)
+    code, doc = opsrun_json("dr-test", "lab", "--drill", project=dr_project)
+    assert code == 0, doc
+    checks = {f"{c['system']}: {c['name']}": c for c in doc["checks"]}
+    assert set(checks) == {
+        "redis: cluster health",
+        "redis: RPO probe",
+        "redis: failover drill",
+        "mongo: replica set health",
+        "mongo: RPO probe",
+        "mongo: stepdown drill",
+    }
+    assert all(c["status"] == "PASS" for c in checks.values()), checks
+    rto = checks["redis: failover drill"]["measured"]["rto_seconds"]
+    assert 0 < rto < 60
+    assert 0 <= checks["redis: RPO probe"]["measured"]["rpo_seconds"] < 5
+    assert 0 < checks["mongo: stepdown drill"]["measured"]["rto_seconds"] < 60
+    assert 0 <= checks["mongo: RPO probe"]["measured"]["rpo_seconds"] < 5
+    [redis_system] = [s for s in doc["systems"] if s["system"] == "redis"]
+    assert (redis_system["rto_seconds"], redis_system["rto_target_seconds"], redis_system["result"]) == (
+        rto,
+        60,
+        "PASS",
+    )
+    assert any("original roles restored" in line for line in doc["drill_log"])
+    assert doc["degraded"] == [] and doc["first_line"] == "DR test " + doc["month"] + " on lab: PASSED"
+    assert roles(addresses) == before
+    code, verified = opsrun_json("verify", "lab", "redis_cluster")
+    assert code == 0, verified

@@ -1,0 +1,56 @@
+"""The DR report's judgement, on checks as the real ones produce them (tests/dr and tests/lab run them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsrun.dr import FAIL, PASS, Check, DRRun, month_of, targets
+from opsrun.errors import ConfigError
+
+
+def run(checks: list[Check], started: str = "2026-11-23T05:00:00Z", degraded=()) -> DRRun:
+    dr = DRRun(
+        "lab",
+        "2026-11",
+        started,
+        "ops",
+        "0.1.0",
+        "abc",
+        targets({"systems": {"redis": {"rto_minutes": 1}}}, ["redis", "postgres"]),
+    )
+    dr.checks, dr.degraded = checks, list(degraded)
+    return dr
+
+
+def test_measured_values_are_judged_against_each_systems_targets():
+    dr = run(
+        [
+            Check("redis", "failover drill", PASS, measured={"rto_seconds": 75.0}),
+            Check("postgres", "RPO probe", PASS, measured={"rpo_seconds": 0.4}),
+        ]
+    )
+    systems = {s["system"]: s for s in dr.systems()}
+    assert (systems["redis"]["rto_target_seconds"], systems["redis"]["result"]) == (60, FAIL)
+    assert (systems["postgres"]["rpo_target_seconds"], systems["postgres"]["result"]) == (300, PASS)
+    assert dr.issues() == [{"severity": "high", "issue": "redis: measured RTO 75.0s > 60s"}]
+
+
+def test_a_failure_asks_for_a_retest_within_30_days_and_degraded_comes_first():
+    dr = run([Check("postgres", "restore drill", FAIL, ["row counts differ after restore: users"])], degraded=["redis"])
+    doc = dr.to_dict()
+    assert doc["status"] == "failed" and doc["first_line"].startswith("DEGRADED: redis")
+    assert doc["next_test"] == "2026-12-23 (re-test: this one failed)"
+    assert doc["issues"][0] == {"severity": "critical", "issue": "redis left degraded by a drill"}
+    assert "fix and re-test: postgres: restore drill: row counts differ after restore: users" in doc["action_items"]
+
+
+def test_a_pass_is_next_tested_a_month_on_clamped_to_the_month_end():
+    assert run([], started="2026-01-31T05:00:00Z").next_test() == "2026-02-28"
+    assert run([], started="2026-12-15T05:00:00Z").next_test() == "2027-01-15"
+
+
+def test_month_must_be_yyyy_mm():
+    assert month_of("2026-10") == "2026-10"
+    with pytest.raises(ConfigError) as err:
+        month_of("October")
+    assert err.value.field == "--month"

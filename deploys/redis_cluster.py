@@ -18,17 +18,7 @@ from pyinfra.operations import apt, files, systemd
 from deploys._ops import render, secret_file
 from deploys._redis import cluster_reconcile, rolling_restart
 
-DEFAULTS = {  # the seed runbook's tuning
-    "maxmemory": "256mb",
-    "maxmemory-policy": "allkeys-lru",
-    "save": "900 1 300 10 60 10000",
-    "appendonly": "yes",
-    "tcp-backlog": 511,
-    "timeout": 0,
-    "tcp-keepalive": 300,
-    "maxclients": 10000,
-}
-settings = {**DEFAULTS, **host.data.get("redis_cluster_settings", {})}
+settings = host.data.get("redis_cluster_settings", {})  # group_data/redis.py: the seed runbook's tuning
 replicas = host.data.get("redis_cluster_replicas", 1)
 ports = host.data.get("redis_cluster_ports", [])
 secret_env = (host.data.get("redis_cluster_auth") or {}).get("secret_env", {})

@@ -409,7 +409,7 @@ def _poll(found: Callable[[], Any], start: float, timeout: float = WAIT) -> floa
     while not found():
         if time.monotonic() - start > timeout:
             raise TimeoutError
-        time.sleep(0.01)
+        time.sleep(0.01)  # ok: the poll interval of a condition with a deadline
     return time.monotonic() - start
 
 
@@ -572,7 +572,7 @@ def _fail_back(node: Any) -> bool:
     while time.monotonic() - start < 5:
         if _role(node) == "master":
             return serving_ok(node)
-        time.sleep(0.05)
+        time.sleep(0.05)  # ok: the poll interval of a condition with a deadline
     return False
 
 

@@ -3,12 +3,14 @@ host" holds. A lab that cannot start is an error here, never a skip: these tests
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import Lab
 from opsrun.lab.hosts import ssh as lab_ssh
 
@@ -46,6 +48,19 @@ def on_host(lab: Lab, addresses):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def haproxy(lab) -> HAProxy:
+    """The lab's HAProxy, driven through its admin socket."""
+    doc = json.loads(lab.cfg.state_file.read_text())["haproxy"]
+    return HAProxy(doc["socket"], doc["backend"])
+
+
+@pytest.fixture(scope="session")
+def frontend(lab) -> str:
+    """The URL clients use: HAProxy's frontend on the lab bridge."""
+    return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
 
 
 @pytest.fixture(scope="session")

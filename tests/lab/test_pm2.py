@@ -11,24 +11,12 @@ import sys
 
 import pytest
 
-from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab.loadgen import LoadGenerator
 from tests.conftest import DEMO_SECRET, REPO, opsrun, opsrun_json
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 START = "Start or reload the apps"
-
-
-@pytest.fixture(scope="module")
-def haproxy(lab) -> HAProxy:
-    doc = json.loads(lab.cfg.state_file.read_text())["haproxy"]
-    return HAProxy(doc["socket"], doc["backend"])
-
-
-@pytest.fixture(scope="module")
-def frontend(lab) -> str:
-    return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
 
 
 @pytest.fixture(scope="module")

@@ -23,17 +23,6 @@ pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 
 
-@pytest.fixture(scope="module")
-def haproxy(lab) -> HAProxy:
-    doc = json.loads(lab.cfg.state_file.read_text())["haproxy"]
-    return HAProxy(doc["socket"], doc["backend"])
-
-
-@pytest.fixture(scope="module")
-def frontend(lab) -> str:
-    return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
-
-
 @pytest.fixture
 def web_project(project_copy: Path):
     """A copy of the repo's ops content whose group_data/web.py the test changes: `version` is the demo

@@ -8,7 +8,6 @@ that a failed test would print."""
 import pytest
 
 CLI = "REDISCLI_AUTH=$(awk '/^requirepass/ {print $2}' /etc/redis/cluster-auth.conf) redis-cli --no-auth-warning"
-DEFAULT_SETTINGS = {"maxmemory-policy": "allkeys-lru", "appendonly": "yes", "tcp-backlog": 511, "maxclients": 10000}
 
 
 def redis(host, port, *args):
@@ -62,7 +61,7 @@ def test_no_node_is_failing(host, ports):
 
 
 def test_running_settings_are_as_configured(host, ports, host_data):
-    want = {**DEFAULT_SETTINGS, **host_data.get("redis_cluster_settings", {})}
+    want = host_data.get("redis_cluster_settings", {})
     for port in ports:
         for key in ("maxmemory-policy", "appendonly", "tcp-backlog", "timeout", "tcp-keepalive", "maxclients"):
             if key in want:

@@ -1,6 +1,8 @@
 """opsrun's command line: parse, make one call, render, exit with the code of the outcome or the error.
 
-Exit codes: 0 success, 1 a host, check or verification failed, 2 usage or configuration error.
+Exit codes: 0 success (no drift), 1 a host, check or verification failed (or a drift run that could not see),
+2 usage or configuration error (or the inventory or a host is held by another run), 3 drift found,
+130 interrupted (SIGINT/SIGTERM: stopped at a safe point).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, TextIO, TypeVar, cast
 import click
 from rich.console import Console
 
-from opsrun import runs
+from opsrun import deadlines, runs
 from opsrun.errors import OpsrunError
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
@@ -51,6 +53,20 @@ OUT = click.option(
     help="Also write the report to this folder in every format (.json .md .html .xml), each file atomically.",
 )
 LIMIT = click.option("--limit", metavar="HOSTS", help="Comma-separated host names, groups or globs.")
+DEADLINE = click.option(
+    "--deadline",
+    "deadline",
+    multiple=True,
+    metavar="STAGE=SECONDS",
+    help="Per-host deadline for connect, apply or verify (repeatable), over group_data `deadlines`.",
+)
+CONCURRENCY = click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=16,
+    show_default=True,
+    help="Hosts verified at once (each one SSH session).",
+)
 
 
 class ProjectRef:
@@ -163,7 +179,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
         if not stop.is_set():
             click.echo(
                 f"\n{signal.Signals(signum).name}: stopping at the next safe point "
-                "(the current batch finishes or is put back)",
+                "(an apply finishes its current operation or batch; a dry run or a check stops now)",
                 err=True,
             )
         stop.set()
@@ -189,6 +205,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     type=int,
     help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
 )
+@DEADLINE
 @REPORT_FORMAT
 @OUT
 @pass_project
@@ -203,6 +220,7 @@ def apply(
     serial: str | None,
     max_fail: str | None,
     resume: int | None,
+    deadline: tuple[str, ...],
     fmt: str,
     out: Path | None,
 ) -> None:
@@ -223,7 +241,9 @@ def apply(
             state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
             events=progress,
             on_plan=progress.plan,
+            on_notice=lambda message: click.echo(f"note: {redact(message)}", err=True),
             stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
         )
     if isinstance(run, RolloutRun):
         _show(run, saved, fmt, as_text.rollout_run, out)
@@ -235,12 +255,33 @@ def apply(
 @click.argument("inventory")
 @click.argument("suite")
 @LIMIT
+@DEADLINE
+@CONCURRENCY
 @REPORT_FORMAT
 @OUT
 @pass_project
-def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt: str, out: Path | None) -> None:
-    """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py."""
-    run, saved = runs.verify_suite(project, inventory, suite, limit=limit)
+def verify(
+    project: Project,
+    inventory: str,
+    suite: str,
+    limit: str | None,
+    deadline: tuple[str, ...],
+    concurrency: int,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        run, saved = runs.verify_suite(
+            project,
+            inventory,
+            suite,
+            limit=limit,
+            stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
+            concurrency=concurrency,
+        )
     _show(run, saved, fmt, as_text.verify_run, out)
 
 
@@ -259,6 +300,8 @@ def verify(project: Project, inventory: str, suite: str, limit: str | None, fmt:
     help="Tell this target when the drift status changed since the last run (repeatable).",
 )
 @click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change of status.")
+@DEADLINE
+@CONCURRENCY
 @REPORT_FORMAT
 @OUT
 @pass_project
@@ -272,22 +315,30 @@ def drift(
     fail_on_unreachable: bool,
     notify_targets: tuple[str, ...],
     notify_always: bool,
+    deadline: tuple[str, ...],
+    concurrency: int,
     fmt: str,
     out: Path | None,
 ) -> None:
     """Report, host by host, what differs from the desired state: dry-run each deploy (every deploy with
     settings for the hosts when none are named) and run its verify suite. Changes nothing.
-    Exit 0 clean, 3 drift found, 1 error."""
-    run, saved = runs.drift(
-        project,
-        inventory,
-        list(deploys),
-        limit=limit,
-        fail_on_unreachable=fail_on_unreachable,
-        state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
-        notify_targets=notify_targets,
-        notify_always=notify_always,
-    )
+    Exit 0 clean (or partial: some hosts unreachable, listed), 3 drift found, 1 error (a deploy or suite
+    error on a host, or no host checked), 130 interrupted."""
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        run, saved = runs.drift(
+            project,
+            inventory,
+            list(deploys),
+            limit=limit,
+            fail_on_unreachable=fail_on_unreachable,
+            state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
+            notify_targets=notify_targets,
+            notify_always=notify_always,
+            stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
+            concurrency=concurrency,
+        )
     _show(run, saved, fmt, as_text.drift_run, out)
 
 

@@ -7,9 +7,14 @@ Every finding is one of:
     unknown       cannot be known before applying (conditional on an earlier operation, or not idempotent
                   by nature); listed with its reason, never counted as drift, never shown as "no change"
     verify_failed a test of the deploy's suite failed (with its message)
+    error         the deploy raised or its suite could not run on that host: drift there is not known
 
-Unreachable hosts are listed apart. Findings are remembered in the state store, keyed by (host, deploy,
-operation, fingerprint of what would change): new, persisting (since first_seen) or resolved. A finding is
+Unreachable hosts are listed apart. A run is never "clean" unless it saw every host: one that checked no
+host, or met an error, is `error` (exit 1); one that missed some hosts is `partial` (exit 0, listed; 1 with
+--fail-on-unreachable) and is never the clean baseline that later findings are classified against.
+
+Findings are remembered in the state store, keyed by (host, deploy, operation, fingerprint of what would
+change): new, persisting (since first_seen) or resolved. A finding is
 *intentional* when the ops repo's desired state for that deploy changed since the last clean drift run
 (git), otherwise *corrective* (the host changed).
 """
@@ -18,17 +23,20 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from opsrun import engine, verify
-from opsrun.errors import ConfigError
+from opsrun.deadlines import Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
+from opsrun.results import DeployRun, VerifyRun
 
-Verdict = Literal["will_change", "unknown", "verify_failed"]
+Verdict = Literal["will_change", "unknown", "verify_failed", "error"]
 
 
 @dataclass
@@ -50,7 +58,8 @@ class Finding:
 
     @property
     def counts(self) -> bool:
-        return self.verdict != "unknown"
+        """Drift: tracked, first seen, resolved. Unknown and error findings are not drift."""
+        return self.verdict in ("will_change", "verify_failed")
 
 
 @dataclass
@@ -66,22 +75,39 @@ class DriftRun:
     fail_on_unreachable: bool = False
     trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of the last runs, this one last
     notify_errors: list[str] = field(default_factory=list)
+    interrupted: str | None = None  # SIGINT/SIGTERM: nothing was concluded
 
     @property
     def drifted(self) -> list[Finding]:
         return [f for f in self.findings if f.counts]
 
     @property
-    def status(self) -> Literal["clean", "drift", "error"]:
-        if self.unreachable and self.fail_on_unreachable:
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == "error"]
+
+    @property
+    def checked(self) -> list[str]:
+        """The hosts that were actually seen (reached, and no error kept a deploy from being checked)."""
+        bad = set(self.unreachable) | {f.host for f in self.errors}
+        return [h for h in self.hosts if h not in bad]
+
+    @property
+    def status(self) -> Literal["clean", "partial", "drift", "error", "interrupted"]:
+        if self.interrupted:
+            return "interrupted"
+        if self.errors or not self.checked or (self.unreachable and self.fail_on_unreachable):
             return "error"
-        return "drift" if self.drifted else "clean"
+        if self.drifted:
+            return "drift"
+        return "partial" if self.unreachable else "clean"
 
     @property
     def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
         if self.notify_errors:
             return 1  # the nightly job must not look fine when nobody was told
-        return {"clean": 0, "drift": 3, "error": 1}[self.status]
+        return {"clean": 0, "partial": 0, "drift": 3, "error": 1}[self.status]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,8 +118,11 @@ class DriftRun:
             "deploys": self.deploys,
             "hosts_checked": self.hosts,
             "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
             "summary": {
                 "hosts": len(self.hosts),
+                "checked": len(self.checked),
+                "errors": len(self.errors),
                 "drift": len(self.drifted),
                 "new": sum(f.status == "new" for f in self.drifted),
                 "persisting": sum(f.status == "persisting" for f in self.drifted),
@@ -150,34 +179,95 @@ def changed_since(root: Path, revision: str | None, deploy: str) -> bool | None:
     return proc.returncode == 1
 
 
-def run_drift(project: Project, inv: Inventory, deploys: list[str], hosts: list[str]) -> DriftRun:
+def run_drift(
+    project: Project,
+    inv: Inventory,
+    deploys: list[str],
+    hosts: list[str],
+    *,
+    deadlines: Deadlines | None = None,
+    stop: threading.Event | None = None,
+    concurrency: int = verify.DEFAULT_CONCURRENCY,
+) -> DriftRun:
+    """Each deploy's dry run and its suite at the same time (both only read), per host within its deadlines."""
     started = time.monotonic()
+    deadlines = deadlines or Deadlines({})
     for d in deploys:
         project.deploy_path(d)
     run = DriftRun(inv.name, deploys, hosts)
     for deploy in deploys:
-        plan = engine.run_deploy(project, inv, deploy, hosts, dry_run=True)
-        reachable = []
-        for h in plan.hosts:
-            if h.error and not h.operations:
-                run.unreachable[h.name] = h.error
-                continue
-            reachable.append(h.name)
-            found: dict[str, Finding] = {}
-            for op in h.operations:
-                if op.unknown:
-                    run.findings.append(Finding(h.name, deploy, op.name, "unknown", [op.unknown]))
-                elif op.changed and op.follows in found:  # a consequence (the reload after a config change)
-                    found[op.follows].detail.append(f"then {op.name}: " + "; ".join(op.commands))
-                elif op.changed:
-                    found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands), diff=op.diff)
-                    run.findings.append(found[op.name])
-        if deploy in project.suites() and reachable:
-            result = verify.run_suite(project, inv, deploy, reachable)
-            if result.error:
-                raise ConfigError(project.suite_path(deploy), f"the suite could not run: {result.error}")
-            for t in result.results:
-                if t.outcome in ("failed", "error"):
-                    run.findings.append(Finding(t.host, deploy, t.test, "verify_failed", [t.message or t.outcome]))
+        if stop is not None and stop.is_set():
+            break
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            planned = pool.submit(
+                engine.run_deploy,
+                project,
+                inv,
+                deploy,
+                hosts,
+                dry_run=True,
+                deadlines=deadlines.stage("apply", hosts),
+                connect_timeout=max(deadlines.stage("connect", hosts).values(), default=10.0),
+                stop=stop,
+            )
+            verified = None
+            if deploy in project.suites():
+                verified = pool.submit(
+                    verify.run_suite,
+                    project,
+                    inv,
+                    deploy,
+                    hosts,
+                    deadlines=deadlines.stage("verify", hosts),
+                    concurrency=concurrency,
+                    stop=stop,
+                )
+            plan, result = planned.result(), verified.result() if verified is not None else None
+        if plan.interrupted or (result is not None and result.interrupted):
+            run.interrupted = plan.interrupted or (result.interrupted if result else None)
+            break
+        _read_plan(run, deploy, plan)
+        if result is not None:
+            _read_verification(run, deploy, result)
     run.seconds = time.monotonic() - started
     return run
+
+
+def _read_plan(run: DriftRun, deploy: str, plan: DeployRun) -> None:
+    for h in plan.hosts:
+        if not h.reached:
+            run.unreachable[h.name] = h.error or "could not connect"
+            continue
+        if h.error:
+            run.findings.append(Finding(h.name, deploy, "(dry run)", "error", [h.error]))
+            continue
+        found: dict[str, Finding] = {}
+        for op in h.operations:
+            if op.unknown:
+                run.findings.append(Finding(h.name, deploy, op.name, "unknown", [op.unknown]))
+            elif op.changed and op.follows in found:  # a consequence (the reload after a config change)
+                found[op.follows].detail.append(f"then {op.name}: " + "; ".join(op.commands))
+            elif op.changed:
+                found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands), diff=op.diff)
+                run.findings.append(found[op.name])
+
+
+def _read_verification(run: DriftRun, deploy: str, result: VerifyRun) -> None:
+    if result.error:
+        for h in run.hosts:
+            if h not in run.unreachable:
+                run.findings.append(
+                    Finding(h, deploy, "(verify)", "error", [f"the suite could not run: {result.error}"])
+                )
+        return
+    for h in run.hosts:
+        if h in run.unreachable:
+            continue  # said once, by the dry run
+        tests = result.for_host(h)
+        if not tests:
+            run.findings.append(Finding(h, deploy, "(verify)", "error", ["no test of the suite ran on this host"]))
+        for t in tests:
+            if t.outcome == "error" and t.test.startswith("("):  # could not connect, or past its deadline
+                run.findings.append(Finding(h, deploy, t.test, "error", [t.message or t.outcome]))
+            elif t.outcome in ("failed", "error"):
+                run.findings.append(Finding(h, deploy, t.test, "verify_failed", [t.message or t.outcome]))

@@ -16,23 +16,31 @@ import contextlib
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsrun import leases
+from opsrun.deadlines import DEFAULTS, timed_out
 from opsrun.errors import OpsrunError
 from opsrun.inventory import Inventory
+from opsrun.leases import LeaseAnswer, LeaseRequest
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 
 MAX_COMMANDS_LISTED = 20
 MAX_DIFF_LINES = 200  # per operation: a large file's diff is cut there
 MAX_OUTPUT_LINES = 40
+DEFAULT_DEADLINE = DEFAULTS["apply"]
+STOP_POLL = 0.2  # how often the controller looks at its stop flag while a worker runs
 
 
 @dataclass(frozen=True)
@@ -43,14 +51,35 @@ class Request:
     deploy_path: str
     hosts: list[str]
     dry_run: bool
-    connect_timeout: int = 10
+    connect_timeout: float = 10
     connect_only: bool = False
+    deadlines: dict[str, float] = field(default_factory=dict)  # host -> seconds for its apply / dry run
+    lease: LeaseRequest | None = None
 
 
-def check_connect(project: Project, inventory: Inventory, hosts: list[str]) -> dict[str, str | None]:
-    """Connect to `hosts` over SSH as a deploy would (same keys, known_hosts, checks); per host the error or None."""
-    request = Request(str(project.root), inventory, "", "", hosts, dry_run=True, connect_only=True)
-    return {h.name: h.error for h in _run_worker(request, timeout=120).hosts}
+@dataclass(frozen=True)
+class ConnectCheck:
+    """Per host: the error (None: it answered), and what its lease said when one was asked for."""
+
+    errors: dict[str, str | None]
+    leases: dict[str, LeaseAnswer] = field(default_factory=dict)
+
+
+def check_connect(
+    project: Project,
+    inventory: Inventory,
+    hosts: list[str],
+    *,
+    connect_timeout: float = 10,
+    lease: LeaseRequest | None = None,
+) -> ConnectCheck:
+    """Connect to `hosts` over SSH as a deploy would (same keys, known_hosts, checks); with `lease`, also take,
+    renew or release each host's lease over that connection."""
+    request = Request(
+        str(project.root), inventory, "", "", hosts, True, connect_timeout, connect_only=True, lease=lease
+    )
+    run = _run_worker(request, backstop=connect_timeout + 60, stage="connect")
+    return ConnectCheck({h.name: h.error for h in run.hosts}, run.leases)
 
 
 def run_deploy(
@@ -60,39 +89,105 @@ def run_deploy(
     hosts: list[str],
     *,
     dry_run: bool = False,
-    timeout: float | None = None,
+    deadlines: dict[str, float] | None = None,
+    connect_timeout: float = 10,
+    lease: LeaseRequest | None = None,
+    stop: threading.Event | None = None,
 ) -> DeployRun:
-    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process."""
-    request = Request(str(project.root), inventory, deploy, str(project.deploy_path(deploy)), hosts, dry_run)
-    return _run_worker(request, timeout)
+    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process.
+
+    `deadlines` (host -> seconds, default 30 min) bounds each host's stage: a host past it fails with
+    "timed out after N s in stage apply" and the others finish. `stop` set (SIGINT/SIGTERM): a real apply
+    stops at its next safe point, between two operations; a dry run, which changes nothing, stops at once.
+    """
+    deadlines = {h: (deadlines or {}).get(h, DEFAULT_DEADLINE) for h in hosts}
+    request = Request(
+        str(project.root),
+        inventory,
+        deploy,
+        str(project.deploy_path(deploy)),
+        hosts,
+        dry_run,
+        connect_timeout,
+        deadlines=deadlines,
+        lease=lease,
+    )
+    backstop = connect_timeout + max(deadlines.values(), default=0) + 60
+    return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop)
 
 
-def _run_worker(request: Request, timeout: float | None) -> DeployRun:
+def _run_worker(request: Request, *, backstop: float, stage: str, stop: threading.Event | None = None) -> DeployRun:
+    """Run the worker; on `stop`, ask it to stop between operations (a dry run is simply ended). Past the
+    backstop (every host's deadline and a margin: the worker itself no longer answers) it is killed."""
     with tempfile.TemporaryDirectory(prefix="opsrun-engine-") as tmp:
         result_path = Path(tmp) / "result.pickle"
+        log_path = Path(tmp) / "worker.log"
         env = {**os.environ, "OPSRUN_ENGINE_RESULT": str(result_path)}
         src = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-        proc = subprocess.run(
-            [sys.executable, "-m", "opsrun.engine"],
-            input=pickle.dumps(request),
-            capture_output=True,  # the worker's output is pyinfra's log and deploy prints: passed on to stderr
-            env=env,
-            timeout=timeout,
-            check=False,
-            start_new_session=True,  # Ctrl-C is the rollout's to handle: it lets a running apply finish
-        )
-        stderr = (proc.stdout + proc.stderr).decode(errors="replace")
-        if stderr:
-            sys.stderr.write(stderr)
+        with log_path.open("w+b") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "opsrun.engine"],
+                stdin=subprocess.PIPE,
+                stdout=log,  # the worker's output is pyinfra's log and deploy prints: passed on to stderr
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the controller only; it decides what the worker does
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(pickle.dumps(request))
+            proc.stdin.close()
+            ended = _wait(proc, backstop, stop, kill_on_stop=request.dry_run or request.connect_only)
+            log.seek(0)
+            output = log.read().decode(errors="replace")
+        if output:
+            sys.stderr.write(output)
+        if ended is not None:  # killed: nothing it did is known beyond "it did not finish"
+            return DeployRun(
+                request.inventory.name,
+                request.deploy_name,
+                request.dry_run,
+                [HostRun(h, [], ended) for h in request.hosts],
+                interrupted=ended if stop is not None and stop.is_set() else None,
+            )
         if not result_path.exists():
-            tail = "\n".join(stderr.strip().splitlines()[-10:])
+            tail = "\n".join(output.strip().splitlines()[-10:])
             raise OpsrunError(f"the pyinfra worker exited {proc.returncode} without a result:\n{tail}")
         outcome = pickle.loads(result_path.read_bytes())  # noqa: S301 - our own worker wrote it
     if isinstance(outcome, OpsrunError):
         raise outcome
     assert isinstance(outcome, DeployRun)
     return outcome
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], backstop: float, stop: threading.Event | None, *, kill_on_stop: bool
+) -> str | None:
+    """Wait for the worker. None when it ended by itself; else why it was killed."""
+    deadline = time.monotonic() + backstop
+    asked = False
+    while True:
+        try:
+            proc.wait(timeout=STOP_POLL)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if stop is not None and stop.is_set():
+            if kill_on_stop:
+                _kill(proc)
+                return "interrupted: stopped before it finished (a dry run changes nothing)"
+            if not asked:
+                os.kill(proc.pid, signal.SIGUSR1)  # stop between two operations
+                asked = True
+        if time.monotonic() > deadline:
+            _kill(proc)
+            return f"timed out after {backstop:g}s: the pyinfra worker no longer answered and was killed"
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 # ---------------------------------------------------------------- worker side: everything below imports pyinfra
@@ -107,12 +202,12 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.exceptions import PyinfraError
     from pyinfra.api.inventory import Inventory as PyInventory
-    from pyinfra.api.operations import run_ops
     from pyinfra.api.state import BaseStateCallback, State, StateStage
-    from pyinfra.context import ctx_host, ctx_inventory, ctx_state
-    from pyinfra_cli.util import load_deploy_file
+    from pyinfra.context import ctx_inventory, ctx_state
+    from pyinfra_cli.util import exec_file  # first: importing pyinfra_cli monkey-patches with gevent
 
     idempotent = _record_idempotency()
+    stopping = _stop_between_operations()
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     pyinfra.is_cli = True  # CLI semantics: op identity by line number (PYINFRA-NOTES §3)
@@ -133,33 +228,73 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     )
     state.init(py_inv, config, initial_limit=[py_inv.get_host(n) for n in request.hosts])
 
-    connect_errors: dict[str, str] = {}
+    host_errors: dict[str, str] = {}
+    unreached: set[str] = set()
 
     class Errors(BaseStateCallback):
         @staticmethod
         def host_connect_error(state: Any, host: Any, error: Any) -> None:
-            connect_errors[host.name] = str(error.args[0] if getattr(error, "args", None) else error)
+            reason = str(error.args[0] if getattr(error, "args", None) else error)
+            unreached.add(host.name)
+            host_errors[host.name] = could_not_connect(
+                host.name, host.data.get("ssh_hostname"), host.data.get("ssh_port"), reason
+            )
 
     state.add_callback_handler(Errors())
-    host_errors: dict[str, str] = {}
+    lease_answers: dict[str, LeaseAnswer] = {}
+    watchdogs: list[Any] = []
     try:
         state.set_stage(StateStage.Connect)
-        connect_all(state)
+        with contextlib.suppress(PyinfraError):  # "No hosts remaining!": every host is in host_errors
+            connect_all(state)
+        active = list(state.inventory.get_active_hosts())
+        if request.lease is not None and active:
+            lease_answers = _leases(state, active, request.lease)
+            refused = [h for h in active if not lease_answers[h.name].taken]
+            for h in refused:
+                host_errors[h.name] = "leased by another run: " + lease_answers[h.name].describe()
+            if refused and request.lease.action == "acquire":  # touch nothing: give back what was taken
+                taken = [h for h in active if lease_answers[h.name].taken]
+                _leases(state, taken, LeaseRequest("release", request.lease.owner, request.lease.holder))
+                return DeployRun(
+                    inv.name,
+                    request.deploy_name,
+                    request.dry_run,
+                    _host_runs(request, host_errors, unreached),
+                    leases=lease_answers,
+                )
+        if request.connect_only or not active:
+            return DeployRun(
+                inv.name,
+                request.deploy_name,
+                request.dry_run,
+                _host_runs(request, host_errors, unreached),
+                leases=lease_answers,
+            )
+        stage = "dry-run" if request.dry_run else "apply"
+        watchdogs = [
+            gevent.spawn_later(
+                request.deadlines[h.name], _expire, h, timed_out(request.deadlines[h.name], stage), host_errors
+            )
+            for h in active
+        ]
         state.set_stage(StateStage.Prepare)
-        if state.inventory.get_active_hosts() and not request.connect_only:
-            load_deploy_file(state, request.deploy_path)
-            if not request.dry_run:
-                state.set_stage(StateStage.Execute)
+        _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, host_errors)
+        if not request.dry_run and state.inventory.get_active_hosts():
+            state.set_stage(StateStage.Execute)
+            with contextlib.suppress(PyinfraError):  # "No hosts remaining!": each host's error is recorded
+                from pyinfra.api.operations import run_ops
+
                 run_ops(state)
-    except PyinfraError as exc:
-        for h in state.inventory.get_active_hosts():
-            host_errors.setdefault(h.name, f"{type(exc).__name__}: {exc}")
-    except Exception as exc:  # noqa: BLE001 - an error in deploy code: report it against every host
-        cause = exc.__cause__ or exc
-        text = f"{request.deploy_path}: {type(cause).__name__}: {cause}"
-        for name in request.hosts:
-            host_errors.setdefault(name, text)
     finally:
+        for w in watchdogs:
+            w.kill(block=False)
+        if request.lease is not None and request.lease.action == "acquire" and not request.connect_only:
+            held = [
+                h for h in state.inventory.iter_activated_hosts() if lease_answers.get(h.name, LeaseAnswer(False)).taken
+            ]
+            with contextlib.suppress(Exception):  # an unreachable host keeps its lease until it expires
+                _leases(state, held, LeaseRequest("release", request.lease.owner, request.lease.holder))
         state.set_stage(StateStage.Disconnect)
         disconnect_all(state)
 
@@ -167,8 +302,11 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
         names = state.get_op_meta(op_hash).names
         return ", ".join(sorted(names)) if names else op_hash
 
+    try:
+        op_order = state.get_op_order()
+    except Exception:  # noqa: BLE001 - a host whose deploy raised half-way leaves no consistent order
+        op_order = list(state.op_meta)
     hosts: list[HostRun] = []
-    op_order = state.get_op_order() if not host_errors else [h for h in state.op_meta]
     for name in request.hosts:
         host = py_inv.get_host(name)
         ops: list[OperationResult] = []
@@ -177,35 +315,12 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
             if data is None:
                 continue
             meta = data.operation_meta
+            if name in host_errors and request.dry_run:
+                continue  # its dry run did not finish: no prediction is reported for it
             if request.dry_run:
-                with ctx_state.use(state), ctx_host.use(host):
-                    will = bool(meta.will_change)
-                    condition = _predict_if(data.global_arguments.get("_if"))
-                    if condition is False:
-                        will = False
-                    with _logged_diff() as diff:
-                        commands = [_command_text(c) for c in data.command_generator()] if will else []
-                unknown = None
-                if will and not idempotent.get(op_hash, True):
-                    unknown = "not idempotent by nature: it runs every time, so no dry run can tell if it is needed"
-                elif will and condition is None:
-                    unknown = "conditional on an earlier operation (_if): only known when applied"
-                ops.append(
-                    OperationResult(
-                        op_name(op_hash),
-                        will,
-                        True,
-                        None,
-                        commands[:MAX_COMMANDS_LISTED],
-                        unknown is not None,
-                        unknown=unknown,
-                        follows=_follows(data.global_arguments.get("_if"), op_name) if will else None,
-                        diff=diff[:MAX_DIFF_LINES] if will else [],
-                    )
-                )
+                ops.append(_dry_run_result(state, host, data, op_hash, op_name, idempotent))
             elif not meta.is_complete():
-                if name in host_errors and all(op.success for op in ops):  # the op that raised
-                    ops.append(OperationResult(op_name(op_hash), False, False, host_errors[name]))
+                continue  # not run on this host: it failed before, or the run stopped
             else:
                 error = None
                 if not meta.did_succeed():
@@ -215,11 +330,155 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                 ops.append(
                     OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error, output=output)
                 )
-        error = connect_errors.get(name) or host_errors.get(name)
+        error = host_errors.get(name)
         if error is None and host in state.failed_hosts and all(op.success for op in ops):
             error = "failed (see the log above)"
-        hosts.append(HostRun(name, ops, error))
-    return DeployRun(inv.name, request.deploy_name, request.dry_run, hosts, time.monotonic() - started)
+        hosts.append(HostRun(name, ops, error, reached=name not in unreached))
+    interrupted = None
+    if stopping:
+        interrupted = f"interrupted: stopped between operations; not run: {', '.join(op_name(h) for h in stopping)}"
+    return DeployRun(
+        inv.name,
+        request.deploy_name,
+        request.dry_run,
+        hosts,
+        time.monotonic() - started,
+        interrupted=interrupted,
+        leases=lease_answers,
+    )
+
+
+def could_not_connect(host: str, address: object, port: object, reason: str) -> str:
+    """The one line for a host that cannot be reached, whoever tried (the engine, the verifier)."""
+    reason = reason.strip().splitlines()[-1] if reason.strip() else "no reason given"
+    return f"could not connect to {host} ({address or host}:{port or 22}): {reason}"
+
+
+def _host_runs(request: Request, errors: dict[str, str], unreached: set[str]) -> list[HostRun]:
+    return [HostRun(h, [], errors.get(h), reached=h not in unreached) for h in request.hosts]
+
+
+def _expire(host: Any, message: str, host_errors: dict[str, str]) -> None:  # pragma: no cover - worker side
+    """A host's deadline passed: record why and close its connection, so what it waits for fails at once."""
+    host_errors[host.name] = message
+    client = getattr(host.connector, "client", None)
+    with contextlib.suppress(Exception):
+        if client is not None:
+            client.close()
+
+
+def _load_for_each_host(
+    state: Any, exec_file: Any, path: str, root: str, host_errors: dict[str, str]
+) -> None:  # pragma: no cover
+    """pyinfra's load_deploy_file, except that a deploy that raises on one host fails that host only."""
+    import gevent
+    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.context import ctx_config, ctx_host
+
+    state.current_deploy_filename = path
+
+    def load(host: Any) -> BaseException | None:
+        try:
+            with ctx_config.use(state.config.copy()), ctx_host.use(host):
+                exec_file(path)
+        except Exception as exc:  # noqa: BLE001 - the deploy's own error, reported for this host
+            return exc
+        return None
+
+    greenlets = {state.pool.spawn(load, h): h for h in state.inventory.get_active_hosts()}
+    gevent.joinall(list(greenlets))
+    failed = set()
+    for greenlet, host in greenlets.items():
+        if greenlet.value is not None:
+            host_errors.setdefault(host.name, deploy_error(greenlet.value, path, root))
+            failed.add(host)
+    with contextlib.suppress(PyinfraError):  # "No hosts remaining!"
+        state.fail_hosts(failed)
+
+
+def deploy_error(exc: BaseException, path: str, root: str) -> str:
+    """`deploys/x.py:12: RuntimeError: message`: the deploy's own error at its own line."""
+    cause = getattr(exc, "exception", None) or exc.__cause__ or exc  # pyinfra_cli wraps it
+    where = os.path.relpath(path, root)
+    for frame, line in traceback.walk_tb(cause.__traceback__ or getattr(cause, "_traceback", None)):
+        if frame.f_code.co_filename.startswith(root):
+            where = f"{os.path.relpath(frame.f_code.co_filename, root)}:{line}"
+    try:
+        text = str(cause)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ itself fails
+        text = repr(cause)
+    return f"{where}: {type(cause).__name__}: {text}"
+
+
+def _leases(state: Any, hosts: list[Any], request: LeaseRequest) -> dict[str, LeaseAnswer]:  # pragma: no cover
+    """Run the lease shell on each host over its open connection, all at once."""
+    import gevent
+    from pyinfra.api.command import QuoteString, StringCommand
+
+    command = StringCommand("sh", "-c", QuoteString(leases.script(request)))
+
+    def one(host: Any) -> LeaseAnswer:
+        try:
+            _ok, output = host.run_shell_command(command, print_output=False, print_input=False)
+        except Exception as exc:  # noqa: BLE001 - the connection dropped: no lease
+            return LeaseAnswer(False, previous_holder=f"{type(exc).__name__}: {exc}")
+        return leases.parse(" ".join(output.stdout_lines), request.owner)
+
+    greenlets = {h.name: state.pool.spawn(one, h) for h in hosts}
+    gevent.joinall(list(greenlets.values()))
+    return {name: g.value for name, g in greenlets.items()}
+
+
+def _dry_run_result(
+    state: Any, host: Any, data: Any, op_hash: str, op_name: Any, idempotent: dict[str, bool]
+) -> OperationResult:  # pragma: no cover
+    from pyinfra.context import ctx_host, ctx_state
+
+    meta = data.operation_meta
+    with ctx_state.use(state), ctx_host.use(host):
+        will = bool(meta.will_change)
+        condition = _predict_if(data.global_arguments.get("_if"))
+        if condition is False:
+            will = False
+        with _logged_diff() as diff:
+            commands = [_command_text(c) for c in data.command_generator()] if will else []
+    unknown = None
+    if will and not idempotent.get(op_hash, True):
+        unknown = "not idempotent by nature: it runs every time, so no dry run can tell if it is needed"
+    elif will and condition is None:
+        unknown = "conditional on an earlier operation (_if): only known when applied"
+    return OperationResult(
+        op_name(op_hash),
+        will,
+        True,
+        None,
+        commands[:MAX_COMMANDS_LISTED],
+        unknown is not None,
+        unknown=unknown,
+        follows=_follows(data.global_arguments.get("_if"), op_name) if will else None,
+        diff=diff[:MAX_DIFF_LINES] if will else [],
+    )
+
+
+def _stop_between_operations() -> list[str]:  # pragma: no cover - worker side
+    """SIGUSR1 from the controller (its operator pressed Ctrl-C): finish the operation running on every host,
+    run no further one. Returns the list that collects the skipped operations' hashes."""
+    import importlib
+
+    ops_module: Any = importlib.import_module("pyinfra.api.operations")
+    skipped: list[str] = []
+    asked = threading.Event()
+    run_single = ops_module._run_single_op
+
+    def guarded(state: Any, op_hash: str) -> None:
+        if asked.is_set():
+            skipped.append(op_hash)
+            return
+        run_single(state, op_hash)
+
+    ops_module._run_single_op = guarded
+    signal.signal(signal.SIGUSR1, lambda _s, _f: asked.set())
+    return skipped
 
 
 def _record_idempotency() -> dict[str, bool]:  # pragma: no cover - worker side

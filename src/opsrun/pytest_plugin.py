@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Generator
@@ -63,7 +64,101 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             "outcome": outcome,
             "message": message,
             "seconds": report.duration,
+            "start": getattr(report, "start", None),
             "when": report.when,
         }
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
+
+
+# ------------------------------------------------------------------------ hosts in parallel, each with a deadline
+
+
+def _host_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    host = callspec.params.get("_testinfra_host") if callspec else None
+    return None if host is None else str(host.backend.get_hostname())
+
+
+def _record(path: str, host: str | None, test: str, message: str) -> None:
+    rec = {"host": host, "nodeid": test, "test": test, "outcome": "error", "message": message, "seconds": 0.0}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item], target: str) -> None:
+    """In the forked child: check the host answers (one line if not), then its tests in order."""
+    if host is not None:
+        backend = items[0].callspec.params["_testinfra_host"].backend  # type: ignore[attr-defined]
+        result = backend.run("true")
+        if result.rc != 0:
+            reason = (result.stderr or result.stdout or f"exit {result.rc}").strip().splitlines()
+            _record(
+                os.environ["OPSRUN_VERIFY_RESULTS"],
+                host,
+                "(connect)",
+                f"could not connect to {host} ({target}): {reason[-1] if reason else 'no reason given'}",
+            )
+            return
+    for i, item in enumerate(items):
+        nextitem = items[i + 1] if i + 1 < len(items) else None
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Each host's tests in a child forked after collection (imports and collection are paid once), at
+    most `concurrency` children at a time; a child past its host's deadline is killed with its SSH
+    processes and the host gets one error: "timed out after N s in stage verify"."""
+    spec = os.environ.get("OPSRUN_VERIFY_PARALLEL")  # set by opsrun.verify.run_suite
+    if not spec or session.config.option.collectonly:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+    import select
+    import signal
+    import time
+
+    opts = json.loads(spec)
+    results = os.environ["OPSRUN_VERIFY_RESULTS"]
+    groups: dict[str | None, list[pytest.Item]] = {}
+    for item in session.items:
+        groups.setdefault(_host_of(item), []).append(item)
+    waiting = list(groups.items())
+    running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
+    while waiting or running:
+        while waiting and len(running) < max(1, int(opts["concurrency"])):
+            host, items = waiting.pop(0)
+            seconds = float(opts["deadlines"].get(host or "", 300))
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 0
+                try:
+                    os.setpgid(0, 0)  # its ssh processes die with it at the deadline
+                    os.environ["OPSRUN_VERIFY_RESULTS"] = f"{results}.{os.getpid()}"
+                    _run_host(session, host, items, opts["targets"].get(host or "", host or ""))
+                except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
+                    import traceback
+
+                    _record(os.environ["OPSRUN_VERIFY_RESULTS"], host, "(verify)", traceback.format_exc()[-2000:])
+                    code = 1
+                finally:
+                    os._exit(code)
+            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + seconds)
+        now = time.monotonic()
+        ready, _w, _x = select.select(list(running), [], [], max(0.0, min(d for _h, _p, d in running.values()) - now))
+        for fd in list(running):
+            host, pid, deadline = running[fd]
+            if fd in ready:
+                os.waitpid(pid, 0)
+            elif time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                seconds = float(opts["deadlines"].get(host or "", 300))
+                _record(results, host, "(deadline)", f"timed out after {seconds:g}s in stage verify")
+            else:
+                continue
+            os.close(fd)
+            del running[fd]
+    return True

@@ -30,6 +30,7 @@ class HostRun:
     name: str
     operations: list[OperationResult]
     error: str | None = None  # connect failure or an error outside any operation
+    reached: bool = True  # False: it could not be connected to (its error says why)
 
     @property
     def failed(self) -> bool:
@@ -68,14 +69,22 @@ class DeployRun:
     seconds: float = 0.0
     plan: dict[str, Any] | None = None  # a dry run of a rollout: the batches it would take
     run_id: int | None = None  # the run's id in the state store (real runs only)
+    interrupted: str | None = None  # SIGINT/SIGTERM: where it stopped and what did not run
+    leases: dict[str, Any] = field(default_factory=dict)  # host -> leases.LeaseAnswer, when leases were asked for
 
     @property
-    def status(self) -> Literal["success", "failed"]:
+    def status(self) -> Literal["success", "failed", "interrupted"]:
+        if self.interrupted:
+            return "interrupted"
         return "failed" if any(h.failed for h in self.hosts) else "success"
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "failed" else 0
+        return {"success": 0, "failed": 1, "interrupted": 130}[self.status]
+
+    def taken_over(self) -> dict[str, str]:
+        """Hosts whose lease this run took over from a dead controller or run, and whose it was."""
+        return {h: a.describe() for h, a in self.leases.items() if a.took_over}
 
     def host(self, name: str) -> HostRun:
         return next(h for h in self.hosts if h.name == name)
@@ -89,6 +98,8 @@ class DeployRun:
             "deploy": self.deploy,
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
+            "leases_taken_over": self.taken_over(),
             "hosts": {
                 h.name: {
                     "status": h.status,
@@ -114,6 +125,7 @@ class TestResult:
     outcome: Literal["passed", "failed", "skipped", "error"]
     message: str | None = None
     seconds: float = 0.0
+    start: float | None = None  # epoch seconds when it started (hosts run in parallel)
 
 
 @dataclass(frozen=True)
@@ -124,15 +136,18 @@ class VerifyRun:
     results: list[TestResult]
     seconds: float = 0.0
     error: str | None = None  # pytest itself could not run (collection error, bad suite)
+    interrupted: str | None = None  # SIGINT/SIGTERM ended it
 
     @property
-    def status(self) -> Literal["passed", "failed"]:
+    def status(self) -> Literal["passed", "failed", "interrupted"]:
+        if self.interrupted:
+            return "interrupted"
         bad = self.error or any(r.outcome in ("failed", "error") for r in self.results)
         return "failed" if bad or not self.results else "passed"
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.status == "failed" else 0
+        return {"passed": 0, "failed": 1, "interrupted": 130}[self.status]
 
     def for_host(self, host: str) -> list[TestResult]:
         return [r for r in self.results if r.host == host]
@@ -176,6 +191,9 @@ class HostOutcome:
     run: HostRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def add_note(self, note: str) -> None:
+        self.note = f"{self.note}; {note}" if self.note else note
+
     def fail(self, stage: str, reason: str, *, in_balancer: bool) -> None:
         self.outcome, self.stage, self.reason, self.in_balancer = "failed", stage, reason, in_balancer
 
@@ -192,6 +210,8 @@ class RolloutRun:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, all batches
     run_id: int | None = None
+    healed: dict[str, str] = field(default_factory=dict)  # hosts a dead run left drained: what became of them
+    leases_taken_over: dict[str, str] = field(default_factory=dict)  # host -> the dead run's lease it had
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -238,6 +258,8 @@ class RolloutRun:
             "policy": self.policy,
             "halted": self.halted,
             "left_out_of_balancer": self.left_out(),
+            "healed": self.healed,
+            "leases_taken_over": self.leases_taken_over,
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "hosts": hosts,

@@ -6,6 +6,9 @@ found before the first SSH connection, so a bad command line never touches a hos
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,15 +16,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import dr, engine, inventory, notify, probes, rollout, secrets, verify
+from opsrun import deadlines, dr, engine, inventory, leases, notify, probes, rollout, secrets, verify
 from opsrun import drift as drift_module
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
-from opsrun.errors import ConfigError
+from opsrun.errors import ConfigError, LockHeld
 from opsrun.project import Project
 from opsrun.reports import as_json, write_atomic
-from opsrun.results import DeployRun, RolloutRun, VerifyRun
+from opsrun.results import DeployRun, HostRun, RolloutRun, VerifyRun
 from opsrun.store import Store, git_revision, open_store
+
+LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
 
 
 def apply(
@@ -37,32 +42,62 @@ def apply(
     state_url: str | None = None,
     events: rollout.Events | None = None,
     on_plan: Callable[[rollout.Plan], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
 ) -> tuple[DeployRun | RolloutRun, Path]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
     for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer and is
-    not recorded; a real run holds the inventory's lock and is recorded in the state store."""
+    not recorded; a real run holds the inventory's lock and a lease on each of its hosts, heals what a
+    dead earlier run left, and is recorded in the state store as it goes."""
+    notice = on_notice or (lambda _m: None)
     inv = inventory.load(project, inventory_name)
     project.deploy_path(deploy)
     store = None if dry_run else open_store(project.state_dir, state_url)
     try:
         hosts = inv.select(limit) if resume is None else _resume_hosts(store, resume, inventory_name, deploy)
         secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
+        limits = deadlines.load(inv, hosts, deadline_overrides)
         policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
         if policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
             hosts = probes.order_last(policy.last, hosts, lambda h: str(inv.hosts[h].data.get("ssh_hostname") or h))
         plan = rollout.make_plan(hosts, policy.serial, policy.max_fail) if policy else None
-        executor = rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop) if policy else None
+        executor = (
+            rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop, deadlines=limits)
+            if policy
+            else None
+        )
         if executor is not None and plan is not None:
             executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
             if on_plan is not None and not dry_run:
                 on_plan(plan)
+        connect = max(limits.stage("connect", hosts).values(), default=10.0)
         if store is None:
-            result: DeployRun | RolloutRun = engine.run_deploy(project, inv, deploy, hosts, dry_run=True)
+            result: DeployRun | RolloutRun = engine.run_deploy(
+                project,
+                inv,
+                deploy,
+                hosts,
+                dry_run=True,
+                deadlines=limits.stage("apply", hosts),
+                connect_timeout=connect,
+                stop=stop,
+            )
             if plan is not None:
                 result = replace(result, plan=plan.to_dict())
             return result, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(result))
-        with store.lock(inventory_name):
+        with store.lock(str(inv.path.resolve())):  # one key however the inventory was named
+            lock_key = str(inv.path.resolve())
+            dead = store.interrupt_dead_runs(inventory_name, found_by=f"{deploy} on {inventory_name}")
+            left_out = {
+                h: d for run in dead for h, d in run["hosts"].items() if not d["in_balancer"] and h in inv.hosts
+            }
+            for run in dead:
+                out = [h for h, d in run["hosts"].items() if not d["in_balancer"]]
+                notice(
+                    f"run {run['run_id']} ({run['who']}@{run['machine']}, started {run['started_at']}) did not finish: "
+                    f"marked interrupted; it left {', '.join(out) or 'no host'} out of the balancer"
+                )
             run_id = store.start_run(
                 "apply",
                 inventory_name,
@@ -71,13 +106,37 @@ def apply(
                 plan=plan.to_dict() if plan else {"batches": [hosts]},
                 resumed_from=resume,
             )
-            store.set_lock_run(inventory_name, run_id)
+            store.set_lock_run(lock_key, run_id)
+            owner = f"{store.store_id}:{run_id}"
+            lease = leases.LeaseRequest(
+                "acquire",
+                owner,
+                f"{getpass.getuser()}@{socket.gethostname()}",
+                LEASE_TTL,
+                takeover=tuple(f"{store.store_id}:{r['run_id']}" for r in dead),
+            )
             try:
-                if executor is not None:
-                    result = executor.run(hosts, plan)
-                    result.run_id = run_id
+                if executor is not None and plan is not None:
+                    result = _rolling(
+                        project, inv, executor, plan, hosts, lease, connect, left_out, store, run_id, notice
+                    )
                 else:
-                    result = replace(engine.run_deploy(project, inv, deploy, hosts), run_id=run_id)
+                    result = replace(
+                        engine.run_deploy(
+                            project,
+                            inv,
+                            deploy,
+                            hosts,
+                            deadlines=limits.stage("apply", hosts),
+                            connect_timeout=connect,
+                            lease=lease,
+                            stop=stop,
+                        ),
+                        run_id=run_id,
+                    )
+                    _refuse_if_leased(result.leases, result.hosts)
+                    for host, whose in result.taken_over().items():
+                        notice(f"{host}: took over the lease of {whose}")
             except BaseException as exc:
                 store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
                 raise
@@ -86,6 +145,61 @@ def apply(
     finally:
         if store is not None:
             store.close()
+
+
+def _rolling(
+    project: Project,
+    inv: inventory.Inventory,
+    executor: rollout.Rollout,
+    plan: rollout.Plan,
+    hosts: list[str],
+    lease: leases.LeaseRequest,
+    connect: float,
+    left_out: dict[str, dict[str, Any]],
+    store: Store,
+    run_id: int,
+    notice: Callable[[str], None],
+) -> RolloutRun:
+    """Lease every host of the plan (or touch none), heal what a dead run left drained, then roll; the
+    leases are renewed while it runs and given back at the end."""
+    check = engine.check_connect(project, inv, plan.hosts, connect_timeout=connect, lease=lease)
+    _refuse_if_leased(check.leases, [])
+    taken = [h for h, a in check.leases.items() if a.taken]
+    for host, answer in check.leases.items():
+        if answer.took_over:
+            notice(f"{host}: took over the lease of {answer.describe()}")
+    executor.record = lambda h: store.record_host(run_id, {**vars(h), "run": None})
+    renewing = threading.Event()
+
+    def renew() -> None:
+        while not renewing.wait(LEASE_TTL / 3):
+            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=lease)
+
+    renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+    renewer.start()
+    try:
+        healed = executor.heal([h for h in plan.hosts if h in left_out])
+        for host, what in healed.items():
+            notice(f"{host} (left drained by a dead run): {what}")
+        result = executor.run(hosts, plan)
+        result.healed = healed
+        result.leases_taken_over = {h: a.describe() for h, a in check.leases.items() if a.took_over}
+        result.run_id = run_id
+        return result
+    finally:
+        renewing.set()
+        renewer.join()
+        release = leases.LeaseRequest("release", lease.owner, lease.holder)
+        with contextlib.suppress(Exception):  # a host that cannot be reached keeps its lease until it expires
+            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=release)
+
+
+def _refuse_if_leased(answers: dict[str, leases.LeaseAnswer], runs: list[HostRun]) -> None:
+    """Another controller's live lease on any host: nothing was touched; exit 2 naming the holders."""
+    refused = {h: a for h, a in answers.items() if not a.taken and a.previous_owner}
+    if refused:
+        held = "; ".join(f"{h}: {a.describe()}" for h, a in sorted(refused.items()))
+        raise LockHeld(f"hosts leased by another opsrun run: {held}; nothing was touched. Wait for that run.")
 
 
 def _resume_hosts(store: Store | None, run_id: int, inventory_name: str, deploy: str) -> list[str]:
@@ -124,6 +238,9 @@ def drift(
     state_url: str | None = None,
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
+    stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
+    concurrency: int = verify.DEFAULT_CONCURRENCY,
 ) -> tuple[DriftRun, Path]:
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
     targets when the status changed since the last run (or always)."""
@@ -140,13 +257,16 @@ def drift(
     for d in deploys:
         project.deploy_path(d)
     secrets.require(inv, hosts, deploys)
+    limits = deadlines.load(inv, hosts, deadline_overrides)
     store = open_store(project.state_dir, state_url)
     try:
         revision = git_revision(project.root)
         last_clean = store.last_clean_revision(inventory_name)
         run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
         try:
-            result = drift_module.run_drift(project, inv, deploys, hosts)
+            result = drift_module.run_drift(
+                project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
+            )
         except BaseException as exc:
             store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
             raise
@@ -156,8 +276,9 @@ def drift(
             changed = drift_module.changed_since(project.root, last_clean, deploy)
             return None if changed is None else ("intentional" if changed else "corrective")
 
-        checked = {(h, d) for h in hosts if h not in result.unreachable for d in deploys}
-        result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
+        if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
+            checked = {(h, d) for h in result.checked for d in deploys}
+            result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
         store.finish_run(run_id, result.to_dict())
         earlier = store.recent("drift", inventory_name)
     finally:
@@ -241,12 +362,22 @@ def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
 
 
 def verify_suite(
-    project: Project, inventory_name: str, suite: str, *, limit: str | None = None
+    project: Project,
+    inventory_name: str,
+    suite: str,
+    *,
+    limit: str | None = None,
+    stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
+    concurrency: int = verify.DEFAULT_CONCURRENCY,
 ) -> tuple[VerifyRun, Path]:
     inv = inventory.load(project, inventory_name)
     project.suite_path(suite)
     hosts = inv.select(limit)
-    run = verify.run_suite(project, inv, suite, hosts)
+    limits = deadlines.load(inv, hosts, deadline_overrides)
+    run = verify.run_suite(
+        project, inv, suite, hosts, deadlines=limits.stage("verify", hosts), concurrency=concurrency, stop=stop
+    )
     return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))
 
 

@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS locks (
         inventory TEXT PRIMARY KEY, run_id INTEGER, who TEXT NOT NULL, machine TEXT NOT NULL,
         pid INTEGER NOT NULL, since TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
 ]
+ADDED_COLUMNS = [("runs", "pid", "INTEGER")]  # added after the first release: created on open when missing
 
 
 def _now() -> str:
@@ -100,7 +103,28 @@ class Store:
         self.machine = socket.gethostname()
         for statement in SCHEMA:
             self._exec(statement.format(id="SERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY"))
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in self._columns(table):
+                self._exec(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants, not input
         self._commit()
+        self.store_id = self._store_id()
+
+    def _columns(self, table: str) -> set[str]:
+        if self.postgres:
+            rows = self._exec("SELECT column_name FROM information_schema.columns WHERE table_name = ?", (table,))
+            return {r[0] for r in rows.fetchall()}
+        return {r[1] for r in self._exec(f"PRAGMA table_info({table})").fetchall()}
+
+    def _store_id(self) -> str:
+        """This store's identity, made once: it names the owner of the leases its runs put on hosts."""
+        row = self._exec("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        if row is None:
+            self._exec(
+                "INSERT INTO meta (key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING", (uuid.uuid4().hex[:16],)
+            )
+            self._commit()
+            row = self._exec("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return str(row[0])
 
     def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         if self.postgres:
@@ -126,7 +150,7 @@ class Store:
     ) -> int:
         row = self._exec(
             "INSERT INTO runs (kind, inventory, deploy, who, machine, revision, started_at, status, resumed_from, "
-            "plan) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?) RETURNING id",
+            "plan, pid) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) RETURNING id",
             (
                 kind,
                 inventory,
@@ -137,6 +161,7 @@ class Store:
                 _now(),
                 resumed_from,
                 json.dumps(plan) if plan is not None else None,
+                os.getpid(),
             ),
         ).fetchone()
         self._commit()
@@ -149,24 +174,68 @@ class Store:
             (_now(), document["status"], json.dumps(document), run_id),
         )
         for name, h in document.get("hosts", {}).items():
-            self._exec(
-                "INSERT INTO run_hosts (run_id, host, batch, outcome, stage, reason, in_balancer, seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    name,
-                    h.get("batch"),
-                    h.get("outcome") or h.get("status"),
-                    h.get("stage"),
-                    h.get("reason"),
-                    int(h.get("in_balancer", True)),
-                    json.dumps(h.get("seconds", {})),
-                ),
-            )
+            self._put_host(run_id, name, h)
         self._commit()
 
+    def record_host(self, run_id: int, host: dict[str, Any]) -> None:
+        """A host's place in a running rollout (stage, outcome, in the balancer or not), kept as it changes, so
+        that a run killed with -9 still says where it left each host."""
+        self._put_host(run_id, host["name"], host)
+        self._commit()
+
+    def _put_host(self, run_id: int, name: str, h: dict[str, Any]) -> None:
+        self._exec(
+            "INSERT INTO run_hosts (run_id, host, batch, outcome, stage, reason, in_balancer, seconds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, host) DO UPDATE SET batch = excluded.batch, "
+            "outcome = excluded.outcome, stage = excluded.stage, reason = excluded.reason, "
+            "in_balancer = excluded.in_balancer, seconds = excluded.seconds",
+            (
+                run_id,
+                name,
+                h.get("batch"),
+                h.get("outcome") or h.get("status"),
+                h.get("stage"),
+                redact(h.get("reason") or "") or None,
+                int(h.get("in_balancer", True)),
+                json.dumps(h.get("seconds", {})),
+            ),
+        )
+
+    def interrupt_dead_runs(self, inventory: str, *, found_by: str) -> list[dict[str, Any]]:
+        """Call while holding the inventory's lock: an apply of it still `running` is one whose opsrun died
+        (killed, machine lost). Each is marked `interrupted`, its document saying where it left each host;
+        returned so that the caller can say so first and heal what it left."""
+        rows = self._exec(
+            "SELECT id, who, machine, pid, started_at FROM runs WHERE kind = 'apply' AND inventory = ? "
+            "AND status = 'running' ORDER BY id",
+            (inventory,),
+        ).fetchall()
+        dead = []
+        for run_id, who, machine, pid, started in rows:
+            hosts = {
+                r[0]: {"outcome": r[1], "stage": r[2], "reason": r[3], "in_balancer": bool(r[4]), "batch": r[5]}
+                for r in self._exec(
+                    "SELECT host, outcome, stage, reason, in_balancer, batch FROM run_hosts WHERE run_id = ?",
+                    (run_id,),
+                ).fetchall()
+            }
+            doc = self.run(run_id)
+            doc.update(
+                status="interrupted",
+                error=f"opsrun {who}@{machine} pid {pid} ended without finishing this run (found by {found_by})",
+                hosts=hosts,
+                left_out_of_balancer=[h for h, d in hosts.items() if not d["in_balancer"]],
+            )
+            self._exec(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, document = ? WHERE id = ?",
+                (_now(), json.dumps(doc), run_id),
+            )
+            dead.append({"run_id": run_id, "who": who, "machine": machine, "started_at": started, "hosts": hosts})
+        self._commit()
+        return dead
+
     def runs(self, inventory: str | None = None, limit: int = 50) -> list[RunRow]:
-        cols = "id, kind, inventory, deploy, who, machine, started_at, finished_at, status, revision, resumed_from"
+        cols = "id, kind, inventory, deploy, who, machine, started_at, finished_at, status, revision, resumed_from, pid"
         # cols is a constant: only the values are parameters
         if inventory:
             cur = self._exec(
@@ -175,7 +244,13 @@ class Store:
             )
         else:
             cur = self._exec(f"SELECT {cols} FROM runs ORDER BY id DESC LIMIT ?", (limit,))  # noqa: S608
-        return [RunRow(*row) for row in cur.fetchall()]
+        return [self._seen_dead(RunRow(*row[:-1]), row[-1]) for row in cur.fetchall()]
+
+    def _seen_dead(self, row: RunRow, pid: int | None) -> RunRow:
+        """A run still `running` whose process is gone on this machine died (kill -9): say so."""
+        if row.status != "running" or row.machine != self.machine or pid is None or _pid_alive(int(pid)):
+            return row
+        return RunRow(**{**vars(row), "status": "interrupted"})
 
     def run(self, run_id: int) -> dict[str, Any]:
         row = self._exec(

@@ -8,21 +8,29 @@ checks host keys (PYINFRA-NOTES §7). pytest runs in a subprocess, once per veri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from opsrun.deadlines import DEFAULTS
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import TestResult, VerifyRun
+
+# JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
+PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
+STOP_POLL = 0.2  # how often the controller looks at its stop flag while pytest runs
 
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
 STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
@@ -76,11 +84,26 @@ def public_data(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+DEFAULT_CONCURRENCY = 16  # hosts verified at once: at most this many SSH sessions from one verification
+
+
 def run_suite(
-    project: Project, inventory: Inventory, suite: str, hosts: list[str], timeout: float | None = None
+    project: Project,
+    inventory: Inventory,
+    suite: str,
+    hosts: list[str],
+    *,
+    deadlines: dict[str, float] | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: threading.Event | None = None,
 ) -> VerifyRun:
+    """Run verify/SUITE/ against `hosts`: collected once, then each host's tests in a process of its own,
+    `concurrency` hosts at a time, each within its deadline (host -> seconds; default 5 minutes). One
+    result per host and test; a host that cannot be reached is one error line. `stop` ends it at once
+    (verification changes nothing)."""
     suite_dir = project.suite_path(suite)
     started = time.monotonic()
+    deadlines = {h: (deadlines or {}).get(h, DEFAULTS["verify"]) for h in hosts}
     # ControlPath sockets need a short directory (sun_path is 108 bytes)
     with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
         tmpdir = Path(tmp)
@@ -108,27 +131,41 @@ def run_suite(
             f"--hosts={','.join(f'ssh://{h}' for h in hosts)}",
             f"--ssh-config={tmpdir / 'ssh_config'}",
         ]
+        targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
         env = {
             **os.environ,
             "OPSRUN_VERIFY_RESULTS": str(results_path),
             "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
+            PARALLEL_ENV: json.dumps({"concurrency": concurrency, "deadlines": deadlines, "targets": targets}),
         }
-        proc = subprocess.run(
-            cmd,
-            cwd=project.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            start_new_session=True,  # Ctrl-C is the rollout's to handle: a running verification finishes
-        )
-        records = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
-        for h in hosts:  # close the shared connections now rather than after ControlPersist
-            subprocess.run(
-                ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h], capture_output=True, timeout=10, check=False
+        backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // max(1, concurrency))
+        with (tmpdir / "pytest.log").open("w+") as log:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=project.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
             )
+            ended = _wait(proc, backstop, stop)
+            log.seek(0)
+            output = log.read()
+        records = [
+            json.loads(line) for path in sorted(tmpdir.glob("results.jsonl*")) for line in path.read_text().splitlines()
+        ]
+        closing = [  # close the shared connections now rather than after ControlPersist, all at once
+            subprocess.Popen(
+                ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for h in hosts
+        ]
+        for closer in closing:
+            closer.wait(timeout=10)
     results = [
         TestResult(
             host=r["host"] or "?",
@@ -136,15 +173,46 @@ def run_suite(
             outcome=r["outcome"],
             message=r["message"],
             seconds=r["seconds"],
+            start=r.get("start"),
         )
         for r in records
     ]
-    error = None
-    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not any(r.outcome != "passed" for r in results)):
-        error = f"pytest exited {proc.returncode}:\n" + "\n".join(
-            (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-        )
-    return VerifyRun(inventory.name, suite, hosts, results, time.monotonic() - started, error)
+    error = ended
+    if error is None and (
+        proc.returncode not in (0, 1) or (proc.returncode == 1 and not any(r.outcome != "passed" for r in results))
+    ):
+        error = f"pytest exited {proc.returncode}:\n" + "\n".join(output.strip().splitlines()[-15:])
+    return VerifyRun(
+        inventory.name,
+        suite,
+        hosts,
+        results,
+        time.monotonic() - started,
+        error,
+        interrupted=ended if stop is not None and stop.is_set() else None,
+    )
+
+
+def _data(inventory: Inventory, host: str, key: str, default: object) -> object:
+    return inventory.hosts[host].data.get(key, default)
+
+
+def _wait(proc: subprocess.Popen[str], backstop: float, stop: threading.Event | None) -> str | None:
+    """Wait for pytest; None when it ended by itself, else why it was ended (stop, or the backstop)."""
+    deadline = time.monotonic() + backstop
+    while True:
+        try:
+            proc.wait(timeout=STOP_POLL)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if (stop is not None and stop.is_set()) or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the per-host children are in groups of their own
+            proc.wait()
+            if stop is not None and stop.is_set():
+                return "interrupted: verification stopped before it finished"
+            return f"timed out after {backstop:g}s: pytest no longer answered and was killed"
 
 
 def _strip_host(test: str, host: str | None) -> str:

@@ -18,7 +18,7 @@ from opsrun.errors import BalancerError, WaitTimeout
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
-from opsrun.rollout import Parts, Policy, Rollout
+from opsrun.rollout import Policy, Rollout, StageRunners
 from tests.aws.conftest import REGION
 
 
@@ -68,7 +68,9 @@ def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_
     balancer = ELBv2(bogus, region=REGION, endpoint_url=moto_url)
     applied = []
     inv = Inventory("aws", Path("/ops/inventories/aws.py"), ["a"], {}, {}, {"a": Host("a", (), {"iid": ids[0]})})
-    parts = Parts(connect=lambda *a: {"a": None}, apply=lambda *a: applied.append(a), balancer=balancer)
+    parts = StageRunners(
+        connect=lambda *a, **k: {"a": None}, apply=lambda *a, **k: applied.append(a), balancer=balancer
+    )
     policy = Policy(
         verify=False, reboot="never", balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"}
     )
@@ -91,7 +93,7 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
     balancer = ELBv2(arn, region=REGION, endpoint_url=moto_url)
     seen = []
 
-    def apply(project, inv, deploy, batch):
+    def apply(project, inv, deploy, batch, **_):
         seen.append({i: balancer.state(i).admin for i in ids})  # what the LB says while the batch is applied
         return DeployRun("aws", deploy, False, [HostRun(h, [OperationResult("x", True, True)]) for h in batch])
 
@@ -102,7 +104,7 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
         healthy_timeout=10,
         balancer={"type": "elbv2", "target_group_arn": arn, "server": "{iid}"},
     )
-    parts = Parts(connect=lambda p, i, b: dict.fromkeys(b), apply=apply, balancer=balancer)
+    parts = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=balancer)
     run = Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(hosts)
     assert run.status == "success", {h.name: (h.stage, h.reason) for h in run.hosts.values()}
     assert seen == [{i: ("drain" if n == k else "ready") for n, i in enumerate(ids)} for k in range(3)]

@@ -93,7 +93,7 @@ def fake_run(dry_run=False, fail=False):
 def test_apply_json_document_and_exit_code(monkeypatch, plain_project, fail, code, status):
     calls = []
 
-    def fake(project, inv, deploy, hosts, dry_run=False):
+    def fake(project, inv, deploy, hosts, dry_run=False, **_):
         calls.append((inv.name, deploy, hosts, dry_run))
         return fake_run(dry_run, fail)
 
@@ -120,7 +120,7 @@ def test_apply_text_names_failed_host_and_operation(monkeypatch, plain_project):
 def test_dry_run_is_passed_to_the_engine(monkeypatch, plain_project):
     seen = {}
 
-    def fake(project, inv, deploy, hosts, dry_run=False):
+    def fake(project, inv, deploy, hosts, dry_run=False, **_):
         seen["dry_run"] = dry_run
         return fake_run(dry_run)
 

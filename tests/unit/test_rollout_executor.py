@@ -13,7 +13,7 @@ from opsrun.errors import BalancerError, ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
-from opsrun.rollout import Parts, Policy, Rollout, load_policy, make_plan
+from opsrun.rollout import Policy, Rollout, StageRunners, load_policy, make_plan
 
 HOSTS = ["web1", "web2", "web3", "web4"]
 
@@ -44,10 +44,10 @@ class Script:
         self.applied: list[list[str]] = []
         self.on_apply = on_apply
 
-    def connect(self, project, inv, hosts):
+    def connect(self, project, inv, hosts, **_):
         return {h: ("Could not connect (timed out)" if h in self.unreachable else None) for h in hosts}
 
-    def apply(self, project, inv, deploy, hosts):
+    def apply(self, project, inv, deploy, hosts, **_):
         self.applied.append(hosts)
         if self.on_apply:
             self.on_apply(hosts)
@@ -77,7 +77,7 @@ class Script:
 
         return reboot
 
-    def verify(self, project, inv, suite, hosts):
+    def verify(self, project, inv, suite, hosts, **_):
         return VerifyRun(
             "prod",
             suite,
@@ -87,7 +87,7 @@ class Script:
 
 
 def rollout(script, balancer, policy=None, stop=None, tmp_path=Path("/nonexistent")):
-    parts = Parts(
+    parts = StageRunners(
         connect=script.connect,
         apply=script.apply,
         verify=script.verify,

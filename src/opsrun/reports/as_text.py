@@ -48,6 +48,10 @@ def deploy_run(run: DeployRun, console: Console) -> None:
                 console.print(f"{h.name}: would change {escape(repr(op.name))}{tag}", soft_wrap=True)
                 for command in op.commands[:5]:
                     _line(console, f"    {_short(command)}")
+    for host, whose in run.taken_over().items():
+        console.print(f"[yellow]{host}[/]: took over the lease of {escape(whose)}", soft_wrap=True)
+    if run.interrupted:
+        console.print(escape(run.interrupted), soft_wrap=True)
     failed = [h.name for h in run.hosts if h.failed]
     summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
@@ -170,6 +174,10 @@ def rollout_run(run: RolloutRun, console: Console) -> None:
         changed = str(h.run.changed_count) if h.run else "-"
         table.add_row(str(h.batch), h.name, f"[{style}]{h.outcome}[/]", stage or "", where, changed)
     console.print(table)
+    for host, what in run.healed.items():
+        console.print(f"[yellow]{host}[/] (left drained by a dead run): {escape(what)}", soft_wrap=True)
+    for host, whose in run.leases_taken_over.items():
+        console.print(f"[yellow]{host}[/]: took over the lease of {escape(whose)}", soft_wrap=True)
     for h in run.hosts.values():
         for up in h.run.upgrades if h.run else []:
             console.print(f"{h.name}: upgraded {up['package']} {up['from']} -> {up['to']}", soft_wrap=True)
@@ -277,12 +285,19 @@ def drift_run(run: DriftRun, console: Console) -> None:
             _line(console, f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}")
     for r in run.resolved:
         _line(console, f"resolved: {r['host']} {r['deploy']} {r['operation']!r} (seen since {r['first_seen']})")
+    for f in run.errors:
+        console.print(
+            f"[bold red]error[/] (drift not known): {f.host} {f.deploy} {escape(f.operation)}: {escape(f.detail[0])}",
+            soft_wrap=True,
+        )
     for host, error in run.unreachable.items():
         _line(console, f"unreachable (not drift): {host}: {error}")
+    if run.interrupted:
+        console.print(escape(run.interrupted), soft_wrap=True)
     doc = run.to_dict()["summary"]
     console.print(
         f"{run.status}: {doc['drift']} findings ({doc['new']} new, {doc['persisting']} persisting), "
-        f"{doc['resolved']} resolved, {doc['unknown']} unknown, {doc['unreachable']} unreachable, "
-        f"{doc['hosts']} hosts in {run.seconds:.1f}s",
+        f"{doc['resolved']} resolved, {doc['unknown']} unknown, {doc['errors']} errors, "
+        f"{doc['unreachable']} unreachable; {doc['checked']} of {doc['hosts']} hosts checked in {run.seconds:.1f}s",
         soft_wrap=True,
     )

@@ -1,0 +1,80 @@
+"""Per-host deadlines for the stages that touch a host: connect, apply (a dry run too) and verify.
+
+    deadlines = {"connect": 10, "apply": 1800, "verify": 300}     # group_data, seconds, any of the three
+
+`--deadline STAGE=SECONDS` on the command line overrides it for every host. A host past its deadline
+fails with "timed out after N s in stage S" while the other hosts finish: the engine's worker closes that
+host's connection, the verifier kills that host's test process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from opsrun.errors import ConfigError
+from opsrun.inventory import Inventory
+
+DEFAULTS = {"connect": 10.0, "apply": 1800.0, "verify": 300.0}
+FIX = 'write deadlines = {"connect": 10, "apply": 1800, "verify": 300} (seconds above 0)'
+
+
+def timed_out(seconds: float, stage: str) -> str:
+    """The one wording of a missed deadline, shared by the engine, the verifier and the reports."""
+    return f"timed out after {seconds:g}s in stage {stage}"
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    per_host: dict[str, dict[str, float]]
+
+    def of(self, host: str, stage: str) -> float:
+        return self.per_host.get(host, DEFAULTS)[stage]
+
+    def stage(self, stage: str, hosts: Iterable[str]) -> dict[str, float]:
+        return {h: self.of(h, stage) for h in hosts}
+
+
+def _seconds(value: object, *, where: str, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 7 * 86400:
+        raise ConfigError(
+            where, f"{value!r} is not a number of seconds (above 0, at most a week).", field=field, fix=FIX
+        )
+    return float(value)
+
+
+def parse_overrides(values: Iterable[str]) -> dict[str, float]:
+    """`--deadline apply=600` (repeatable) as {"apply": 600.0}."""
+    out: dict[str, float] = {}
+    for value in values:
+        stage, _, number = value.partition("=")
+        if stage not in DEFAULTS:
+            raise ConfigError(
+                "the command line",
+                f"unknown stage {stage!r}.",
+                field="--deadline",
+                fix="use connect=S, apply=S or verify=S",
+            )
+        try:
+            seconds = float(number)
+        except ValueError:
+            seconds = -1.0
+        out[stage] = _seconds(seconds, where="the command line", field=f"--deadline {stage}")
+    return out
+
+
+def load(inv: Inventory, hosts: Iterable[str], overrides: dict[str, float] | None = None) -> Deadlines:
+    per_host = {}
+    for host in hosts:
+        given = inv.hosts[host].data.get("deadlines", {})
+        where = inv.where(host, "deadlines")
+        if not isinstance(given, dict):
+            raise ConfigError(where, f"expected a dict, got {type(given).__name__}.", field="deadlines", fix=FIX)
+        unknown = sorted(set(given) - set(DEFAULTS), key=str)
+        if unknown:
+            raise ConfigError(where, f"unknown stage {unknown[0]!r}.", field="deadlines", fix=FIX)
+        values = dict(DEFAULTS)
+        for stage, value in given.items():
+            values[stage] = _seconds(value, where=where, field=f"deadlines.{stage}")
+        per_host[host] = {**values, **(overrides or {})}
+    return Deadlines(per_host)

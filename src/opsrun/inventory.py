@@ -50,8 +50,11 @@ class Inventory:
 
     def select(self, limit: str | None) -> list[str]:
         """Host names matching `--limit`: comma-separated host names, group names or globs."""
-        if not limit:
+        if limit is None:
             return list(self.hosts)
+        known = f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})"
+        if not limit.replace(",", "").strip():
+            raise ConfigError(self.path, f"--limit {limit!r} names no host or group.", field="--limit", fix=known)
         chosen: list[str] = []
         for item in (part.strip() for part in limit.split(",")):
             if not item:
@@ -61,11 +64,7 @@ class Inventory:
             else:
                 matches = [n for n in self.hosts if fnmatch.fnmatchcase(n, item)]
             if not matches:
-                raise ConfigError(
-                    self.path,
-                    f"--limit {item!r} matches no host or group.",
-                    fix=f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})",
-                )
+                raise ConfigError(self.path, f"--limit {item!r} matches no host or group.", fix=known)
             chosen += [m for m in matches if m not in chosen]
         return [n for n in self.hosts if n in chosen]
 

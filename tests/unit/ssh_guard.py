@@ -85,12 +85,14 @@ def installed() -> Iterator[list[str]]:
     def connect(self: socket.socket, address: Any) -> None:
         what = _address_reaches_host(self.family, address)
         if what:
+            self.close()  # create_connection leaves it open when the error is not an OSError
             _refuse(what)
         real_connect(self, address)
 
     def connect_ex(self: socket.socket, address: Any) -> int:
         what = _address_reaches_host(self.family, address)
         if what:
+            self.close()
             _refuse(what)
         return real_connect_ex(self, address)
 

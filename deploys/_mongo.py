@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from pyinfra import host, inventory
-from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
@@ -147,7 +147,7 @@ def replicaset_reconcile(set_name: str) -> Generator[Any, None, None]:
     if owner != host.name:
         host.noop(f"reconciled from {owner or 'a later run'}: {steps[0]}")
         return
-    yield StringCommand("true", "#", "; ".join(steps))
+    yield StringCommand("true", QuoteString("; ".join(steps)))
     yield FunctionCommand(reconcile, (set_name,), {})
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 from pyinfra import host, inventory
-from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 SLOTS = 16384
 WAIT = 60.0  # seconds for any one cluster transition (failover, join, sync)
@@ -277,7 +277,7 @@ def cluster_reconcile(replicas: int = 1) -> Generator[Any, None, None]:
     if owner(views) != host.name or elsewhere:
         host.noop("reconciled from " + (f"the hosts of {', '.join(elsewhere)}" if elsewhere else owner(views)))
         return
-    yield StringCommand("true", "#", "; ".join(steps))  # what it is about to do, for the record
+    yield StringCommand("true", QuoteString("; ".join(steps)))  # what it is about to do, for the record
     yield FunctionCommand(reconcile, (replicas,), {})
 
 
@@ -344,7 +344,7 @@ def rolling_restart(settings: dict[str, Any], replicas: int = 1) -> Generator[An
         return
     todo.sort(key=lambda nd: view(nd[0]).role == "master")  # replicas first
     for node, differ in todo:
-        yield StringCommand("true", "#", f"restart {node}: {', '.join(differ)}")
+        yield StringCommand("true", QuoteString(f"restart {node}: {', '.join(differ)}"))
         yield FunctionCommand(fail_over_from, (node,), {})
         yield f"systemctl restart redis-server@{node.port}"
         yield FunctionCommand(rejoined, (node, replicas), {})

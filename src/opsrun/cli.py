@@ -24,7 +24,7 @@ import click
 from rich.console import Console
 
 from opsrun import deadlines, runs
-from opsrun.errors import OpsrunError
+from opsrun.errors import ConfigError, OpsrunError
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
@@ -132,6 +132,21 @@ def _show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None
     _finish(run.exit_code)
 
 
+def _writable_out(out: Path | None) -> None:
+    """--out is checked before any host is touched: a report that cannot be written fails now, not after."""
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".opsrun-write-test-{time.monotonic_ns()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            out, f"cannot write reports here: {exc.strerror or exc}.", field="--out", fix="use a writable folder"
+        ) from None
+
+
 class OpsrunGroup(click.Group):
     """Turns a known error into one line on stderr and its exit code (ConfigError: 2)."""
 
@@ -226,6 +241,7 @@ def apply(
 ) -> None:
     """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
     load balancer when group_data gives a rolling policy or a balancer)."""
+    _writable_out(out)
     stop = threading.Event()
     progress = as_text.RolloutProgress(Console(stderr=True))
     with _stop_on_signals(stop), progress:
@@ -271,6 +287,7 @@ def verify(
     out: Path | None,
 ) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
+    _writable_out(out)
     stop = threading.Event()
     with _stop_on_signals(stop):
         run, saved = runs.verify_suite(
@@ -324,6 +341,7 @@ def drift(
     settings for the hosts when none are named) and run its verify suite. Changes nothing.
     Exit 0 clean (or partial: some hosts unreachable, listed), 3 drift found, 1 error (a deploy or suite
     error on a host, or no host checked), 130 interrupted."""
+    _writable_out(out)
     stop = threading.Event()
     with _stop_on_signals(stop):
         run, saved = runs.drift(
@@ -387,6 +405,7 @@ def dr_test(
             for r in rows:
                 click.echo(f"{r['month']}  {r['status']:7}  failed checks {r['failed']}  run {r['run_id']}")
         return
+    _writable_out(out)
     run, saved = runs.dr_test(project, inventory, month=month, drill=drill, state_url=state)
     written = write_reports(run, out) if out is not None else []
     click.echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)

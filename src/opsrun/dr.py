@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import fnmatch
 import glob
 import os
 import subprocess
@@ -714,7 +713,11 @@ def _guard(system: str, name: str, fn: Callable[[], list[Check]]) -> Any:
 def month_of(value: str | None) -> str:
     if value is None:
         return dt.date.today().strftime("%Y-%m")
-    if not fnmatch.fnmatch(value, "[0-9][0-9][0-9][0-9]-[0-1][0-9]"):
+    try:
+        parsed = dt.datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.strftime("%Y-%m") != value:
         raise ConfigError("--month", f"{value!r} is not a month.", field="--month", fix="use YYYY-MM, e.g. 2026-11")
     return value
 

@@ -14,7 +14,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun.errors import ConfigError
 from opsrun.waiting import poll_until
 
 # Probes go straight to the host, never through a proxy from the environment.
@@ -74,25 +73,13 @@ class HealthGate:
 
 
 def parse_gate(value: Any, *, where: str, field: str = "rolling.health") -> HealthGate | None:
+    """A gate from group_data, checked by its schema (opsrun.settings.models.HealthGate)."""
+    from opsrun import settings
+    from opsrun.settings import models
+
     if value is None:
         return None
-    fix = 'write {"http": "http://{address}:PORT/health", "status": 200, "timeout": 60} or {"tcp": PORT}'
-    if not isinstance(value, dict) or ("http" in value) == ("tcp" in value):
-        raise ConfigError(where, "a health gate needs exactly one of http or tcp.", field=field, fix=fix)
-    unknown = set(value) - {"http", "tcp", "status", "timeout", "interval"}
-    if unknown:
-        raise ConfigError(where, f"unknown setting {', '.join(sorted(unknown))}.", field=field, fix=fix)
-    if "http" in value and not str(value["http"]).startswith(("http://", "https://")):
-        raise ConfigError(where, f"{value['http']!r} is not an http(s) URL.", field=f"{field}.http", fix=fix)
-    if "tcp" in value and not (isinstance(value["tcp"], int) and 0 < value["tcp"] < 65536):
-        raise ConfigError(where, f"{value['tcp']!r} is not a port.", field=f"{field}.tcp", fix=fix)
-    timeout = value.get("timeout", 60)
-    if not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(where, f"{timeout!r} is not a number of seconds.", field=f"{field}.timeout", fix=fix)
-    return HealthGate(
-        http=value.get("http"),
-        tcp=value.get("tcp"),
-        status=int(value.get("status", 200)),
-        timeout=float(timeout),
-        interval=float(value.get("interval", 0.25)),
-    )
+    parent, _, key = field.rpartition(".")
+    wrapped = settings.validate_key(models.RollingSetting, parent or "rolling", {key or "health": value}, where=where)
+    gate = wrapped.health if wrapped is not None else None
+    return HealthGate(**gate.model_dump()) if gate is not None else None

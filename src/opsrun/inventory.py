@@ -50,8 +50,11 @@ class Inventory:
 
     def select(self, limit: str | None) -> list[str]:
         """Host names matching `--limit`: comma-separated host names, group names or globs."""
-        if not limit:
+        if limit is None:
             return list(self.hosts)
+        known = f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})"
+        if not limit.replace(",", "").strip():
+            raise ConfigError(self.path, f"--limit {limit!r} names no host or group.", field="--limit", fix=known)
         chosen: list[str] = []
         for item in (part.strip() for part in limit.split(",")):
             if not item:
@@ -61,11 +64,7 @@ class Inventory:
             else:
                 matches = [n for n in self.hosts if fnmatch.fnmatchcase(n, item)]
             if not matches:
-                raise ConfigError(
-                    self.path,
-                    f"--limit {item!r} matches no host or group.",
-                    fix=f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})",
-                )
+                raise ConfigError(self.path, f"--limit {item!r} matches no host or group.", fix=known)
             chosen += [m for m in matches if m not in chosen]
         return [n for n in self.hosts if n in chosen]
 
@@ -82,12 +81,16 @@ def _exec(path: Path) -> dict[str, Any]:
         raise ConfigError(
             path, f"line {exc.lineno}: syntax error: {exc.msg}.", fix="correct the Python syntax"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, f"is not UTF-8 text (byte {exc.start}).", fix="save the file as UTF-8") from None
     except OSError as exc:
         raise ConfigError(path, f"cannot read: {exc.strerror}.") from exc
     namespace: dict[str, Any] = {"__file__": str(path)}
     try:
         exec(code, namespace)  # noqa: S102 - inventories and group data are Python, as in pyinfra
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a file of settings does not end the command
         raise ConfigError(path, f"raised {type(exc).__name__}: {exc}.", fix="correct the file") from exc
     return namespace
 
@@ -132,6 +135,13 @@ def load(project: Project, name: str) -> Inventory:
     path = project.inventory_path(name)
     groups: dict[str, tuple[list[HostEntry], dict[str, Any]]] = {}
     for key, value in _exec(path).items():
+        if not key.startswith("_") and isinstance(value, str):
+            raise ConfigError(
+                path,
+                f"a group must be a list of hosts, not the string {value!r}.",
+                field=key,
+                fix=f"write {key} = [{value!r}] (or name it _{key} if it is not a group)",
+            )
         if key.startswith("_") or not isinstance(value, list | tuple):
             continue
         hosts = _check_group(path, key, value)
@@ -162,9 +172,20 @@ def load(project: Project, name: str) -> Inventory:
     host_groups: dict[str, list[str]] = {}
     for gname, (hosts, _gdata) in groups.items():
         for entry in hosts:
-            host_groups.setdefault(_name(entry), []).append(gname)
+            if gname not in host_groups.setdefault(_name(entry), []):
+                host_groups[_name(entry)].append(gname)
             if isinstance(entry, tuple):
-                host_data.setdefault(entry[0], {}).update(entry[1])
+                known = host_data.setdefault(entry[0], {})
+                clash = [k for k, v in entry[1].items() if k in known and known[k] != v]
+                if clash:
+                    raise ConfigError(
+                        path,
+                        f"host {entry[0]} is listed twice with different {clash[0]} "
+                        f"({known[clash[0]]!r} and {entry[1][clash[0]]!r}).",
+                        field=gname,
+                        fix="give a host one set of data: list it once with its data, and by name elsewhere",
+                    )
+                known.update(entry[1])
     for entry in all_hosts:
         if isinstance(entry, tuple):
             host_data.setdefault(entry[0], {}).update(entry[1])

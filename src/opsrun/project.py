@@ -6,12 +6,14 @@ Found from --project, then OPSRUN_PROJECT, then the current folder and its paren
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from opsrun.errors import ConfigError
 
 MARKERS = ("inventories", "deploys")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def _choices(names: list[str]) -> str:
@@ -69,6 +71,12 @@ class Project:
         return self._names("verify", dirs=True)
 
     def inventory_path(self, name: str) -> Path:
+        if not PLAIN_NAME.fullmatch(name):
+            raise ConfigError(
+                self.root / "inventories",
+                f"{name!r} is not an inventory name.",
+                fix=f"name a file of inventories/ without .py: {_choices(self.inventories())}",
+            )
         path = self.root / "inventories" / f"{name}.py"
         if not path.is_file():
             raise ConfigError(path, f"no inventory named {name!r}.", fix=f"use one of: {_choices(self.inventories())}")

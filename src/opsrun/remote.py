@@ -4,6 +4,7 @@ deploy (an nginx load balancer's upstream); deploys go through the engine."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +39,6 @@ class Remote:
         return proc.returncode, proc.stdout, proc.stderr
 
     def put(self, path: str, text: str) -> None:
-        rc, _out, err = self.run(f"cat > '{path}'", stdin=text)
+        rc, _out, err = self.run("cat > " + shlex.quote(path), stdin=text)
         if rc != 0:
             raise OSError(f"{self.host}: writing {path} failed: {err.strip()}")

@@ -19,15 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import engine, reboot
+from opsrun import engine, reboot, settings
 from opsrun import verify as verify_module
 from opsrun.balancers.base import Balancer, wait_drained, wait_healthy
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
-from opsrun.health import HealthGate, parse_gate
+from opsrun.health import HealthGate
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
+from opsrun.settings import models
 
 PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
 SERIAL_FIX = 'use a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]'
@@ -114,19 +115,6 @@ def make_plan(hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0) ->
 
 # ---------------------------------------------------------------------------------------------- the policy
 
-ROLLING_KEYS = (
-    "serial",
-    "max_fail",
-    "drain_timeout",
-    "healthy_timeout",
-    "health",
-    "verify",
-    "reboot",
-    "reboot_timeout",
-    "last",
-)
-REBOOT = ("if-needed", "never", "always")
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -153,12 +141,6 @@ class Policy:
             "balancer": (self.balancer or {}).get("type"),
             "last": self.last,
         }
-
-
-def _seconds(value: Any, *, where: str, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(where, f"{value!r} is not a number of seconds.", field=field, fix="use a number above 0")
-    return float(value)
 
 
 def load_policy(
@@ -189,76 +171,35 @@ def load_policy(
                 field=key,
                 fix="give the hosts of one rollout one value, or use --limit",
             )
-    rolling = inv.hosts[first].data.get(rolling_key)
-    balancer = inv.hosts[first].data.get(balancer_key)
-    if rolling is None and balancer is None and serial is None and max_fail is None:
+    data = inv.hosts[first].data
+    if data.get(rolling_key) is None and data.get(balancer_key) is None and serial is None and max_fail is None:
         return None
+    context = {"host": first, "host_data": dict(data), "inventory_hosts": list(inv.hosts)}
     where = inv.where(first, rolling_key)
-    rolling = {} if rolling is None else rolling
-    if not isinstance(rolling, dict):
-        raise ConfigError(
-            where,
-            f"expected a dict, got {type(rolling).__name__}.",
-            field=rolling_key,
-            fix='write rolling = {"serial": 1, ...}',
-        )
-    unknown = sorted(set(rolling) - set(ROLLING_KEYS))
-    if unknown:
-        raise ConfigError(
-            where,
-            f"unknown setting {', '.join(unknown)}.",
-            field=rolling_key,
-            fix=f"use only: {', '.join(ROLLING_KEYS)}",
-        )
-    verify = rolling.get("verify", True)
-    if not isinstance(verify, bool | str):
-        raise ConfigError(
-            where,
-            f"{verify!r} is neither a suite name nor true/false.",
-            field=f"{rolling_key}.verify",
-            fix="name a folder of verify/, or use True (the deploy's own suite) or False",
-        )
-    reboot = rolling.get("reboot", "if-needed")
-    if reboot not in REBOOT:
-        raise ConfigError(
-            where,
-            f"{reboot!r} is not a reboot policy.",
-            field=f"{rolling_key}.reboot",
-            fix=f"use one of: {', '.join(REBOOT)}",
-        )
-    last = rolling.get("last")
-    if last is not None:
-        from opsrun.probes import PROBES
-
-        if not isinstance(last, dict) or not set(last) <= set(PROBES):
-            raise ConfigError(
-                where,
-                f"{last!r} names no known role probe.",
-                field=f"{rolling_key}.last",
-                fix=f'use {{"PROBE": PORT}} with PROBE one of: {", ".join(PROBES)}',
-            )
+    rolling = (
+        settings.validate_key(models.RollingSetting, rolling_key, data.get(rolling_key), where=where)
+        or models.RollingPolicy()
+    )
+    balancer = data.get(balancer_key)
     if balancer is not None:
-        from opsrun import balancers
-
-        balancers.validate(balancer, where=inv.where(first, balancer_key))
+        settings.validate_key(
+            models.BalancerSetting, balancer_key, balancer, where=inv.where(first, balancer_key), context=context
+        )
+    gate = rolling.health
     cli = "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
         if serial is not None
-        else parse_serial(rolling.get("serial", 1), where=where, field=f"{rolling_key}.serial"),
-        max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail")
-        if max_fail is not None
-        else parse_max_fail(rolling.get("max_fail", 0), where=where, field=f"{rolling_key}.max_fail"),
-        drain_timeout=_seconds(rolling.get("drain_timeout", 60), where=where, field=f"{rolling_key}.drain_timeout"),
-        healthy_timeout=_seconds(
-            rolling.get("healthy_timeout", 60), where=where, field=f"{rolling_key}.healthy_timeout"
-        ),
-        health=parse_gate(rolling.get("health"), where=where),
-        verify=verify,
-        reboot=reboot,
-        reboot_timeout=_seconds(rolling.get("reboot_timeout", 300), where=where, field=f"{rolling_key}.reboot_timeout"),
-        balancer=balancer,
-        last=last,
+        else tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),
+        max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail") if max_fail is not None else rolling.max_fail,
+        drain_timeout=float(rolling.drain_timeout),
+        healthy_timeout=float(rolling.healthy_timeout),
+        health=HealthGate(**gate.model_dump()) if gate is not None else None,
+        verify=rolling.verify,
+        reboot=rolling.reboot,
+        reboot_timeout=float(rolling.reboot_timeout),
+        balancer=dict(balancer) if balancer is not None else None,
+        last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
     )
 
 

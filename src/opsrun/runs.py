@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import deadlines, dr, engine, inventory, leases, notify, probes, rollout, secrets, verify
+from opsrun import deadlines, dr, engine, inventory, leases, notify, probes, rollout, secrets, settings, verify
 from opsrun import drift as drift_module
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
@@ -53,9 +53,22 @@ def apply(
     notice = on_notice or (lambda _m: None)
     inv = inventory.load(project, inventory_name)
     project.deploy_path(deploy)
+    if resume is not None and (limit is not None or dry_run):
+        raise ConfigError(
+            "the command line",
+            "--resume continues the hosts the run left, in its order; it takes no "
+            + ("--limit." if limit is not None else "--dry-run."),
+            field="--resume",
+            fix="drop " + ("--limit" if limit is not None else "--dry-run") + ", or start a new run without --resume",
+        )
+    hosts = inv.select(limit) if resume is None else []
+    if resume is None:
+        settings.check_hosts(inv, hosts)  # every setting of every host, before anything connects
     store = None if dry_run else open_store(project.state_dir, state_url)
     try:
-        hosts = inv.select(limit) if resume is None else _resume_hosts(store, resume, inventory_name, deploy)
+        if resume is not None:
+            hosts = _resume_hosts(store, resume, inv, deploy)
+            settings.check_hosts(inv, hosts)
         secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
         limits = deadlines.load(inv, hosts, deadline_overrides)
         policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
@@ -202,9 +215,10 @@ def _refuse_if_leased(answers: dict[str, leases.LeaseAnswer], runs: list[HostRun
         raise LockHeld(f"hosts leased by another opsrun run: {held}; nothing was touched. Wait for that run.")
 
 
-def _resume_hosts(store: Store | None, run_id: int, inventory_name: str, deploy: str) -> list[str]:
+def _resume_hosts(store: Store | None, run_id: int, inv: inventory.Inventory, deploy: str) -> list[str]:
     """A halted rollout's failed hosts first, then those it did not reach, in plan order."""
     assert store is not None
+    inventory_name = inv.name
     doc = store.run(run_id)
     if (doc.get("inventory"), doc.get("deploy")) != (inventory_name, deploy):
         raise ConfigError(
@@ -224,6 +238,14 @@ def _resume_hosts(store: Store | None, run_id: int, inventory_name: str, deploy:
             f"run {run_id} has no failed or unreached host to resume.",
             field="--resume",
             fix="nothing to do; see `opsrun history show " + str(run_id) + "`",
+        )
+    gone = [h for h in hosts if h not in inv.hosts]
+    if gone:
+        raise ConfigError(
+            inv.path,
+            f"run {run_id} left {', '.join(gone)} to do, no longer in inventory {inventory_name}.",
+            field="--resume",
+            fix="put the hosts back in the inventory, or start a new run without --resume",
         )
     return hosts
 
@@ -247,6 +269,7 @@ def drift(
     targets = notify.parse(notify_targets)
     inv = inventory.load(project, inventory_name)
     hosts = inv.select(limit)
+    settings.check_hosts(inv, hosts)
     deploys = deploys or drift_module.deploys_for(project, inv, hosts)
     if not deploys:
         raise ConfigError(
@@ -305,11 +328,15 @@ def dr_test(
     import getpass
     from importlib.metadata import version
 
+    month = dr.month_of(month)
     inv = inventory.load(project, inventory_name)
     hosts = inv.select(None)
-    settings = dr.settings(inv, hosts)
-    month = dr.month_of(month)
-    uses = ["dr", *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if settings.get(key))]
+    settings.check_hosts(inv, hosts)
+    dr_settings = dr.settings(inv, hosts)
+    uses = [
+        "dr",
+        *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),
+    ]
     secrets.require(inv, hosts, uses)
     store = open_store(project.state_dir, state_url)
     try:
@@ -321,7 +348,7 @@ def dr_test(
             getpass.getuser(),
             version("opsrun"),
             revision,
-            dr.targets(settings, dr.systems_of(settings)),
+            dr.targets(dr_settings, dr.systems_of(dr_settings)),
         )
         run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
         try:
@@ -374,6 +401,7 @@ def verify_suite(
     inv = inventory.load(project, inventory_name)
     project.suite_path(suite)
     hosts = inv.select(limit)
+    settings.check_hosts(inv, hosts)
     limits = deadlines.load(inv, hosts, deadline_overrides)
     run = verify.run_suite(
         project, inv, suite, hosts, deadlines=limits.stage("verify", hosts), concurrency=concurrency, stop=stop

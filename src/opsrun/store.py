@@ -52,6 +52,16 @@ SCHEMA = [
 ADDED_COLUMNS = [("runs", "pid", "INTEGER")]  # added after the first release: created on open when missing
 
 
+COLUMNS = {
+    "runs": "id, kind, inventory, deploy, who, machine, revision, started_at, finished_at, status, resumed_from, "
+    "plan, document",
+    "run_hosts": "run_id, host, batch, outcome, stage, reason, in_balancer, seconds",
+    "findings": "id, inventory, host, deploy, operation, fingerprint, verdict, detail, cause, first_seen, "
+    "last_seen, resolved_at",
+    "locks": "inventory, run_id, who, machine, pid, since",
+}
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -106,6 +116,8 @@ class Store:
         for table, column, kind in ADDED_COLUMNS:
             if column not in self._columns(table):
                 self._exec(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")  # constants, not input
+        for table, columns in COLUMNS.items():  # a table of that name made by something else fails here
+            self._exec(f"SELECT {columns} FROM {table} LIMIT 0")  # noqa: S608 - constants of this module
         self._commit()
         self.store_id = self._store_id()
 
@@ -428,6 +440,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def safe_url(url: str) -> str:
+    """`url` without what may be secret: no user or password, no query parameters, no path past the first
+    segment (webhook paths carry tokens)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(a malformed URL)"
+    first = parts.path.split("/")[1] if parts.path.count("/") >= 1 and parts.path != "/" else ""
+    path = f"/{first}" if first else ""
+    more = "/..." if parts.path.rstrip("/").count("/") > 1 or parts.query else ""
+    return f"{parts.scheme}://{host}{port}{path}{more}" if parts.scheme else "(not a URL)"
+
+
 def open_store(state_dir: Path, url: str | None = None) -> Store:
     """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://..."""
     if url and url.startswith(("postgresql://", "postgres://")):
@@ -435,27 +464,36 @@ def open_store(state_dir: Path, url: str | None = None) -> Store:
 
         try:
             conn = psycopg.connect(url, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            safe = url.split("@")[-1]  # never print the password
+        except (psycopg.Error, ValueError) as exc:
             raise ConfigError(
                 "--state",
-                f"cannot connect to PostgreSQL at {safe}: {str(exc).strip()}",
-                fix="check the URL and that the server is up",
-            ) from exc
-        return Store(conn, postgres=True, where=f"postgresql://{url.split('@')[-1]}")
+                f"cannot connect to PostgreSQL at {safe_url(url)} ({type(exc).__name__}).",
+                fix="check the URL (postgresql://USER@HOST:PORT/DB; the password in PGPASSWORD or ~/.pgpass) "
+                "and that the server is up",
+            ) from None
+        return Store(conn, postgres=True, where=safe_url(url))
     return _open_sqlite(state_dir, url)
 
 
 def _open_sqlite(state_dir: Path, url: str | None) -> Store:
     if url:
         raise ConfigError(
-            "--state", f"unknown state store {url!r}.", fix="use postgresql://... or leave it out (SQLite)"
+            "--state", f"unknown state store {safe_url(url)}.", fix="use postgresql://... or leave it out (SQLite)"
         )
-    state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "state.db"
-    sqlite = sqlite3.connect(path, timeout=30, isolation_level=None)
-    sqlite.execute("PRAGMA journal_mode=WAL")
-    return Store(_AutoTx(sqlite), postgres=False, where=str(path))
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            raise ConfigError(path, "is not a file.", fix="move it away; opsrun keeps its run history in this file")
+        sqlite = sqlite3.connect(path, timeout=30, isolation_level=None)
+        sqlite.execute("PRAGMA journal_mode=WAL")
+        return Store(_AutoTx(sqlite), postgres=False, where=str(path))
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            path,
+            f"cannot open the run history: {getattr(exc, 'strerror', None) or exc}.",
+            fix=f"make {state_dir} a writable folder, and move a damaged or foreign state.db away (a new one is made)",
+        ) from None
 
 
 class _AutoTx:

@@ -18,13 +18,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from opsrun.deadlines import DEFAULTS
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
+from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import TestResult, VerifyRun
 
@@ -32,6 +32,7 @@ from opsrun.results import TestResult, VerifyRun
 PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
 STOP_POLL = 0.2  # how often the controller looks at its stop flag while pytest runs
 
+_NO_HOST = Host("", (), {})
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
 STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
 
@@ -48,10 +49,11 @@ def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path) -> str
                 field="ssh_strict_host_key_checking",
                 fix=f"use one of {', '.join(STRICT)}",
             )
+        value = _config_value(inventory, name)
         lines = [
-            f"Host {name}",
-            f"  HostName {data.get('ssh_hostname', name)}",
-            f"  Port {data.get('ssh_port', 22)}",
+            f"Host {value('host name', name)}",
+            f"  HostName {value('ssh_hostname', data.get('ssh_hostname', name))}",
+            f"  Port {value('ssh_port', data.get('ssh_port', 22))}",
             "  BatchMode yes",
             f"  StrictHostKeyChecking {STRICT[strict]}",
             "  ConnectTimeout 10",
@@ -61,13 +63,35 @@ def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path) -> str
             "  LogLevel ERROR",
         ]
         if "ssh_user" in data:
-            lines.append(f"  User {data['ssh_user']}")
+            lines.append(f"  User {value('ssh_user', data['ssh_user'])}")
         if "ssh_key" in data:
-            lines += [f"  IdentityFile {data['ssh_key']}", "  IdentitiesOnly yes"]
+            lines += [f"  IdentityFile {value('ssh_key', data['ssh_key'])}", "  IdentitiesOnly yes"]
         if "ssh_known_hosts_file" in data:
-            lines.append(f"  UserKnownHostsFile {data['ssh_known_hosts_file']}")
+            lines.append(f"  UserKnownHostsFile {value('ssh_known_hosts_file', data['ssh_known_hosts_file'])}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+SSH_CONFIG_VALUE = re.compile(r"[A-Za-z0-9._/@%+=:,~\[\]-]+")
+
+
+def _config_value(inventory: Inventory, host: str) -> Callable[[str, object], str]:
+    """A checker for values going into the ssh_config: one word of safe characters, or ConfigError (a space,
+    quote or newline would add options, e.g. a ProxyCommand that runs on this machine)."""
+
+    def value(field: str, raw: object) -> str:
+        text = str(raw)
+        if not SSH_CONFIG_VALUE.fullmatch(text):
+            raise ConfigError(
+                inventory.where(host, field) if field in inventory.hosts.get(host, _NO_HOST).data else inventory.path,
+                f"{text!r} cannot go into an ssh_config for host {host} (spaces, quotes and control characters "
+                "would change its meaning).",
+                field=field,
+                fix="use a value of letters, digits and ._/@%+=:,~-",
+            )
+        return text
+
+    return value
 
 
 def public_data(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,30 +19,16 @@ BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
-def validate(settings: Any, *, where: str) -> tuple[str, str, tuple[str, ...]]:
-    """Check `settings` (group_data `balancer`) names a known type with its required settings."""
-    if not isinstance(settings, dict):
-        raise ConfigError(
-            where,
-            f"expected a dict, got {type(settings).__name__}.",
-            field="balancer",
-            fix='write balancer = {"type": "haproxy", ...}',
-        )
-    kind = settings.get("type")
-    if kind not in BALANCERS:
-        raise ConfigError(
-            where, f"unknown balancer type {kind!r}.", field="balancer.type", fix=f"use one of: {', '.join(BALANCERS)}"
-        )
-    module, cls, required = BALANCERS[kind]
-    missing = [k for k in required if not settings.get(k)]
-    if missing:
-        raise ConfigError(
-            where,
-            f"missing {', '.join(missing)} for a {kind} balancer.",
-            field=f"balancer.{missing[0]}",
-            fix=f"set {', '.join(missing)}",
-        )
-    return module, cls, required
+def validate(settings: Any, *, where: str, key: str = "balancer") -> tuple[str, str, tuple[str, ...]]:
+    """Check `settings` (group_data `balancer`) against its schema (opsrun.settings.models): a known type
+    with its required settings, each of the characters its sink allows."""
+    from opsrun import settings as schemas
+    from opsrun.settings import models
+
+    if settings is None:
+        raise ConfigError(where, "no balancer.", field=key, fix='write balancer = {"type": "haproxy", ...}')
+    schemas.validate_key(models.BalancerSetting, key, settings, where=where)
+    return BALANCERS[settings["type"]]
 
 
 def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
@@ -68,6 +54,8 @@ def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
 
 
 def server_name(settings: dict[str, Any], host: str, data: dict[str, Any]) -> str:
-    """The host's name in the balancer: `server` (a template with {host}) or the host name."""
+    """The host's name in the balancer: `server` (a template of {host} and the host's data keys, checked by
+    the schema for every host before anything connects) or the host name."""
     template = str(settings.get("server", "{host}"))
-    return template.format(host=host, **{k: v for k, v in data.items() if isinstance(v, str | int)})
+    usable = {k: v for k, v in data.items() if isinstance(v, str | int) and not isinstance(v, bool)}
+    return template.format(**{**usable, "host": host})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket as _socket
 from dataclasses import dataclass
 
@@ -74,14 +75,30 @@ def parse_stat(text: str) -> dict[tuple[str, str], dict[str, str]]:
     return {(r["pxname"], r["svname"]): r for r in reader if r.get("pxname")}
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,252}")
+
+
+def plain_name(what: str, name: str) -> str:
+    """A backend or server name fit for a runtime API line; BalancerError for anything else. The runtime API
+    splits a line on ';' (a second command) and a newline ends it, so such a name is never sent."""
+    if not PLAIN_NAME.fullmatch(name):
+        raise BalancerError(
+            f"haproxy {what} name {name!r} is not a plain name (letters, digits and ._:- only): not sent"
+        )
+    return name
+
+
 class HAProxy:
     def __init__(self, socket: str, backend: str, timeout: float = 5.0):
+        plain_name("backend", backend)
         self.socket_path = socket
         self.backend = backend
         self.timeout = timeout
         self.name = f"haproxy backend {backend}"
 
     def command(self, line: str) -> str:
+        if any(c in line for c in ";\n\r\x00"):
+            raise BalancerError(f"refused to send {line!r} to haproxy: ';' or a line break would add a command")
         try:
             with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as s:
                 s.settimeout(self.timeout)
@@ -109,10 +126,10 @@ class HAProxy:
             )
 
     def drain(self, server: str) -> None:
-        self.command(f"set server {self.backend}/{server} state drain")
+        self.command(f"set server {self.backend}/{plain_name('server', server)} state drain")
 
     def enable(self, server: str) -> None:
-        self.command(f"set server {self.backend}/{server} state ready")
+        self.command(f"set server {self.backend}/{plain_name('server', server)} state ready")
 
     def state(self, server: str) -> ServerState:
         row = self._rows().get(server)

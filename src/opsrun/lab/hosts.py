@@ -9,6 +9,7 @@ A host is stopped with SIGTERM to its nspawn (a clean poweroff); never SIGRTMIN+
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import uuid
@@ -25,7 +26,7 @@ SUPERVISOR = """#!/bin/sh
 echo $$ > {dir}/supervisor.pid
 for d in {cgroups}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs"; done
 while :; do
-  systemd-nspawn -q -D {base} --overlay={base}:{upper}:/ -M {machine} --boot --register=no --keep-unit \\
+  systemd-nspawn -q -D {base} --overlay={overlay} -M {machine} --boot --register=no --keep-unit \\
     --network-namespace-path=/run/netns/{netns} --resolv-conf=off --timezone=off --link-journal=no \\
     --console=read-only >>{dir}/console.log 2>&1 &
   echo $! > {dir}/nspawn.pid
@@ -145,22 +146,31 @@ def host_keys(cfg: LabConfig, name: str) -> list[str]:
     return [" ".join(p.read_text().split()[:2]) for p in sorted(etc.glob("ssh_host_*_key.pub"))]
 
 
+def supervisor_script(cfg: LabConfig, base: Path, name: str) -> str:
+    """The supervisor's shell script, every path and name in it quoted. A path holding a newline, or a ':'
+    (systemd-nspawn's --overlay separator), is refused: it could not mean what it says."""
+    hdir = cfg.host_dir(name)
+    for what, value in (("lab folder", hdir), ("base image", base), ("host name", name)):
+        if any(c in str(value) for c in ":\n\r\x00"):
+            raise LabError(f"the {what} {str(value)!r} holds ':' or a control character; use a plain path")
+    q = shlex.quote
+    return SUPERVISOR.format(
+        name=q(name),
+        machine=q(cfg.machine(name)),
+        dir=q(str(hdir)),
+        base=q(str(base)),
+        overlay=q(f"{base}:{hdir / 'upper'}:/"),
+        netns=q(cfg.netns(name)),
+        cgroups=" ".join(q(str(d)) for d in cgroup_dirs(cfg, name)),
+    )
+
+
 def start(cfg: LabConfig, base: Path, name: str) -> None:
     if supervisor_pid(cfg, name):
         return
     hdir = cfg.host_dir(name)
     script = hdir / "run-host.sh"
-    script.write_text(
-        SUPERVISOR.format(
-            name=name,
-            machine=cfg.machine(name),
-            dir=hdir,
-            base=base,
-            upper=hdir / "upper",
-            netns=cfg.netns(name),
-            cgroups=" ".join(str(d) for d in cgroup_dirs(cfg, name)),
-        )
-    )
+    script.write_text(supervisor_script(cfg, base, name))
     (hdir / "supervisor.pid").unlink(missing_ok=True)
     # setsid -f: the supervisor is nobody's child, so it outlives the CLI and is never left a zombie
     with (hdir / "supervisor.log").open("ab") as log:  # never a pipe: the supervisor would hold it open

@@ -1,0 +1,241 @@
+"""Every setting opsrun or a deploy reads from group_data and inventories, validated for every host of a
+command before anything connects (`check_hosts`), and read by the deploys through the same models
+(`for_host`), so that a plain `pyinfra INVENTORY deploys/X.py` run refuses the same values.
+
+A refused value is a ConfigError naming the file that set it (`Inventory.where`), the field path built from
+pydantic's error location (`pm2_apps[0].instances`), what was expected, and the fix (the field's
+description). The schemas are in `opsrun.settings.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from opsrun.errors import ConfigError
+from opsrun.settings import models
+
+
+@dataclass(frozen=True)
+class Family:
+    """The host data keys one model reads: `prefix` + field name (`pm2_` + `apps`), and `also` as they are."""
+
+    name: str
+    model: type[BaseModel]
+    prefix: str
+    also: tuple[str, ...] = ()
+
+    def keys(self, data: Mapping[str, Any]) -> list[str]:
+        return [k for k in data if self.owns(k)]
+
+    def owns(self, key: str) -> bool:
+        if key in self.also:
+            return True
+        if not key.startswith(self.prefix) or (key.endswith(("_rolling", "_balancer")) and self.prefix):
+            return False
+        return key != self.prefix.rstrip("_")
+
+    def field(self, key: str) -> str:
+        return key if key in self.also or not self.prefix else key[len(self.prefix) :]
+
+    def key(self, field: str) -> str:
+        return field if field in self.also or not self.prefix else self.prefix + field
+
+
+DEPLOYS: dict[str, Family] = {
+    "nginx": Family("nginx", models.NginxSettings, "nginx_"),
+    "pm2": Family("pm2", models.Pm2Settings, "pm2_"),
+    "patching": Family("patching", models.PatchingSettings, "patching_", also=("apt_repositories",)),
+    "redis_cluster": Family("redis_cluster", models.RedisSettings, "redis_cluster_"),
+    "mongo_replicaset": Family("mongo_replicaset", models.MongoSettings, "mongo_replicaset_"),
+}
+SSH = Family("ssh", models.SSHSettings, "")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (pyinfra data is often written with tuples); everything else as it is."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """pydantic's ("pm2_apps", 0, "instances") as pm2_apps[0].instances."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _is_field(part):
+            continue  # a union member's tag (constrained-str, int, function-after[...]) is no part of the path
+        elif part in ("haproxy", "nginx", "elbv2") and out.endswith("balancer"):
+            continue  # the discriminated union's tag is not part of the user's path
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _is_field(part: str) -> bool:
+    return part.isidentifier() and part not in ("int", "str", "float", "bool", "list", "dict", "none")
+
+
+def _describe(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The description (the fix) of the deepest described field along `loc`."""
+    found: str | None = None
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        info: FieldInfo | None = current.model_fields.get(str(part))
+        if info is None:
+            current = _pick_model(current, str(part))
+            continue
+        found = info.description or found
+        current = _inner_model(info.annotation)
+    return found
+
+
+def _pick_model(current: Any, tag: str) -> Any:
+    return {"haproxy": models.HAProxyBalancer, "nginx": models.NginxBalancer, "elbv2": models.ELBv2Balancer}.get(
+        tag, current
+    )
+
+
+def _inner_model(annotation: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _expected(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown setting."
+    if error["type"] == "missing":
+        return "missing."
+    return f"{message} (got {error['input']!r})." if "input" in error else f"{message}."
+
+
+def _first_error(
+    exc: ValidationError, model: type[BaseModel], where: Callable[[str], str], key_of: Callable[[str], str]
+) -> ConfigError:
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    key = key_of(str(loc[0])) if loc else ""
+    path = field_path((key, *loc[1:])) if loc else ""
+    fix = _describe(model, loc)
+    if error["type"] == "extra_forbidden":
+        known = ", ".join(key_of(f) if len(loc) == 1 else f for f in _fields_at(model, loc[:-1]))
+        fix = f"remove it, or use one of: {known}"
+    return ConfigError(
+        where(key),
+        _expected(error),
+        field=path,
+        fix=f"set {path} to {fix}" if fix and error["type"] != "extra_forbidden" else fix or "correct the value",
+    )
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        info = current.model_fields.get(str(part))
+        current = _inner_model(info.annotation) if info else _pick_model(current, str(part))
+    names = list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+    return names
+
+
+def validate_family(
+    family: Family, data: Mapping[str, Any], *, where: Callable[[str], str], context: dict[str, Any] | None = None
+) -> BaseModel:
+    """The model of `family` from host `data`; ConfigError for the first refused value."""
+    values = {family.field(k): _plain(data[k]) for k in family.keys(data)}
+    try:
+        return family.model.model_validate(values, context=context)
+    except ValidationError as exc:
+        raise _first_error(exc, family.model, where, family.key) from None
+
+
+def validate_key(
+    model: type[BaseModel], key: str, value: Any, *, where: str, context: dict[str, Any] | None = None
+) -> Any:
+    """One setting of a wrapper model (RollingSetting, BalancerSetting, DRSetting) whose one field is `key`'s."""
+    field = next(iter(model.model_fields))
+    try:
+        validated = model.model_validate({field: _plain(value)}, context=context)
+    except ValidationError as exc:
+        raise _first_error(exc, model, lambda _k: where, lambda _f: key) from None
+    return getattr(validated, field)
+
+
+def policy_keys(data: Mapping[str, Any]) -> list[tuple[str, type[BaseModel]]]:
+    """rolling, balancer and every DEPLOY_rolling / DEPLOY_balancer among the host's keys."""
+    out: list[tuple[str, type[BaseModel]]] = []
+    for key in data:
+        if key == "rolling" or key.endswith("_rolling"):
+            out.append((key, models.RollingSetting))
+        elif key == "balancer" or key.endswith("_balancer"):
+            out.append((key, models.BalancerSetting))
+    return out
+
+
+def check_host(inv: Any, host: str) -> None:
+    """Every setting of one inventory host; ConfigError naming the file, the field and the fix."""
+    data = inv.hosts[host].data
+
+    def where(key: str) -> str:
+        return str(inv.where(host, key)) if key in data else str(inv.path)
+
+    context = {"host": host, "host_data": dict(data), "inventory_hosts": list(inv.hosts)}
+    validate_family(SSH, {k: v for k, v in data.items() if k.startswith("ssh_")}, where=where)
+    for family in DEPLOYS.values():
+        validate_family(family, data, where=where)
+    for key, model in policy_keys(data):
+        validate_key(model, key, data[key], where=where(key), context=context)
+    if "dr" in data:
+        validate_key(models.DRSetting, "dr", data["dr"], where=where("dr"))
+    _check_picklable(data, host, where)
+
+
+def _check_picklable(data: Mapping[str, Any], host: str, where: Callable[[str], str]) -> None:
+    """Host data goes to the pyinfra worker process by pickle: a value that cannot go is refused here."""
+    import pickle
+
+    for key, value in data.items():
+        try:
+            pickle.dumps(value)
+        except Exception as exc:  # noqa: BLE001 - pickle raises many kinds (TypeError, PicklingError, ...)
+            raise ConfigError(
+                where(key),
+                f"the value of host {host} cannot be passed to pyinfra ({type(exc).__name__}: {exc}).",
+                field=key,
+                fix="use plain data: strings, numbers, booleans, lists and dicts",
+            ) from None
+
+
+def check_hosts(inv: Any, hosts: list[str]) -> None:
+    """Every setting of every host of a command, before anything connects."""
+    for host in hosts:
+        check_host(inv, host)
+
+
+def for_host(host: Any, deploy: str) -> Any:
+    """A deploy's validated settings for the pyinfra `host` it runs on (inside opsrun or a plain pyinfra
+    run): `settings.for_host(host, "pm2").apps[0].instances`. Refused values raise ConfigError."""
+    data = host.data.dict() if hasattr(host.data, "dict") else dict(host.data)
+    family = DEPLOYS[deploy]
+    return validate_family(family, data, where=lambda key: f"group_data or inventory (host {host.name}, {key})")

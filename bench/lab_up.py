@@ -6,17 +6,21 @@ Run by hand as root: python bench/lab_up.py [N]   (default 12). It replaces any 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from typing import Any
 
-from opsrun.lab import Lab
+from opsrun.lab import Lab, capacity
 
 
 def mem_available_mib() -> float:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no MemAvailable in /proc/meminfo")
+    return capacity.read_meminfo()[1] / 1024
+
+
+def measured(lab: Lab) -> dict[str, Any]:
+    """What the last `up` that booted hosts measured (lab.json): boot time, MiB and inotify per new host."""
+    return dict(json.loads(lab.cfg.state_file.read_text()).get("measured") or {})
 
 
 def main() -> None:
@@ -33,6 +37,7 @@ def main() -> None:
     states = {h.state for h in hosts}
     print(f"lab up --hosts {count}: {up:.2f}s until all {len(hosts)} hosts answer SSH with systemd {states}")
     print(f"MemAvailable drop: {before - after:.0f} MiB ({(before - after) / count:.1f} MiB a host)")
+    print(f"as lab.json records it: {measured(lab)}")
     start = time.perf_counter()
     lab.up(count)
     print(f"lab up again (no change): {time.perf_counter() - start:.2f}s")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,11 @@ import time
 from pathlib import Path
 
 import redis
+from apply_nochange import ops_copy
 from redis.cluster import ClusterNode, RedisCluster
 
 from opsrun.lab import Lab
 
-REPO = Path(__file__).resolve().parents[1]
 PORTS = [7000, 7001, 7002, 7003, 7004, 7005]
 
 
@@ -55,9 +54,7 @@ def main() -> None:
     current = int(cluster.config_get("maxmemory", target_nodes=RedisCluster.RANDOM)["maxmemory"])
     new = "128mb" if current != 128 * 1024**2 else "96mb"
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ("inventories", "group_data", "deploys", "verify", "apps"):
-            shutil.copytree(REPO / folder, Path(tmp) / folder)
-        data = Path(tmp) / "group_data" / "redis.py"
+        data = ops_copy(Path(tmp)) / "group_data" / "redis.py"
         data.write_text(
             data.read_text() + f'\nredis_cluster_settings = {{**redis_cluster_settings, "maxmemory": "{new}"}}\n'
         )

@@ -454,10 +454,16 @@ def lab() -> None:
 
 @lab.command("up")
 @click.option(
-    "--hosts", "count", type=click.IntRange(1, 30), default=3, show_default=True, help="Number of hosts (web1..webN)."
+    "--hosts",
+    "count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Number of hosts (web1..webN), up to what this machine holds: the /24's 244 addresses and its memory.",
 )
 def lab_up(count: int) -> None:
-    """Build (once) and boot the lab; running it again gives the same lab."""
+    """Build (once) and boot the lab; running it again gives the same lab. Raises the kernel's inotify
+    limits when the hosts need more (`lab down` puts them back)."""
     from opsrun.lab import Lab
 
     hosts = Lab().up(count, log=lambda m: click.echo(m, err=True))

@@ -10,7 +10,7 @@ import pytest
 from opsrun import lab as lab_module
 from opsrun.errors import LabError
 from opsrun.lab import hosts, image
-from opsrun.lab.config import LabConfig
+from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "apt-sources"
 
@@ -64,7 +64,12 @@ def test_host_files_point_apt_and_npm_at_the_bridge():
     assert "10.231.9.12 web2" in files["/etc/hosts"].splitlines()
 
 
-def test_interface_names_fit_ifnamsiz():
-    cfg = LabConfig(Path("/l"), Path("/c"), prefix="opsrun-t-")
-    assert len(cfg.veth("web30")) <= 15
-    assert cfg.veth("web1") != LabConfig(Path("/l"), Path("/c")).veth("web1")
+@pytest.mark.parametrize("prefix", ["opsrun-", "opsrun-t-"])
+def test_interface_names_fit_ifnamsiz_and_stay_apart_up_to_the_last_address(prefix):
+    cfg = LabConfig(Path("/l"), Path("/c"), prefix=prefix)
+    names = {cfg.veth(host_name(i)) for i in range(1, MAX_ADDRESSES + 1)}
+    assert len(names) == MAX_ADDRESSES and max(len(n) for n in names) <= 15
+    assert cfg.veth("web1") == f"v{prefix}web1"
+    assert LabConfig(Path("/l"), Path("/c"), prefix="opsrun-t-").veth("web1") != LabConfig(Path("/l"), Path("/c")).veth(
+        "web1"
+    )

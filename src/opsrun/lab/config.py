@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Host i (1-based) of the lab is `web{i}` at SUBNET.{10+i}; the bridge is SUBNET.1.
-MAX_HOSTS = 30
+#: Host i (1-based) of the lab is `web{i}` at SUBNET.{HOST_OFFSET+i}; the bridge is SUBNET.1, .2-.10 stay free.
+HOST_OFFSET = 10
+#: The /24 has room for this many hosts (.11-.254). How many this machine holds is capacity.plan's answer.
+MAX_ADDRESSES = 254 - HOST_OFFSET
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,10 @@ class LabConfig:
         return f"{self.subnet}.1"
 
     def address(self, index: int) -> str:
-        return f"{self.subnet}.{10 + index}"
+        """Host `index` (1-based) of the lab: SUBNET.11 for web1 ... SUBNET.254 for web244."""
+        if not 1 <= index <= MAX_ADDRESSES:
+            raise ValueError(f"lab host index {index} is outside 1..{MAX_ADDRESSES} (the /24 of {self.subnet})")
+        return f"{self.subnet}.{HOST_OFFSET + index}"
 
     @property
     def key(self) -> Path:
@@ -57,7 +63,11 @@ class LabConfig:
         return f"{self.prefix}{name}"
 
     def veth(self, name: str) -> str:
-        return f"v{self.prefix}{name}"[:15]  # IFNAMSIZ
+        full = f"v{self.prefix}{name}"
+        if len(full) <= 15:  # IFNAMSIZ
+            return full
+        # cutting it short would give web100 the name of web10: a name of the same length from a hash instead
+        return "v" + hashlib.sha256(full.encode()).hexdigest()[:14]
 
 
 def host_name(index: int) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 from opsrun.errors import LabError
-from opsrun.lab.config import MAX_HOSTS, LabConfig, host_name
+from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
 from opsrun.waiting import poll_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -129,7 +130,8 @@ def lab_files(cfg: LabConfig, name: str) -> dict[str, str]:
     """What ties a host to this lab: the lab's names and addresses, and apt and npm through the bridge."""
     gw = cfg.gateway
     hosts = ["127.0.0.1 localhost", f"127.0.1.1 {name}", f"{gw} lab-gw"]
-    hosts += [f"{cfg.address(i)} {host_name(i)}" for i in range(1, MAX_HOSTS + 1)]
+    # every name the /24 can hold, so a host made now knows the hosts a bigger `up` adds later
+    hosts += [f"{cfg.address(i)} {host_name(i)}" for i in range(1, MAX_ADDRESSES + 1)]
     return {
         "/etc/hosts": "\n".join(hosts) + "\n",
         "/etc/resolv.conf": f"nameserver {gw}\n",  # answers nothing: lookups fail fast, names come from hosts
@@ -239,8 +241,20 @@ def ssh(cfg: LabConfig, address: str, *command: str, timeout: float = 30) -> sub
     )
 
 
+def port_open(address: str, port: int = 22) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_ready(cfg: LabConfig, name: str, address: str, timeout: float = 90) -> str:
-    """Poll until SSH answers and systemd has finished booting; return systemd's state."""
+    """Poll until SSH answers and systemd has finished booting; return systemd's state.
+
+    The port is polled first (a connect costs nothing), then ssh: with 100 hosts booting on a few cores,
+    an ssh process every 0.2 s for each host would compete with the boot itself."""
+    poll_until(lambda: port_open(address), timeout=timeout, what=f"sshd on lab host {name} ({address}) to listen")
     poll_until(
         lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
         timeout=timeout,

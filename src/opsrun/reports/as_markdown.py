@@ -1,4 +1,6 @@
-"""Markdown rendering of a report: summary table first, notes, then one section per host."""
+"""Markdown rendering of a report: summary table first, notes, the quiet hosts on one line, then one
+section per host that has something to say; a file change as a diff block with the operation's commands
+folded under it (`<details>`, which GitHub and GitLab render)."""
 
 from __future__ import annotations
 
@@ -25,20 +27,27 @@ def render(report: Report) -> str:
         out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows] + [""]
     if report.log:
         out += ["## Drill log", "", "```", *report.log, "```", ""]
-    for host in report.hosts:
+    if report.quiet_line():
+        out += [report.quiet_line(), ""]
+    for host in report.loud_hosts():
         items = report.for_host(host)
         out += [f"## {host}", ""]
         if not items:
-            out += ["Nothing to report.", ""]
+            out += [report.empty or "Nothing to report.", ""]
             continue
         out += ["| what | verdict | note | detail |", "|---|---|---|---|"]
         for i in items:
             name = f"{i.group}: {i.name}" if i.group else i.name
-            out.append(f"| {_cell(name)} | {i.verdict} | {_cell(i.note)} | {_cell('; '.join(i.detail[:5]))} |")
+            detail = "the diff below" if i.diff else "; ".join(i.detail[:5])
+            out.append(f"| {_cell(name)} | {i.verdict} | {_cell(i.note)} | {_cell(detail)} |")
         out.append("")
         for i in items:
             if i.diff:
                 out += [f"{i.name}:", "", "```diff", *_unified(i.diff), "```", ""]
+                if i.detail:
+                    noun = "command" if len(i.detail) == 1 else "commands"
+                    out += [f"<details><summary>{len(i.detail)} {noun}</summary>", "", "```", *i.detail, "```", ""]
+                    out += ["</details>", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

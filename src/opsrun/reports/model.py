@@ -4,6 +4,10 @@ a title, a summary, per-host items and notes, which the Markdown, HTML and JUnit
 Items are what a reader checks one by one: an operation that changed (or would), a verify test, a drift
 finding. `failing` marks what counts against the run (a JUnit failure); `skipped` what could not be
 judged (an unknown, a host not reached).
+
+At fleet scale most hosts have nothing to say: a host whose items are all quiet (none, or only passed
+checks) is "quiet", and the renderers fold the quiet hosts into one line (`quiet_line`) instead of a
+section each.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+QUIET_VERDICTS = frozenset({"passed", "unchanged"})
 
 
 @dataclass
@@ -25,6 +31,11 @@ class Item:
     seconds: float | None = None
     failing: bool = False
     skipped: bool = False
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing for a reader to look at: a check that passed, an operation that changed nothing."""
+        return self.verdict in QUIET_VERDICTS and not self.failing and not self.skipped
 
 
 @dataclass
@@ -45,9 +56,32 @@ class Report:
     tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)  # (title, header, rows)
     log: list[str] = field(default_factory=list)  # timestamped steps (a drill's)
     section_label: str = "host"
+    quiet_label: str = "with nothing to report"  # "97 hosts clean: ...": what a quiet host is, for this kind
+    empty: str = ""  # what a host without any item means, when that is not quiet (verify: no check ran)
 
     def for_host(self, host: str) -> list[Item]:
         return [i for i in self.items if i.host == host]
+
+    def quiet_hosts(self) -> list[str]:
+        """The hosts (in report order) with nothing to look at: only quiet items, or none (unless `empty`
+        says that a host without items is news)."""
+        loud = {i.host for i in self.items if not i.quiet}
+        if self.empty:
+            loud |= set(self.hosts) - {i.host for i in self.items}
+        return [h for h in self.hosts if h not in loud]
+
+    def loud_hosts(self) -> list[str]:
+        """The hosts that get a section of their own."""
+        quiet = set(self.quiet_hosts())
+        return [h for h in self.hosts if h not in quiet]
+
+    def quiet_line(self) -> str:
+        """All quiet hosts on one line: "97 hosts clean: web1, web2, ..." ("" when there are none)."""
+        quiet = self.quiet_hosts()
+        if not quiet:
+            return ""
+        noun = "host" if len(quiet) == 1 else "hosts"
+        return f"{len(quiet)} {noun} {self.quiet_label}: {', '.join(quiet)}"
 
 
 def _now() -> str:
@@ -124,6 +158,7 @@ def _apply(doc: dict[str, Any]) -> Report:
         hosts,
         items,
         notes,
+        quiet_label="with nothing to change" if dry else "unchanged",
     )
 
 
@@ -161,6 +196,8 @@ def _verify(doc: dict[str, Any]) -> Report:
         list(doc.get("hosts", {})),
         items,
         notes,
+        quiet_label="passed every check",
+        empty="No check ran on this host.",
     )
 
 
@@ -208,6 +245,7 @@ def _drift(doc: dict[str, Any]) -> Report:
         list(hosts),
         items,
         notes,
+        quiet_label="clean",
     )
 
 

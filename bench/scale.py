@@ -1,0 +1,264 @@
+"""Benchmark: opsrun at fleet scale (issue 15), one Markdown table for the README.
+
+For each N (default 12 50 100) the lab is brought to N hosts (grown, not rebuilt: the boot figures are those of
+the hosts this `up` added, as lab.json measured them), pm2 and nginx are converged once with a plain parallel
+apply (untimed), then, side by side on the same hosts, medians of 5 (3 from 100 hosts on):
+
+- a no-change `opsrun apply lab nginx` (plain parallel apply: bench/apply_nochange.py's copy of the ops content
+  without rolling policy and balancer) against raw `pyinfra inventories/lab.py deploys/nginx.py -y`;
+- `opsrun verify lab nginx` over the N hosts against the same suite on web1 alone;
+- `opsrun drift lab nginx` against `pyinfra --dry`, and drift over web1..web3 (`--limit`) for its growth from
+  3 hosts to N;
+- once: a rolling `patching` with `--serial 25%` (a real opsrun-demo upgrade per host that asks for a reboot,
+  so each host reboots inside its batch) while 8 threads send requests through HAProxy: wall time, the share
+  outside pyinfra, drain, reboot and health waits (verification and opsrun's own work), failed requests;
+- once each, untimed: the peak memory of apply, verify and drift: the summed RSS of opsrun and every process
+  under it (sampled from /proc every 0.1 s) and the largest single process (wait4's ru_maxrss).
+
+Run by hand as root from the repository, with nothing else using the lab:
+    python bench/scale.py [N ...] [--no-rolling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apply_nochange import OPSRUN, REPO, alternate, demo_token, nochange_commands, ops_copy, plain_copy
+from drift import drift_commands
+from lab_up import measured
+from rolling import outside_waits, prepare, roll
+
+from opsrun.lab import Lab
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def runs_for(hosts: int) -> int:
+    """Medians of 5; of 3 from 100 hosts on, where one run of each costs tens of seconds."""
+    return 3 if hosts >= 100 else 5
+
+
+def median(values: list[float]) -> float:
+    if not values:
+        raise ValueError("no runs to take the median of")
+    return statistics.median(values)
+
+
+# ------------------------------------------------------------------------------------------ memory
+def tree_rss_kib(root: int, procs: dict[int, tuple[int, int]]) -> int:
+    """Summed RSS (KiB) of `root` and all its descendants, from {pid: (ppid, rss_kib)}."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _rss) in procs.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in procs:
+            total += procs[pid][1]
+        todo += children.get(pid, [])
+    return total
+
+
+def parse_stat(text: str) -> tuple[int, int]:
+    """(ppid, rss_kib) from the text of /proc/PID/stat (the command name may hold spaces and parentheses)."""
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[21]) * PAGE_KIB
+
+
+def read_procs() -> dict[int, tuple[int, int]]:
+    procs = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                procs[int(entry.name)] = parse_stat(Path(entry.path, "stat").read_text())
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+    return procs
+
+
+@dataclass
+class Peak:
+    tree_mib: float  # opsrun and everything under it at once (workers, ssh, pytest), sampled
+    largest_mib: float  # the largest single process, exact (the kernel's high-water mark)
+
+
+def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
+    """Run `cmd` once; its peak memory. Sampling costs CPU, so this run is never one of the timed ones."""
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.1):
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid, read_procs()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in ok:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
+    return Peak(peak[0] / 1024, usage.ru_maxrss / 1024)
+
+
+# ------------------------------------------------------------------------------------------ one size
+@dataclass
+class Size:
+    hosts: int
+    boot: dict[str, object] = field(default_factory=dict)  # lab.json's `measured`
+    seconds: dict[str, float] = field(default_factory=dict)  # medians, by measure
+    runs: int = 0
+    rolling: dict[str, float] = field(default_factory=dict)  # wall, outside share, requests, failed
+    peaks: dict[str, Peak] = field(default_factory=dict)  # apply, verify, drift
+
+
+def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
+    lab.up(n)
+    size = Size(n, boot=measured(lab), runs=runs_for(n))
+    for deploy in ("pm2", "nginx"):  # a plain parallel apply: converging 100 hosts one batch at a time takes long
+        subprocess.run([OPSRUN, "--project", str(plain), "apply", "lab", deploy], check=True, capture_output=True)
+    apply = alternate(nochange_commands(plain), size.runs)
+    verify = alternate(
+        {
+            "verify": [OPSRUN, "verify", "lab", "nginx"],
+            "verify_one": [OPSRUN, "verify", "lab", "nginx", "--limit", "web1"],
+        },
+        size.runs,
+    )
+    drift = alternate(drift_commands(), size.runs)
+    drift3 = alternate(drift_commands(["web1", "web2", "web3"]), size.runs)
+    size.seconds = {name: median(v) for name, v in {**apply, **verify, **drift}.items()}
+    size.seconds |= {f"{name}3": median(v) for name, v in drift3.items()}
+    size.peaks = {
+        "apply": peak_memory(nochange_commands(plain)["opsrun"]),
+        "verify": peak_memory([OPSRUN, "verify", "lab", "nginx"]),
+        "drift": peak_memory(drift_commands()["drift"]),
+    }
+    if rolling:
+        with tempfile.TemporaryDirectory() as tmp:
+            project = ops_copy(Path(tmp))
+            prepare(lab, project, "patching", converge=plain, reboot=True)
+            doc, load = roll(lab, project, "patching", serial="25%")
+        size.rolling = {
+            "wall": doc["seconds"],
+            "outside": outside_waits(doc),
+            "requests": load.requests,
+            "failed": load.failures,
+            "ok": float(doc["status"] == "success"),
+        }
+    return size
+
+
+# ------------------------------------------------------------------------------------------ the table
+Cell = Callable[[Size], str]
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def table(sizes: list[Size]) -> str:
+    """One Markdown table: a row per measure, a column per fleet size, and the issue's target."""
+    rows: list[tuple[str, list[str], str]] = []
+
+    def row(label: str, cell: Cell, target: str = "") -> None:
+        rows.append((label, [cell(s) for s in sizes], target))
+
+    def secs(key: str) -> Cell:
+        return lambda s: f"{s.seconds[key]:.2f} s" if key in s.seconds else "-"
+
+    def boot(key: str, fmt: str) -> Cell:
+        return lambda s: fmt.format(s.boot[key]) if s.boot.get(key) is not None else "-"
+
+    row("lab: hosts booted by this `up`", boot("new_hosts", "{}"))
+    row("lab: boot time of those hosts", boot("boot_seconds", "{:.1f} s"))
+    row("lab: memory per booted host (MemAvailable drop)", boot("mib_per_host", "{:.1f} MiB"))
+    row("lab: inotify instances / watches per host", _inotify)
+    row("no-change nginx: opsrun (plain parallel apply)", secs("opsrun"))
+    row("no-change nginx: raw `pyinfra -y`", secs("pyinfra"))
+    row("**ratio opsrun / pyinfra**", lambda s: _ratio(s.seconds["opsrun"], s.seconds["pyinfra"]), "≤ 1.10")
+    row("`opsrun verify lab nginx`: all hosts", secs("verify"))
+    row("`opsrun verify lab nginx`: web1 alone", secs("verify_one"))
+    row(
+        "**ratio verify all / one**",
+        lambda s: _ratio(s.seconds["verify"], s.seconds["verify_one"]),
+        "≤ 1.3 at 12",
+    )
+    row("`opsrun drift lab nginx`", secs("drift"))
+    row("`pyinfra --dry`", secs("dry"))
+    row("**ratio drift / pyinfra --dry**", lambda s: _ratio(s.seconds["drift"], s.seconds["dry"]), "reported")
+    row("`opsrun drift` on web1..web3", secs("drift3"))
+    row(
+        "**drift growth from 3 hosts**",
+        lambda s: _ratio(s.seconds["drift"], s.seconds["drift3"]),
+        "≤ 1.5 at 12",
+    )
+    row("`pyinfra --dry` growth from 3 hosts", lambda s: _ratio(s.seconds["dry"], s.seconds["dry3"]))
+    row("rolling `patching`, `--serial 25%`: wall", lambda s: _rolling(s, "wall", "{:.1f} s"))
+    row(
+        "**share outside pyinfra, drain, reboot, health waits**",
+        lambda s: _rolling(s, "outside", "{:.1%}"),
+        "≤ 10 %",
+    )
+    row("requests through HAProxy: failed / sent", _requests, "0 failed")
+    for what in ("apply", "verify", "drift"):
+        row(f"peak RSS, {what}: opsrun + workers (largest process)", lambda s, w=what: _peak(s, w), "reported")
+    header = "| measure | " + " | ".join(f"{s.hosts} hosts" for s in sizes) + " | target |"
+    lines = [header, "|---|" + "---|" * len(sizes) + "---|"]
+    lines += [f"| {label} | " + " | ".join(cells) + f" | {target} |" for label, cells, target in rows]
+    runs = ", ".join(f"{s.runs} at {s.hosts} hosts" for s in sizes)
+    return "\n".join(lines) + f"\n\nMedians of {runs}; ratios measured side by side in one run.\n"
+
+
+def _inotify(s: Size) -> str:
+    i, w = s.boot.get("inotify_instances_per_host"), s.boot.get("inotify_watches_per_host")
+    return f"{i} / {w}" if i is not None else "-"
+
+
+def _rolling(s: Size, key: str, fmt: str) -> str:
+    if not s.rolling:
+        return "-"
+    text = fmt.format(s.rolling[key])
+    return text if s.rolling["ok"] else f"{text} (rollout failed)"
+
+
+def _requests(s: Size) -> str:
+    return f"{s.rolling['failed']:.0f} / {s.rolling['requests']:.0f}" if s.rolling else "-"
+
+
+def _peak(s: Size, what: str) -> str:
+    p = s.peaks.get(what)
+    return f"{p.tree_mib:.0f} MiB ({p.largest_mib:.0f} MiB)" if p else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sizes", metavar="N", type=int, nargs="*", default=[12, 50, 100], help="fleet sizes")
+    parser.add_argument("--no-rolling", action="store_true", help="skip the rolling patching under load")
+    args = parser.parse_args()
+    demo_token()
+    lab = Lab()
+    sizes = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="opsrun-scale-") as tmp:
+        plain = plain_copy(Path(tmp))
+        for n in sorted(args.sizes):
+            sizes.append(measure(lab, n, plain, rolling=not args.no_rolling))
+            print(f"{n} hosts measured ({time.monotonic() - started:.0f} s so far)", flush=True)
+    print()
+    print(table(sizes), end="")
+
+
+if __name__ == "__main__":
+    main()

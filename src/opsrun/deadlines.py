@@ -16,7 +16,6 @@ from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 
 DEFAULTS = {"connect": 10.0, "apply": 1800.0, "verify": 300.0}
-FIX = 'write deadlines = {"connect": 10, "apply": 1800, "verify": 300} (seconds above 0)'
 
 
 def timed_out(seconds: float, stage: str) -> str:
@@ -35,12 +34,15 @@ class Deadlines:
         return {h: self.of(h, stage) for h in hosts}
 
 
-def _seconds(value: object, *, where: str, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 7 * 86400:
+def _seconds(value: float, *, field: str) -> float:
+    if not 0 < value <= 7 * 86400:
         raise ConfigError(
-            where, f"{value!r} is not a number of seconds (above 0, at most a week).", field=field, fix=FIX
+            "the command line",
+            "not a number of seconds above 0 and at most a week.",
+            field=field,
+            fix="use --deadline STAGE=SECONDS, e.g. --deadline apply=600",
         )
-    return float(value)
+    return value
 
 
 def parse_overrides(values: Iterable[str]) -> dict[str, float]:
@@ -59,22 +61,21 @@ def parse_overrides(values: Iterable[str]) -> dict[str, float]:
             seconds = float(number)
         except ValueError:
             seconds = -1.0
-        out[stage] = _seconds(seconds, where="the command line", field=f"--deadline {stage}")
+        out[stage] = _seconds(seconds, field=f"--deadline {stage}")
     return out
 
 
 def load(inv: Inventory, hosts: Iterable[str], overrides: dict[str, float] | None = None) -> Deadlines:
+    """Each host's deadlines: the defaults, group_data `deadlines` (its schema in opsrun.settings.models),
+    then the command line's."""
+    from opsrun import settings
+    from opsrun.settings import models
+
     per_host = {}
     for host in hosts:
-        given = inv.hosts[host].data.get("deadlines", {})
-        where = inv.where(host, "deadlines")
-        if not isinstance(given, dict):
-            raise ConfigError(where, f"expected a dict, got {type(given).__name__}.", field="deadlines", fix=FIX)
-        unknown = sorted(set(given) - set(DEFAULTS), key=str)
-        if unknown:
-            raise ConfigError(where, f"unknown stage {unknown[0]!r}.", field="deadlines", fix=FIX)
-        values = dict(DEFAULTS)
-        for stage, value in given.items():
-            values[stage] = _seconds(value, where=where, field=f"deadlines.{stage}")
-        per_host[host] = {**values, **(overrides or {})}
+        given = inv.hosts[host].data.get("deadlines") or {}
+        checked = settings.validate_key(
+            models.DeadlinesSetting, "deadlines", given, where=inv.where(host, "deadlines")
+        ).model_dump(exclude_none=True)
+        per_host[host] = {**DEFAULTS, **checked, **(overrides or {})}
     return Deadlines(per_host)

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 from opsrun import engine, verify
 from opsrun.deadlines import Deadlines
+from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, VerifyRun
@@ -221,6 +222,7 @@ def run_drift(
                     deadlines=deadlines.stage("verify", hosts),
                     concurrency=concurrency,
                     stop=stop,
+                    connect_timeout=max(deadlines.stage("connect", hosts).values(), default=10.0),
                 )
             plan, result = planned.result(), verified.result() if verified is not None else None
         if plan.interrupted or (result is not None and result.interrupted):
@@ -228,7 +230,7 @@ def run_drift(
             break
         _read_plan(run, deploy, plan)
         if result is not None:
-            _read_verification(run, deploy, result)
+            _read_verification(run, deploy, result, project.suite_path(deploy))
     run.seconds = time.monotonic() - started
     return run
 
@@ -252,7 +254,10 @@ def _read_plan(run: DriftRun, deploy: str, plan: DeployRun) -> None:
                 run.findings.append(found[op.name])
 
 
-def _read_verification(run: DriftRun, deploy: str, result: VerifyRun) -> None:
+def _read_verification(run: DriftRun, deploy: str, result: VerifyRun, suite_path: Path) -> None:
+    if result.error and not result.results and result.error.startswith("pytest exited"):
+        # the suite itself is broken (it does not even collect): the ops repo's fault, on no host
+        raise ConfigError(suite_path, f"the suite could not run: {result.error}", fix="correct the suite")
     if result.error:
         for h in run.hosts:
             if h not in run.unreachable:

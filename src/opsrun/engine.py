@@ -243,6 +243,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     state.add_callback_handler(Errors())
     lease_answers: dict[str, LeaseAnswer] = {}
     watchdogs: list[Any] = []
+    expired: dict[str, str] = {}
     try:
         state.set_stage(StateStage.Connect)
         with contextlib.suppress(PyinfraError):  # "No hosts remaining!": every host is in host_errors
@@ -272,20 +273,21 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                 leases=lease_answers,
             )
         stage = "dry-run" if request.dry_run else "apply"
-        watchdogs = [
-            gevent.spawn_later(
-                request.deadlines[h.name], _expire, h, timed_out(request.deadlines[h.name], stage), host_errors
-            )
-            for h in active
-        ]
+        clock = HostClocks({h.name: request.deadlines[h.name] for h in active})
+        expired = clock.expired
+        state.add_callback_handler(clock.callbacks())
+        watchdogs = [gevent.spawn(clock.watch, active, stage, host_errors)]
         state.set_stage(StateStage.Prepare)
-        _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, host_errors)
+        _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, host_errors, clock)
         if not request.dry_run and state.inventory.get_active_hosts():
             state.set_stage(StateStage.Execute)
             with contextlib.suppress(PyinfraError):  # "No hosts remaining!": each host's error is recorded
                 from pyinfra.api.operations import run_ops
 
                 run_ops(state)
+        for host in state.inventory.iter_activated_hosts():
+            if host.name not in host_errors and not _connected(host):
+                host_errors[host.name] = "the connection was lost: the host went away or stopped answering"
     finally:
         for w in watchdogs:
             w.kill(block=False)
@@ -325,7 +327,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
                 error = None
                 if not meta.did_succeed():
                     out = meta.stderr_lines or meta.stdout_lines
-                    error = "\n".join(out[-10:]) or "command failed with no output"
+                    error = expired.get(name) or "\n".join(out[-10:]) or "command failed with no output"
                 output = meta.stdout_lines[-MAX_OUTPUT_LINES:] if meta.did_change() else []
                 ops.append(
                     OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error, output=output)
@@ -358,17 +360,81 @@ def _host_runs(request: Request, errors: dict[str, str], unreached: set[str]) ->
     return [HostRun(h, [], errors.get(h), reached=h not in unreached) for h in request.hosts]
 
 
+def _connected(host: Any) -> bool:  # pragma: no cover - worker side
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    return transport is not None and transport.is_active()
+
+
+class HostClocks:
+    """Each host's own time in the stage: while its deploy loads (facts) and while its operations run, not
+    while it waits for slower hosts between operations (pyinfra runs an operation on every host, then the
+    next). A host whose own time passes its deadline is expired; the others go on."""
+
+    TICK = 0.25  # seconds between looks at the clocks
+
+    def __init__(self, deadlines: dict[str, float]):
+        self.deadlines = deadlines
+        self.spent = dict.fromkeys(deadlines, 0.0)
+        self.since: dict[str, float] = {}
+        self.expired: dict[str, str] = {}  # host -> "timed out after N s in stage S"
+
+    def start(self, host: str) -> None:
+        self.since[host] = time.monotonic()
+
+    def stop(self, host: str) -> None:
+        started = self.since.pop(host, None)
+        if started is not None:
+            self.spent[host] += time.monotonic() - started
+
+    def used(self, host: str) -> float:
+        started = self.since.get(host)
+        return self.spent[host] + (time.monotonic() - started if started is not None else 0.0)
+
+    def callbacks(self) -> Any:  # pragma: no cover - worker side
+        from pyinfra.api.state import BaseStateCallback
+
+        clock = self
+
+        class Clock(BaseStateCallback):
+            @staticmethod
+            def operation_host_start(state: Any, host: Any, op_hash: Any) -> None:
+                clock.start(host.name)
+
+            @staticmethod
+            def operation_host_success(state: Any, host: Any, op_hash: Any, *args: Any) -> None:
+                clock.stop(host.name)
+
+            @staticmethod
+            def operation_host_error(state: Any, host: Any, op_hash: Any, *args: Any) -> None:
+                clock.stop(host.name)
+
+        return Clock()
+
+    def watch(self, hosts: list[Any], stage: str, host_errors: dict[str, str]) -> None:  # pragma: no cover
+        import gevent
+
+        left = {h.name: h for h in hosts}
+        while left:
+            for name, host in list(left.items()):
+                if self.used(name) > self.deadlines[name]:
+                    self.expired[name] = timed_out(self.deadlines[name], stage)
+                    _expire(host, self.expired[name], host_errors)
+                    del left[name]
+            gevent.sleep(self.TICK)
+
+
 def _expire(host: Any, message: str, host_errors: dict[str, str]) -> None:  # pragma: no cover - worker side
     """A host's deadline passed: record why and close its connection, so what it waits for fails at once."""
     host_errors[host.name] = message
     client = getattr(host.connector, "client", None)
-    with contextlib.suppress(Exception):
-        if client is not None:
-            client.close()
+    with contextlib.suppress(Exception):  # the transport, not the client: later commands fail as SSHException
+        if client is not None and client.get_transport() is not None:
+            client.get_transport().close()
 
 
 def _load_for_each_host(
-    state: Any, exec_file: Any, path: str, root: str, host_errors: dict[str, str]
+    state: Any, exec_file: Any, path: str, root: str, host_errors: dict[str, str], clock: HostClocks
 ) -> None:  # pragma: no cover
     """pyinfra's load_deploy_file, except that a deploy that raises on one host fails that host only."""
     import gevent
@@ -378,11 +444,14 @@ def _load_for_each_host(
     state.current_deploy_filename = path
 
     def load(host: Any) -> BaseException | None:
+        clock.start(host.name)
         try:
             with ctx_config.use(state.config.copy()), ctx_host.use(host):
                 exec_file(path)
         except Exception as exc:  # noqa: BLE001 - the deploy's own error, reported for this host
             return exc
+        finally:
+            clock.stop(host.name)
         return None
 
     greenlets = {state.pool.spawn(load, h): h for h in state.inventory.get_active_hosts()}

@@ -4,8 +4,9 @@ A real apply takes a lease on every host it will touch before it changes any: a 
 /var/lib/opsrun/lease, written under `flock`, that says until when (epoch seconds), which run of which
 state store holds it (the *owner*, `STORE_ID:RUN_ID`) and who (user@machine). The run renews it while it
 lives and removes it at the end. Another controller finds a live lease and refuses that host (exit 2,
-the holder named). A lease past its expiry (its controller died) is taken over, and so is one whose run
-this store knows is dead (`takeover`): both are reported.
+the holder named). A lease past its expiry (its controller died) is taken over, and so is one of a run of
+the same state store that is not running any more (killed, or crashed before it could give it back): both
+are reported.
 
 The shell is built here, every value quoted; the engine's worker runs it over the host's open connection.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,7 +31,8 @@ class LeaseRequest:
     owner: str  # STORE_ID:RUN_ID
     holder: str  # user@machine, for the message another controller shows
     ttl: int = 300
-    takeover: tuple[str, ...] = ()  # owners known dead (runs of this store marked interrupted)
+    store: str = ""  # this state store's id: its runs' leases are ours to judge
+    live: tuple[str, ...] = ()  # owners of this store's runs that are still running (their leases hold)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class LeaseAnswer:
 
     def describe(self) -> str:
         """What the other lease was: for a refusal or a takeover."""
-        until = f"until epoch {self.previous_expiry}" if self.previous_expiry else "with no expiry"
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.previous_expiry or 0))
+        until = f"until {when}" if self.previous_expiry else "with no expiry"
         return f"{self.previous_holder} (run {self.previous_owner}), {until}"
 
 
@@ -58,7 +62,8 @@ def token(text: str) -> str:
 def script(req: LeaseRequest) -> str:
     """The shell that takes, renews or releases the lease; prints one answer line (see `parse`)."""
     me, holder = shlex.quote(token(req.owner)), shlex.quote(token(req.holder))
-    dead = shlex.quote(" " + " ".join(token(o) for o in req.takeover) + " ")
+    live = shlex.quote(" " + " ".join(token(o) for o in req.live) + " ")
+    ours = f"{shlex.quote(token(req.store))}:*" if req.store else "''"  # the * unquoted: a pattern
     head = (
         f"d={LEASE_DIR}; mkdir -p $d && exec 9>$d/lease.lock && flock -w 10 9 || {{ echo error lock; exit 0; }}; "
         "now=$(date +%s); exp=0; owner=-; holder=-; "
@@ -68,7 +73,8 @@ def script(req: LeaseRequest) -> str:
         return head + f'[ "$owner" = {me} ] && rm -f $d/lease; echo released'
     return head + (
         f'if [ "$owner" != - ] && [ "$owner" != {me} ] && [ "$exp" -gt "$now" ]; then '
-        f'case {dead} in *" $owner "*) ;; *) echo held $exp $owner $holder; exit 0;; esac; fi; '
+        f'case "$owner" in {ours}) case {live} in *" $owner "*) held=1;; *) held=;; esac;; *) held=1;; esac; '
+        f'[ -n "$held" ] && {{ echo held $exp $owner $holder; exit 0; }}; fi; '
         f'echo "$((now + {int(req.ttl)})) "{me}" "{holder} > $d/lease.new && mv $d/lease.new $d/lease && '
         "echo taken $exp $owner $holder $now"
     )

@@ -90,7 +90,12 @@ def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item
     """In the forked child: check the host answers (one line if not), then its tests in order."""
     if host is not None:
         backend = items[0].callspec.params["_testinfra_host"].backend  # type: ignore[attr-defined]
-        result = backend.run("true")
+        try:
+            result = backend.run("true")
+        except RuntimeError as exc:  # testinfra's ssh backend raises on ssh's own failure (exit 255)
+            result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
+            if result is None:
+                raise
         if result.rc != 0:
             reason = (result.stderr or result.stdout or f"exit {result.rc}").strip().splitlines()
             _record(

@@ -164,7 +164,13 @@ class VerifyRun:
                 h: {
                     "status": "failed" if any(r.outcome in ("failed", "error") for r in self.for_host(h)) else "passed",
                     "tests": [
-                        {"test": r.test, "outcome": r.outcome, "message": r.message, "seconds": round(r.seconds, 3)}
+                        {
+                            "test": r.test,
+                            "outcome": r.outcome,
+                            "message": r.message,
+                            "seconds": round(r.seconds, 3),
+                            "started": r.start,
+                        }
                         for r in self.for_host(h)
                     ],
                 }

@@ -221,7 +221,10 @@ def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, d
 
 
 def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines) -> VerifyRun:
-    return verify_module.run_suite(project, inv, suite, hosts, deadlines=deadlines.stage("verify", hosts))
+    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
+    return verify_module.run_suite(
+        project, inv, suite, hosts, deadlines=deadlines.stage("verify", hosts), connect_timeout=timeout
+    )
 
 
 def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:

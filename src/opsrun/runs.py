@@ -126,7 +126,8 @@ def apply(
                 owner,
                 f"{getpass.getuser()}@{socket.gethostname()}",
                 LEASE_TTL,
-                takeover=tuple(f"{store.store_id}:{r['run_id']}" for r in dead),
+                store=store.store_id,
+                live=tuple(f"{store.store_id}:{r}" for r in store.live_runs() if r != run_id),
             )
             try:
                 if executor is not None and plan is not None:
@@ -404,7 +405,14 @@ def verify_suite(
     settings.check_hosts(inv, hosts)
     limits = deadlines.load(inv, hosts, deadline_overrides)
     run = verify.run_suite(
-        project, inv, suite, hosts, deadlines=limits.stage("verify", hosts), concurrency=concurrency, stop=stop
+        project,
+        inv,
+        suite,
+        hosts,
+        deadlines=limits.stage("verify", hosts),
+        concurrency=concurrency,
+        stop=stop,
+        connect_timeout=max(limits.stage("connect", hosts).values(), default=10.0),
     )
     return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))
 

@@ -213,6 +213,12 @@ class Store:
             ),
         )
 
+    def live_runs(self) -> list[int]:
+        """Applies recorded as running (call after `interrupt_dead_runs`, under the inventory's lock): their
+        leases on hosts still hold; any other run of this store holds none."""
+        rows = self._exec("SELECT id FROM runs WHERE kind = 'apply' AND status = 'running'").fetchall()
+        return [int(r[0]) for r in rows]
+
     def interrupt_dead_runs(self, inventory: str, *, found_by: str) -> list[dict[str, Any]]:
         """Call while holding the inventory's lock: an apply of it still `running` is one whose opsrun died
         (killed, machine lost). Each is marked `interrupted`, its document saying where it left each host;

@@ -37,7 +37,7 @@ SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
 STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
 
 
-def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path) -> str:
+def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path, connect_timeout: float = 10) -> str:
     blocks = []
     for name in hosts:
         data = inventory.hosts[name].data
@@ -56,7 +56,7 @@ def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path) -> str
             f"  Port {value('ssh_port', data.get('ssh_port', 22))}",
             "  BatchMode yes",
             f"  StrictHostKeyChecking {STRICT[strict]}",
-            "  ConnectTimeout 10",
+            f"  ConnectTimeout {max(1, round(connect_timeout))}",
             "  ControlMaster auto",
             f"  ControlPath {control_dir}/%C",
             "  ControlPersist 30s",
@@ -120,6 +120,7 @@ def run_suite(
     deadlines: dict[str, float] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: threading.Event | None = None,
+    connect_timeout: float = DEFAULTS["connect"],
 ) -> VerifyRun:
     """Run verify/SUITE/ against `hosts`: collected once, then each host's tests in a process of its own,
     `concurrency` hosts at a time, each within its deadline (host -> seconds; default 5 minutes). One
@@ -131,7 +132,7 @@ def run_suite(
     # ControlPath sockets need a short directory (sun_path is 108 bytes)
     with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
         tmpdir = Path(tmp)
-        (tmpdir / "ssh_config").write_text(ssh_config(inventory, hosts, tmpdir))
+        (tmpdir / "ssh_config").write_text(ssh_config(inventory, hosts, tmpdir, connect_timeout))
         (tmpdir / "hostdata.json").write_text(json.dumps({h: public_data(inventory.hosts[h].data) for h in hosts}))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")  # the suite is not under the tool's own pytest settings
         results_path = tmpdir / "results.jsonl"

@@ -35,7 +35,9 @@ def deploy_run(run: DeployRun, console: Console) -> None:
     # details as whole lines under the table: long errors stay readable and greppable
     for h in run.hosts:
         bad = h.failed_operation()
-        if bad is not None:
+        if bad is not None and h.error:  # the host's own error (a deadline, a deploy error) says it all
+            console.print(f"[bold red]{h.name}[/]: {escape(h.error)}", soft_wrap=True)
+        elif bad is not None:
             console.print(
                 f"[bold red]{h.name}[/]: operation {escape(repr(bad.name))} failed: {escape(bad.error or '')}",
                 soft_wrap=True,

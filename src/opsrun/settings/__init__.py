@@ -208,6 +208,8 @@ def check_host(inv: Any, host: str) -> None:
         validate_key(model, key, data[key], where=where(key), context=context)
     if "dr" in data:
         validate_key(models.DRSetting, "dr", data["dr"], where=where("dr"))
+    if "deadlines" in data:
+        validate_key(models.DeadlinesSetting, "deadlines", data["deadlines"], where=where("deadlines"))
     _check_picklable(data, host, where)
 
 

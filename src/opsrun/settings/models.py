@@ -430,3 +430,18 @@ class DRSettings(Strict):
 
 class DRSetting(Strict):
     dr: DRSettings
+
+
+DEADLINE = "seconds above 0 and at most a week (604800)"
+
+
+class StageDeadlines(Strict):
+    """Per-host deadlines of the stages that touch a host (opsrun.deadlines)."""
+
+    connect: float | None = Field(None, gt=0, le=604800, description=DEADLINE)
+    apply: float | None = Field(None, gt=0, le=604800, description=DEADLINE)
+    verify: float | None = Field(None, gt=0, le=604800, description=DEADLINE)
+
+
+class DeadlinesSetting(Strict):
+    deadlines: StageDeadlines

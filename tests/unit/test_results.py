@@ -55,7 +55,7 @@ def test_verify_run_fails_on_any_failed_test_and_when_nothing_ran():
     doc = VerifyRun("lab", "nginx", ["web1", "web2"], [passed, failed]).to_dict()
     assert doc["hosts"]["web1"]["status"] == "passed"
     assert doc["hosts"]["web2"]["tests"] == [
-        {"test": "test_a", "outcome": "failed", "message": "assert False", "seconds": 0.0}
+        {"test": "test_a", "outcome": "failed", "message": "assert False", "seconds": 0.0, "started": None}
     ]
 
 

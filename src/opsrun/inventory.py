@@ -88,6 +88,8 @@ def _exec(path: Path) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__file__": str(path)}
     try:
         exec(code, namespace)  # noqa: S102 - inventories and group data are Python, as in pyinfra
+    except ConfigError:  # already names its file, field and fix (e.g. opsrun.aws.ec2_hosts)
+        raise
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit too: a file of settings does not end the command

@@ -2,6 +2,9 @@
 
 - `host_data` fixture: the inventory data of the host under test (group_data merged), secrets removed,
   so a suite can check "as configured" without repeating the settings.
+- `inventory_data` fixture, for controller-scoped suites (opsrun.controller): {"inventory": name,
+  "data": the inventory's data, "hosts": {host: data}}, secrets removed.
+- A passing test may carry a warning: `record_property("opsrun_warning", text)` becomes its message.
 - Results: every test's outcome is written, one JSON line each with the host it ran against, to the file
   named by OPSRUN_VERIFY_RESULTS. The host comes from testinfra's own host object, not from parsing ids.
 """
@@ -29,6 +32,16 @@ def host_data(host: Any) -> dict[str, Any]:
     return data.get(host.backend.get_hostname(), {})
 
 
+@pytest.fixture(scope="session")
+def inventory_data() -> dict[str, Any]:
+    path = os.environ.get("OPSRUN_VERIFY_INVENTORY")
+    if not path:
+        return {"inventory": None, "data": {}, "hosts": {}}
+    with open(path, encoding="utf-8") as f:
+        data: dict[str, Any] = json.load(f)
+    return data
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
@@ -48,7 +61,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if report.when != "call" and report.outcome == "skipped" and report.when == "teardown":
             return
         outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
-        message = None
+        message = dict(report.user_properties).get("opsrun_warning") if report.passed else None
         if report.failed or report.skipped:
             longrepr = report.longrepr
             if isinstance(longrepr, tuple):  # skip: (file, line, reason)

@@ -196,6 +196,7 @@ class HostOutcome:
     note: str | None = None  # something the operator should know about a host that is done
     run: HostRun | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    target: str | None = None  # its name in the balancer (ELBv2: the instance id)
 
     def add_note(self, note: str) -> None:
         self.note = f"{self.note}; {note}" if self.note else note
@@ -246,6 +247,7 @@ class RolloutRun:
                 "reason": h.reason,
                 "note": h.note,
                 "in_balancer": h.in_balancer,
+                "balancer_target": h.target,
                 "rebooted": h.rebooted,
                 "changed": run.changed_count if run else 0,
                 "error": run.error if run else None,

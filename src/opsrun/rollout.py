@@ -5,6 +5,12 @@ Pure logic, no I/O. `serial` is a count (`2`), a percentage of the rollout's hos
 batch is never empty. `max_fail` is the failure budget for the whole rollout, in hosts (`1`) or percent
 (`"10%"`, rounded down); the rollout halts once more hosts than that have failed. A ramp that starts with
 1 is a canary: one host alone first.
+
+`waves` (a group-name prefix such as `"patch_"`) orders a rollout wave by wave: the hosts of each group
+starting with the prefix (patch_wave1, patch_wave2, ..., in natural order) form a wave, hosts in none
+form a last wave, and each wave is batched on its own (`serial` applies within the wave, so a batch never
+spans two waves). The failure budget is the whole rollout's: a rollout that halts in wave 1 never starts
+wave 2.
 """
 
 from __future__ import annotations
@@ -94,23 +100,52 @@ def batch_sizes(serial: tuple[Size, ...], total: int) -> list[int]:
 class Plan:
     batches: tuple[tuple[str, ...], ...]
     max_fail: int  # hosts that may fail; one more halts the rollout
+    waves: tuple[str, ...] = ()  # with a `waves` policy: the wave of each batch
 
     @property
     def hosts(self) -> list[str]:
         return [h for batch in self.batches for h in batch]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"batches": [list(b) for b in self.batches], "max_fail": self.max_fail}
+        doc: dict[str, Any] = {"batches": [list(b) for b in self.batches], "max_fail": self.max_fail}
+        if self.waves:
+            doc["waves"] = list(self.waves)
+        return doc
 
 
-def make_plan(hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0) -> Plan:
-    """Batches in inventory order (already narrowed by --limit)."""
-    batches = []
-    start = 0
-    for size in batch_sizes(serial, len(hosts)):
-        batches.append(tuple(hosts[start : start + size]))
-        start += size
-    return Plan(tuple(batches), resolve(max_fail, len(hosts)))
+def make_plan(
+    hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0, waves: list[tuple[str, list[str]]] | None = None
+) -> Plan:
+    """Batches in inventory order (already narrowed by --limit); with `waves` (from `group_waves`), each
+    wave batched on its own, in wave order."""
+    batches: list[tuple[str, ...]] = []
+    labels: list[str] = []
+    for label, members in waves if waves is not None else [("", hosts)]:
+        start = 0
+        for size in batch_sizes(serial, len(members)):
+            batches.append(tuple(members[start : start + size]))
+            labels.append(label)
+            start += size
+    return Plan(tuple(batches), resolve(max_fail, len(hosts)), tuple(labels) if waves is not None else ())
+
+
+NO_WAVE = "(no wave)"
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def group_waves(hosts: list[str], groups: dict[str, tuple[str, ...]], prefix: str) -> list[tuple[str, list[str]]]:
+    """The waves of `hosts`: (group, its hosts in `hosts` order) for each group of `groups` (host -> its
+    groups) that starts with `prefix`, in natural order (wave2 before wave10); hosts in none last, as
+    NO_WAVE. A host in two wave groups goes with the first."""
+    found: dict[str, list[str]] = {}
+    for h in hosts:
+        mine = sorted((g for g in groups.get(h, ()) if g.startswith(prefix)), key=_natural)
+        found.setdefault(mine[0] if mine else NO_WAVE, []).append(h)
+    order = sorted((w for w in found if w != NO_WAVE), key=_natural) + ([NO_WAVE] if NO_WAVE in found else [])
+    return [(w, found[w]) for w in order]
 
 
 # ---------------------------------------------------------------------------------------------- the policy
@@ -128,6 +163,7 @@ class Policy:
     reboot_timeout: float = 300.0
     balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
     last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
+    waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +176,7 @@ class Policy:
             "health": self.health.http or f"tcp:{self.health.tcp}" if self.health else None,
             "balancer": (self.balancer or {}).get("type"),
             "last": self.last,
+            "waves": self.waves,
         }
 
 
@@ -200,6 +237,7 @@ def load_policy(
         reboot_timeout=float(rolling.reboot_timeout),
         balancer=dict(balancer) if balancer is not None else None,
         last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
+        waves=rolling.waves,
     )
 
 
@@ -308,6 +346,18 @@ class Rollout:
         """Everything that can be found wrong before a host is touched."""
         if self.balancer is not None:
             self.balancer.check([self.server(h) for h in hosts])
+            delay = getattr(self.balancer, "deregistration_delay", None)  # read by check (ELBv2)
+            if delay is not None and self.policy.drain_timeout < delay and hosts:
+                data = self.inv.hosts[hosts[0]].data
+                key = f"{self.deploy}_rolling" if f"{self.deploy}_rolling" in data else "rolling"
+                raise ConfigError(
+                    self.inv.where(hosts[0], key),
+                    f"the drain timeout ({self.policy.drain_timeout:g}s) is shorter than the deregistration "
+                    f"delay of {self.balancer.name} ({delay:g}s): draining hosts would time out.",
+                    field=f"{key}.drain_timeout",
+                    fix=f"set drain_timeout to at least {delay:g}, or lower the target group's "
+                    "deregistration_delay.timeout_seconds",
+                )
 
     def run(self, hosts: list[str], plan: Plan | None = None) -> RolloutRun:
         plan = plan or make_plan(hosts, self.policy.serial, self.policy.max_fail)
@@ -318,7 +368,11 @@ class Rollout:
             self.deploy,
             plan.to_dict(),
             self.policy.to_dict(),
-            {h: HostOutcome(h, i) for i, batch in enumerate(plan.batches, 1) for h in batch},
+            {
+                h: HostOutcome(h, i, target=self.server(h) if self.balancer else None)
+                for i, batch in enumerate(plan.batches, 1)
+                for h in batch
+            },
         )
         for i, batch in enumerate(plan.batches, 1):
             if self.stop.is_set():

@@ -16,7 +16,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import deadlines, dr, engine, inventory, leases, notify, probes, rollout, secrets, settings, verify
+from opsrun import (
+    controller,
+    deadlines,
+    dr,
+    engine,
+    inventory,
+    leases,
+    notify,
+    probes,
+    rollout,
+    secrets,
+    settings,
+    verify,
+)
 from opsrun import drift as drift_module
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
@@ -74,7 +87,10 @@ def apply(
         policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
         if policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
             hosts = probes.order_last(policy.last, hosts, lambda h: str(inv.hosts[h].data.get("ssh_hostname") or h))
-        plan = rollout.make_plan(hosts, policy.serial, policy.max_fail) if policy else None
+        waves = None
+        if policy is not None and policy.waves:  # e.g. patch_wave1, then patch_wave2 (opsrun.aws tags)
+            waves = rollout.group_waves(hosts, {h: inv.hosts[h].groups for h in hosts}, policy.waves)
+        plan = rollout.make_plan(hosts, policy.serial, policy.max_fail, waves) if policy else None
         executor = (
             rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop, deadlines=limits)
             if policy
@@ -291,6 +307,16 @@ def drift(
             result = drift_module.run_drift(
                 project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
             )
+            cloud = controller.suites_for(project, inv, hosts)  # e.g. verify/aws: its failures are findings
+            for suite in cloud:
+                checked_once = verify.run_suite(project, inv, suite, hosts)
+                if checked_once.error:
+                    raise ConfigError(project.suite_path(suite), f"the suite could not run: {checked_once.error}")
+                result.findings += [
+                    drift_module.Finding(t.host, suite, t.test, "verify_failed", [t.message or t.outcome])
+                    for t in checked_once.results
+                    if t.outcome in ("failed", "error")
+                ]
         except BaseException as exc:
             store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
             raise
@@ -302,6 +328,7 @@ def drift(
 
         if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
             checked = {(h, d) for h in result.checked for d in deploys}
+            checked |= {(controller.HOST, suite) for suite in cloud}
             result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
         store.finish_run(run_id, result.to_dict())
         earlier = store.recent("drift", inventory_name)
@@ -354,6 +381,8 @@ def dr_test(
         run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
         try:
             dr.run_dr_test(inv, hosts, run, drill)
+            for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
+                run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
         except BaseException as exc:
             store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
             raise
@@ -363,6 +392,24 @@ def dr_test(
     finally:
         store.close()
     return run, save(project, f"dr-test-{inventory_name}-{month}", as_json.render(run))
+
+
+def dr_checks(checked: VerifyRun) -> list[dr.Check]:
+    """A controller-scoped suite's results as DR checks (system = the suite), each test one check."""
+    if checked.error:
+        return [dr.Check(checked.suite, "suite", dr.FAIL, [checked.error], f"verify/{checked.suite}")]
+    status = {"passed": dr.PASS, "failed": dr.FAIL, "error": dr.FAIL, "skipped": dr.SKIP}
+    return [
+        dr.Check(
+            checked.suite,
+            t.test,
+            status[t.outcome],
+            [t.message] if t.message else [],
+            f"verify/{checked.suite}/{t.test}",
+            severity="high",
+        )
+        for t in checked.results
+    ]
 
 
 def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:

@@ -127,6 +127,11 @@ def run_suite(
     result per host and test; a host that cannot be reached is one error line. `stop` ends it at once
     (verification changes nothing)."""
     suite_dir = project.suite_path(suite)
+    from opsrun import controller
+
+    if controller.is_controller_suite(suite_dir):  # cloud-side checks: once, from this machine
+        limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
+        return controller.run_suite(project, inventory, suite, hosts, limit)
     started = time.monotonic()
     deadlines = {h: (deadlines or {}).get(h, DEFAULTS["verify"]) for h in hosts}
     # ControlPath sockets need a short directory (sun_path is 108 bytes)

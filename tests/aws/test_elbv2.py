@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from opsrun.balancers import make, wait_drained, wait_healthy
 from opsrun.balancers.elbv2 import ELBv2
-from opsrun.errors import BalancerError, WaitTimeout
+from opsrun.errors import BalancerError, ConfigError, WaitTimeout
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
@@ -65,7 +65,7 @@ def test_drain_wait_enable_wait_against_moto(moto_url, target_group):
 def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_group):
     arn, ids = target_group
     bogus = arn.rsplit("/", 2)[0] + "/nosuch/0123456789abcdef"
-    balancer = ELBv2(bogus, region=REGION, endpoint_url=moto_url)
+    balancer = ELBv2(target_group_arn=bogus, region=REGION, endpoint_url=moto_url)
     applied = []
     inv = Inventory("aws", Path("/ops/inventories/aws.py"), ["a"], {}, {}, {"a": Host("a", (), {"iid": ids[0]})})
     parts = StageRunners(
@@ -74,7 +74,7 @@ def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_
     policy = Policy(
         verify=False, reboot="never", balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"}
     )
-    with pytest.raises(BalancerError, match="TargetGroupNotFound"):
+    with pytest.raises(ConfigError, match=r"balancer\.target_group_arn: no elbv2 target group nosuch in us-east-1"):
         Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(["a"])
     assert applied == []
 
@@ -90,7 +90,7 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
         {},
         {h: Host(h, (), {"iid": i}) for h, i in zip(hosts, ids, strict=True)},
     )
-    balancer = ELBv2(arn, region=REGION, endpoint_url=moto_url)
+    balancer = ELBv2(target_group_arn=arn, region=REGION, endpoint_url=moto_url)
     seen = []
 
     def apply(project, inv, deploy, batch, **_):
@@ -122,7 +122,7 @@ def stubbed(answers: list[str]) -> tuple[ELBv2, Stubber]:
             {"TargetGroupArn": arn, "Targets": [{"Id": "i-1"}]},
         )
     stub.activate()
-    return ELBv2(arn, client=client), stub
+    return ELBv2(target_group_arn=arn, client=client), stub
 
 
 def test_waits_through_draining_until_unused():

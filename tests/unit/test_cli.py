@@ -38,7 +38,8 @@ DEPLOYS = "mongo_replicaset, nginx, patching, pm2, redis_cluster"  # deploys/*.p
     [
         (
             ["apply", "nosuch", "nginx"],
-            f"error: {REPO}/inventories/nosuch.py: no inventory named 'nosuch'. Fix: use one of: lab",
+            f"error: {REPO}/inventories/nosuch.py: no inventory named 'nosuch'. "
+            "Fix: use one of: lab, production, staging",
         ),
         (
             ["apply", "lab", "nosuch"],
@@ -47,7 +48,7 @@ DEPLOYS = "mongo_replicaset, nginx, patching, pm2, redis_cluster"  # deploys/*.p
         (
             ["verify", "lab", "nosuch"],
             f"error: {REPO}/verify/nosuch: no verify suite named 'nosuch' "
-            f"(a folder of test_*.py files). Fix: use one of: {DEPLOYS}",
+            f"(a folder of test_*.py files). Fix: use one of: aws, {DEPLOYS}",
         ),
         (
             ["apply", "lab", "nginx", "--limit", "db9"],

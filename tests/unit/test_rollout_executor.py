@@ -213,6 +213,7 @@ def test_policy_from_group_data_with_cli_overrides():
             "/ops/group_data/web.py: rolling.health.http: String should match pattern '^https?://",
         ),
         ({"drain_timeout": 0}, "/ops/group_data/web.py: rolling.drain_timeout: Input should be greater than 0"),
+        ({"waves": 3}, "/ops/group_data/web.py: rolling.waves: Input should be a valid string"),
     ],
 )
 def test_invalid_policy_names_file_and_field(rolling, message):

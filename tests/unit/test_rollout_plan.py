@@ -1,7 +1,7 @@
 import pytest
 
 from opsrun.errors import ConfigError
-from opsrun.rollout import batch_sizes, make_plan, parse_max_fail, parse_serial
+from opsrun.rollout import NO_WAVE, batch_sizes, group_waves, make_plan, parse_max_fail, parse_serial
 
 WHERE = "group_data/web.py"
 HOSTS = [f"web{i}" for i in range(1, 11)]
@@ -71,3 +71,50 @@ def test_invalid_serial_names_file_field_and_fix(serial, problem):
 def test_invalid_max_fail(max_fail):
     with pytest.raises(ConfigError, match=r"^group_data/web\.py: max_fail: "):
         parse_max_fail(max_fail, where=WHERE)
+
+
+# ------------------------------------------------------------------------------------- waves (patch groups)
+
+WAVE_GROUPS = {
+    "a": ("web", "patch_wave1"),
+    "b": ("web", "patch_wave2"),
+    "c": ("web", "patch_wave1"),
+    "d": ("web", "patch_wave10"),
+    "e": ("web",),
+    "f": ("web", "patch_wave2"),
+}
+
+
+def test_waves_in_natural_order_and_hosts_in_no_wave_last():
+    waves = group_waves(list(WAVE_GROUPS), WAVE_GROUPS, "patch_")
+    assert waves == [
+        ("patch_wave1", ["a", "c"]),
+        ("patch_wave2", ["b", "f"]),
+        ("patch_wave10", ["d"]),
+        (NO_WAVE, ["e"]),
+    ]
+
+
+def test_batches_never_span_two_waves():
+    hosts = list(WAVE_GROUPS)
+    plan = make_plan(hosts, (3,), 0, group_waves(hosts, WAVE_GROUPS, "patch_"))
+    assert plan.batches == (("a", "c"), ("b", "f"), ("d",), ("e",))
+    assert plan.waves == ("patch_wave1", "patch_wave2", "patch_wave10", NO_WAVE)
+
+
+def test_a_ramp_and_percentages_apply_within_each_wave():
+    groups = {h: (f"patch_w{1 if h < 'e' else 2}",) for h in "abcdefgh"}
+    hosts = list(groups)
+    plan = make_plan(hosts, (1, "50%"), "25%", group_waves(hosts, groups, "patch_"))
+    assert plan.batches == (("a",), ("b", "c"), ("d",), ("e",), ("f", "g"), ("h",))
+    assert plan.max_fail == 2  # the failure budget is the whole rollout's
+
+
+def test_without_waves_the_plan_is_unchanged():
+    hosts = ["a", "b", "c"]
+    assert make_plan(hosts, (2,)).to_dict() == {"batches": [["a", "b"], ["c"]], "max_fail": 0}
+
+
+def test_a_limit_to_one_wave_is_one_wave():
+    hosts = ["a", "c"]  # --limit patch_wave1
+    assert make_plan(hosts, (1,), 0, group_waves(hosts, WAVE_GROUPS, "patch_")).waves == ("patch_wave1",) * 2

@@ -11,10 +11,10 @@ from opsrun.errors import ConfigError
 
 __all__ = ["BALANCERS", "Balancer", "ServerState", "make", "validate", "wait_drained", "wait_healthy"]
 
-# type -> (module, class, required settings)
+# type -> (module, class, required settings; "a|b": one of them)
 BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "haproxy": ("opsrun.balancers.haproxy", "HAProxy", ("socket", "backend")),
-    "elbv2": ("opsrun.balancers.elbv2", "ELBv2", ("target_group_arn",)),
+    "elbv2": ("opsrun.balancers.elbv2", "ELBv2", ("target_group|target_group_tags|target_group_arn",)),
     "nginx": ("opsrun.balancers.nginx", "NginxLB", ("host", "upstream", "config")),
 }
 
@@ -41,6 +41,8 @@ def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
         if inventory is None:
             raise ConfigError(where, f"a {kind} balancer needs the inventory of its host.", field="balancer")
         args["inventory"] = inventory
+    if getattr(impl, "takes_where", False):  # its own ConfigErrors name the group_data file
+        args["where"] = where
     try:
         balancer: Balancer = impl(**args)
     except TypeError as exc:
@@ -53,9 +55,22 @@ def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
     return balancer
 
 
+# the `server` template when group_data gives none: the host name, or for elbv2 the instance id
+DEFAULT_SERVER = {"elbv2": "{ec2_instance_id}"}
+
+
 def server_name(settings: dict[str, Any], host: str, data: dict[str, Any]) -> str:
     """The host's name in the balancer: `server` (a template of {host} and the host's data keys, checked by
-    the schema for every host before anything connects) or the host name."""
-    template = str(settings.get("server", "{host}"))
+    the schema for every host before anything connects) or its default (the host name; elbv2: the
+    instance id that opsrun.aws.ec2_hosts sets)."""
+    template = str(settings.get("server", DEFAULT_SERVER.get(str(settings.get("type")), "{host}")))
     usable = {k: v for k, v in data.items() if isinstance(v, str | int) and not isinstance(v, bool)}
-    return template.format(**{**usable, "host": host})
+    try:
+        return template.format(**{**usable, "host": host})
+    except KeyError as exc:
+        raise ConfigError(
+            "group_data balancer",
+            f"host {host} has no {exc.args[0]!r} for the server template {template!r}.",
+            field="balancer.server",
+            fix="give the host that data (opsrun.aws.ec2_hosts sets ec2_instance_id), or change server",
+        ) from exc

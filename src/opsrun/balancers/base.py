@@ -5,8 +5,10 @@
     enable(server)       send requests to it again
     state(server)        what the balancer says now: ServerState
 
-`wait_drained` and `wait_healthy` poll `state` with a deadline; a balancer may override them (ELBv2 has
-its own waiters).
+`wait_drained` and `wait_healthy` poll `state` with a deadline (waiting.poll_until), for every balancer:
+for ELBv2 that is describe_target_health until `draining` has ended. A balancer whose `check` reads a
+drain delay it cannot shorten exposes it as `deregistration_delay` (seconds), and the rollout refuses to
+start when its drain timeout is shorter (Rollout.check).
 """
 
 from __future__ import annotations

@@ -1,12 +1,22 @@
 """AWS ELBv2 (ALB/NLB) target groups through boto3.
 
-drain:   deregister_targets; the target is `draining` for the group's deregistration delay, then gone
-drained: describe_target_health says `unused` (Target.NotRegistered) or no longer lists it
-enable:  register_targets
-healthy: describe_target_health says `healthy` (`initial` until the health checks pass)
+The target group is found by name (`target_group`) or by tags (`target_group_tags`, exactly one match),
+so no ARN sits in a file (`target_group_arn` is still accepted). A target is the instance id for an
+`instance` target group (the host's `ec2_instance_id`, the default `server`) or the address for an `ip`
+one (`"server": "{ec2_private_ip}"`).
 
-Throttling is retried by botocore's standard retry mode with backoff. The deregistration delay is read in
-`check` and exposed, so a drain timeout shorter than it is reported before any host is touched.
+check:   the target group exists, its target type fits the servers, each server is registered, and its
+         `deregistration_delay.timeout_seconds` is read into `deregistration_delay` (the rollout refuses
+         to start when its drain timeout is shorter; see Rollout.check)
+drain:   deregister_targets; the target is `draining` until its connections end or the delay passes
+drained: describe_target_health, polled with a deadline (balancers.base.wait_drained), says `unused`
+         (Target.NotRegistered) or no longer lists it; `draining` is "not yet"
+enable:  register_targets
+healthy: describe_target_health says `healthy` (`initial` until the health checks pass), polled the same way
+
+Region, credentials and endpoint come the usual AWS way (AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2 in the
+tests). Throttling is retried by botocore's standard retry mode. A target group that cannot be found, or
+that the caller may not read, is a ConfigError (exit 2) from `check`, before any host is touched.
 """
 
 from __future__ import annotations
@@ -14,36 +24,49 @@ from __future__ import annotations
 from typing import Any
 
 from opsrun.balancers.base import ServerState
-from opsrun.errors import BalancerError
+from opsrun.errors import BalancerError, ConfigError
 
 REGISTERED = {"initial", "healthy", "unhealthy", "unavailable", "unhealthy.draining"}
+DELAY = "deregistration_delay.timeout_seconds"
+PERMISSION = "elasticloadbalancing:DescribeTargetGroups and DescribeTags"
 
 
 class ELBv2:
+    takes_where = True  # balancers.make passes the group_data file, for ConfigError messages
+    default_server = "{ec2_instance_id}"
+
     def __init__(
         self,
-        target_group_arn: str,
+        target_group: str | None = None,
+        target_group_tags: dict[str, str] | None = None,
+        target_group_arn: str | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         port: int | None = None,
         client: Any = None,
+        where: str = "group_data balancer",
     ):
-        self.arn = target_group_arn
+        given = [k for k, v in (("target_group", target_group), ("target_group_tags", target_group_tags),
+                                ("target_group_arn", target_group_arn)) if v]  # fmt: skip
+        if len(given) != 1:
+            raise TypeError(f"give exactly one of target_group, target_group_tags, target_group_arn (got {given})")
+        self.wanted_name, self.wanted_tags, self._arn = target_group, target_group_tags, target_group_arn
         self.port = port
-        # arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
-        parts = target_group_arn.split("/")
-        self.name = f"elbv2 target group {parts[-2] if len(parts) >= 3 else target_group_arn}"
+        self.where = where
+        if target_group:
+            label = target_group
+        elif target_group_tags:
+            label = ",".join(f"{k}={v}" for k, v in target_group_tags.items())
+        else:  # arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
+            parts = str(target_group_arn).split("/")
+            label = parts[-2] if len(parts) >= 3 else str(target_group_arn)
+        self.name = f"elbv2 target group {label}"
         self.deregistration_delay: float | None = None
+        self.target_type: str | None = None
         if client is None:
-            import boto3
-            from botocore.config import Config
+            from opsrun.aws import make_client
 
-            client = boto3.client(
-                "elbv2",
-                region_name=region,
-                endpoint_url=endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": 8}),
-            )
+            client = make_client("elbv2", where=where, region=region, endpoint_url=endpoint_url)
         self.client = client
 
     def _call(self, method: str, **kwargs: Any) -> Any:
@@ -57,6 +80,66 @@ class ELBv2:
         except BotoCoreError as exc:
             raise BalancerError(f"{self.name}: {method}: {exc}") from exc
 
+    @property
+    def arn(self) -> str:
+        if self._arn is None:
+            self._arn = self._find()["TargetGroupArn"]
+        return self._arn
+
+    def _find(self) -> dict[str, Any]:
+        """The target group, by ARN, name or tags; a ConfigError naming the setting when there is none."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from opsrun.aws import call_error
+
+        field = "balancer." + (
+            "target_group" if self.wanted_name else "target_group_tags" if self.wanted_tags else "target_group_arn"
+        )
+        try:
+            if self._arn is not None or self.wanted_name:
+                key = {"TargetGroupArns": [self._arn]} if self._arn else {"Names": [self.wanted_name]}
+                return dict(self.client.describe_target_groups(**key)["TargetGroups"][0])
+            assert self.wanted_tags is not None
+            groups = [
+                tg
+                for page in self.client.get_paginator("describe_target_groups").paginate()
+                for tg in page["TargetGroups"]
+            ]
+            matches = []
+            for start in range(0, len(groups), 20):  # DescribeTags takes at most 20 ARNs
+                arns = [tg["TargetGroupArn"] for tg in groups[start : start + 20]]
+                for desc in self.client.describe_tags(ResourceArns=arns)["TagDescriptions"]:
+                    tags = {t["Key"]: t["Value"] for t in desc.get("Tags", [])}
+                    if all(tags.get(k) == v for k, v in self.wanted_tags.items()):
+                        matches.append(next(tg for tg in groups if tg["TargetGroupArn"] == desc["ResourceArn"]))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("TargetGroupNotFound", "TargetGroupNotFoundException", "ValidationError"):
+                raise self._not_found(field) from exc
+            raise call_error(exc, where=self.where, action=f"find {self.name}", permission=PERMISSION) from exc
+        except BotoCoreError as exc:
+            raise call_error(exc, where=self.where, action=f"find {self.name}", permission=PERMISSION) from exc
+        if len(matches) != 1:
+            if not matches:
+                raise self._not_found(field)
+            names = ", ".join(tg["TargetGroupName"] for tg in matches)
+            raise ConfigError(
+                self.where,
+                f"{len(matches)} target groups have the tags of {self.name}: {names}.",
+                field=field,
+                fix="add a tag that tells them apart, or name the target group (target_group)",
+            )
+        return dict(matches[0])
+
+    def _not_found(self, field: str) -> ConfigError:
+        region = getattr(getattr(self.client, "meta", None), "region_name", "?")
+        return ConfigError(
+            self.where,
+            f"no {self.name} in {region}.",
+            field=field,
+            fix="check the name or tags (aws elbv2 describe-target-groups) and the region (AWS_REGION)",
+        )
+
     def _target(self, server: str) -> dict[str, Any]:
         return {"Id": server, **({"Port": self.port} if self.port else {})}
 
@@ -68,9 +151,29 @@ class ELBv2:
         return {d["Target"]["Id"]: d["TargetHealth"] for d in answer.get("TargetHealthDescriptions", [])}
 
     def check(self, servers: list[str]) -> None:
-        self._call("describe_target_groups", TargetGroupArns=[self.arn])  # TargetGroupNotFound -> BalancerError
+        group = self._find()
+        self._arn = group["TargetGroupArn"]
+        self.target_type = group.get("TargetType", "instance")
+        if self.target_type == "instance":
+            odd = [s for s in servers if not s.startswith("i-")]
+            if odd:
+                raise ConfigError(
+                    self.where,
+                    f"{self.name} has instance targets, but the hosts' servers are {', '.join(odd[:5])}.",
+                    field="balancer.server",
+                    fix='leave server out (it defaults to "{ec2_instance_id}", set by opsrun.aws.ec2_hosts)',
+                )
+        elif self.target_type == "ip":
+            odd = [s for s in servers if s.startswith("i-")]
+            if odd:
+                raise ConfigError(
+                    self.where,
+                    f"{self.name} has ip targets, but the hosts' servers are instance ids: {', '.join(odd[:5])}.",
+                    field="balancer.server",
+                    fix='set "server": "{ec2_private_ip}" (or "{ssh_hostname}")',
+                )
         attrs = self._call("describe_target_group_attributes", TargetGroupArn=self.arn)["Attributes"]
-        delay = next((a["Value"] for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), None)
+        delay = next((a["Value"] for a in attrs if a["Key"] == DELAY), None)
         self.deregistration_delay = float(delay) if delay is not None else None
         health = self._health()
         missing = [s for s in servers if health.get(s, {}).get("State") not in REGISTERED | {"draining"}]

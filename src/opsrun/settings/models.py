@@ -140,6 +140,10 @@ class RollingPolicy(Strict):
     last: dict[Literal["mongo_primary"], Port] | None = Field(
         None, description='{"mongo_primary": PORT}: the hosts that probe says yes for go last'
     )
+    waves: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] | None = Field(
+        None,
+        description='a group-name prefix: roll wave by wave, e.g. "patch_" for patch_wave1, then patch_wave2',
+    )
 
     @field_validator("serial", "max_fail")
     @classmethod
@@ -209,14 +213,39 @@ class NginxBalancer(_BalancerBase):
 
 class ELBv2Balancer(_BalancerBase):
     type: Literal["elbv2"]
-    target_group_arn: Annotated[
-        str, StringConstraints(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[A-Za-z0-9:/_.-]+$")
-    ] = Field(description="the target group's ARN (arn:aws:elasticloadbalancing:...:targetgroup/NAME/ID)")
+    server: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9{}._:-]+$")] = Field(
+        "{ec2_instance_id}",
+        description="the target: {ec2_instance_id} (the default, set by opsrun.aws.ec2_hosts) for an instance "
+        "target group, {ec2_private_ip} for an ip one",
+    )
+    target_group: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,31}$")] | None = Field(
+        None, description="the target group's name (up to 32 letters, digits and '-')"
+    )
+    target_group_tags: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=128)],
+            Annotated[str, StringConstraints(max_length=256)],
+        ]
+        | None
+    ) = Field(None, description='tags that match exactly one target group, e.g. {"Env": "production", "Tier": "web"}')
+    target_group_arn: (
+        Annotated[str, StringConstraints(pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[A-Za-z0-9:/_.-]+$")] | None
+    ) = Field(None, description="the target group's ARN (arn:aws:elasticloadbalancing:...:targetgroup/NAME/ID)")
     region: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] | None = Field(
         None, description="an AWS region such as eu-west-1"
     )
     endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")] | None = None
     port: Port | None = Field(None, description=FIX_PORT)
+
+    @model_validator(mode="after")
+    def _one_target_group(self) -> ELBv2Balancer:
+        given = [k for k in ("target_group", "target_group_tags", "target_group_arn") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of target_group (a name), target_group_tags or target_group_arn"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
 
 
 Balancer = Annotated[HAProxyBalancer | NginxBalancer | ELBv2Balancer, Field(discriminator="type")]

@@ -10,13 +10,12 @@ BIN       := $(VENV)/bin
 DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
              postgresql git chromium fonts-dejavu-core
 
-# The demo app's secret (group_data/web.py, pm2_apps secret_env): opsrun reads it from the environment only.
-ifndef OPSRUN_DEMO_API_TOKEN
-OPSRUN_DEMO_API_TOKEN := demo-$(shell od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-endif
-export OPSRUN_DEMO_API_TOKEN
+# Secrets (the deploys' secret_env, the DR checks' database URLs) come from the environment only. `make demo`
+# makes up the ones you have not exported (OPSRUN_DEMO_API_TOKEN, OPSRUN_REDIS_PASSWORD, OPSRUN_MONGO_KEYFILE,
+# OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
+# second run changes nothing: see opsrun.lab.demo.demo_env.
 
-.PHONY: deps venv demo test lint unit lab-down clean
+.PHONY: deps venv demo readme-tour test lint unit lab-down clean
 
 deps:
 	@dpkg -s $(DEB_PKGS) >/dev/null 2>&1 || { \
@@ -35,16 +34,13 @@ $(BIN)/opsrun: pyproject.toml
 
 venv: $(BIN)/opsrun
 
+# The three jobs on the lab, as README.md's tour shows them: one list of commands, src/opsrun/lab/demo.py.
+# `make readme-tour` runs the same and writes each command's real output into the README.
 demo: deps venv
-	$(BIN)/opsrun lab up --hosts 3
-	$(BIN)/opsrun apply lab pm2
-	$(BIN)/opsrun apply lab nginx
-	$(BIN)/opsrun verify lab pm2
-	$(BIN)/opsrun verify lab nginx
-	@echo
-	@echo "Results (JSON, one per run): $(CURDIR)/.opsrun/results/"
-	@ls -1 .opsrun/results/*-latest.json
-	@echo "The lab stays up for you to explore: $(BIN)/opsrun lab status; remove it with: $(BIN)/opsrun lab down"
+	$(BIN)/python -m opsrun.lab.demo
+
+readme-tour: deps venv
+	$(BIN)/python -m opsrun.lab.demo --readme
 
 lint: venv
 	$(BIN)/ruff check src tests deploys verify inventories group_data bench

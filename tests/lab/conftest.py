@@ -17,6 +17,11 @@ from opsrun.lab.hosts import ssh as lab_ssh
 pytestmark = pytest.mark.lab
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The README tour (test_tour.py) runs last: it brings the session's lab down and makes a fresh one."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("tests/lab/test_tour.py"))
+
+
 @pytest.fixture(scope="session")
 def lab() -> Lab:
     lab = Lab()

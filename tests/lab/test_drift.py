@@ -202,14 +202,20 @@ def test_reports_notifications_and_atomic_files(git_project, on_host, webhook_re
     assert code == 0
 
 
+UNITS = ("opsrun-drift@.service", "opsrun-drift@.timer", "opsrun-dr-test@.service", "opsrun-dr-test@.timer")
+
+
 def test_systemd_units_pass_systemd_analyze_verify(on_host):
-    """Run inside a lab host (real systemd 252); a unit with a mistake is the control."""
-    for unit in ("opsrun-drift@.service", "opsrun-drift@.timer"):
+    """Run inside a lab host (real systemd 252): the nightly drift and the monthly DR-test units; a unit
+    with a mistake is the control."""
+    for unit in UNITS:
         text = (REPO / "contrib" / "systemd" / unit).read_text()
         on_host("web1", f"cat > /etc/systemd/system/{unit} <<'EOF'\n{text}EOF")
-    good = on_host("web1", "systemd-analyze verify opsrun-drift@lab.service opsrun-drift@lab.timer 2>&1", check=False)
+    instances = " ".join(unit.replace("@.", "@lab.") for unit in UNITS)
+    good = on_host("web1", f"systemd-analyze verify {instances} 2>&1", check=False)
     assert (good.returncode, good.stdout) == (0, "")
     on_host("web1", "printf '[Service]\\nExecStart=/nonexistent/opsrun\\n' > /etc/systemd/system/bad@.service")
     bad = on_host("web1", "systemd-analyze verify bad@x.service 2>&1", check=False)
     assert bad.returncode != 0 and "is not executable" in bad.stdout
-    on_host("web1", "rm -f /etc/systemd/system/opsrun-drift@.* /etc/systemd/system/bad@.service")
+    on_host("web1", "rm -f /etc/systemd/system/opsrun-drift@.* /etc/systemd/system/opsrun-dr-test@.* "
+            "/etc/systemd/system/bad@.service")  # fmt: skip

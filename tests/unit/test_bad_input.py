@@ -83,8 +83,8 @@ ITEM1 = [
     ("group_data/web.py", 'rolling["last"] = {"mongo_primary": "abc"}', "rolling.last.mongo_primary"),
     ("group_data/web.py", 'rolling["health"]["http"] = "http://{nosuch}:3001/"', "rolling.health.http"),
     ("inventories/lab.py", 'all[1]["balancer"]["server"] = "{nosuch}"', "balancer.server"),
-    ("inventories/lab.py", 'all[1]["dr"] = {"targets": "x"}', "dr.targets"),
-    ("inventories/lab.py", 'all[1]["dr"] = {"backups": "s3://b"}', "dr.backups"),
+    ("group_data/all.py", 'dr = {"targets": "x"}', "dr.targets"),
+    ("group_data/all.py", 'dr = {"backups": "s3://b"}', "dr.backups"),
     ("inventories/lab.py", 'all[1]["ssh_port"] = "abc"', "ssh_port"),
     ("inventories/lab.py", 'all[1]["ssh_port"] = True', "ssh_port"),
 ]

@@ -3,8 +3,11 @@
     up(n)     build or reuse the base image, make and boot hosts web1..webN, start the lab services;
               N is bounded by what the machine holds (capacity.py: addresses, memory, inotify limits)
     status()  each host's name, address and state
-    down()    remove every process, namespace, interface, cgroup and file that `up` made, and put back
-              the inotify limits `up` raised
+    install() packages from the lab's apt repository on every host: what a fleet runs before opsrun
+              manages it (opsrun-demo for patching to upgrade, the mongod stand-in)
+    run()     one shell command on one host, as root over the lab's SSH
+    down()    remove every process, namespace, interface, cgroup and file that `up` made (the PostgreSQL
+              of `opsrun lab postgres` too), and put back the inotify limits `up` raised
 
 `inventories/lab.py` reads `lab.json` to describe the hosts to pyinfra and testinfra.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from opsrun.errors import LabError
-from opsrun.lab import aptrepo, capacity, haproxy, hosts, image, network, services
+from opsrun.lab import aptrepo, capacity, haproxy, hosts, image, network, postgres, services
 from opsrun.lab.config import LabConfig, host_name
 
 Log = Callable[[str], None]
@@ -202,6 +207,43 @@ class Lab:
 
         return _each(one, entries, at_once=SSH_AT_ONCE)
 
+    def address_of(self, name: str) -> str:
+        state = self._read_state().get("hosts", [])
+        found = [str(h["address"]) for h in state if h.get("name") == name] if isinstance(state, list) else []
+        if not found:
+            known = ", ".join(self.host_names()) or "none: run `opsrun lab up`"
+            raise LabError(f"no lab host named {name!r}. Fix: use one of: {known}")
+        return found[0]
+
+    def frontend(self) -> str:
+        """HAProxy's frontend, ADDRESS:PORT on the lab bridge."""
+        doc = self._read_state().get("haproxy")
+        if not isinstance(doc, dict) or "frontend" not in doc:
+            raise LabError("no lab is up here. Fix: run `opsrun lab up`")
+        return str(doc["frontend"])
+
+    def run(self, name: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`command` (one shell line) on lab host `name`, as root."""
+        return hosts.ssh(self.cfg, self.address_of(name), command, timeout=timeout)
+
+    def install(self, packages: list[str], log: Log = _quiet) -> dict[str, subprocess.CompletedProcess[str]]:
+        """apt-get install `packages` (NAME or NAME=VERSION) from the lab's repository on every host, with
+        the repository's source line in /etc/apt/sources.list.d/opsrun.list, as deploys/patching.py writes
+        it from `apt_repositories`. The stand-in package is built from this checkout first."""
+        bad = [p for p in packages if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*(=[0-9][A-Za-z0-9.+~:-]*)?", p)]
+        if bad or not packages:
+            raise LabError(f"{bad[0] if bad else 'nothing'}: name Debian packages, e.g. opsrun-demo or opsrun-demo=1.0")
+        if aptrepo.STANDIN in (p.split("=")[0] for p in packages):
+            log(f"published {aptrepo.publish_standin(self.cfg).name}")
+        line = aptrepo.source_line(self.cfg)
+        command = (
+            f"printf '%s\\n' {shlex.quote(line)} > /etc/apt/sources.list.d/opsrun.list && apt-get update -qq && "
+            f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q {' '.join(shlex.quote(p) for p in packages)}"
+        )
+        names = self.host_names()
+        done = _each(lambda n: self.run(n, command, timeout=600), names, at_once=SSH_AT_ONCE)
+        return dict(zip(names, done, strict=True))
+
     def _remove_host(self, name: str) -> None:
         hosts.stop(self.cfg, name)
         network.remove_host_net(self.cfg, name)
@@ -219,6 +261,7 @@ class Lab:
             network.remove_host_net(cfg, name)
         haproxy.stop(cfg)
         services.stop_all(cfg)
+        postgres.stop(cfg)
         network.remove_bridge(cfg)
         hosts.remove_cgroups(cfg, "")  # the lab's parent cgroups
         restore_limits(limits, log)

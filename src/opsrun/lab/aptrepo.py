@@ -1,7 +1,10 @@
 """A flat apt repository in the lab, served on the bridge, so patching performs a real upgrade.
 
 It holds the demo package `opsrun-demo`; `publish(version)` builds that version with dpkg-deb and adds it
-(older versions stay, as in a real archive). A package built with `reboot=True` asks for a reboot in its
+(older versions stay, as in a real archive; `next_version` is the one after the newest). It also holds
+`opsrun-mongod-standin`: the protocol-level mongod stand-in of tests/standins/mongod.py packaged as MongoDB's
+own package installs mongod (/usr/bin/mongod, mongod.service, a `mongodb` system user), since there is no
+MongoDB server package for this machine. A package built with `reboot=True` asks for a reboot in its
 postinst, as a kernel or libc update does. The index (Packages, Packages.gz, Release) is written by
 Python, so no dpkg-dev is needed; apt trusts the repo through `[trusted=yes]` (lab only).
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import subprocess
 import tempfile
 import time
@@ -21,6 +25,22 @@ from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
 
 PACKAGE = "opsrun-demo"
+STANDIN = "opsrun-mongod-standin"
+#: the stand-in's source: the lab runs from a checkout of the repository (as `make demo` does)
+STANDIN_SOURCE = Path(__file__).resolve().parents[3] / "tests" / "standins" / "mongod.py"
+MONGOD_UNIT = """[Unit]
+Description=MongoDB Database Server (the opsrun lab's protocol-level stand-in)
+After=network-online.target
+
+[Service]
+User=mongodb
+Group=mongodb
+ExecStart=/usr/bin/mongod --config /etc/mongod.conf
+RuntimeDirectory=mongodb
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 
 def repo_dir(cfg: LabConfig) -> Path:
@@ -31,8 +51,25 @@ def source_line(cfg: LabConfig) -> str:
     return f"deb [trusted=yes] http://{cfg.gateway}:{cfg.repo_port}/ ./"
 
 
+def versions(cfg: LabConfig) -> list[str]:
+    """The versions of opsrun-demo in the lab repository, oldest first."""
+    found = [d.name.split("_")[1] for d in repo_dir(cfg).glob(f"{PACKAGE}_*_all.deb")]
+    return sorted(found, key=lambda v: [int(p) if p.isdigit() else 0 for p in re.split(r"[.+~-]", v)])
+
+
+def next_version(cfg: LabConfig) -> str:
+    """The version after the newest published: 1.0 -> 1.1 (its last number plus one); 1.0 for an empty repo."""
+    published = versions(cfg)
+    if not published:
+        return "1.0"
+    head, _, last = published[-1].rpartition(".")
+    return f"{head}.{int(last) + 1}" if head and last.isdigit() else f"{published[-1]}.1"
+
+
 def publish(cfg: LabConfig, version: str, *, reboot: bool = False) -> Path:
     """Build opsrun-demo VERSION into the lab repository and rewrite its index."""
+    if not re.fullmatch(r"[0-9][A-Za-z0-9.+~]*", version):
+        raise LabError(f"{version!r} is not a Debian version. Fix: digits and dots, e.g. 1.1")
     repo = repo_dir(cfg)
     repo.mkdir(parents=True, exist_ok=True)
     deb = repo / f"{PACKAGE}_{version}_all.deb"
@@ -54,14 +91,62 @@ def publish(cfg: LabConfig, version: str, *, reboot: bool = False) -> Path:
             )
         (root / "DEBIAN/postinst").write_text(postinst)
         (root / "DEBIAN/postinst").chmod(0o755)
-        proc = subprocess.run(
-            ["dpkg-deb", "--root-owner-group", "-Zxz", "-b", str(root), str(deb)],
-            capture_output=True,
-            text=True,
-            check=False,
+        _build(root, deb)
+    write_index(repo)
+    return deb
+
+
+def _build(root: Path, deb: Path) -> None:
+    proc = subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "-b", str(root), str(deb)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"dpkg-deb could not build {deb.name}: {proc.stderr.strip()}")
+
+
+def standin_version(source: Path = STANDIN_SOURCE) -> str:
+    """1.0+<hash of the stand-in>: a changed stand-in is a new version, never the same version rebuilt."""
+    return "1.0+" + hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+
+
+def publish_standin(cfg: LabConfig, source: Path = STANDIN_SOURCE) -> Path:
+    """Build opsrun-mongod-standin from the stand-in's source (once per version) and rewrite the index."""
+    if not source.is_file():
+        raise LabError(f"no mongod stand-in at {source}: the lab runs from a checkout of the opsrun repository.")
+    repo = repo_dir(cfg)
+    repo.mkdir(parents=True, exist_ok=True)
+    deb = repo / f"{STANDIN}_{standin_version(source)}_all.deb"
+    if deb.exists():
+        return deb
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "DEBIAN").mkdir()
+        (root / "usr/bin").mkdir(parents=True)
+        (root / "lib/systemd/system").mkdir(parents=True)
+        (root / "usr/bin/mongod").write_bytes(source.read_bytes())
+        (root / "usr/bin/mongod").chmod(0o755)
+        (root / "lib/systemd/system/mongod.service").write_text(MONGOD_UNIT)
+        (root / "DEBIAN/control").write_text(
+            f"Package: {STANDIN}\nVersion: {standin_version(source)}\nArchitecture: all\nDepends: python3\n"
+            "Maintainer: opsrun lab <lab@opsrun.invalid>\nSection: database\nPriority: optional\n"
+            "Description: protocol-level mongod stand-in for the opsrun lab\n"
+            " Speaks enough of MongoDB's wire protocol for a 3-member replica set (tests/standins/mongod.py).\n"
         )
-        if proc.returncode != 0:
-            raise LabError(f"dpkg-deb could not build {deb.name}: {proc.stderr.strip()}")
+        (root / "DEBIAN/postinst").write_text(
+            "#!/bin/sh\nset -e\n"
+            'if [ "$1" = configure ]; then\n'
+            "  id mongodb >/dev/null 2>&1 || useradd --system --home-dir /var/lib/mongodb --shell /bin/false mongodb\n"
+            "  systemctl daemon-reload >/dev/null 2>&1 || true\n"
+            "fi\n"
+        )
+        (root / "DEBIAN/postinst").chmod(0o755)
+        _build(root, deb)
+    for old in repo.glob(f"{STANDIN}_*_all.deb"):
+        if old != deb:
+            old.unlink()  # one stand-in: the one of this checkout
     write_index(repo)
     return deb
 

@@ -1,0 +1,110 @@
+"""README.md's tour, run as written, on a fresh lab: the commands are read from the README (they must be
+the demo's steps, opsrun.lab.demo.STEPS), run in order from a fresh copy of the ops content, each exiting as
+the demo expects; the rolling patch loses no request under load; the drift report finds the hand edit; the DR
+report measures RTO/RPO; both HTML reports are opened in headless Chromium and their numbers are the JSON's.
+
+The tour brings the lab down and up again (its first command is `opsrun lab up` on a lab that `down` just
+removed). It runs last in a session (tests/lab/conftest.py orders it), and leaves a lab of the session's
+3 hosts behind, so the session fixture's `down` still finds what to remove."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from opsrun.lab import Lab, demo
+from tests.conftest import REPO, copy_ops
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def tour(tmp_path_factory) -> tuple[Path, list[demo.Done]]:
+    commands = demo.tour_commands((REPO / "README.md").read_text())
+    assert commands == [s.command for s in demo.STEPS], "README.md's tour and the demo's steps drifted apart"
+    ops = copy_ops(tmp_path_factory.mktemp("tour") / "ops")
+    git = ["git", "-C", str(ops), "-c", "user.name=ops", "-c", "user.email=ops@opsrun.invalid"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "ops repo"], check=True)
+    Lab().down()  # a fresh lab: the tour's `opsrun lab up` makes it
+    env = demo.demo_env(None)
+    done = []
+    for step in demo.STEPS:
+        result = demo.run_step(step, env, ops, echo=False)
+        done.append(result)
+        assert result.code == step.expect, f"`{step.command}` exited {result.code}:\n{result.output[-4000:]}"
+    return ops, done
+
+
+def output(done: list[demo.Done], command: str) -> list[str]:
+    return [d.output for d in done if d.step.command == command]
+
+
+def chromium_dom(html: Path) -> str:
+    proc = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         html.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and ":CONSOLE" not in proc.stderr, proc.stderr
+    return proc.stdout
+
+
+def test_the_patch_rolls_host_by_host_under_load_with_no_failed_request(tour):
+    _ops, done = tour
+    [rolled] = output(done, "opsrun lab load -- opsrun apply lab patching")
+    for host in ("web1", "web2", "web3"):
+        assert re.search(rf"{host}: upgraded opsrun-demo 1\.0 -> 1\.1", rolled), rolled
+    requests, failed = map(int, re.search(r"load: (\d+) requests .* failed: (\d+)", rolled).groups())
+    assert requests >= 1000 and failed == 0, rolled
+
+
+def test_drift_is_clean_then_finds_the_hand_edit_and_its_html_shows_the_json(tour):
+    ops, _done = tour
+    reports = ops / demo.REPORTS
+    doc = json.loads((reports / "drift-lab.json").read_text())
+    assert doc["status"] == "drift" and doc["summary"]["drift"] >= 1
+    assert {(f["host"], f["deploy"]) for f in doc["findings"] if f["verdict"] == "will_change"} == {("web2", "nginx")}
+    dom = chromium_dom(reports / "drift-lab.html")
+    shown = dict(re.findall(r'data-key="([^"]+)">([^<]*)<', dom))
+    assert {k: shown[k] for k in doc["summary"]} == {k: str(v) for k, v in doc["summary"].items()}
+    assert shown["status"] == "drift" and "keepalive_timeout" in dom
+
+
+def test_the_dr_report_measures_rto_and_rpo_and_its_html_shows_the_json(tour):
+    ops, _done = tour
+    [path] = sorted((ops / demo.REPORTS).glob("dr-test-lab-*.json"))
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "passed" and doc["degraded"] == [], doc["issues"]
+    systems = {s["system"]: s for s in doc["systems"]}
+    assert set(systems) == {"backups", "postgres", "redis", "mongo"}
+    assert all(s["result"] == "PASS" for s in systems.values())
+    assert systems["redis"]["rto_seconds"] > 0 and systems["mongo"]["rto_seconds"] > 0
+    assert all(systems[s]["rpo_seconds"] is not None for s in ("postgres", "redis", "mongo"))
+    dom = chromium_dom(path.with_suffix(".html"))
+    shown = dict(re.findall(r'data-key="([^"]+)">([^<]*)<', dom))
+    assert {k: shown[k] for k in doc["summary"]} == {k: str(v) for k, v in doc["summary"].items()}
+    rows = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", dom, flags=re.S)]
+    for s in doc["systems"]:
+        cells = [
+            s["system"],
+            *(
+                "-" if s[k] is None else f"{s[k]:.1f} s"
+                for k in ("rto_target_seconds", "rto_seconds", "rpo_target_seconds", "rpo_seconds")
+            ),
+            s["result"],
+        ]
+        assert cells in rows, (cells, rows)
+
+
+def test_the_demo_summary_names_what_it_made(tour):
+    ops, done = tour
+    lines = demo.summary(done, ops)
+    assert any(str(ops / demo.REPORTS / "drift-lab.html") in line for line in lines)
+    assert any(line.startswith("DR report (passed;") and ".html" in line for line in lines)
+    assert any("failed: 0" in line for line in lines)

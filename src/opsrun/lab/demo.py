@@ -116,16 +116,16 @@ def run_step(step: Step, env: dict[str, str], cwd: Path, echo: bool = True) -> D
     if echo:
         print(f"\n$ {step.command}", flush=True)
     started = time.monotonic()
-    proc = subprocess.Popen(
-        argv(step.command, bindir), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
     lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if echo:
-            print(line, end="", flush=True)
-    code = proc.wait()
+    with subprocess.Popen(
+        argv(step.command, bindir), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if echo:
+                print(line, end="", flush=True)
+        code = proc.wait()
     return Done(step, code, "".join(lines), time.monotonic() - started)
 
 

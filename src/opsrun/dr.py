@@ -435,10 +435,10 @@ def redis_checks(inv: Inventory, run: DRRun, drill: bool) -> list[Check]:
 
     nodes = redis_nodes(inv)
     password = _redis_password(inv)
-    one = redis.Redis(nodes[0][0], nodes[0][1], password=password, socket_timeout=2)
-    info = one.execute_command("CLUSTER", "INFO").decode()
+    with redis.Redis(nodes[0][0], nodes[0][1], password=password, socket_timeout=2) as one:
+        info = one.execute_command("CLUSTER", "INFO").decode()
+        listed = _lines(one.execute_command("CLUSTER", "NODES"))
     fields = dict(line.split(":", 1) for line in info.split() if ":" in line)
-    listed = _lines(one.execute_command("CLUSTER", "NODES"))
     masters = [line.split() for line in listed if " master " in f" {line.split()[2].replace(',', ' ')} "]
     replicas = [line.split() for line in listed if "slave" in line.split()[2]]
     lonely = [m[1] for m in masters if not any(r[3] == m[0] and r[7] == "connected" for r in replicas)]
@@ -456,9 +456,12 @@ def redis_checks(inv: Inventory, run: DRRun, drill: bool) -> list[Check]:
     )
     checks = [health]
     cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes], password=password, socket_timeout=2)
-    checks.append(redis_rpo_probe(cluster, password, run))
-    if drill and ok:
-        checks.append(redis_failover_drill(cluster, password, run))
+    try:
+        checks.append(redis_rpo_probe(cluster, password, run))
+        if drill and ok:
+            checks.append(redis_failover_drill(cluster, password, run))
+    finally:
+        cluster.close()
     return checks
 
 
@@ -470,13 +473,13 @@ def redis_rpo_probe(cluster: Any, password: str | None, run: DRRun) -> Check:
     listed = cluster.get_redis_connection(master).execute_command("CLUSTER", "REPLICAS", _node_id(cluster, master))
     replica_line = _lines(listed)[0].split()
     host, port = replica_line[1].split("@")[0].rsplit(":", 1)
-    replica = redis.Redis(host, int(port), password=password, socket_timeout=2)
-    replica.execute_command("READONLY")
-    start = time.monotonic()
-    cluster.set(key, "1", ex=3600)
-    run.step(f"redis: wrote {key} on master {master.host}:{master.port}")
-    source = "SET on the master; READONLY + GET on its replica until found"
-    return _rpo("redis", f"replica {host}:{port}", lambda: replica.get(key), start, run, source)
+    with redis.Redis(host, int(port), password=password, socket_timeout=2) as replica:
+        replica.execute_command("READONLY")
+        start = time.monotonic()
+        cluster.set(key, "1", ex=3600)
+        run.step(f"redis: wrote {key} on master {master.host}:{master.port}")
+        source = "SET on the master; READONLY + GET on its replica until found"
+        return _rpo("redis", f"replica {host}:{port}", lambda: replica.get(key), start, run, source)
 
 
 def _rpo(system: str, where: str, found: Callable[[], Any], start: float, run: DRRun, source: str) -> Check:
@@ -511,45 +514,47 @@ def redis_failover_drill(cluster: Any, password: str | None, run: DRRun) -> Chec
     old_id = _node_id(cluster, old_master)
     line = _lines(cluster.get_redis_connection(old_master).execute_command("CLUSTER", "REPLICAS", old_id))[0].split()
     host, port = line[1].split("@")[0].rsplit(":", 1)
-    replica = redis.Redis(host, int(port), password=password, socket_timeout=2)
-    original = redis.Redis(old_master.host, old_master.port, password=password, socket_timeout=2)
-    run.step(f"redis: CLUSTER FAILOVER on replica {host}:{port} of {old_master.host}:{old_master.port}")
-    start = time.monotonic()
-    replica.execute_command("CLUSTER", "FAILOVER")
+    with (
+        redis.Redis(host, int(port), password=password, socket_timeout=2) as replica,
+        redis.Redis(old_master.host, old_master.port, password=password, socket_timeout=2) as original,
+    ):
+        run.step(f"redis: CLUSTER FAILOVER on replica {host}:{port} of {old_master.host}:{old_master.port}")
+        start = time.monotonic()
+        replica.execute_command("CLUSTER", "FAILOVER")
 
-    def serving() -> bool:
+        def serving() -> bool:
+            try:
+                if _role(replica) != "master":
+                    return False
+                state = replica.execute_command("CLUSTER", "INFO").decode()
+                if "cluster_state:ok" not in state:
+                    return False
+                replica.set(key, "1", ex=3600)
+                return True
+            except redis.RedisError:
+                return False
+
         try:
-            if _role(replica) != "master":
-                return False
-            state = replica.execute_command("CLUSTER", "INFO").decode()
-            if "cluster_state:ok" not in state:
-                return False
-            replica.set(key, "1", ex=3600)
-            return True
-        except redis.RedisError:
-            return False
-
-    try:
-        rto = _poll(serving, start)
-    except TimeoutError:
-        return Check("redis", "failover drill", FAIL, [f"no write on the new master within {WAIT:.0f} s"])
-    run.step(f"redis: {host}:{port} is master, cluster ok, writes to the moved slots succeed after {rto:.3f} s")
-    run.step(f"redis: restoring roles: CLUSTER FAILOVER on {old_master.host}:{old_master.port}")
-    try:
-        _poll(lambda: _replication(original).get("master_link_status") == "up", time.monotonic())
-        _poll(lambda: _fail_back(original), time.monotonic())
-        run.step("redis: original roles restored, cluster ok")
-    except (TimeoutError, redis.RedisError) as exc:
-        run.degraded.append("redis")
-        run.step(f"redis: could not restore the original roles: {exc}")
-    return Check(
-        "redis",
-        "failover drill",
-        PASS,
-        [f"measured RTO {rto:.3f} s (failover until cluster ok and a write to the moved slots succeeded)"],
-        f"CLUSTER FAILOVER on {host}:{port}; poll role, CLUSTER INFO, SET",
-        {"rto_seconds": round(rto, 3)},
-    )
+            rto = _poll(serving, start)
+        except TimeoutError:
+            return Check("redis", "failover drill", FAIL, [f"no write on the new master within {WAIT:.0f} s"])
+        run.step(f"redis: {host}:{port} is master, cluster ok, writes to the moved slots succeed after {rto:.3f} s")
+        run.step(f"redis: restoring roles: CLUSTER FAILOVER on {old_master.host}:{old_master.port}")
+        try:
+            _poll(lambda: _replication(original).get("master_link_status") == "up", time.monotonic())
+            _poll(lambda: _fail_back(original), time.monotonic())
+            run.step("redis: original roles restored, cluster ok")
+        except (TimeoutError, redis.RedisError) as exc:
+            run.degraded.append("redis")
+            run.step(f"redis: could not restore the original roles: {exc}")
+        return Check(
+            "redis",
+            "failover drill",
+            PASS,
+            [f"measured RTO {rto:.3f} s (failover until cluster ok and a write to the moved slots succeeded)"],
+            f"CLUSTER FAILOVER on {host}:{port}; poll role, CLUSTER INFO, SET",
+            {"rto_seconds": round(rto, 3)},
+        )
 
 
 def _replication(node: Any) -> dict[str, Any]:

@@ -41,8 +41,8 @@ def roles(addresses) -> dict[tuple[str, int], str]:
     out = {}
     for i, port in enumerate(PORTS):
         address = addresses[HOSTS[i // 2]]
-        node = redis.Redis(address, port, password=os.environ["OPSRUN_REDIS_PASSWORD"], socket_timeout=2)
-        out[(address, port)] = node.info("replication")["role"]
+        with redis.Redis(address, port, password=os.environ["OPSRUN_REDIS_PASSWORD"], socket_timeout=2) as node:
+            out[(address, port)] = node.info("replication")["role"]
     return out
 
 

@@ -30,6 +30,14 @@ def installed(lab, on_host):
     install_mongod(on_host, HOSTS)
 
 
+@pytest.fixture(scope="module")
+def replica_set(installed) -> None:
+    """The set initiated (by this apply, or already by the test that checks that): what every later test
+    starts from, so that each passes when selected alone."""
+    code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
+    assert code == 0, doc
+
+
 def members(addresses) -> str:
     return ",".join(f"{addresses[h]}:27017" for h in HOSTS)
 
@@ -59,13 +67,13 @@ def test_initiated_from_nothing_and_verify_passes(installed, addresses):
     assert code == 0, verified
 
 
-def test_second_apply_changes_nothing(installed):
+def test_second_apply_changes_nothing(replica_set):
     code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
     assert code == 0, doc
     assert changed_ops(doc) == {h: [] for h in HOSTS}
 
 
-def test_a_priority_change_is_applied_by_reconfig(installed, addresses, project_copy):
+def test_a_priority_change_is_applied_by_reconfig(replica_set, addresses, project_copy):
     with rs_client(addresses) as c:
         before = c.admin.command("replSetGetConfig")["config"]["version"]
     inv = project_copy / "inventories" / "lab.py"
@@ -103,7 +111,7 @@ class Writer(threading.Thread):
             i += 1
 
 
-def test_a_rolling_restart_steps_the_primary_down_last(installed, addresses, project_copy):
+def test_a_rolling_restart_steps_the_primary_down_last(replica_set, addresses, project_copy):
     primary = primary_host(addresses)
     data = project_copy / "group_data" / "mongo.py"
     data.write_text(data.read_text() + "\nmongo_replicaset_slow_op_threshold_ms = 250\n")

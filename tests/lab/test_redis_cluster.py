@@ -32,13 +32,30 @@ def from_nothing(lab, on_host):
 
 
 @pytest.fixture(scope="module")
-def cluster(addresses) -> RedisCluster:
-    return RedisCluster(
+def created(from_nothing) -> dict:
+    """The first apply's document: the cluster made from nothing (what later tests start from, so that each
+    passes when selected alone)."""
+    code, doc = opsrun_json("apply", "lab", "redis_cluster")
+    assert code == 0, doc
+    return doc
+
+
+@pytest.fixture(scope="module")
+def cluster(created, addresses):
+    client = RedisCluster(
         startup_nodes=[ClusterNode(addresses[h], p) for h in HOSTS for p in PORTS[h]],
         password=os.environ["OPSRUN_REDIS_PASSWORD"],
         socket_timeout=2,
         require_full_coverage=True,
     )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def node(addresses, host: str, port: int) -> redis.Redis:
+    return redis.Redis(addresses[host], port, password=os.environ["OPSRUN_REDIS_PASSWORD"], socket_timeout=2)
 
 
 def changed_ops(doc: dict) -> dict[str, list[str]]:
@@ -46,16 +63,15 @@ def changed_ops(doc: dict) -> dict[str, list[str]]:
 
 
 def node_info(addresses, host: str, port: int) -> dict:
-    c = redis.Redis(addresses[host], port, password=os.environ["OPSRUN_REDIS_PASSWORD"], socket_timeout=2)
-    info = c.execute_command("CLUSTER", "INFO")
-    return dict(line.split(":", 1) for line in info.decode().split() if ":" in line) | {
-        "role": c.info("replication")["role"]
-    }
+    with node(addresses, host, port) as c:
+        info = c.execute_command("CLUSTER", "INFO")
+        return dict(line.split(":", 1) for line in info.decode().split() if ":" in line) | {
+            "role": c.info("replication")["role"]
+        }
 
 
-def test_from_nothing_a_healthy_six_node_cluster(from_nothing, addresses):
-    code, doc = opsrun_json("apply", "lab", "redis_cluster")
-    assert code == 0, doc
+def test_from_nothing_a_healthy_six_node_cluster(created, addresses):
+    doc = created
     assert doc["plan"]["batches"] == [[h] for h in HOSTS]
     assert RECONCILE in changed_ops(doc)["web3"]  # created once every node had been started
     roles = {(h, p): node_info(addresses, h, p) for h in HOSTS for p in PORTS[h]}
@@ -66,13 +82,13 @@ def test_from_nothing_a_healthy_six_node_cluster(from_nothing, addresses):
     assert all(len(verified["hosts"][h]["tests"]) == 5 for h in HOSTS)
 
 
-def test_second_apply_changes_nothing(from_nothing):
+def test_second_apply_changes_nothing(created):
     code, doc = opsrun_json("apply", "lab", "redis_cluster")
     assert code == 0, doc
     assert changed_ops(doc) == {h: [] for h in HOSTS}
 
 
-def test_a_lost_node_is_reported_then_rejoins_as_a_replica(from_nothing, on_host, addresses):
+def test_a_lost_node_is_reported_then_rejoins_as_a_replica(created, on_host, addresses):
     on_host("web2", "systemctl stop redis-server@7003 && rm -rf /var/lib/redis/7003/*")
     code, plan = opsrun_json("apply", "lab", "redis_cluster", "--dry-run")
     assert code == 0, plan
@@ -113,7 +129,7 @@ class Writer(threading.Thread):
             i += 1
 
 
-def test_a_settings_change_rolls_through_with_no_write_lost(from_nothing, project_copy, cluster, addresses):
+def test_a_settings_change_rolls_through_with_no_write_lost(created, project_copy, cluster, addresses):
     data = project_copy / "group_data" / "redis.py"
     data.write_text(data.read_text() + '\nredis_cluster_settings = {**redis_cluster_settings, "maxmemory": "96mb"}\n')
     writer = Writer(cluster)
@@ -128,8 +144,8 @@ def test_a_settings_change_rolls_through_with_no_write_lost(from_nothing, projec
         assert "Nodes run the desired settings (replicas first, masters after a failover)" in changed_ops(doc)[h]
     for h in HOSTS:
         for p in PORTS[h]:
-            c = redis.Redis(addresses[h], p, password=os.environ["OPSRUN_REDIS_PASSWORD"])
-            assert int(c.config_get("maxmemory")["maxmemory"]) == 96 * 1024**2
+            with node(addresses, h, p) as c:
+                assert int(c.config_get("maxmemory")["maxmemory"]) == 96 * 1024**2
     assert len(writer.acked) > 500, "the writer hardly wrote"
     lost = [i for i in writer.acked if cluster.get(f"k{i}") != str(i).encode()]
     assert lost == []

@@ -59,13 +59,13 @@ def token(text: str) -> str:
     return TOKEN.sub("_", text)[:200] or "-"
 
 
-def script(req: LeaseRequest) -> str:
-    """The shell that takes, renews or releases the lease; prints one answer line (see `parse`)."""
+def script(req: LeaseRequest, directory: str = LEASE_DIR) -> str:
+    """The shell that takes, renews or releases the lease in `directory`; prints one answer line (`parse`)."""
     me, holder = shlex.quote(token(req.owner)), shlex.quote(token(req.holder))
     live = shlex.quote(" " + " ".join(token(o) for o in req.live) + " ")
     ours = f"{shlex.quote(token(req.store))}:*" if req.store else "''"  # the * unquoted: a pattern
     head = (
-        f"d={LEASE_DIR}; mkdir -p $d && exec 9>$d/lease.lock && flock -w 10 9 || {{ echo error lock; exit 0; }}; "
+        f"d={shlex.quote(directory)}; mkdir -p $d && exec 9>$d/lease.lock && flock -w 10 9 || {{ echo error lock; exit 0; }}; "
         "now=$(date +%s); exp=0; owner=-; holder=-; "
         '[ -s $d/lease ] && read -r exp owner holder < $d/lease; case "$exp" in *[!0-9]*|"") exp=0;; esac; '
     )

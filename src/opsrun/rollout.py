@@ -481,10 +481,8 @@ class Rollout:
                     bal.drain(self.server(h))
 
                 drained = self._each(live, drain)
-                for h, exc in drained.items():  # the drain command itself failed: it was not taken out
-                    if exc is not None and h not in serving_before:
-                        out[h].in_balancer = True
-                live = self._fail_errored(drained, "drain", live, in_balancer=False)
+                # the drain command itself failed: the balancer did not take it out, it serves as before
+                live = self._fail_errored(drained, "drain", live, in_balancer=True)
                 waited = _parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
             live = self._fail_errored(waited, "drain", live, in_balancer=False)
             if self.stop.is_set():  # nothing applied yet: put them back untouched

@@ -150,3 +150,41 @@ def test_last_clean_revision_is_that_of_the_newest_clean_drift_run(store_factory
         store.finish_run(run_id, {"status": status, "hosts": {}})
     assert store.last_clean_revision("lab") == "r3"
     assert store.last_clean_revision("other") is None
+
+
+def test_a_dead_run_is_found_marked_interrupted_and_says_where_it_left_each_host(store_factory):
+    store = store_factory()
+    dead = store.start_run("apply", "lab", "app", revision=None, plan=DOC["plan"])
+    store.record_host(dead, {"name": "web1", "batch": 1, "outcome": "done", "stage": None, "in_balancer": True})
+    store.record_host(
+        dead, {"name": "web2", "batch": 2, "outcome": "not_reached", "stage": "drain", "in_balancer": True}
+    )
+    store.record_host(
+        dead, {"name": "web2", "batch": 2, "outcome": "not_reached", "stage": "apply", "in_balancer": False}
+    )
+    other = store.start_run("apply", "prod", "app", revision=None)
+    assert sorted(store.live_runs()) == [dead, other]
+
+    found = store.interrupt_dead_runs("lab", found_by="app on lab")
+    assert [(d["run_id"], d["hosts"]["web2"]["stage"], d["hosts"]["web2"]["in_balancer"]) for d in found] == [
+        (dead, "apply", False)
+    ]
+    assert store.live_runs() == [other], "a run of another inventory is not judged"
+    shown = store.run(dead)
+    assert shown["status"] == "interrupted" and shown["left_out_of_balancer"] == ["web2"]
+    assert "ended without finishing this run (found by app on lab)" in shown["error"]
+    assert store.interrupt_dead_runs("lab", found_by="again") == []
+
+
+def test_history_shows_a_run_whose_process_is_gone_as_interrupted(tmp_path):
+    store = open_store(tmp_path)
+    run_id = store.start_run("apply", "lab", "app", revision=None)
+    store._exec("UPDATE runs SET pid = 999999999 WHERE id = ?", (run_id,))
+    store._commit()
+    assert [r.status for r in store.runs("lab")] == ["interrupted"]
+    store.close()
+
+
+def test_the_store_has_one_identity_for_every_connection(store_factory):
+    first, second = store_factory(), store_factory()
+    assert first.store_id == second.store_id and len(first.store_id) == 16

@@ -71,3 +71,28 @@ def test_upgrades_are_read_from_dpkg_output():
         {"package": "opsrun-demo", "from": "1.0", "to": "1.1"},
         {"package": "libc6", "from": "2.36-9+deb12u7", "to": "2.36-9+deb12u8"},
     ]
+
+
+def test_drift_is_never_clean_unless_every_host_was_seen():
+    from opsrun.drift import DriftRun, Finding
+
+    def run(**kw):
+        r = DriftRun("lab", ["nginx"], ["web1", "web2"])
+        for k, v in kw.items():
+            setattr(r, k, v)
+        return r
+
+    assert (run().status, run().exit_code) == ("clean", 0)
+    partial = run(unreachable={"web2": "could not connect"})
+    assert (partial.status, partial.exit_code, partial.checked) == ("partial", 0, ["web1"])
+    strict = run(unreachable={"web2": "could not connect"}, fail_on_unreachable=True)
+    assert (strict.status, strict.exit_code) == ("error", 1)
+    nobody = run(unreachable={"web1": "x", "web2": "y"})
+    assert (nobody.status, nobody.exit_code, nobody.checked) == ("error", 1, [])
+    error = run(findings=[Finding("web2", "nginx", "(dry run)", "error", ["deploys/nginx.py:3: RuntimeError: x"])])
+    assert (error.status, error.exit_code, error.checked, error.drifted) == ("error", 1, ["web1"], [])
+    both = run(findings=[Finding("web1", "nginx", "op", "will_change", ["cmd"]), *error.findings])
+    assert both.status == "error", "an error outweighs drift: drift on web2 is not known"
+    assert (run(interrupted="interrupted").status, run(interrupted="x").exit_code) == ("interrupted", 130)
+    doc = partial.to_dict()["summary"]
+    assert (doc["hosts"], doc["checked"], doc["unreachable"], doc["errors"]) == (2, 1, 1, 0)

@@ -252,3 +252,108 @@ def test_reboot_never_skips_the_stage():
     script = Script(needs_reboot=set(HOSTS))
     run = rollout(script, FakeBalancer(HOSTS)).run(HOSTS)
     assert script.rebooted == [] and "reboot" not in run.stage_seconds
+
+
+class FlakyBalancer(FakeBalancer):
+    """The fake balancer whose commands fail for the servers named: as HAProxy does when its admin socket
+    is gone or an ELBv2 call is refused."""
+
+    def __init__(self, servers, *, drain_fails=(), enable_fails=()):
+        super().__init__(servers)
+        self.drain_fails, self.enable_fails = set(drain_fails), set(enable_fails)
+
+    def drain(self, server):
+        if server in self.drain_fails:
+            raise BalancerError(f"admin socket gone while draining {server}")
+        super().drain(server)
+
+    def enable(self, server):
+        if server in self.enable_fails:
+            raise BalancerError(f"admin socket gone while enabling {server}")
+        super().enable(server)
+
+
+def test_a_balancer_error_on_enable_is_that_hosts_failure_and_it_is_reported_out():
+    bal = FlakyBalancer(HOSTS, enable_fails={"web2"})
+    run = rollout(Script(), bal).run(HOSTS)
+    assert outcomes(run) == {
+        "web1": ("done", None, True),
+        "web2": ("failed", "enable", False),
+        "web3": ("not_reached", None, True),
+        "web4": ("not_reached", None, True),
+    }
+    assert "admin socket gone while enabling web2" in run.hosts["web2"].reason
+    assert run.left_out() == ["web2"] and bal.admin["web2"] == "drain"
+    assert run.halted == "1 failed host(s), over the failure budget of 0"
+
+
+def test_a_balancer_error_on_drain_fails_the_host_untouched_and_in_service():
+    bal = FlakyBalancer(HOSTS, drain_fails={"web1"})
+    script = Script()
+    run = rollout(script, bal).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "drain", True)
+    assert script.applied == [] and run.left_out() == []
+
+
+def test_an_opsrun_fault_mid_batch_fails_its_hosts_and_the_run_still_reports():
+    def broken(hosts):
+        raise TypeError("a bug in opsrun")
+
+    bal = FakeBalancer(HOSTS)
+    run = rollout(Script(on_apply=broken), bal).run(HOSTS)
+    assert outcomes(run)["web1"] == ("failed", "apply", False)
+    assert run.halted == "opsrun error: TypeError: a bug in opsrun"
+    assert run.left_out() == ["web1"] and bal.admin["web1"] == "drain"
+    assert run.to_dict()["left_out_of_balancer"] == ["web1"]
+
+
+def test_every_stage_change_is_recorded_as_it_happens():
+    seen = []
+    ro = rollout(Script(apply_fails={"web1"}), FakeBalancer(HOSTS))
+    ro.record = lambda h: seen.append((h.name, h.stage, h.outcome, h.in_balancer))
+    ro.run(HOSTS)
+    assert seen == [
+        ("web1", "connect", "not_reached", True),
+        ("web1", "drain", "not_reached", True),
+        ("web1", "drain", "not_reached", False),  # out before the balancer is asked: a kill -9 here is known
+        ("web1", "apply", "not_reached", False),
+        ("web1", "apply", "failed", False),
+    ]
+
+
+def test_heal_puts_back_what_passes_and_keeps_out_what_does_not():
+    bal = FakeBalancer(HOSTS)
+    bal.admin.update(web1="drain", web2="drain")
+    bal.healthy["web2"] = False
+    healed = rollout(Script(), bal).heal(["web1", "web2"])
+    assert healed["web1"] == "back in the balancer: it passed its health gate"
+    assert healed["web2"].startswith("still out of the balancer: timed out after 0.2s")
+    assert bal.admin == {"web1": "ready", "web2": "drain", "web3": "ready", "web4": "ready"}
+
+
+class Gate:
+    """A health gate whose answers are scripted per host: (before the change, after it)."""
+
+    def __init__(self, answers):
+        self.answers = {h: list(a) for h, a in answers.items()}
+        self.http, self.tcp = "http://{address}/health", None
+
+    def probe(self, host, address):
+        ok = self.answers[host].pop(0) if len(self.answers[host]) > 1 else self.answers[host][0]
+        return ok, "HTTP 200" if ok else "connection refused"
+
+    def wait(self, host, address):
+        ok, seen = self.probe(host, address)
+        if not ok:
+            raise TimeoutError(f"health gate: {seen}")
+        return seen
+
+
+def test_a_host_whose_gate_failed_before_the_change_is_not_held_to_it():
+    gate = Gate({"web1": [False, False], "web2": [True, False], "web3": [True], "web4": [True]})
+    policy = Policy(serial=(4,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
+    policy = Policy(**{**policy.__dict__, "health": gate})
+    run = rollout(Script(), FakeBalancer(HOSTS), policy).run(HOSTS)
+    assert outcomes(run)["web1"] == ("done", None, True)
+    assert "did not pass before the change and still does not (connection refused)" in run.hosts["web1"].note
+    assert outcomes(run)["web2"] == ("failed", "health", False)  # it served before: the change broke it

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases
+from opsrun import leases, processes
 from opsrun.deadlines import DEFAULTS, timed_out
 from opsrun.errors import OpsrunError
 from opsrun.inventory import Inventory
@@ -40,7 +40,6 @@ MAX_COMMANDS_LISTED = 20
 MAX_DIFF_LINES = 200  # per operation: a large file's diff is cut there
 MAX_OUTPUT_LINES = 40
 DEFAULT_DEADLINE = DEFAULTS["apply"]
-STOP_POLL = 0.2  # how often the controller looks at its stop flag while a worker runs
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,8 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
             assert proc.stdin is not None
             proc.stdin.write(pickle.dumps(request))
             proc.stdin.close()
-            ended = _wait(proc, backstop, stop, kill_on_stop=request.dry_run or request.connect_only)
+            gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
+            ended = processes.supervise(proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle)
             log.seek(0)
             output = log.read().decode(errors="replace")
         if output:
@@ -158,36 +158,6 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
         raise outcome
     assert isinstance(outcome, DeployRun)
     return outcome
-
-
-def _wait(
-    proc: subprocess.Popen[bytes], backstop: float, stop: threading.Event | None, *, kill_on_stop: bool
-) -> str | None:
-    """Wait for the worker. None when it ended by itself; else why it was killed."""
-    deadline = time.monotonic() + backstop
-    asked = False
-    while True:
-        try:
-            proc.wait(timeout=STOP_POLL)
-            return None
-        except subprocess.TimeoutExpired:
-            pass
-        if stop is not None and stop.is_set():
-            if kill_on_stop:
-                _kill(proc)
-                return "interrupted: stopped before it finished (a dry run changes nothing)"
-            if not asked:
-                os.kill(proc.pid, signal.SIGUSR1)  # stop between two operations
-                asked = True
-        if time.monotonic() > deadline:
-            _kill(proc)
-            return f"timed out after {backstop:g}s: the pyinfra worker no longer answered and was killed"
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 # ---------------------------------------------------------------- worker side: everything below imports pyinfra
@@ -257,13 +227,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
             if refused and request.lease.action == "acquire":  # touch nothing: give back what was taken
                 taken = [h for h in active if lease_answers[h.name].taken]
                 _leases(state, taken, LeaseRequest("release", request.lease.owner, request.lease.holder))
-                return DeployRun(
-                    inv.name,
-                    request.deploy_name,
-                    request.dry_run,
-                    _host_runs(request, host_errors, unreached),
-                    leases=lease_answers,
-                )
+                active = []
         if request.connect_only or not active:
             return DeployRun(
                 inv.name,

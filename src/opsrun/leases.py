@@ -65,17 +65,18 @@ def script(req: LeaseRequest, directory: str = LEASE_DIR) -> str:
     live = shlex.quote(" " + " ".join(token(o) for o in req.live) + " ")
     ours = f"{shlex.quote(token(req.store))}:*" if req.store else "''"  # the * unquoted: a pattern
     head = (
-        f"d={shlex.quote(directory)}; mkdir -p $d && exec 9>$d/lease.lock && flock -w 10 9 || {{ echo error lock; exit 0; }}; "
+        f"d={shlex.quote(directory)}; "
+        'mkdir -p "$d" && exec 9>"$d/lease.lock" && flock -w 10 9 || { echo error lock; exit 0; }; '
         "now=$(date +%s); exp=0; owner=-; holder=-; "
-        '[ -s $d/lease ] && read -r exp owner holder < $d/lease; case "$exp" in *[!0-9]*|"") exp=0;; esac; '
+        '[ -s "$d/lease" ] && read -r exp owner holder < "$d/lease"; case "$exp" in *[!0-9]*|"") exp=0;; esac; '
     )
     if req.action == "release":
-        return head + f'[ "$owner" = {me} ] && rm -f $d/lease; echo released'
+        return head + f'[ "$owner" = {me} ] && rm -f "$d/lease"; echo released'
     return head + (
         f'if [ "$owner" != - ] && [ "$owner" != {me} ] && [ "$exp" -gt "$now" ]; then '
         f'case "$owner" in {ours}) case {live} in *" $owner "*) held=1;; *) held=;; esac;; *) held=1;; esac; '
         f'[ -n "$held" ] && {{ echo held $exp $owner $holder; exit 0; }}; fi; '
-        f'echo "$((now + {int(req.ttl)})) "{me}" "{holder} > $d/lease.new && mv $d/lease.new $d/lease && '
+        f'echo "$((now + {int(req.ttl)})) "{me}" "{holder} > "$d/lease.new" && mv "$d/lease.new" "$d/lease" && '
         "echo taken $exp $owner $holder $now"
     )
 

@@ -144,6 +144,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         groups.setdefault(_host_of(item), []).append(item)
     waiting = list(groups.items())
     running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
+
+    def end_children(signum: int, _frame: object) -> None:  # the controller stops the verification
+        for _host, pid, _deadline in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, end_children)
     while waiting or running:
         while waiting and len(running) < max(1, int(opts["concurrency"])):
             host, items = waiting.pop(0)

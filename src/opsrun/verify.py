@@ -8,11 +8,9 @@ checks host keys (PYINFRA-NOTES §7). pytest runs in a subprocess, once per veri
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from opsrun import processes
 from opsrun.deadlines import DEFAULTS
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
@@ -30,7 +29,6 @@ from opsrun.results import TestResult, VerifyRun
 
 # JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
 PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
-STOP_POLL = 0.2  # how often the controller looks at its stop flag while pytest runs
 
 _NO_HOST = Host("", (), {})
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
@@ -180,7 +178,7 @@ def run_suite(
                 text=True,
                 start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
             )
-            ended = _wait(proc, backstop, stop)
+            ended = processes.supervise(proc, backstop=backstop, stop=stop, what="verification", gentle=None)
             log.seek(0)
             output = log.read()
         records = [
@@ -225,24 +223,6 @@ def run_suite(
 
 def _data(inventory: Inventory, host: str, key: str, default: object) -> object:
     return inventory.hosts[host].data.get(key, default)
-
-
-def _wait(proc: subprocess.Popen[str], backstop: float, stop: threading.Event | None) -> str | None:
-    """Wait for pytest; None when it ended by itself, else why it was ended (stop, or the backstop)."""
-    deadline = time.monotonic() + backstop
-    while True:
-        try:
-            proc.wait(timeout=STOP_POLL)
-            return None
-        except subprocess.TimeoutExpired:
-            pass
-        if (stop is not None and stop.is_set()) or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the per-host children are in groups of their own
-            proc.wait()
-            if stop is not None and stop.is_set():
-                return "interrupted: verification stopped before it finished"
-            return f"timed out after {backstop:g}s: pytest no longer answered and was killed"
 
 
 def _strip_host(test: str, host: str | None) -> str:

@@ -411,3 +411,44 @@ def test_unreachable_and_silent_hosts_read_as_one_line_each(tmp_path):
     assert "Traceback" not in applied.stderr and "No existing session" not in applied.stdout + applied.stderr
     assert "web2: could not connect to web2 (10.231.7.12:1): " in applied.stdout
     assert "web3: could not connect to web3 (10.231.7.250:22): " in applied.stdout
+
+
+# ------------------------------------------------------------------ the README's first apply, from nothing
+
+
+def readme_first_apply() -> list[str]:
+    """The first `$ opsrun apply ...` command of the README's "Commands in detail", as its words."""
+    text = (REPO / "README.md").read_text().split("## Commands in detail", 1)[1]
+    line = next(line for line in text.splitlines() if line.startswith("$ opsrun apply "))
+    return line[2:].split("#")[0].split()
+
+
+def test_the_readme_first_apply_works_on_hosts_without_the_app_or_nginx(lab, haproxy, on_host, web_tier):
+    command = readme_first_apply()
+    assert command == ["opsrun", "apply", "lab", "nginx"]
+    for h in HOSTS:  # as after `opsrun lab up`: no app under PM2, no nginx
+        on_host(
+            h,
+            "systemctl disable --now pm2-root >/dev/null 2>&1; pkill -f PM2 || true; "
+            "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q nginx nginx-common >/dev/null; rm -rf /etc/nginx",
+        )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "opsrun", "--project", str(REPO), *command[1:], "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            cwd=REPO,
+        )
+        assert proc.returncode == 0, proc.stderr
+        doc = document(proc.stdout, proc.stderr)
+        assert {h: (d["outcome"], d["changed"], d["in_balancer"]) for h, d in doc["hosts"].items()} == dict.fromkeys(
+            HOSTS, ("done", 5, True)
+        )
+        assert all("did not pass before the change" in (d["note"] or "") for d in doc["hosts"].values())
+        assert in_haproxy(haproxy) == dict.fromkeys(HOSTS, "ready")
+    finally:
+        for deploy in ("pm2", "nginx"):  # the web tier as the session had it
+            done = opsrun(REPO, "apply", "lab", deploy, "--format", "json")
+            assert done.returncode == 0, done.stderr

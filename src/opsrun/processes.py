@@ -1,0 +1,53 @@
+"""The controller's child processes (the pyinfra worker, the verification's pytest): wait for one with a
+backstop and a stop flag, and end its whole process group when it must go."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import Any
+
+STOP_POLL = 0.2  # how often the controller looks at its stop flag while a child runs
+GRACE = 5.0  # seconds a child has after SIGTERM to end what it started before SIGKILL
+
+
+def supervise(
+    proc: subprocess.Popen[Any], *, backstop: float, stop: threading.Event | None, what: str, gentle: int | None
+) -> str | None:
+    """Wait for `proc`. None when it ended by itself; else why it was ended.
+
+    On `stop`: with `gentle` (a signal the child handles at its next safe point) that signal is sent once and
+    the wait goes on; without, the child is ended now. Past `backstop` seconds it is ended whatever it does."""
+    deadline = time.monotonic() + backstop
+    asked = False
+    while True:
+        try:
+            proc.wait(timeout=STOP_POLL)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        if stop is not None and stop.is_set() and not asked:
+            if gentle is None:
+                end_group(proc)
+                return f"interrupted: {what} stopped before it finished"
+            os.kill(proc.pid, gentle)
+            asked = True
+        if time.monotonic() > deadline:
+            end_group(proc)
+            return f"timed out after {backstop:g}s: {what} no longer answered and was ended"
+
+
+def end_group(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM to the child's process group (it ends what it started), SIGKILL if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=GRACE)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -62,7 +62,9 @@ def write_project(dest: Path, *, plain: bool, extra: str = "") -> Path:
     lines = ["slowfact_rolling = None", "slowfact_balancer = None"]
     if plain:
         lines += ["fault_rolling = None", "fault_balancer = None"]
-    gd.write_text((gd.read_text() if gd.exists() else "") + "\n" + "\n".join(lines) + "\n" + extra)
+    names = [line.split(" = ")[0] for line in lines]
+    exported = f"__all__ = [*globals().get('__all__', []), *{names!r}]"  # all.py may list what it exports
+    gd.write_text((gd.read_text() if gd.exists() else "") + "\n" + "\n".join([*lines, exported]) + "\n" + extra)
     return dest
 
 
@@ -429,7 +431,7 @@ def test_the_readme_first_apply_works_on_hosts_without_the_app_or_nginx(lab, hap
     for h in HOSTS:  # as after `opsrun lab up`: no app under PM2, no nginx
         on_host(
             h,
-            "systemctl disable --now pm2-root >/dev/null 2>&1; pkill -f PM2 || true; "
+            "systemctl disable --now pm2-root >/dev/null 2>&1; pm2 kill >/dev/null 2>&1; "
             "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q nginx nginx-common >/dev/null; rm -rf /etc/nginx",
         )
     try:

@@ -52,7 +52,7 @@ def test_parallel_results_are_those_of_one_host_at_a_time_and_a_failure_stays_wi
         alone[h] = outcomes(doc, h)
     assert {h: outcomes(together, h) for h in HOSTS} == alone
     failed = {h: [t for t, o in outcomes(together, h).items() if o != "passed"] for h in HOSTS}
-    assert failed == {"web1": [], "web2": ["test_nginx.py::test_distribution_default_site_is_disabled"], "web3": []}
+    assert failed == {"web1": [], "web2": ["test_distribution_default_site_is_disabled"], "web3": []}
 
 
 @pytest.mark.parametrize("concurrency", [1, 2])

@@ -9,6 +9,13 @@ to them (an `env` entry named *PASSWORD, *TOKEN, *SECRET, *_KEY).
 The values it found are kept for `redact`, which every output of opsrun passes through (JSON documents,
 text output, the state store): a secret that reaches a command line or an error message on its way is
 shown as `***`, never as itself.
+
+URLs are secrets in part, wherever they appear (`redact`): the password of their userinfo (or the whole
+userinfo when it is one word: a token), every query value (`?password=`, `?sig=`), the fragment, and the
+path of a chat webhook (Slack, Discord, Teams, Mattermost, Telegram, any path with a hook segment: the
+path is the key). A URL that opsrun is given as a secret (`--notify webhook:URL`, `--state URL`) is
+registered with `register_url`: it is then shown as `safe_url` gives it, and its path is masked even
+where it appears alone.
 """
 
 from __future__ import annotations
@@ -25,6 +32,27 @@ MASK = "***"
 SECRETISH = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY|APIKEY|PRIVATE)$", re.IGNORECASE)
 ENV_SECRETISH = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)  # names of variables to mask
 _known: set[str] = set()
+_urls: dict[str, str] = {}  # a URL registered as secret -> how it is shown
+
+# scheme://netloc/path?query#fragment, up to a space, a quote, a backslash (JSON escapes) or <>`
+URL = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*)://(?P<netloc>[^/?#\s\"'<>\\`]*)(?P<path>/[^?#\s\"'<>\\`]*)?"
+    r"(?:\?(?P<query>[^#\s\"'<>\\`]*))?(?:#(?P<fragment>[^\s\"'<>\\`]*))?"
+)
+WEBHOOK_HOSTS = (  # chat services whose incoming-webhook URLs carry their key in the path
+    "hooks.slack.com",
+    "discord.com",
+    "discordapp.com",
+    "webhook.office.com",
+    "outlook.office.com",
+    "logic.azure.com",
+    "chat.googleapis.com",
+    "hooks.zapier.com",
+    "api.telegram.org",
+)
+HOOK_SEGMENT = re.compile(r"^(api)?(web)?hooks?(b2)?$|webhook", re.IGNORECASE)
+PLAIN_SEGMENT = re.compile(r"^[A-Za-z]{1,16}$")
+QUERY_SECRETISH = re.compile(r"pass|secret|token|key|sig|auth|credential|code", re.IGNORECASE)
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
@@ -89,10 +117,77 @@ def require(
 
 
 def redact(text: str) -> str:
-    """`text` with every secret value that `require` found, and the value of every environment variable
-    whose name looks secret (AWS_SECRET_ACCESS_KEY, PGPASSWORD, ...), replaced by ***."""
+    """`text` with every secret value that `require` found, the value of every environment variable whose
+    name looks secret (AWS_SECRET_ACCESS_KEY, PGPASSWORD, ...), and the secret parts of every URL (see the
+    module's docstring) replaced by ***."""
+    for url in sorted(_urls, key=len, reverse=True):
+        if url in text:
+            text = text.replace(url, _urls[url])
     env = {v for k, v in os.environ.items() if ENV_SECRETISH.search(k) and len(v) >= 4}
     for value in sorted(_known | env, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
-    return text
+    return URL.sub(_mask_url, text) if "://" in text else text
+
+
+def _is_webhook(host: str, path: str) -> bool:
+    host = host.lower()
+    if any(host == h or host.endswith("." + h) for h in WEBHOOK_HOSTS):
+        return True
+    return any(HOOK_SEGMENT.search(segment) for segment in path.split("/") if segment)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    """One URL with its userinfo password (or one-word userinfo), query values, fragment and webhook path
+    masked; a URL without any of them is returned as it was."""
+    netloc, path = match["netloc"], match["path"] or ""
+    query, fragment = match["query"], match["fragment"]
+    userinfo, at, host = netloc.rpartition("@")
+    if at:
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if colon and user else f"{MASK}@{host}"
+    if path and _is_webhook(host.rpartition(":")[0] if ":" in host and "]" not in host else host, path):
+        segments = [s for s in path.split("/") if s]
+        keep = segments[0] if len(segments) > 1 and PLAIN_SEGMENT.match(segments[0]) else ""
+        path = f"/{keep}/{MASK}" if keep else f"/{MASK}"
+    out = f"{match['scheme']}://{netloc}{path}"
+    if query is not None:
+        pairs = [p for p in re.split(r"[&;]", query) if p]
+        out += "?" + "&".join(f"{p.partition('=')[0]}={MASK}" if "=" in p else MASK for p in pairs)
+    if fragment is not None:
+        out += f"#{MASK}" if fragment else "#"
+    return out
+
+
+def safe_url(url: str) -> str:
+    """How a URL given as a secret is shown: scheme, host and port, the first path segment when it is a
+    plain word, and `/...` for the rest (query, fragment, deeper path); never a user or a password."""
+    match = URL.fullmatch(url.strip())
+    if match is None:
+        return "(not a URL)" if "://" not in url else "(a malformed URL)"
+    host = match["netloc"].rpartition("@")[2]
+    if host.count("[") != host.count("]") or any(c in host for c in "{} "):
+        return "(a malformed URL)"
+    segments = [s for s in (match["path"] or "").split("/") if s]
+    first = f"/{segments[0]}" if segments and PLAIN_SEGMENT.match(segments[0]) else ""
+    more = "/..." if len(segments) > (1 if first else 0) or match["query"] or match["fragment"] else ""
+    return f"{match['scheme']}://{host}{first}{more}"
+
+
+def register_url(url: str, *, path_is_secret: bool = False) -> str:
+    """Remember `url` as a secret (a webhook target: `path_is_secret`; a state store URL); it is shown as
+    `safe_url(url)` from now on, and its password, secret-looking query values (password=, token=, sig=)
+    and (`path_is_secret`) path are masked wherever they appear alone. Returns the safe form."""
+    shown = safe_url(url)
+    match = URL.fullmatch(url.strip())
+    if match is not None:
+        userinfo, at, host = match["netloc"].rpartition("@")
+        parts = [userinfo.partition(":")[2] or userinfo] if at else []
+        pairs = [p.partition("=") for p in re.split(r"[&;]", match["query"] or "")]
+        parts += [value for key, _, value in pairs if QUERY_SECRETISH.search(key)]  # not sslmode=require
+        if path_is_secret and len(match["path"] or "") > 1:
+            shown = f"{match['scheme']}://{host}/{MASK}"
+            parts.append(match["path"])
+        _known.update(p for p in parts if len(p) >= 4)
+    _urls[url] = shown
+    return shown

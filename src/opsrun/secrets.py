@@ -4,7 +4,10 @@ A `secret_env` mapping anywhere in a deploy's settings (the `DEPLOY_*` keys of a
 {"API_TOKEN": "OPSRUN_DEMO_API_TOKEN"}, says: the app's variable API_TOKEN takes the value of the
 operator's environment variable OPSRUN_DEMO_API_TOKEN. Before any host is touched, `require` checks
 that every such variable is set, and refuses values that look like secrets written in plain text next
-to them (an `env` entry named *PASSWORD, *TOKEN, *SECRET, *_KEY).
+to them (`check_plain_text`): an `env` entry whose name holds PASS, PWD, SECRET, TOKEN, KEY, AUTH, CRED,
+PRIVATE, SALT, SIGNATURE, COOKIE or DSN (DB_PASS, API_TOKENS, AUTH, STRIPE_KEYS), unless the same settings
+list it in `not_secret` (`"not_secret": ["AUTH_MODE"]`: the value is plain configuration), and any `env`
+value that is a URL with a password in it, whatever its name.
 
 The values it found are kept for `redact`, which every output of opsrun passes through (JSON documents,
 text output, the state store): a secret that reaches a command line or an error message on its way is
@@ -29,7 +32,8 @@ from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 
 MASK = "***"
-SECRETISH = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|_KEY|APIKEY|PRIVATE)$", re.IGNORECASE)
+SECRETISH = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|AUTH|CRED|PRIVATE|SALT|SIGNATURE|COOKIE|DSN", re.IGNORECASE)
+URL_WITH_PASSWORD = re.compile(r"://[^/?#\s@:]*:[^/?#\s@]+@")
 ENV_SECRETISH = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)  # names of variables to mask
 _known: set[str] = set()
 _urls: dict[str, str] = {}  # a URL registered as secret -> how it is shown
@@ -55,18 +59,48 @@ PLAIN_SEGMENT = re.compile(r"^[A-Za-z]{1,16}$")
 QUERY_SECRETISH = re.compile(r"pass|secret|token|key|sig|auth|credential|code", re.IGNORECASE)
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
-    """(path, kind, mapping) for every `secret_env` and `env` mapping inside `value`."""
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Mapping[str, Any], Mapping[str, Any]]]:
+    """(path, kind, mapping, the mapping holding it) for every `secret_env` and `env` mapping in `value`."""
     if isinstance(value, Mapping):
         for key, inner in value.items():
             here = f"{path}.{key}"
             if key in ("secret_env", "env") and isinstance(inner, Mapping):
-                yield here, str(key), inner
+                yield here, str(key), inner, value
             else:
                 yield from _walk(inner, here)
     elif isinstance(value, (list, tuple)):
         for i, inner in enumerate(value):
             yield from _walk(inner, f"{path}[{i}]")
+
+
+def check_plain_text(key: str, value: Any, where: str) -> None:
+    """ConfigError if the setting `key` (`pm2_apps`) holds a secret in plain text: an `env` entry with a
+    secret-looking name that its settings do not list in `not_secret`, or an `env` value that is a URL
+    with a password. `where` is the file that set it."""
+    for path, kind, mapping, holder in _walk(value, key):
+        if kind != "env":
+            continue
+        plain = holder.get("not_secret") or ()
+        for var, literal in mapping.items():
+            if literal in (None, ""):
+                continue
+            if URL_WITH_PASSWORD.search(str(literal)):
+                raise ConfigError(
+                    where,
+                    f"{var} holds a URL with a password, written here in plain text.",
+                    field=f"{path}.{var}",
+                    fix=f'move it to secret_env: {{"{var}": "NAME"}}, NAME being an environment variable that '
+                    "holds the whole URL where opsrun runs",
+                )
+            if SECRETISH.search(str(var)) and var not in plain:
+                raise ConfigError(
+                    where,
+                    f"{var} looks like a secret, written here in plain text.",
+                    field=f"{path}.{var}",
+                    fix=f'move it to secret_env: {{"{var}": "NAME"}}, NAME being an environment variable that '
+                    f'holds the value where opsrun runs; or, if it is plain configuration, say so: "not_secret": '
+                    f'["{var}"] beside this env',
+                )
 
 
 def require(
@@ -82,18 +116,10 @@ def require(
         for key, value in inv.hosts[host].data.items():
             if key not in deploys and not key.startswith(prefixes):
                 continue
-            for path, kind, mapping in _walk(value, key):
-                where = inv.where(host, key)
+            where = inv.where(host, key)
+            check_plain_text(key, value, where)
+            for path, kind, mapping, _holder in _walk(value, key):
                 if kind == "env":
-                    for var, literal in mapping.items():
-                        if SECRETISH.search(str(var)) and literal not in (None, ""):
-                            raise ConfigError(
-                                where,
-                                f"{var} looks like a secret, written here in plain text.",
-                                field=f"{path}.{var}",
-                                fix=f'move it to secret_env: {{"{var}": "NAME"}}, NAME being an environment '
-                                "variable that holds the value where opsrun runs",
-                            )
                     continue
                 for var, name in mapping.items():
                     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):

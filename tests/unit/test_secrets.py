@@ -9,11 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from opsrun import notify, secrets
+from opsrun import settings as schemas
 from opsrun.cli import cli
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
+from opsrun.settings.models import Pm2App
 from opsrun.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,3 +161,54 @@ def test_the_state_store_keeps_no_url_secret(tmp_path):
         rows = [str(r) for t in ("runs", "run_hosts", "findings") for r in conn.execute(f"SELECT * FROM {t}")]
     assert rows and not [r for r in rows if "storeSecret12" in r]
     assert b"storeSecret12" not in raw
+
+
+# ------------------------------------------------------------------------------------- env names
+
+
+@pytest.mark.parametrize(
+    "var", ["DB_PASS", "SECRET_VALUE", "API_TOKENS", "AUTH", "STRIPE_KEYS", "SMTP_CREDENTIALS", "jwt_secret", "DB_PWD"]
+)
+def test_a_secret_looking_env_name_is_refused(var):
+    """On main only names ending in PASSWORD/SECRET/TOKEN/_KEY/... were: DB_PASS, API_TOKENS, AUTH passed."""
+    with pytest.raises(ConfigError) as err:
+        secrets.require(inventory([{"name": "demo", "env": {var: "plain"}}]), ["web1"], ["pm2"], environ={})
+    assert err.value.field == f"pm2_apps[0].env.{var}"
+    assert "not_secret" in (err.value.fix or "") and "secret_env" in (err.value.fix or "")
+
+
+def test_a_url_with_a_password_in_env_is_refused_whatever_its_name():
+    app = {"name": "demo", "env": {"DATABASE_URL": "postgresql://app:pw@db/app"}, "not_secret": ["DATABASE_URL"]}
+    with pytest.raises(ConfigError) as err:
+        secrets.require(inventory([app]), ["web1"], ["pm2"], environ={})
+    assert err.value.field == "pm2_apps[0].env.DATABASE_URL" and "password" in err.value.problem
+
+
+def test_not_secret_lets_a_plain_value_through():
+    app = {"name": "demo", "env": {"AUTH_MODE": "oidc", "PORT": 3001}, "not_secret": ["AUTH_MODE"]}
+    assert secrets.require(inventory([app]), ["web1"], ["pm2"], environ={}) == {}
+    Pm2App.model_validate({**app, "source": "apps/demo", "script": "server.js", "cwd": "/opt/apps/demo"})
+
+
+@pytest.mark.parametrize(
+    ("not_secret", "problem"),
+    [(["NOSUCH"], "NOSUCH is not a variable of env"), (["API_TOKEN"], "API_TOKEN is in secret_env")],
+)
+def test_not_secret_must_name_a_plain_env_variable(not_secret, problem):
+    app = {
+        "name": "demo", "source": "apps/demo", "script": "s.js", "cwd": "/opt/d",
+        "env": {"AUTH_MODE": "oidc"}, "secret_env": {"API_TOKEN": "X"}, "not_secret": not_secret,
+    }  # fmt: skip
+    with pytest.raises(ValidationError) as err:
+        Pm2App.model_validate(app)
+    [error] = err.value.errors()
+    assert error["loc"] == ("not_secret",) and problem in error["msg"]
+
+
+def test_a_plain_pyinfra_run_refuses_a_plain_text_secret_too():
+    """settings.for_host (what the deploys call) applies the same rule, with the same field path."""
+    data = {"pm2_apps": [{"name": "demo", "source": "a", "script": "s.js", "cwd": "/o", "env": {"DB_PASS": "x"}}]}
+    host = SimpleNamespace(name="web1", data=data, groups=["web"])
+    with pytest.raises(ConfigError) as err:
+        schemas.for_host(host, "pm2")
+    assert err.value.field == "pm2_apps[0].env.DB_PASS"

@@ -308,6 +308,22 @@ class Pm2App(Strict):
     secret_env: dict[EnvName, EnvName] = Field(
         default_factory=dict, description="{VARIABLE: NAME of the operator's environment variable}"
     )
+    not_secret: list[EnvName] = Field(
+        default_factory=list,
+        description='the env variables whose secret-looking names hold plain configuration, e.g. ["AUTH_MODE"]',
+    )
+
+    @field_validator("not_secret")
+    @classmethod
+    def _plain_env_only(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """An exemption names a variable of this app's env; never one of its secret_env (stale ones are errors)."""
+        env, secret_env = info.data.get("env", {}), info.data.get("secret_env", {})
+        for name in names:
+            if name in secret_env:
+                raise ValueError(f"{name} is in secret_env: a secret cannot be declared not secret")
+            if name not in env:
+                raise ValueError(f"{name} is not a variable of env (its variables: {', '.join(env) or 'none'})")
+        return names
 
 
 class Pm2Logrotate(Strict):

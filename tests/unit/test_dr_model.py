@@ -110,3 +110,24 @@ def test_the_restore_drill_gives_pg_restore_its_password_in_a_600_file_not_in_ar
     assert not [v for v in seen["env_values"] if "drill-pw-1234" in v]  # type: ignore[attr-defined]
     assert seen["mode"] == 0o600 and seen["content"] == "*:*:*:*:drill-pw-1234\n"
     assert not os.path.exists(str(seen["passfile"])), "the passfile was left behind"
+
+
+def test_the_lab_replica_is_made_with_the_password_in_the_environment_not_in_argv(tmp_path, monkeypatch):
+    """On main `env PGPASSWORD=...` was part of pg_basebackup's command line."""
+    import subprocess
+
+    from opsrun.lab import postgres
+
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append((list(argv), dict(kwargs.get("env") or {})))  # type: ignore[call-overload]
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(postgres.subprocess, "run", fake_run)
+    monkeypatch.setattr(postgres, "bindir", lambda: tmp_path)
+    primary = postgres.Server("opsrun", "lab-pw-5678", "demo", 5432)
+    postgres.basebackup(primary, tmp_path / "replica")
+    [(argv, env)] = calls
+    assert "pg_basebackup" in argv[4] and not [a for a in argv if "lab-pw-5678" in a], argv
+    assert env.get("PGPASSWORD") == "lab-pw-5678"

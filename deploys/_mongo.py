@@ -23,20 +23,26 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from opsrun import settings as schemas
+
 WAIT = 60.0
 
 
 def members() -> list[dict[str, Any]]:
-    return [
-        {
-            "_id": i,
-            "host": f"{h.data.get('ssh_hostname') or h.name}:{h.data.get('mongo_replicaset_port', 27017)}",
-            "priority": h.data.get("mongo_replicaset_priority", 1),
-            "votes": h.data.get("mongo_replicaset_votes", 1),
-            "inventory_host": h.name,
-        }
-        for i, h in enumerate(inventory.get_group("mongo"))
-    ]
+    """Every host of the `mongo` group as a member, from its validated settings (opsrun.settings)."""
+    out = []
+    for i, h in enumerate(inventory.get_group("mongo")):
+        mongo, address = schemas.for_host(h, "mongo_replicaset"), schemas.for_host(h, "ssh").ssh_hostname or h.name
+        out.append(
+            {
+                "_id": i,
+                "host": f"{address}:{mongo.port}",
+                "priority": mongo.priority,
+                "votes": mongo.votes,
+                "inventory_host": h.name,
+            }
+        )
+    return out
 
 
 def client(address: str, timeout_ms: int = 2000) -> MongoClient[dict[str, Any]]:

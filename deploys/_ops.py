@@ -80,18 +80,36 @@ def config_files(files: dict[str, str], check: str, mode: str = "644") -> Genera
     )
 
 
+SECRET_STAGING = "/var/lib/opsrun/secret-upload"  # noqa: S105 - a folder, not a password
+
+
 @operation()
 def secret_file(dest: str, content: str, mode: str = "600") -> Generator[Any, None, None]:
     """A file holding secrets, uploaded when its checksum differs, never shown: unlike files.put, no diff
-    of it is ever logged, in a dry run or otherwise."""
+    of it is ever logged, in a dry run or otherwise.
+
+    No copy of it is ever readable by another user of the host. SFTP creates a file with sftp-server's
+    umask (a new file is 0644 as a rule), and pyinfra uploads straight to the destination (or, with _sudo,
+    to a temp file in /tmp): so the upload goes into a folder of mode 700 of opsrun's own, with the temp
+    file beside it, gets the owner of the file it replaces and its mode there, and is then moved into
+    place (a rename; across file systems, a copy that keeps the mode). Connect as root, as opsrun's
+    inventories do: with _sudo the upload into that folder fails rather than pass through /tmp."""
+    if not re.fullmatch(r"[0-7]{3,4}", mode):
+        raise ValueError(f"secret_file: mode {mode!r} is not an octal mode such as 600")
     want = get_file_sha1(io.BytesIO(content.encode()))
     if host.get_fact(Sha1File, path=dest) == want:
         host.noop(f"{dest} as desired (secret content, not shown)")
         return
     if host.state.config.DIFF:
         host.log(f"Will write {dest} (secret content, not shown)", logger.info)
-    yield FileUploadCommand(io.BytesIO(content.encode()), dest, remote_temp_filename=host.get_temp_filename(dest))
-    yield f"chmod {mode} {shlex.quote(dest)}"
+    q = shlex.quote
+    staged = f"{SECRET_STAGING}/{dest.strip('/').replace('/', '%')}"
+    yield f"mkdir -p -m 700 {q(SECRET_STAGING)} && chmod 700 {q(SECRET_STAGING)}"
+    yield FileUploadCommand(io.BytesIO(content.encode()), f"{staged}.new", remote_temp_filename=f"{staged}.tmp")
+    yield (
+        f"if [ -e {q(dest)} ]; then chown --reference={q(dest)} {q(staged + '.new')}; fi && "
+        f"chmod {mode} {q(staged + '.new')} && mv -f {q(staged + '.new')} {q(dest)}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ patching

@@ -24,6 +24,8 @@ import redis
 from pyinfra import host, inventory
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
+from opsrun import settings as schemas
+
 SLOTS = 16384
 WAIT = 60.0  # seconds for any one cluster transition (failover, join, sync)
 
@@ -41,14 +43,15 @@ class Node:
 def topology() -> list[Node]:
     """Every node of the cluster, from the inventory's `redis` group, in inventory order."""
     return [
-        Node(h.name, h.data.get("ssh_hostname") or h.name, int(port))
+        Node(h.name, schemas.for_host(h, "ssh").ssh_hostname or h.name, int(port))
         for h in inventory.get_group("redis")
-        for port in h.data.get("redis_cluster_ports", [])
+        for port in schemas.for_host(h, "redis_cluster").ports
     ]
 
 
 def password() -> str | None:
-    name = (host.data.get("redis_cluster_auth") or {}).get("secret_env", {}).get("requirepass")
+    auth = schemas.for_host(host, "redis_cluster").auth
+    name = auth.secret_env.get("requirepass") if auth else None
     return os.environ.get(name) if name else None
 
 

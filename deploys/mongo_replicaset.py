@@ -6,7 +6,8 @@ the member, stepping a primary down first. Checked by verify/mongo_replicaset/.
 
 Settings (group_data, `mongo_replicaset_*`): name, install (repository | present), version, port, bind_ip,
 cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_seconds, priority and votes
-(per host), auth {secret_env: {keyfile: NAME of the environment variable holding the key}}.
+(per host), auth {secret_env: {keyfile: NAME of the environment variable holding the key}}. Read through their
+schema (opsrun.settings.models.MongoSettings), in a plain `pyinfra` run too.
 """
 
 import os
@@ -18,14 +19,16 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deploys._mongo import replicaset_reconcile, restart_member
 from deploys._ops import render, secret_file
+from opsrun import settings as schemas
 
-name = host.data.get("mongo_replicaset_name", "rs0")
-port = host.data.get("mongo_replicaset_port", 27017)
-version = str(host.data.get("mongo_replicaset_version", "7.0"))
-install = host.data.get("mongo_replicaset_install", "repository")
-secret_env = (host.data.get("mongo_replicaset_auth") or {}).get("secret_env", {})
+mongo = schemas.for_host(host, "mongo_replicaset")
+name = mongo.name
+port = mongo.port
+version = mongo.version
+install = mongo.install
+secret_env = mongo.auth.secret_env if mongo.auth else {}
 KEYFILE = "/etc/mongod.keyfile"
-address = f"{host.data.get('ssh_hostname') or host.name}:{port}"
+address = f"{schemas.for_host(host, 'ssh').ssh_hostname or host.name}:{port}"
 
 if install == "repository":
     apt.key(
@@ -63,10 +66,10 @@ conf = files.put(
             "mongo/mongod.conf.j2",
             name=name,
             port=port,
-            bind_ip=host.data.get("mongo_replicaset_bind_ip", "127.0.0.1"),
-            cache_size_gb=host.data.get("mongo_replicaset_cache_size_gb", 1),
-            max_incoming_connections=host.data.get("mongo_replicaset_max_incoming_connections", 65536),
-            slow_op_threshold_ms=host.data.get("mongo_replicaset_slow_op_threshold_ms", 100),
+            bind_ip=mongo.bind_ip,
+            cache_size_gb=mongo.cache_size_gb,
+            max_incoming_connections=mongo.max_incoming_connections,
+            slow_op_threshold_ms=mongo.slow_op_threshold_ms,
             keyfile=KEYFILE,
         )
     ),

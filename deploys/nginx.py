@@ -3,25 +3,17 @@ anything is reloaded, reloaded only when its configuration changed, enabled and 
 
 Settings (group_data, `nginx_*`): listen_port, server_name, upstream_servers (empty: serve a static page),
 upstream_method, worker_processes, worker_connections, keepalive_timeout, extra_directives (raw lines for
-the server block). Checked by verify/nginx/.
+the server block). Checked by verify/nginx/. The settings are read through their schema
+(opsrun.settings.models.NginxSettings): a bad value stops a plain `pyinfra` run here, as it stops opsrun.
 """
 
 from pyinfra import host
 from pyinfra.operations import apt, files, systemd
 
 from deploys._ops import config_files, render
+from opsrun import settings as schemas
 
-settings = {
-    "listen_port": host.data.get("nginx_listen_port", 80),
-    "server_name": host.data.get("nginx_server_name", "_"),
-    "upstream_servers": host.data.get("nginx_upstream_servers", []),
-    "upstream_method": host.data.get("nginx_upstream_method", "least_conn"),
-    "worker_processes": host.data.get("nginx_worker_processes", "auto"),
-    "worker_connections": host.data.get("nginx_worker_connections", 1024),
-    "keepalive_timeout": host.data.get("nginx_keepalive_timeout", 65),
-    "extra_directives": host.data.get("nginx_extra_directives", []),
-    "hostname": host.name,
-}
+settings = {**schemas.for_host(host, "nginx").model_dump(), "hostname": host.name}
 
 apt.packages(name="Install nginx", packages=["nginx"], update=True, cache_time=24 * 3600)
 

@@ -11,6 +11,8 @@ pm2_apps [{name, source (a folder of the ops repo), script, cwd, instances, exec
 secret_env {VAR: NAME of the operator's environment variable}, max_memory_restart}].
 Secret values never come from group_data: opsrun checks every secret_env name is set before any host
 is touched, and writes the values only to /etc/opsrun/pm2/<app>.secrets.json (mode 600) on the hosts.
+The settings are read through their schema (opsrun.settings.models.Pm2Settings), with the plain-text
+secret rule (`not_secret` says an env name holds plain configuration), in a plain `pyinfra` run too.
 """
 
 import json
@@ -24,27 +26,17 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from deploys._ops import Pm2State, npm_global, online_instances, pm2_module, render, secret_file
+from opsrun import settings as schemas
 
 ECOSYSTEM = "/etc/opsrun/pm2/ecosystem.config.js"
 UNIT = "/etc/systemd/system/pm2-root.service"
 
-version = host.data.get("pm2_version", "6.0.9")
+pm2 = schemas.for_host(host, "pm2")
+version = pm2.version
+# pm2-logrotate's own four settings always, then the ones group_data sets (its schema's order)
 logrotate = {"version": "3.0.0", "max_size": "100M", "retain": 30, "compress": True}
-logrotate.update(host.data.get("pm2_logrotate", {}))
-apps = [
-    {
-        "instances": 1,
-        "exec_mode": "fork",
-        "max_memory_restart": "300M",
-        "listen_timeout_ms": 10000,
-        "kill_timeout_ms": 5000,
-        "env": {},
-        "secret_env": {},
-        **app,
-        "secrets_file": f"/etc/opsrun/pm2/{app['name']}.secrets.json",
-    }
-    for app in host.data.get("pm2_apps", [])
-]
+logrotate.update(pm2.logrotate.model_dump(exclude_unset=True))
+apps = [{**app.model_dump(), "secrets_file": f"/etc/opsrun/pm2/{app.name}.secrets.json"} for app in pm2.apps]
 
 apt.packages(name="Node.js and npm", packages=["nodejs", "npm"], update=True, cache_time=24 * 3600)
 

@@ -6,7 +6,8 @@ a master only after a failover to its replica. Checked by verify/redis_cluster/.
 Settings (group_data, `redis_cluster_*`): redis_cluster_ports (per host), redis_cluster_replicas,
 redis_cluster_settings (maxmemory, maxmemory-policy, save, appendonly, tcp-backlog, timeout,
 tcp-keepalive, maxclients, ...), redis_cluster_node_timeout_ms, redis_cluster_auth {secret_env:
-{requirepass: NAME of the operator's environment variable}}.
+{requirepass: NAME of the operator's environment variable}}. Read through their schema
+(opsrun.settings.models.RedisSettings), in a plain `pyinfra` run too.
 """
 
 import os
@@ -17,11 +18,13 @@ from pyinfra.operations import apt, files, systemd
 
 from deploys._ops import render, secret_file
 from deploys._redis import cluster_reconcile, rolling_restart
+from opsrun import settings as schemas
 
-settings = host.data.get("redis_cluster_settings", {})  # group_data/redis.py: the seed runbook's tuning
-replicas = host.data.get("redis_cluster_replicas", 1)
-ports = host.data.get("redis_cluster_ports", [])
-secret_env = (host.data.get("redis_cluster_auth") or {}).get("secret_env", {})
+redis_settings = schemas.for_host(host, "redis_cluster")
+settings = dict(redis_settings.settings)  # group_data/redis.py: the seed runbook's tuning
+replicas = redis_settings.replicas
+ports = list(redis_settings.ports)
+secret_env = redis_settings.auth.secret_env if redis_settings.auth else {}
 password = os.environ[secret_env["requirepass"]] if "requirepass" in secret_env else None
 AUTH = "/etc/redis/cluster-auth.conf"
 
@@ -47,9 +50,9 @@ for port in ports:
             render(
                 "redis/cluster-node.conf.j2",
                 port=port,
-                address=host.data.get("ssh_hostname") or host.name,
+                address=schemas.for_host(host, "ssh").ssh_hostname or host.name,
                 settings=settings,
-                node_timeout_ms=host.data.get("redis_cluster_node_timeout_ms", 5000),
+                node_timeout_ms=redis_settings.node_timeout_ms,
                 auth_file=AUTH,
             )
         ),

@@ -110,8 +110,9 @@ class PgCluster:
         shutil.chown(base, "postgres", "postgres")
         replica = cls(base / "data", _free_port())
         replica.run(
-            "env", f"PGPASSWORD={password}", str(replica.bindir / "pg_basebackup"), "-h", "127.0.0.1",
+            str(replica.bindir / "pg_basebackup"), "-h", "127.0.0.1",
             "-p", str(primary.port), "-U", "opsrun", "-D", str(replica.data), "-R", "-X", "stream",
+            env={**os.environ, "PGPASSWORD": password},  # runuser keeps it; never in argv, where ps shows it
         )  # fmt: skip
         return replica
 

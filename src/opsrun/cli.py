@@ -28,7 +28,7 @@ from opsrun.errors import ConfigError, OpsrunError
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
-from opsrun.secrets import redact
+from opsrun.secrets import redact, register_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
@@ -109,6 +109,11 @@ def _console() -> Console:
     return Console(file=cast(TextIO, _Redacted(sys.stdout)), stderr=False, highlight=False, soft_wrap=False)
 
 
+def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """click.echo with secrets masked: every line opsrun prints goes through here or through _Redacted."""
+    click.echo(redact(text), err=err, nl=nl)
+
+
 def _finish(code: int) -> None:
     sys.exit(code)
 
@@ -122,13 +127,13 @@ def _show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None
     written = write_reports(run, out) if out is not None else []
     if fmt == "text":
         as_text_fn(run, _console())
-        click.echo(f"result: {saved}")
+        echo(f"result: {saved}")
         for path in written:
-            click.echo(f"report: {path}")
+            echo(f"report: {path}")
     else:
-        click.echo(render_report(run, fmt), nl=False)
+        echo(render_report(run, fmt), nl=False)
     for error in getattr(run, "notify_errors", []):
-        click.echo(f"error: {error}", err=True)
+        echo(f"error: {error}", err=True)
     _finish(run.exit_code)
 
 
@@ -154,7 +159,7 @@ class OpsrunGroup(click.Group):
         try:
             return super().invoke(ctx)
         except OpsrunError as exc:
-            click.echo(f"error: {redact(str(exc))}", err=True)
+            echo(f"error: {exc}", err=True)
             raise click.exceptions.Exit(exc.exit_code) from exc
 
 
@@ -175,6 +180,8 @@ class OpsrunGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, project: str | None, state: str | None) -> None:
     """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report."""
+    if state:
+        register_url(state)  # its password and query are masked in whatever is printed from now on
     ctx.obj = ProjectRef(project, state)
 
 
@@ -192,7 +199,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
     def handler(signum: int, _frame: object) -> None:
         if not stop.is_set():
-            click.echo(
+            echo(
                 f"\n{signal.Signals(signum).name}: stopping at the next safe point "
                 "(an apply finishes its current operation or batch; a dry run or a check stops now)",
                 err=True,
@@ -257,7 +264,7 @@ def apply(
             state_url=ctx.find_object(ProjectRef).state,  # type: ignore[union-attr]
             events=progress,
             on_plan=progress.plan,
-            on_notice=lambda message: click.echo(f"note: {redact(message)}", err=True),
+            on_notice=lambda message: echo(f"note: {message}", err=True),
             stop=stop,
             deadline_overrides=deadlines.parse_overrides(deadline),
         )
@@ -400,19 +407,19 @@ def dr_test(
             store.close()
         rows = runs.dr_trend(docs, exclude=-1)
         if fmt == "json":
-            click.echo(json.dumps({"dr_tests": rows}, indent=2))
+            echo(json.dumps({"dr_tests": rows}, indent=2))
         else:
             for r in rows:
-                click.echo(f"{r['month']}  {r['status']:7}  failed checks {r['failed']}  run {r['run_id']}")
+                echo(f"{r['month']}  {r['status']:7}  failed checks {r['failed']}  run {r['run_id']}")
         return
     _writable_out(out)
     run, saved = runs.dr_test(project, inventory, month=month, drill=drill, state_url=state)
     written = write_reports(run, out) if out is not None else []
-    click.echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)
+    echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)
     if fmt == "text":
-        click.echo(f"result: {saved}")
+        echo(f"result: {saved}")
         for path in written:
-            click.echo(f"report: {path}")
+            echo(f"report: {path}")
     _finish(run.exit_code)
 
 
@@ -432,7 +439,7 @@ def history(ctx: click.Context, project: Project, args: tuple[str, ...], fmt: st
                 raise click.UsageError("usage: opsrun history show RUN_ID")
             doc = store.run(int(args[1]))
             if fmt == "json":
-                click.echo(json.dumps(doc, indent=2))
+                echo(json.dumps(doc, indent=2))
             else:
                 as_text.run_document(doc, _console())
             return
@@ -442,7 +449,7 @@ def history(ctx: click.Context, project: Project, args: tuple[str, ...], fmt: st
     finally:
         store.close()
     if fmt == "json":
-        click.echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
+        echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
     else:
         as_text.history(rows, _console())
 
@@ -466,7 +473,7 @@ def lab_up(count: int) -> None:
     limits when the hosts need more (`lab down` puts them back)."""
     from opsrun.lab import Lab
 
-    hosts = Lab().up(count, log=lambda m: click.echo(m, err=True))
+    hosts = Lab().up(count, log=lambda m: echo(m, err=True))
     as_text.lab_hosts(hosts, _console())
     bad = [h.name for h in hosts if h.state != "running"]
     _finish(1 if bad else 0)
@@ -478,8 +485,8 @@ def lab_down(purge: bool) -> None:
     """Remove every process, namespace, interface, cgroup and file the lab made."""
     from opsrun.lab import Lab
 
-    Lab().down(log=lambda m: click.echo(m, err=True), purge=purge)
-    click.echo("lab down")
+    Lab().down(log=lambda m: echo(m, err=True), purge=purge)
+    echo("lab down")
 
 
 @lab.command("publish")
@@ -492,7 +499,7 @@ def lab_publish(version: str | None, reboot: bool) -> None:
 
     cfg = Lab().cfg
     deb = aptrepo.publish(cfg, version or aptrepo.next_version(cfg), reboot=reboot)
-    click.echo(f"published {deb.name}")
+    echo(f"published {deb.name}")
 
 
 @lab.command("install")
@@ -503,13 +510,13 @@ def lab_install(packages: tuple[str, ...]) -> None:
     installs it, played by the stand-in of tests/standins/mongod.py)."""
     from opsrun.lab import Lab
 
-    done = Lab().install(list(packages), log=click.echo)
+    done = Lab().install(list(packages), log=echo)
     failed = {h: p for h, p in done.items() if p.returncode != 0}
     for host, proc in done.items():
         if proc.returncode == 0:
-            click.echo(f"{host}: installed {' '.join(packages)}")
+            echo(f"{host}: installed {' '.join(packages)}")
         else:
-            click.echo(f"{host}: apt-get failed ({proc.returncode}): {proc.stderr.strip()[-300:]}", err=True)
+            echo(f"{host}: apt-get failed ({proc.returncode}): {proc.stderr.strip()[-300:]}", err=True)
     _finish(1 if failed else 0)
 
 
@@ -522,8 +529,8 @@ def lab_ssh(host: str, command: tuple[str, ...]) -> None:
     from opsrun.lab import Lab
 
     proc = Lab().run(host, " ".join(command))
-    click.echo(proc.stdout, nl=False)
-    click.echo(proc.stderr, nl=False, err=True)
+    echo(proc.stdout, nl=False)
+    echo(proc.stderr, nl=False, err=True)
     _finish(proc.returncode)
 
 
@@ -544,7 +551,7 @@ def lab_load(threads: int, rate: float, command: tuple[str, ...]) -> None:
         code = subprocess.run(list(command), check=False).returncode
     got = load.result
     errors = f" {dict(got.errors)}" if got.errors else ""
-    click.echo(f"load: {got.requests} requests through HAProxy ({got.rate:.0f}/s), failed: {got.failures}{errors}")
+    echo(f"load: {got.requests} requests through HAProxy ({got.rate:.0f}/s), failed: {got.failures}{errors}")
     _finish(code or (1 if got.failures else 0))
 
 
@@ -555,8 +562,8 @@ def lab_postgres() -> None:
     and write the night's pg_dump. `lab down` removes them."""
     from opsrun.lab import Lab, postgres
 
-    dumps = postgres.ensure(Lab().cfg, log=click.echo)
-    click.echo(f"postgres: {len(dumps)} dump(s) in {dumps[-1].parent}")
+    dumps = postgres.ensure(Lab().cfg, log=echo)
+    echo(f"postgres: {len(dumps)} dump(s) in {dumps[-1].parent}")
 
 
 @lab.command("status")
@@ -567,7 +574,7 @@ def lab_status(fmt: str) -> None:
 
     hosts = Lab().status()
     if fmt == "json":
-        click.echo(json.dumps({"hosts": [host_dict(h) for h in hosts]}, indent=2))
+        echo(json.dumps({"hosts": [host_dict(h) for h in hosts]}, indent=2))
     else:
         as_text.lab_hosts(hosts, _console())
 
@@ -581,10 +588,10 @@ def main() -> None:
         try:
             log.parent.mkdir(exist_ok=True)
             with log.open("a") as f:
-                f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {' '.join(sys.argv)}\n")
+                f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {redact(' '.join(sys.argv))}\n")
                 f.write(redact(traceback.format_exc()))
             where = f"details in {log.resolve()}"
         except OSError:
             where = "\n" + redact(traceback.format_exc())
-        click.echo(f"internal error: {redact(repr(sys.exc_info()[1]))}; {where}", err=True)
+        echo(f"internal error: {sys.exc_info()[1]!r}; {where}", err=True)
         sys.exit(1)

@@ -28,12 +28,15 @@ in its first line.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import glob
 import os
+import shutil
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -369,13 +372,14 @@ def restore_drill(pattern: str, source: str, scratch_url: str, tables: list[str]
     try:
         run.step(f"postgres: restoring {dump} into scratch database {scratch}")
         start = time.monotonic()
-        proc = subprocess.run(
-            ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "-d", target, dump],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            check=False,
-        )
+        with libpq_client(target) as conninfo:
+            proc = subprocess.run(
+                ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "-d", conninfo, dump],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                check=False,
+            )
         took = time.monotonic() - start
         if proc.returncode != 0:
             return Check("postgres", "restore drill", FAIL, [f"pg_restore failed: {proc.stderr.strip()[-500:]}"])
@@ -396,6 +400,30 @@ def restore_drill(pattern: str, source: str, scratch_url: str, tables: list[str]
         f"pg_restore {os.path.basename(dump)} into a scratch database; SELECT count(*) per table",
         {"restore_seconds": round(took, 3)},
     )
+
+
+@contextlib.contextmanager
+def libpq_client(url: str) -> Iterator[str]:
+    """`url` as a conninfo for a libpq program (pg_restore, pg_dump, psql) without its password: the password
+    goes to a passfile of mode 600 in a folder of mode 700 of its own, removed when the block ends. A
+    password in argv is visible to every user of the machine (`ps`, /proc/PID/cmdline)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(url)
+    password = params.pop("password", None)
+    if password is None:
+        yield make_conninfo("", **params)  # the operator's own PGPASSWORD, PGPASSFILE or ~/.pgpass applies
+        return
+    folder = tempfile.mkdtemp(prefix="opsrun-pgpass-")  # mode 700
+    passfile = os.path.join(folder, "pgpass")
+    try:
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        escaped = str(password).replace("\\", "\\\\").replace(":", "\\:")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"*:*:*:*:{escaped}\n")
+        yield make_conninfo("", **params, passfile=passfile)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:

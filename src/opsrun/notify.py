@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsrun.errors import ConfigError, OpsrunError
-from opsrun.secrets import redact
+from opsrun.secrets import redact, register_url, safe_url
 
 TIMEOUT = 10.0
 KINDS = ("sns", "webhook")
@@ -30,7 +30,8 @@ class Target:
     address: str
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.address}"
+        """A webhook's URL is a secret (its path is the key of a chat webhook): never shown in full."""
+        return f"{self.kind}:{safe_url(self.address) if self.kind == 'webhook' else self.address}"
 
 
 class NotifyError(OpsrunError):
@@ -42,12 +43,15 @@ def parse(values: list[str] | tuple[str, ...]) -> list[Target]:
     for value in values:
         kind, _, address = value.partition(":")
         fix = "use sns:arn:aws:sns:REGION:ACCOUNT:TOPIC or webhook:https://HOST/PATH"
+        if kind == "webhook" and address:
+            register_url(address, path_is_secret=True)  # before any message can show it
+        shown = f"{kind}:{safe_url(address)}" if "://" in address else repr(value)
         if kind not in KINDS or not address:
-            raise ConfigError("--notify", f"{value!r} is not a notification target.", field="--notify", fix=fix)
+            raise ConfigError("--notify", f"{shown} is not a notification target.", field="--notify", fix=fix)
         if kind == "sns" and (not address.startswith("arn:") or len(address.split(":")) < 6):
             raise ConfigError("--notify", f"{address!r} is not an SNS topic ARN.", field="--notify", fix=fix)
         if kind == "webhook" and urllib.parse.urlsplit(address).scheme not in ("http", "https"):
-            raise ConfigError("--notify", f"{address!r} is not an http(s) URL.", field="--notify", fix=fix)
+            raise ConfigError("--notify", f"{safe_url(address)} is not an http(s) URL.", field="--notify", fix=fix)
         targets.append(Target(kind, address))
     return targets
 

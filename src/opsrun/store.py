@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.errors import ConfigError, LockHeld
-from opsrun.secrets import redact
+from opsrun.secrets import redact, register_url, safe_url
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
@@ -339,7 +339,7 @@ class Store:
                         inventory,
                         f.host,
                         f.deploy,
-                        f.operation,
+                        redact(f.operation),
                         f.fingerprint,
                         f.verdict,
                         redact(json.dumps(f.detail)),
@@ -446,25 +446,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def safe_url(url: str) -> str:
-    """`url` without what may be secret: no user or password, no query parameters, no path past the first
-    segment (webhook paths carry tokens)."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(a malformed URL)"
-    first = parts.path.split("/")[1] if parts.path.count("/") >= 1 and parts.path != "/" else ""
-    path = f"/{first}" if first else ""
-    more = "/..." if parts.path.rstrip("/").count("/") > 1 or parts.query else ""
-    return f"{parts.scheme}://{host}{port}{path}{more}" if parts.scheme else "(not a URL)"
-
-
 def open_store(state_dir: Path, url: str | None = None) -> Store:
-    """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://..."""
+    """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://... The URL is a secret (its
+    password, its query): it is shown as `safe_url` gives it, and masked wherever else it appears."""
+    if url:
+        register_url(url)
     if url and url.startswith(("postgresql://", "postgres://")):
         import psycopg
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -110,12 +111,17 @@ def project(tmp_path, pg):
 
 
 def dump(cluster: PgCluster, path: Path) -> None:
+    """pg_dump with the password in its environment: never in argv (test_no_password_in_any_process_list)."""
     subprocess.run(
-        ["pg_dump", "-Fc", "-f", str(path), cluster.url(PASSWORD)], check=True, capture_output=True, text=True
+        ["pg_dump", "-Fc", "-f", str(path), cluster.url(PASSWORD).replace(f":{PASSWORD}@", "@")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGPASSWORD": PASSWORD},
     )
 
 
-def dr_test(ops: Path, pg, aws, *args: str, out: Path | None = None) -> tuple[int, dict, str]:
+def dr_test(ops: Path, pg, aws, *args: str, out: Path | None = None, path: str | None = None) -> tuple[int, dict, str]:
     primary, replica = pg
     env = {
         **os.environ,
@@ -124,6 +130,8 @@ def dr_test(ops: Path, pg, aws, *args: str, out: Path | None = None) -> tuple[in
         "DR_PG_REPLICA": replica.url(PASSWORD),
         "DR_PG_SCRATCH": primary.url(PASSWORD),
     }
+    if path is not None:
+        env["PATH"] = f"{path}:{env['PATH']}"
     extra = ["--out", str(out)] if out else []
     proc = subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(ops), "dr-test", "drtest", "--format", "json", *extra, *args],
@@ -263,3 +271,59 @@ def test_two_months_give_a_trend_the_html_renders_and_nothing_secret_leaks(proje
     everything += [p.read_bytes().decode("latin-1") for p in (ops / ".opsrun").rglob("*") if p.is_file()]
     for secret in (PASSWORD, AWS_SECRET):
         assert not any(secret in blob for blob in everything)
+
+
+# A stand-in for pg_restore first on PATH: it writes down its argv and the mode of the passfile it was given,
+# then runs the real one. Argv is what `ps` shows every user of the machine.
+PG_RESTORE_SHIM = """#!%(python)s
+import json, os, re, stat, sys
+passfile = re.search(r"passfile=(\\S+)", " ".join(sys.argv))
+mode = stat.S_IMODE(os.stat(passfile.group(1)).st_mode) if passfile else None
+with open(%(log)r, "a") as f:
+    f.write(json.dumps({"argv": sys.argv, "passfile_mode": mode}) + "\\n")
+os.execv(%(real)r, [%(real)r, *sys.argv[1:]])
+"""
+
+
+def test_no_password_in_any_process_list_while_the_drill_runs(project, pg, aws, tmp_path):
+    """Issue 11: the restore drill put the database password in pg_restore's argv. Every process's command
+    line is sampled while dr-test runs, and pg_restore's own argv is recorded by a stand-in."""
+    ops, _dumps = project
+    shim_dir, log = tmp_path / "bin", tmp_path / "pg_restore.jsonl"
+    shim_dir.mkdir()
+    real = shutil.which("pg_restore")
+    assert real, "pg_restore is not installed"
+    shim = shim_dir / "pg_restore"
+    shim.write_text(PG_RESTORE_SHIM % {"python": sys.executable, "log": str(log), "real": real})
+    shim.chmod(0o755)
+
+    leaks: list[str] = []
+    sampled = {"processes": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue  # the process ended meanwhile
+                sampled["processes"] += 1
+                if PASSWORD in args:
+                    leaks.append(args)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        code, doc, text = dr_test(ops, pg, aws, path=str(shim_dir))
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    assert code == 0, json.dumps(doc["checks"], indent=1)
+    assert by_name(doc)["postgres: restore drill"]["status"] == "PASS"
+    assert sampled["processes"] > 0 and leaks == [], leaks
+    [call] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert not [a for a in call["argv"] if PASSWORD in a], call["argv"]
+    assert call["passfile_mode"] == 0o600, call
+    assert PASSWORD not in text

@@ -5,12 +5,13 @@ writes. PostgreSQL, S3 and RDS checks are shown in tests/dr/test_dr.py."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 import redis
 
-from tests.conftest import copy_ops, opsrun_json
+from tests.conftest import copy_ops, opsrun, opsrun_json
 from tests.lab.conftest import install_mongod
 
 pytestmark = pytest.mark.lab
@@ -76,3 +77,63 @@ def test_drills_measure_rto_and_put_the_roles_back(data_tier, dr_project, addres
     assert roles(addresses) == before
     code, verified = opsrun_json("verify", "lab", "redis_cluster")
     assert code == 0, verified
+
+
+@pytest.fixture
+def lab_postgres(lab):
+    """The lab's PostgreSQL primary and replica (`opsrun lab postgres`) with this session's URLs, stopped after."""
+    from opsrun.lab import demo, postgres
+
+    env = demo.demo_env(None)
+    for name in ("OPSRUN_PG_PRIMARY_URL", "OPSRUN_PG_REPLICA_URL"):
+        os.environ.setdefault(name, env[name])
+    proc = opsrun("lab", "postgres")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        yield os.environ["OPSRUN_PG_PRIMARY_URL"]
+    finally:
+        postgres.stop(lab.cfg)
+
+
+def test_the_restore_drill_shows_no_password_in_any_process_list(lab_postgres, tmp_path):
+    """Issue 11, item 6: pg_restore got the database password in its argv. Every process's command line is
+    sampled while `opsrun dr-test lab` restores the lab's nightly dump (tests/dr/test_dr.py records
+    pg_restore's own argv too)."""
+    import threading
+    import time
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    password = urlsplit(lab_postgres).password
+    assert password
+    ops = copy_ops(tmp_path / "ops")
+    text = (ops / "group_data" / "all.py").read_text()
+    (ops / "group_data" / "all.py").write_text(
+        text.replace('"redis": True,', '"redis": False,').replace('"mongo": True,', '"mongo": False,')
+    )
+    leaks: list[str] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if password in args:
+                    leaks.append(args)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        proc = opsrun("dr-test", "lab", "--format", "json", project=ops)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    doc = json.loads(proc.stdout)
+    checks = {f"{c['system']}: {c['name']}": c for c in doc["checks"]}
+    assert checks["postgres: restore drill"]["status"] == "PASS", checks
+    assert leaks == []
+    assert password not in proc.stdout + proc.stderr

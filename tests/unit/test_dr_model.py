@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from opsrun.dr import FAIL, PASS, Check, DRRun, month_of, targets
@@ -54,3 +56,78 @@ def test_month_must_be_yyyy_mm():
     with pytest.raises(ConfigError) as err:
         month_of("October")
     assert err.value.field == "--month"
+
+
+# ------------------------------------------------------------------------------------------- restore drill
+
+
+class _Conn:
+    def __enter__(self) -> _Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://opsrun:drill-pw-1234@127.0.0.1:5432/postgres",
+        "postgresql://opsrun@127.0.0.1:5432/postgres?password=drill-pw-1234",
+        "host=127.0.0.1 user=opsrun password='drill-pw-1234' dbname=postgres",
+    ],
+    ids=["userinfo", "query", "conninfo"],  # not the URL: pytest puts the test's id in PYTEST_CURRENT_TEST
+)
+def test_the_restore_drill_gives_pg_restore_its_password_in_a_600_file_not_in_argv(url, tmp_path, monkeypatch):
+    """On main the password was in pg_restore's -d conninfo: any user on the machine saw it in `ps`."""
+    import os
+    import stat
+    import subprocess
+
+    from opsrun import dr
+
+    (tmp_path / "db.dump").write_bytes(b"dump")
+    seen: dict[str, object] = {}
+
+    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        env = dict(kwargs.get("env") or os.environ)  # type: ignore[call-overload]
+        passfile = dict(p.split("=", 1) for p in argv[argv.index("-d") + 1].split() if "=" in p).get("passfile")
+        seen.update(argv=list(argv), env_values=list(env.values()), passfile=passfile)
+        assert passfile, argv
+        seen["mode"] = stat.S_IMODE(os.stat(passfile).st_mode)
+        seen["content"] = Path(passfile).read_text()
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(dr.subprocess, "run", fake_run)
+    monkeypatch.setattr(dr, "_pg", lambda _url: _Conn())
+    monkeypatch.setattr(dr, "_counts", lambda _url, tables: dict.fromkeys(tables, 1))
+    check = dr.restore_drill(str(tmp_path / "*.dump"), url, url, ["users"], run([]))
+    assert check.status == PASS, check
+    assert not [a for a in seen["argv"] if "drill-pw-1234" in a], seen["argv"]  # type: ignore[attr-defined]
+    assert not [v for v in seen["env_values"] if "drill-pw-1234" in v]  # type: ignore[attr-defined]
+    assert seen["mode"] == 0o600 and seen["content"] == "*:*:*:*:drill-pw-1234\n"
+    assert not os.path.exists(str(seen["passfile"])), "the passfile was left behind"
+
+
+def test_the_lab_replica_is_made_with_the_password_in_the_environment_not_in_argv(tmp_path, monkeypatch):
+    """On main `env PGPASSWORD=...` was part of pg_basebackup's command line."""
+    import subprocess
+
+    from opsrun.lab import postgres
+
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append((list(argv), dict(kwargs.get("env") or {})))  # type: ignore[call-overload]
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(postgres.subprocess, "run", fake_run)
+    monkeypatch.setattr(postgres, "bindir", lambda: tmp_path)
+    primary = postgres.Server("opsrun", "lab-pw-5678", "demo", 5432)
+    postgres.basebackup(primary, tmp_path / "replica")
+    [(argv, env)] = calls
+    assert "pg_basebackup" in argv[4] and not [a for a in argv if "lab-pw-5678" in a], argv
+    assert env.get("PGPASSWORD") == "lab-pw-5678"

@@ -146,10 +146,7 @@ def ensure(cfg: LabConfig, log: Callable[[str], None], environ: dict[str, str] |
     _set_password(p_dir, primary)
     _seed(p_dir, primary)
     if not (r_dir / "data" / "PG_VERSION").exists():
-        _as_postgres(
-            "env", f"PGPASSWORD={primary.password}", str(bindir() / "pg_basebackup"), "-h", LOOPBACK,
-            "-p", str(primary.port), "-U", primary.user, "-D", str(r_dir / "data"), "-R", "-X", "stream",
-        )  # fmt: skip
+        basebackup(primary, r_dir / "data")
         log(f"postgres: replica made from the primary by pg_basebackup in {r_dir / 'data'}")
     _start(r_dir / "data", replica.port)
     log(f"postgres: primary on {LOOPBACK}:{primary.port}, streaming replica on {LOOPBACK}:{replica.port}")
@@ -160,6 +157,16 @@ def ensure(cfg: LabConfig, log: Callable[[str], None], environ: dict[str, str] |
     )  # fmt: skip
     log(f"postgres: nightly backup written: {dump}")
     return sorted(dumps_dir(cfg).glob("*.dump"))
+
+
+def basebackup(primary: Server, data: Path) -> None:
+    """A streaming replica of `primary` in `data` (pg_basebackup -R over TCP). The password goes in the
+    environment (runuser keeps it), never in argv, where `ps` shows it to every user of the machine."""
+    _as_postgres(
+        str(bindir() / "pg_basebackup"), "-h", LOOPBACK, "-p", str(primary.port), "-U", primary.user,
+        "-D", str(data), "-R", "-X", "stream",
+        env={**os.environ, "PGPASSWORD": primary.password},
+    )  # fmt: skip
 
 
 def _connect(socket_dir: Path, server: Server, dbname: str | None = None) -> Any:

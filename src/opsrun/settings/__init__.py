@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -235,9 +236,48 @@ def check_hosts(inv: Any, hosts: list[str]) -> None:
         check_host(inv, host)
 
 
-def for_host(host: Any, deploy: str) -> Any:
-    """A deploy's validated settings for the pyinfra `host` it runs on (inside opsrun or a plain pyinfra
-    run): `settings.for_host(host, "pm2").apps[0].instances`. Refused values raise ConfigError."""
+def for_host(host: Any, family: str) -> Any:
+    """A deploy's validated settings for the pyinfra `host` it runs on, inside opsrun or in a plain
+    `pyinfra INVENTORY deploys/X.py` run: `settings.for_host(host, "pm2").apps[0].instances`. `family` is a
+    deploy's name (the `DEPLOY_*` keys, see DEPLOYS) or "ssh" (the connection data, `ssh_hostname`...).
+
+    Refused values raise the ConfigError opsrun itself gives before it connects (`check_host`): the same
+    file, field path and fix, the same plain-text secret rule (`secrets.check_plain_text`). The file is
+    found as opsrun finds it, from the project pyinfra runs in (its cwd) and the inventory named by one of
+    the host's groups (pyinfra puts every host in the group named after its inventory file)."""
+    from opsrun import secrets
+
     data = host.data.dict() if hasattr(host.data, "dict") else dict(host.data)
-    family = DEPLOYS[deploy]
-    return validate_family(family, data, where=lambda key: f"group_data or inventory (host {host.name}, {key})")
+    if family == "ssh":
+        data, chosen = {k: v for k, v in data.items() if k.startswith("ssh_")}, SSH
+    else:
+        chosen = DEPLOYS[family]
+    where = _source_finder(host)
+    model = validate_family(chosen, data, where=where)
+    for key in chosen.keys(data):
+        try:
+            secrets.check_plain_text(key, data[key], "")
+        except ConfigError as exc:
+            raise ConfigError(where(key), exc.problem, field=exc.field, fix=exc.fix) from None
+    return model
+
+
+def _source_finder(host: Any) -> Callable[[str], str]:
+    """key -> the file that set it for a pyinfra `host` (called only for an error message)."""
+
+    def where(key: str) -> str:
+        from opsrun import inventory
+        from opsrun.project import Project
+
+        root = Path(getattr(getattr(host, "state", None), "cwd", None) or Path.cwd())
+        for group in getattr(host, "groups", ()):
+            if (root / "inventories" / f"{group}.py").is_file():
+                try:
+                    inv = inventory.load(Project(root), str(group))
+                except ConfigError:
+                    break
+                if host.name in inv.hosts:
+                    return inv.where(host.name, key)
+        return f"group_data or the inventory (host {host.name}, {key})"
+
+    return where

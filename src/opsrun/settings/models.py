@@ -308,6 +308,22 @@ class Pm2App(Strict):
     secret_env: dict[EnvName, EnvName] = Field(
         default_factory=dict, description="{VARIABLE: NAME of the operator's environment variable}"
     )
+    not_secret: list[EnvName] = Field(
+        default_factory=list,
+        description='the env variables whose secret-looking names hold plain configuration, e.g. ["AUTH_MODE"]',
+    )
+
+    @field_validator("not_secret")
+    @classmethod
+    def _plain_env_only(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        """An exemption names a variable of this app's env; never one of its secret_env (stale ones are errors)."""
+        env, secret_env = info.data.get("env", {}), info.data.get("secret_env", {})
+        for name in names:
+            if name in secret_env:
+                raise ValueError(f"{name} is in secret_env: a secret cannot be declared not secret")
+            if name not in env:
+                raise ValueError(f"{name} is not a variable of env (its variables: {', '.join(env) or 'none'})")
+        return names
 
 
 class Pm2Logrotate(Strict):
@@ -392,11 +408,18 @@ class MongoSettings(Strict):
     bind_ip: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.:_-]+(,[A-Za-z0-9.:_-]+)*$")] = Field(
         "127.0.0.1", description="addresses separated by commas"
     )
-    cache_size_gb: Annotated[float, Field(gt=0)] = Field(1, description="a size in GB above 0")
+    # int | float: a number stays as written (2, not 2.0) in mongod.conf and in the replica set's config
+    cache_size_gb: Annotated[int, Field(gt=0)] | Annotated[float, Field(gt=0)] = Field(
+        1, description="a size in GB above 0"
+    )
     max_incoming_connections: Annotated[int, Field(ge=1)] = Field(65536, description="a number from 1")
     slow_op_threshold_ms: Annotated[int, Field(ge=0)] = Field(100, description="milliseconds, from 0")
-    lag_threshold_seconds: Annotated[float, Field(gt=0)] = Field(10, description="seconds above 0")
-    priority: Annotated[float, Field(ge=0, le=1000)] = Field(1, description="a number from 0 to 1000")
+    lag_threshold_seconds: Annotated[int, Field(gt=0)] | Annotated[float, Field(gt=0)] = Field(
+        10, description="seconds above 0"
+    )
+    priority: Annotated[int, Field(ge=0, le=1000)] | Annotated[float, Field(ge=0, le=1000)] = Field(
+        1, description="a number from 0 to 1000"
+    )
     votes: Literal[0, 1] = Field(1, description="0 or 1")
     auth: SecretEnvOnly | None = Field(None, description='{"secret_env": {"keyfile": "ENV_NAME"}}')
 

@@ -37,8 +37,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsrun.errors import ConfigError
+from opsrun.errors import ConfigError, WaitTimeout
 from opsrun.inventory import Inventory
+from opsrun.waiting import poll_until
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 DEFAULT_RTO_MINUTES, DEFAULT_RPO_MINUTES = 15.0, 5.0
@@ -404,11 +405,10 @@ def _with_database(url: str, name: str) -> str:
     return make_conninfo(url, dbname=name)
 
 
-def _poll(found: Callable[[], Any], start: float, timeout: float = WAIT) -> float:
-    while not found():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError
-        time.sleep(0.01)  # ok: the poll interval of a condition with a deadline
+def _poll(found: Callable[[], Any], start: float, what: str, timeout: float = WAIT) -> float:
+    """Seconds from `start` until `found` holds; WaitTimeout once `timeout` has passed since `start`. An
+    exception from `found` is not "not yet": it reaches the caller (the check's FAIL, or the drill's)."""
+    poll_until(found, timeout=max(0.0, start + timeout - time.monotonic()), interval=0.01, what=what)
     return time.monotonic() - start
 
 
@@ -485,8 +485,8 @@ def redis_rpo_probe(cluster: Any, password: str | None, run: DRRun) -> Check:
 def _rpo(system: str, where: str, found: Callable[[], Any], start: float, run: DRRun, source: str) -> Check:
     """The RPO probe's result: the time from the marker's write until `found` sees it on `where`."""
     try:
-        seconds = _poll(found, start)
-    except TimeoutError:
+        seconds = _poll(found, start, f"the {system} marker on {where}")
+    except WaitTimeout:
         return Check(system, "RPO probe", FAIL, [f"marker not readable on {where} after {WAIT:.0f} s"], source)
     run.step(f"{system}: marker readable on {where} after {seconds:.3f} s")
     evidence = [f"marker visible on {where} {seconds:.3f} s after the write"]
@@ -535,16 +535,16 @@ def redis_failover_drill(cluster: Any, password: str | None, run: DRRun) -> Chec
                 return False
 
         try:
-            rto = _poll(serving, start)
-        except TimeoutError:
+            rto = _poll(serving, start, "a write on the new master")
+        except WaitTimeout:
             return Check("redis", "failover drill", FAIL, [f"no write on the new master within {WAIT:.0f} s"])
         run.step(f"redis: {host}:{port} is master, cluster ok, writes to the moved slots succeed after {rto:.3f} s")
         run.step(f"redis: restoring roles: CLUSTER FAILOVER on {old_master.host}:{old_master.port}")
         try:
-            _poll(lambda: _replication(original).get("master_link_status") == "up", time.monotonic())
-            _poll(lambda: _fail_back(original), time.monotonic())
+            _poll(lambda: _replication(original).get("master_link_status") == "up", time.monotonic(), "the link up")
+            _poll(lambda: _fail_back(original), time.monotonic(), "the original master back")
             run.step("redis: original roles restored, cluster ok")
-        except (TimeoutError, redis.RedisError) as exc:
+        except (WaitTimeout, redis.RedisError) as exc:
             run.degraded.append("redis")
             run.step(f"redis: could not restore the original roles: {exc}")
         return Check(
@@ -572,12 +572,11 @@ def _fail_back(node: Any) -> bool:
     if _role(node) == "master":
         return serving_ok(node)
     node.execute_command("CLUSTER", "FAILOVER")
-    start = time.monotonic()
-    while time.monotonic() - start < 5:
-        if _role(node) == "master":
-            return serving_ok(node)
-        time.sleep(0.05)  # ok: the poll interval of a condition with a deadline
-    return False
+    try:
+        poll_until(lambda: _role(node) == "master", timeout=5, interval=0.05, what="the failover to take")
+    except WaitTimeout:
+        return False
+    return serving_ok(node)
 
 
 def serving_ok(node: Any) -> bool:
@@ -670,8 +669,8 @@ def mongo_stepdown_drill(client: Any, run: DRRun) -> Check:
             return False
 
     try:
-        rto = _poll(accepts, start)
-    except TimeoutError:
+        rto = _poll(accepts, start, "a new primary that accepts writes")
+    except WaitTimeout:
         return Check("mongo", "stepdown drill", FAIL, [f"no new primary accepted writes within {WAIT:.0f} s"])
     new = client.admin.command("hello")["primary"]
     run.step(f"mongo: {new} is primary and accepts writes after {rto:.3f} s")

@@ -266,7 +266,7 @@ def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, d
 
 
 def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:
-    return functools.partial(reboot.reboot_if_needed, inv, policy=reboot_mode, timeout=timeout)
+    return functools.partial(reboot.reboot_if_needed, inv, mode=reboot_mode, timeout=timeout)
 
 
 @dataclass

@@ -68,12 +68,12 @@ class Script:
             ],
         )
 
-    def reboot_if_needed(self, policy, timeout, inv):
+    def reboot_if_needed(self, mode, timeout, inv):
         def reboot(host):
-            self.rebooted.append((host, policy))
+            self.rebooted.append((host, mode))
             if host in self.reboot_fails:
                 raise TimeoutError(f"{host} did not come back")
-            return policy == "always" or host in self.needs_reboot
+            return mode == "always" or host in self.needs_reboot
 
         return reboot
 

@@ -259,6 +259,7 @@ def wait_ready(cfg: LabConfig, name: str, address: str, timeout: float = 90) -> 
         lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
         timeout=timeout,
         what=f"SSH on lab host {name} ({address})",
+        retry_on=(subprocess.TimeoutExpired,),  # sshd accepts before it answers while the host boots
     )
     out = ssh(cfg, address, "systemctl", "is-system-running", "--wait", timeout=timeout)
     return out.stdout.strip() or out.stderr.strip()

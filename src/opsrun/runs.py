@@ -145,7 +145,7 @@ def apply(
                 store=store.store_id,
                 live=tuple(f"{store.store_id}:{r}" for r in store.live_runs() if r != run_id),
             )
-            try:
+            with store.run_errors(run_id):
                 if executor is not None and plan is not None:
                     result = _rolling(
                         project, inv, executor, plan, hosts, lease, connect, left_out, store, run_id, notice
@@ -167,9 +167,6 @@ def apply(
                     _refuse_if_leased(result.leases, result.hosts)
                     for host, whose in result.taken_over().items():
                         notice(f"{host}: took over the lease of {whose}")
-            except BaseException as exc:
-                store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-                raise
             store.finish_run(run_id, result.to_dict())
         return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
     finally:
@@ -303,7 +300,7 @@ def drift(
         revision = git_revision(project.root)
         last_clean = store.last_clean_revision(inventory_name)
         run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
-        try:
+        with store.run_errors(run_id):
             result = drift_module.run_drift(
                 project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
             )
@@ -317,9 +314,6 @@ def drift(
                     for t in checked_once.results
                     if t.outcome in ("failed", "error")
                 ]
-        except BaseException as exc:
-            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-            raise
         result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
 
         def cause(deploy: str) -> str | None:
@@ -379,13 +373,10 @@ def dr_test(
             dr.targets(dr_settings, dr.systems_of(dr_settings)),
         )
         run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
-        try:
+        with store.run_errors(run_id):
             dr.run_dr_test(inv, hosts, run, drill)
             for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
                 run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
-        except BaseException as exc:
-            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-            raise
         run.run_id = run_id
         run.trend = dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
         store.finish_run(run_id, run.to_dict())

@@ -21,6 +21,7 @@ from opsrun import (
     deadlines,
     dr,
     engine,
+    history,
     inventory,
     leases,
     notify,
@@ -378,7 +379,7 @@ def dr_test(
             for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
                 run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
         run.run_id = run_id
-        run.trend = dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
+        run.trend = history.dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
         store.finish_run(run_id, run.to_dict())
     finally:
         store.close()
@@ -401,30 +402,6 @@ def dr_checks(checked: VerifyRun) -> list[dr.Check]:
         )
         for t in checked.results
     ]
-
-
-def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
-    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO."""
-    by_month: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        if d["run_id"] != exclude and d.get("kind") == "dr-test":
-            by_month[d["month"]] = d
-    trend = []
-    for month in sorted(by_month):
-        d = by_month[month]
-        rto = [s["rto_seconds"] for s in d.get("systems", []) if s.get("rto_seconds") is not None]
-        rpo = [s["rpo_seconds"] for s in d.get("systems", []) if s.get("rpo_seconds") is not None]
-        trend.append(
-            {
-                "month": month,
-                "status": d["status"],
-                "failed": d.get("summary", {}).get("failed", 0),
-                "rto": max(rto, default=None),
-                "rpo": max(rpo, default=None),
-                "run_id": d["run_id"],
-            }
-        )
-    return trend
 
 
 def verify_suite(

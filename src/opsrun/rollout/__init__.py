@@ -4,7 +4,7 @@ line as one `Policy`) and the executor (`executor.Rollout`: the stages, batch by
 The names other modules use are re-exported here, so `from opsrun.rollout import make_plan` keeps working.
 """
 
-from opsrun.rollout.executor import Events, Rollout, StageRunners
+from opsrun.rollout.executor import Events, Rollout
 from opsrun.rollout.plan import (
     NO_WAVE,
     Plan,
@@ -17,6 +17,7 @@ from opsrun.rollout.plan import (
     resolve,
 )
 from opsrun.rollout.policy import Policy, load_policy
+from opsrun.rollout.stages import StageRunners
 
 __all__ = [
     "NO_WAVE",

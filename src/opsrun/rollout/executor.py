@@ -1,82 +1,29 @@
-"""The rollout executor: walks a plan batch by batch through the stages of DESIGN.md "Rolling apply, step
-by step" (connect, drain, apply, reboot, health gate, verify, enable), and records each host's outcome."""
+"""The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
+health gate, verify, enable) and records each host's outcome. A failure stops the rollout after its batch:
+failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from opsrun import engine, reboot
-from opsrun import verify as verify_module
-from opsrun.balancers.base import Balancer, wait_drained, wait_healthy
+from opsrun.balancers.base import wait_drained, wait_healthy
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
+from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy
+from opsrun.rollout.stages import StageRunners, StageTimer, parallel
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 
 
-def _connect(project: Project, inv: Inventory, hosts: list[str], *, deadlines: Deadlines) -> dict[str, str | None]:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
-    return engine.check_connect(project, inv, hosts, connect_timeout=timeout).errors
-
-
-def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, deadlines: Deadlines) -> DeployRun:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
-    return engine.run_deploy(
-        project, inv, deploy, hosts, deadlines=deadlines.stage("apply", hosts), connect_timeout=timeout
-    )
-
-
-def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines) -> VerifyRun:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
-    return verify_module.run_suite(
-        project, inv, suite, hosts, deadlines=deadlines.stage("verify", hosts), connect_timeout=timeout
-    )
-
-
-def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:
-    return functools.partial(reboot.reboot_if_needed, inv, mode=reboot_mode, timeout=timeout)
-
-
-@dataclass
-class StageRunners:
-    """The functions the executor calls for its stages; the real ones by default, fakes in unit tests."""
-
-    connect: Callable[..., dict[str, str | None]] = _connect
-    apply: Callable[..., DeployRun] = _apply
-    verify: Callable[..., VerifyRun] = _verify
-    balancer: Balancer | None = None
-    reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = _reboot
-
-
-def _parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:
-    """Run fn for every host at once; per host the exception it raised, or None."""
-
-    def one(host: str) -> Exception | None:
-        try:
-            fn(host)
-        except Exception as exc:  # noqa: BLE001 - reported per host by the caller
-            return exc
-        return None
-
-    if not hosts:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(len(hosts), 64)) as pool:
-        return dict(zip(hosts, pool.map(one, hosts), strict=True))
-
-
 class Rollout:
-    """Walks a plan through the stages of DESIGN.md "Rolling apply, step by step"."""
+    """Walks a plan through the stages, batch by batch (see the module's docstring)."""
 
     def __init__(
         self,
@@ -197,7 +144,7 @@ class Rollout:
             wait_healthy(bal, self.server(h), self.policy.healthy_timeout)
 
         outcome = {}
-        for h, exc in _parallel(hosts, back).items():
+        for h, exc in parallel(hosts, back).items():
             if exc is None:
                 outcome[h] = "back in the balancer: it passed its health gate"
             else:
@@ -206,10 +153,10 @@ class Rollout:
                 outcome[h] = f"still out of the balancer: {exc}"
         return outcome
 
-    def _timed(self, stage: str, batch: int, hosts: list[str]) -> _StageTimer:
+    def _timed(self, stage: str, batch: int, hosts: list[str]) -> StageTimer:
         for h in hosts:
             self.events(batch, h, stage)
-        return _StageTimer(self.result, stage, [self.result.hosts[h] for h in hosts], self.record)
+        return StageTimer(self.result, stage, [self.result.hosts[h] for h in hosts], self.record)
 
     def _fail_errored(
         self, errors: dict[str, Exception | None], stage: str, live: list[str], *, in_balancer: bool
@@ -279,7 +226,7 @@ class Rollout:
             drained = self._each(live, drain)
             # the drain command itself failed: the balancer did not take it out, it serves as before
             live = self._fail_errored(drained, "drain", live, in_balancer=True)
-            waited = _parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
+            waited = parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
         return self._fail_errored(waited, "drain", live, in_balancer=False)
 
     def _put_back(self, live: list[str]) -> None:
@@ -315,7 +262,7 @@ class Rollout:
             return live
         with self._timed("reboot", i, live):
             maybe_reboot = self.runners.reboot_if_needed(self.policy.reboot, self.policy.reboot_timeout, self.inv)
-            waited = _parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
+            waited = parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
         return self._fail_errored(waited, "reboot", live, in_balancer=self.balancer is None)
 
     def _health_stage(self, i: int, live: list[str], healthy_before: dict[str, bool]) -> list[str]:
@@ -326,7 +273,7 @@ class Rollout:
         # deployed yet) is not held to it now: the change did not take it out of service.
         held = [h for h in live if healthy_before.get(h, True)]
         with self._timed("health", i, live):
-            waited = _parallel(held, lambda h: gate.wait(h, self.address(h)))
+            waited = parallel(held, lambda h: gate.wait(h, self.address(h)))
         for h in live:
             if h not in held:
                 ok, seen = gate.probe(h, self.address(h))
@@ -362,7 +309,7 @@ class Rollout:
             # not deployed yet) is put back in but not held to serving now: the change did not take
             # it out of service, and the balancer's own health check still decides.
             held = [h for h in live if serving_before.get(h, True)]
-            waited = _parallel(held, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+            waited = parallel(held, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
             for h in live:
                 if h not in held and not self._in_service(h):
                     out[h].add_note(
@@ -383,7 +330,7 @@ class Rollout:
         gate = self.policy.health
         assert gate is not None
         seen: dict[str, bool] = {}
-        _parallel(hosts, lambda h: seen.__setitem__(h, gate.probe(h, self.address(h))[0]))
+        parallel(hosts, lambda h: seen.__setitem__(h, gate.probe(h, self.address(h))[0]))
         return seen
 
     def _in_service(self, host: str) -> bool:
@@ -392,22 +339,3 @@ class Rollout:
             return self.balancer.state(self.server(host)).in_service
         except Exception:  # noqa: BLE001 - only feeds a note
             return False
-
-
-class _StageTimer:
-    def __init__(self, result: RolloutRun, stage: str, hosts: list[HostOutcome], record: Callable[[HostOutcome], None]):
-        self.result, self.stage, self.hosts = result, stage, hosts
-        self.record = record
-
-    def __enter__(self) -> _StageTimer:
-        self.start = time.monotonic()
-        for h in self.hosts:
-            h.stage = self.stage
-            self.record(h)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        took = time.monotonic() - self.start
-        self.result.stage_seconds[self.stage] = self.result.stage_seconds.get(self.stage, 0.0) + took
-        for h in self.hosts:
-            h.seconds[self.stage] = took

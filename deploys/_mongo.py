@@ -14,7 +14,6 @@ they are planned (a dry run says what they would do) and again when they run:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -24,6 +23,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from opsrun import settings as schemas
+from opsrun.errors import WaitTimeout
+from opsrun.waiting import poll_until
 
 WAIT = 60.0
 
@@ -69,11 +70,12 @@ def current_config(address: str) -> dict[str, Any] | None:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    """Poll `check` every 0.2 s until it holds (a member that does not answer says so itself: `hello` gives
+    None); RuntimeError naming `what` after `timeout`, the error this deploy has always reported."""
+    try:
+        poll_until(check, timeout=timeout, interval=0.2, what=what)
+    except WaitTimeout:
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
 
 def desired(name: str) -> dict[str, Any]:

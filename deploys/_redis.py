@@ -15,7 +15,6 @@ again when they run (an earlier operation of the same run may have started a nod
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,8 @@ from pyinfra import host, inventory
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from opsrun import settings as schemas
+from opsrun.errors import WaitTimeout
+from opsrun.waiting import poll_until
 
 SLOTS = 16384
 WAIT = 60.0  # seconds for any one cluster transition (failover, join, sync)
@@ -62,17 +63,12 @@ def client(node: Node, timeout: float = 2.0) -> redis.Redis:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll `check` every 0.2 s until it holds; RuntimeError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if check():
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    """Poll `check` every 0.2 s until it holds (a node that does not answer yet is "not yet"); RuntimeError
+    naming `what` after `timeout`, the error this deploy has always reported."""
+    try:
+        poll_until(check, timeout=timeout, interval=0.2, what=what, retry_on=(redis.RedisError,))
+    except WaitTimeout:
+        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}") from None
 
 
 # ------------------------------------------------------------------------------------------------ state

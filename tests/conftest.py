@@ -21,7 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 # The demo app's secret (group_data/web.py, pm2_apps secret_env): a fresh value for each session, which
-# tests/lab/test_secrets.py then looks for in every output, file and report.
+# tests/lab/test_pm2.py (test_the_secret_appears_in_no_output_file_or_report) then looks for in every output,
+# file and log.
 DEMO_SECRET = os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "opsrun-test-" + secrets.token_hex(12))
 REDIS_SECRET = os.environ.setdefault("OPSRUN_REDIS_PASSWORD", "opsrun-redis-" + secrets.token_hex(12))
 MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_urlsafe(48))

@@ -1,3 +1,5 @@
+"""`python -m opsrun`: the command line (opsrun.cli)."""
+
 from opsrun.cli import main
 
 main()

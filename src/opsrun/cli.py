@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,12 +19,13 @@ import traceback
 from collections.abc import Callable, Iterator
 from functools import update_wrapper
 from pathlib import Path
-from typing import Any, TextIO, TypeVar, cast
+from typing import Any, NoReturn, TextIO, TypeVar, cast
 
 import click
 from rich.console import Console
 
 from opsrun import deadlines, runs
+from opsrun import history as history_module
 from opsrun.errors import ConfigError, OpsrunError
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
@@ -161,6 +163,10 @@ class OpsrunGroup(click.Group):
         except OpsrunError as exc:
             echo(f"error: {exc}", err=True)
             raise click.exceptions.Exit(exc.exit_code) from exc
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception:  # noqa: BLE001 - the boundary: anything unexpected goes to the project's debug log
+            _internal_error(ctx.find_object(ProjectRef))
 
 
 @click.group(cls=OpsrunGroup)
@@ -398,14 +404,7 @@ def dr_test(
     Exit 0 all passed, 1 a check failed or a drill left a system degraded."""
     state = ctx.find_object(ProjectRef).state  # type: ignore[union-attr]
     if show_history:
-        from opsrun.store import open_store
-
-        store = open_store(project.state_dir, state)
-        try:
-            docs = [d for d in store.recent("dr-test", inventory, limit=100) if d.get("kind") == "dr-test"]
-        finally:
-            store.close()
-        rows = runs.dr_trend(docs, exclude=-1)
+        rows = history_module.dr_tests(project, state, inventory)
         if fmt == "json":
             echo(json.dumps({"dr_tests": rows}, indent=2))
         else:
@@ -430,24 +429,19 @@ def dr_test(
 @click.pass_context
 def history(ctx: click.Context, project: Project, args: tuple[str, ...], fmt: str) -> None:
     """List past runs (newest first), or show one: `opsrun history show RUN_ID`."""
-    from opsrun.store import open_store
-
-    store = open_store(project.state_dir, ctx.find_object(ProjectRef).state)  # type: ignore[union-attr]
-    try:
-        if args[:1] == ("show",):
-            if len(args) != 2 or not args[1].isdigit():
-                raise click.UsageError("usage: opsrun history show RUN_ID")
-            doc = store.run(int(args[1]))
-            if fmt == "json":
-                echo(json.dumps(doc, indent=2))
-            else:
-                as_text.run_document(doc, _console())
-            return
-        if len(args) > 1:
-            raise click.UsageError("usage: opsrun history [INVENTORY] | opsrun history show RUN_ID")
-        rows = store.runs(args[0] if args else None)
-    finally:
-        store.close()
+    state = ctx.find_object(ProjectRef).state  # type: ignore[union-attr]
+    if args[:1] == ("show",):
+        if len(args) != 2 or not args[1].isdigit():
+            raise click.UsageError("usage: opsrun history show RUN_ID")
+        doc = history_module.run_document(project, state, int(args[1]))
+        if fmt == "json":
+            echo(json.dumps(doc, indent=2))
+        else:
+            as_text.run_document(doc, _console())
+        return
+    if len(args) > 1:
+        raise click.UsageError("usage: opsrun history [INVENTORY] | opsrun history show RUN_ID")
+    rows = history_module.runs(project, state, args[0] if args else None)
     if fmt == "json":
         echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
     else:
@@ -583,15 +577,26 @@ def main() -> None:
     """Entry point: click handles usage errors and exit codes; anything unexpected goes to the debug log."""
     try:
         cli.main(prog_name="opsrun")
-    except Exception:  # noqa: BLE001 - the boundary: anything unexpected goes to the debug log
-        log = Path(".opsrun") / "debug.log"
-        try:
-            log.parent.mkdir(exist_ok=True)
-            with log.open("a") as f:
-                f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {redact(' '.join(sys.argv))}\n")
-                f.write(redact(traceback.format_exc()))
-            where = f"details in {log.resolve()}"
-        except OSError:
-            where = "\n" + redact(traceback.format_exc())
-        echo(f"internal error: {sys.exc_info()[1]!r}; {where}", err=True)
-        sys.exit(1)
+    except Exception:  # noqa: BLE001 - raised before a command ran (no options parsed): the same log
+        _internal_error(ProjectRef(os.environ.get("OPSRUN_PROJECT")))
+
+
+def _internal_error(ref: ProjectRef | None) -> NoReturn:
+    """The traceback (secrets redacted) appended to the project's .opsrun/debug.log, where --project,
+    OPSRUN_PROJECT or the current folder finds the project (the current folder's .opsrun/ when none), and
+    one line on stderr saying where it went. Exit 1."""
+    try:
+        root = Project.find(ref.path if ref else None).root
+    except OpsrunError:
+        root = Path.cwd()
+    log = root / ".opsrun" / "debug.log"
+    try:
+        log.parent.mkdir(exist_ok=True)
+        with log.open("a") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {redact(' '.join(sys.argv))}\n")
+            f.write(redact(traceback.format_exc()))
+        where = f"details in {log.resolve()}"
+    except OSError:
+        where = "\n" + redact(traceback.format_exc())
+    echo(f"internal error: {sys.exc_info()[1]!r}; {where}", err=True)
+    sys.exit(1)

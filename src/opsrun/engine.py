@@ -1,7 +1,7 @@
 """The one place that talks to pyinfra: apply or dry-run a deploy on a set of hosts, return plain results.
 
-Each run happens in a fresh worker process (`python -m opsrun.engine`), for three measured reasons
-(PYINFRA-NOTES §1, §2): importing pyinfra_cli monkey-patches the whole process with gevent; pyinfra keeps
+Each run happens in a fresh worker process (`python -m opsrun.engine`), for three reasons measured on
+pyinfra 3.10: importing pyinfra_cli monkey-patches the whole process with gevent; pyinfra keeps
 process-wide caches (file hashes, compiled deploy files, known_hosts) that go stale between runs; and a
 State needs a fresh Inventory every time. The parent sends the loaded inventory and the request (pickle
 over stdin), the worker answers with a `DeployRun` in a result file. The parent never imports pyinfra.
@@ -180,7 +180,7 @@ def _worker(request: Request) -> DeployRun:  # pragma: no cover - runs in the wo
     stopping = _stop_between_operations()
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
-    pyinfra.is_cli = True  # CLI semantics: op identity by line number (PYINFRA-NOTES §3)
+    pyinfra.is_cli = True  # CLI semantics: an operation is identified by its line in the deploy file
     logging.getLogger("pyinfra").setLevel(logging.WARNING)
     if request.project_root not in sys.path:
         sys.path.insert(0, request.project_root)  # deploys may import helpers as `deploys._ops`, as in the CLI
@@ -517,7 +517,7 @@ def _stop_between_operations() -> list[str]:  # pragma: no cover - worker side
 def _record_idempotency() -> dict[str, bool]:  # pragma: no cover - worker side
     """Map op hash -> the operation's `is_idempotent` (server.shell, apt.update, ... are not).
 
-    pyinfra does not keep the op function in state.op_meta (PYINFRA-NOTES §4), so the worker wraps the two
+    pyinfra (3.10) does not keep the op function in state.op_meta, so the worker wraps the two
     internals that see it during one operation call: `generate_operation_name` (gets the function) and
     `ensure_shared_op_meta` (gets the hash). Nothing yields between them within one call. pyinfra is pinned to 3.10.
     """

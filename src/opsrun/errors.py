@@ -5,11 +5,11 @@
                             "path: field: problem. Fix: ..."
       LabError (2)          the local lab cannot be built or started here (what to install or free)
       LockHeld (2)          another run holds the inventory lock; nothing was touched
-      HostError (1)         connect / apply failed on named hosts
       WaitTimeout (1)       a polled condition did not hold before its deadline: what, how long, last state
       BalancerError (1)     the load balancer refused or answered unexpectedly
 
-A *failure* takes its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
+A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
+its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
 takes it from its result object. cli.py maps both.
 """
 
@@ -43,12 +43,6 @@ class LabError(OpsrunError):
 
 class LockHeld(OpsrunError):
     exit_code: ClassVar[int] = 2
-
-
-class HostError(OpsrunError):
-    def __init__(self, message: str, *, hosts: list[str] | None = None):
-        self.hosts = hosts or []
-        super().__init__(message)
 
 
 class WaitTimeout(OpsrunError):

@@ -8,6 +8,7 @@ A gate comes from the rolling policy (`health` in group_data):
 
 from __future__ import annotations
 
+import http.client
 import socket
 import urllib.error
 import urllib.request
@@ -68,6 +69,7 @@ class HealthGate:
             interval=self.interval,
             what=f"health gate {self.target(host, address)}{expect}",
             describe=lambda _v: last[0],
+            retry_on=(OSError, http.client.HTTPException),  # a reply cut short while the service restarts
         )
         return last[0]
 

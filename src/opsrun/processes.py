@@ -1,5 +1,6 @@
-"""The controller's child processes (the pyinfra worker, the verification's pytest): wait for one with a
-backstop and a stop flag, and end its whole process group when it must go."""
+"""Processes on this machine: whether one is alive (a lock holder, a lab service); the controller's child
+processes (the pyinfra worker, the verification's pytest) waited for with a backstop and a stop flag, and
+their whole process group ended when they must go."""
 
 from __future__ import annotations
 
@@ -9,10 +10,29 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 STOP_POLL = 0.2  # how often the controller looks at its stop flag while a child runs
 GRACE = 5.0  # seconds a child has after SIGTERM to end what it started before SIGKILL
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (exited, not yet reaped: it holds nothing). A
+    process of another user counts as alive. Without /proc (not Linux), existence alone decides."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists; it is someone else's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone since os.kill, unless there is no /proc at all
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # the state field follows the command name's ")"
 
 
 def supervise(

@@ -18,7 +18,7 @@ class OperationResult:
     success: bool
     error: str | None = None
     commands: list[str] = field(default_factory=list)  # dry run: what would run (secrets masked by pyinfra)
-    conditional: bool = False  # dry run: depends on an earlier op (`_if`), so only known when applied
+    conditional: bool = False  # dry run: whether it changes is only known when applied (`unknown` says why)
     output: list[str] = field(default_factory=list)  # applied and changed: the last lines the commands printed
     unknown: str | None = None  # dry run: why whether it would change cannot be known before applying
     follows: str | None = None  # dry run: it changes because that earlier operation does (`_if=op.did_change`)

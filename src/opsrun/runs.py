@@ -21,6 +21,7 @@ from opsrun import (
     deadlines,
     dr,
     engine,
+    history,
     inventory,
     leases,
     notify,
@@ -145,7 +146,7 @@ def apply(
                 store=store.store_id,
                 live=tuple(f"{store.store_id}:{r}" for r in store.live_runs() if r != run_id),
             )
-            try:
+            with store.run_errors(run_id):
                 if executor is not None and plan is not None:
                     result = _rolling(
                         project, inv, executor, plan, hosts, lease, connect, left_out, store, run_id, notice
@@ -167,9 +168,6 @@ def apply(
                     _refuse_if_leased(result.leases, result.hosts)
                     for host, whose in result.taken_over().items():
                         notice(f"{host}: took over the lease of {whose}")
-            except BaseException as exc:
-                store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-                raise
             store.finish_run(run_id, result.to_dict())
         return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
     finally:
@@ -303,7 +301,7 @@ def drift(
         revision = git_revision(project.root)
         last_clean = store.last_clean_revision(inventory_name)
         run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
-        try:
+        with store.run_errors(run_id):
             result = drift_module.run_drift(
                 project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
             )
@@ -317,9 +315,6 @@ def drift(
                     for t in checked_once.results
                     if t.outcome in ("failed", "error")
                 ]
-        except BaseException as exc:
-            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-            raise
         result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
 
         def cause(deploy: str) -> str | None:
@@ -379,15 +374,12 @@ def dr_test(
             dr.targets(dr_settings, dr.systems_of(dr_settings)),
         )
         run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
-        try:
+        with store.run_errors(run_id):
             dr.run_dr_test(inv, hosts, run, drill)
             for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
                 run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
-        except BaseException as exc:
-            store.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
-            raise
         run.run_id = run_id
-        run.trend = dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
+        run.trend = history.dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
         store.finish_run(run_id, run.to_dict())
     finally:
         store.close()
@@ -410,30 +402,6 @@ def dr_checks(checked: VerifyRun) -> list[dr.Check]:
         )
         for t in checked.results
     ]
-
-
-def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
-    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO."""
-    by_month: dict[str, dict[str, Any]] = {}
-    for d in docs:
-        if d["run_id"] != exclude and d.get("kind") == "dr-test":
-            by_month[d["month"]] = d
-    trend = []
-    for month in sorted(by_month):
-        d = by_month[month]
-        rto = [s["rto_seconds"] for s in d.get("systems", []) if s.get("rto_seconds") is not None]
-        rpo = [s["rpo_seconds"] for s in d.get("systems", []) if s.get("rpo_seconds") is not None]
-        trend.append(
-            {
-                "month": month,
-                "status": d["status"],
-                "failed": d.get("summary", {}).get("failed", 0),
-                "rto": max(rto, default=None),
-                "rpo": max(rpo, default=None),
-                "run_id": d["run_id"],
-            }
-        )
-    return trend
 
 
 def verify_suite(

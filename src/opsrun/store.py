@@ -6,8 +6,9 @@ whole result document). A lock per inventory keeps two applies off one inventory
 
 - SQLite: a row in `locks` naming the holder (user, machine, pid, since), taken in an IMMEDIATE
   transaction. A row whose process is gone on this machine is stale and taken over.
-- PostgreSQL: a session advisory lock held on its own connection for the whole run (released by the
-  server if opsrun dies), plus the same row for the message that names the holder.
+- PostgreSQL: a session advisory lock, taken on the store's one connection and held for the whole run
+  (the server releases it when that connection ends, so also if opsrun dies), plus the same row for the
+  message that names the holder.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsrun import processes
 from opsrun.errors import ConfigError, LockHeld
 from opsrun.secrets import redact, register_url, safe_url
 
@@ -189,6 +191,16 @@ class Store:
             self._put_host(run_id, name, h)
         self._commit()
 
+    @contextlib.contextmanager
+    def run_errors(self, run_id: int) -> Iterator[None]:
+        """Whatever escapes the block (an error, Ctrl-C) ends run `run_id` as an error, with its type and
+        message, and then goes on up: a run never stays "running" because its controller raised."""
+        try:
+            yield
+        except BaseException as exc:
+            self.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+            raise
+
     def record_host(self, run_id: int, host: dict[str, Any]) -> None:
         """A host's place in a running rollout (stage, outcome, in the balancer or not), kept as it changes, so
         that a run killed with -9 still says where it left each host."""
@@ -266,7 +278,7 @@ class Store:
 
     def _seen_dead(self, row: RunRow, pid: int | None) -> RunRow:
         """A run still `running` whose process is gone on this machine died (kill -9): say so."""
-        if row.status != "running" or row.machine != self.machine or pid is None or _pid_alive(int(pid)):
+        if row.status != "running" or row.machine != self.machine or pid is None or processes.alive(int(pid)):
             return row
         return RunRow(**{**vars(row), "status": "interrupted"})
 
@@ -402,7 +414,7 @@ class Store:
             holder = self._holder(inventory)
             if holder is not None:
                 _holder_who, machine, pid, _since, _run = holder
-                stale = machine == self.machine and not _pid_alive(int(pid))
+                stale = machine == self.machine and not processes.alive(int(pid))
                 if not stale:
                     raise self._refuse(inventory, holder)
                 self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
@@ -434,16 +446,6 @@ class Store:
             self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
             self._exec("SELECT pg_advisory_unlock(?)", (key,))
             self._commit()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def open_store(state_dir: Path, url: str | None = None) -> Store:

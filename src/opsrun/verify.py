@@ -3,7 +3,7 @@
 The inventory's SSH settings become an ssh_config (one `Host` block per inventory name), so testinfra's
 `ssh` backend, which runs OpenSSH, applies the same key, known_hosts and strict host key checking as
 pyinfra, and reuses one connection per host (ControlPath). The paramiko backend is not used: it never
-checks host keys (PYINFRA-NOTES §7). pytest runs in a subprocess, once per verification.
+checks host keys. pytest runs in a subprocess, once per verification.
 """
 
 from __future__ import annotations

@@ -1,4 +1,12 @@
-"""The one polling loop: wait until a condition holds, with a deadline. No fixed sleeps elsewhere."""
+"""Waiting for a condition: `poll_until`, the polling loop with a deadline that every wait in opsrun uses.
+
+A *wait* asks "does X hold yet?" again and again until it does or its deadline passes (a host back from its
+reboot, a server drained, a gate passing, a replica that can read a marker). Those all go through
+`poll_until`. Two loops elsewhere are not waits but *watchdogs*, and keep their own loops on purpose: they
+watch work that runs elsewhere and stop it at its deadline (`engine.HostClocks.watch` and `engine`'s wait
+on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
+they pace work rather than wait for a state (`lab.loadgen`).
+"""
 
 from __future__ import annotations
 
@@ -18,18 +26,20 @@ def poll_until(
     interval: float = 0.2,
     what: str,
     describe: Callable[[T | None], object] | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call `check` until it returns something truthy and return that; raise WaitTimeout at the deadline.
 
-    An exception from `check` counts as "not yet" (the host may still be booting); the last one is
-    reported in the timeout so the operator sees why it never held.
+    `retry_on` names the exceptions that mean "not yet" (a host still booting: `OSError`; a cluster node
+    not answering: `redis.ConnectionError`); the last one is reported in the timeout so the operator sees
+    why the condition never held. Any other exception is a fault, not a state, and is raised at once.
     """
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
         try:
             value = check()
-        except Exception as exc:  # noqa: BLE001 - any failure of the probe means "not yet"
+        except retry_on as exc:
             last = f"{type(exc).__name__}: {exc}"
         else:
             if value:

@@ -68,14 +68,14 @@ def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_
     balancer = ELBv2(target_group_arn=bogus, region=REGION, endpoint_url=moto_url)
     applied = []
     inv = Inventory("aws", Path("/ops/inventories/aws.py"), ["a"], {}, {}, {"a": Host("a", (), {"iid": ids[0]})})
-    parts = StageRunners(
+    runners = StageRunners(
         connect=lambda *a, **k: {"a": None}, apply=lambda *a, **k: applied.append(a), balancer=balancer
     )
     policy = Policy(
         verify=False, reboot="never", balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"}
     )
     with pytest.raises(ConfigError, match=r"balancer\.target_group_arn: no elbv2 target group nosuch in us-east-1"):
-        Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(["a"])
+        Rollout(Project(Path("/nonexistent")), inv, "app", policy, runners=runners).run(["a"])
     assert applied == []
 
 
@@ -104,8 +104,8 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
         healthy_timeout=10,
         balancer={"type": "elbv2", "target_group_arn": arn, "server": "{iid}"},
     )
-    parts = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=balancer)
-    run = Rollout(Project(Path("/nonexistent")), inv, "app", policy, parts=parts).run(hosts)
+    runners = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=balancer)
+    run = Rollout(Project(Path("/nonexistent")), inv, "app", policy, runners=runners).run(hosts)
     assert run.status == "success", {h.name: (h.stage, h.reason) for h in run.hosts.values()}
     assert seen == [{i: ("drain" if n == k else "ready") for n, i in enumerate(ids)} for k in range(3)]
     assert all(balancer.state(i).in_service for i in ids)

@@ -26,6 +26,7 @@ import boto3
 import psycopg
 import pytest
 
+from opsrun.waiting import poll_until
 from tests.conftest import REGION, PgCluster, copy_ops
 
 PASSWORD = "pg-" + secrets.token_hex(10)
@@ -187,7 +188,16 @@ def test_a_paused_replica_fails_replication_with_the_lag_it_saw(project, pg, aws
     try:
         with psycopg.connect(primary.url(PASSWORD), autocommit=True) as conn:
             conn.execute("INSERT INTO orders (total) SELECT g FROM generate_series(1, 20000) g")
-        time.sleep(0.5)  # let the replica receive (but not replay) the WAL: the lag is what is measured
+            written = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        # the replica has received (but not replayed) that WAL: the lag is what is measured
+        with psycopg.connect(replica.url(PASSWORD), autocommit=True) as conn:
+            received = "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn"
+            poll_until(
+                lambda: conn.execute(received, (written,)).fetchone()[0],
+                timeout=30,
+                interval=0.05,
+                what="the replica to receive the insert's WAL",
+            )
         code, doc, _ = dr_test(ops, pg, aws)
     finally:
         with psycopg.connect(replica.url(PASSWORD), autocommit=True) as conn:

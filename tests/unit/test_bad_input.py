@@ -61,7 +61,8 @@ def test_guard_refuses_and_counts_every_way_to_a_host(host_guard):
 
 
 def test_a_valid_rolling_apply_from_the_cli_reaches_no_host(project_copy, host_guard):
-    """On main, rollout.Parts captured engine.check_connect at import: this reached the lab over SSH."""
+    """The stage runners call opsrun.engine when they run (nothing captured at import), so the guard sees
+    every way a rolling apply would reach a host, and refuses it."""
     run(project_copy, "apply", "lab", "nginx", "--limit", "web1")
     reached = list(host_guard)
     host_guard.clear()

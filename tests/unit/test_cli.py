@@ -146,3 +146,21 @@ def test_process_exit_codes(args, code):
         [sys.executable, "-m", "opsrun", "--project", str(REPO), *args], capture_output=True, text=True, check=False
     )
     assert proc.returncode == code, proc.stderr
+
+
+def test_an_unexpected_error_goes_to_the_projects_debug_log_not_the_current_folder(project_copy, tmp_path, monkeypatch):
+    from opsrun import history
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, not a finding")
+
+    monkeypatch.setattr(history, "runs", broken)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(cli, ["--project", str(project_copy), "history"])
+    log = project_copy / ".opsrun" / "debug.log"
+    assert result.exit_code == 1
+    assert f"internal error: RuntimeError('a bug, not a finding'); details in {log}" in result.output
+    assert "RuntimeError: a bug, not a finding" in log.read_text()
+    assert not (elsewhere / ".opsrun").exists()

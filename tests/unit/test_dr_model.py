@@ -87,7 +87,7 @@ def test_the_restore_drill_gives_pg_restore_its_password_in_a_600_file_not_in_ar
     import stat
     import subprocess
 
-    from opsrun import dr
+    from opsrun.dr import drills
 
     (tmp_path / "db.dump").write_bytes(b"dump")
     seen: dict[str, object] = {}
@@ -101,10 +101,10 @@ def test_the_restore_drill_gives_pg_restore_its_password_in_a_600_file_not_in_ar
         seen["content"] = Path(passfile).read_text()
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(dr.subprocess, "run", fake_run)
-    monkeypatch.setattr(dr, "_pg", lambda _url: _Conn())
-    monkeypatch.setattr(dr, "_counts", lambda _url, tables: dict.fromkeys(tables, 1))
-    check = dr.restore_drill(str(tmp_path / "*.dump"), url, url, ["users"], run([]))
+    monkeypatch.setattr(drills.subprocess, "run", fake_run)
+    monkeypatch.setattr(drills, "connect", lambda _url: _Conn())
+    monkeypatch.setattr(drills, "counts", lambda _url, tables: dict.fromkeys(tables, 1))
+    check = drills.restore_drill(str(tmp_path / "*.dump"), url, url, ["users"], run([]))
     assert check.status == PASS, check
     assert not [a for a in seen["argv"] if "drill-pw-1234" in a], seen["argv"]  # type: ignore[attr-defined]
     assert not [v for v in seen["env_values"] if "drill-pw-1234" in v]  # type: ignore[attr-defined]

@@ -49,7 +49,7 @@ def test_three_hosts_on_default_limits_change_nothing():
 
 
 def test_the_twentieth_host_is_where_defaults_stop():
-    """128 instances held 19 hosts (LAB-NOTES): at 8 a host with half again for headroom, 10 fit."""
+    """128 instances held 19 hosts (measured on the lab's machine): at 8 a host with half again for headroom, 10 fit."""
     assert fits(10).sysctl == {}
     assert fits(11).sysctl == {INSTANCES: 256}
 

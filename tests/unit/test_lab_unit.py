@@ -48,11 +48,36 @@ def test_one_line_style_sources_are_read():
     assert image.source_uris(sources) == ["http://archive.example/debian"]
 
 
-def test_recipe_hash_changes_with_the_sources_only():
-    a = {"debian.sources": "URIs: http://a/debian\nSuites: bookworm\n"}
-    b = {"debian.sources": "URIs: http://b/debian\nSuites: bookworm\n"}
-    assert image.recipe_hash(a) == image.recipe_hash(dict(a))
-    assert image.recipe_hash(a) != image.recipe_hash(b)
+SOURCES = {
+    "debian.sources": "URIs: http://a/debian\nSuites: bookworm\n",
+    "extra.sources": "URIs: http://a/extra\nSuites: bookworm\n",
+}
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {**SOURCES, "debian.sources": "URIs: http://b/debian\nSuites: bookworm\n"},  # another mirror
+        {**SOURCES, "debian.sources": SOURCES["debian.sources"] + "Components: main contrib\n"},
+        {**SOURCES, "more.sources": "URIs: http://c/more\nSuites: bookworm\n"},  # a file added
+        {"debian.sources": SOURCES["debian.sources"]},  # a file removed
+        {"other-name.sources": SOURCES["debian.sources"], "extra.sources": SOURCES["extra.sources"]},  # renamed
+    ],
+    ids=["mirror", "components", "file added", "file removed", "file renamed"],
+)
+def test_recipe_hash_changes_when_the_sources_change(changed):
+    assert image.recipe_hash(changed) != image.recipe_hash(SOURCES)
+
+
+def test_recipe_hash_does_not_change_with_what_is_not_a_source(monkeypatch):
+    """The same sources in another order, and a lab with other addresses, ports, bridge and folders, share
+    one base image: its folder name is the same key."""
+    monkeypatch.setattr(image, "machine_sources", lambda: dict(SOURCES))
+    key = image.recipe_hash(SOURCES)
+    assert image.recipe_hash(dict(reversed(SOURCES.items()))) == key
+    one = LabConfig(Path("/l1"), Path("/c"))
+    other = LabConfig(Path("/l2"), Path("/c"), subnet="10.99.3", bridge="labbr9", apt_port=1, npm_port=2, repo_port=3)
+    assert image.base_dir(one) == image.base_dir(other) == Path("/c") / f"base-{key}"
 
 
 def test_host_files_point_apt_and_npm_at_the_bridge():

@@ -1,3 +1,5 @@
+import json
+
 from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
 
 
@@ -26,19 +28,27 @@ def test_deploy_run_json_shape_and_exit_code():
     assert doc["status"] == "failed" and run.exit_code == 1
     assert doc["hosts"]["web1"]["status"] == "changed"
     assert doc["hosts"]["web1"]["changed"] == 2
-    assert doc["hosts"]["web2"]["operations"][1] == {
-        "name": "config",
-        "changed": False,
-        "success": False,
-        "error": "nginx -t failed",
-        "commands": [],
-        "conditional": False,
-        "output": [],
-        "unknown": None,
-        "follows": None,
-        "diff": [],
-    }
+    # what the README promises of each operation: name, changed, success, error
+    config = doc["hosts"]["web2"]["operations"][1]
+    assert [config[k] for k in ("name", "changed", "success", "error")] == ["config", False, False, "nginx -t failed"]
+    assert json.loads(json.dumps(doc)) == doc  # plain JSON all the way down, as --format json prints it
     assert run.host("web2").failed_operation().name == "config"
+
+
+def test_a_dry_run_operation_lists_the_commands_and_says_when_its_change_is_only_known_when_applied():
+    why = "conditional on an earlier operation (_if): only known when applied"
+    ops = [
+        OperationResult("install", True, True, None, ["apt-get install -y nginx"]),
+        OperationResult("reload", True, True, None, ["systemctl reload nginx"], True, unknown=why),
+    ]
+    doc = DeployRun("lab", "nginx", True, [HostRun("web1", ops)]).to_dict()
+    install, reload = doc["hosts"]["web1"]["operations"]
+    assert (install["commands"], install["conditional"], install["unknown"]) == (
+        ["apt-get install -y nginx"],
+        False,
+        None,
+    )
+    assert (reload["commands"], reload["conditional"], reload["unknown"]) == (["systemctl reload nginx"], True, why)
 
 
 def test_deploy_run_success_when_no_host_failed():

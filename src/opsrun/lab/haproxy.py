@@ -11,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from opsrun import processes
 from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
 from opsrun.waiting import poll_until
@@ -55,10 +56,9 @@ backend {BACKEND}
 def _pid(cfg: LabConfig) -> int | None:
     try:
         pid = int(paths(cfg)[2].read_text().split()[0])
-        os.kill(pid, 0)
     except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return pid if processes.alive(pid) else None
 
 
 def ensure(cfg: LabConfig, hosts: dict[str, str]) -> None:

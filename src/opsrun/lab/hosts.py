@@ -2,7 +2,8 @@
 
 A host is its upper directory (identity and whatever deploys write), a network namespace, and a small
 shell supervisor in its own cgroup that starts nspawn again when it exits 133 (a reboot inside the host).
-Containers started from one shared cgroup share `/payload` and fail to stop their units (LAB-NOTES §4).
+Containers started from one shared cgroup share `/payload` and fail to stop their units
+(seen on this machine).
 A host is stopped with SIGTERM to its nspawn (a clean poweroff); never SIGRTMIN+4, which orphans it.
 """
 
@@ -16,6 +17,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from opsrun import processes
 from opsrun.errors import LabError
 from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
 from opsrun.waiting import poll_until
@@ -78,15 +80,7 @@ def _read_pid(path: Path) -> int | None:
         pid = int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return pid if processes.alive(pid) else None
 
 
 def supervisor_pid(cfg: LabConfig, name: str) -> int | None:
@@ -259,6 +253,7 @@ def wait_ready(cfg: LabConfig, name: str, address: str, timeout: float = 90) -> 
         lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
         timeout=timeout,
         what=f"SSH on lab host {name} ({address})",
+        retry_on=(subprocess.TimeoutExpired,),  # sshd accepts before it answers while the host boots
     )
     out = ssh(cfg, address, "systemctl", "is-system-running", "--wait", timeout=timeout)
     return out.stdout.strip() or out.stderr.strip()

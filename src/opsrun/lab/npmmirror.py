@@ -3,7 +3,7 @@
 The upstream registry is whatever this machine's npm uses (`npm config get registry`), read at start and
 never written into the repo. Tarballs are cached for good; package documents for a few minutes, with
 their tarball URLs rewritten to point at the mirror. A few keep-alive upstream connections are reused:
-npm behind a CONNECT tunnel opened one per request and took minutes here (LAB-NOTES §6).
+npm behind a CONNECT tunnel opened one per request and took minutes here.
 
 Run: python -m opsrun.lab.npmmirror --listen ADDR:PORT --cache DIR [--upstream URL]
 """

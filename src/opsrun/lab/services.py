@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsrun import processes
 from opsrun.lab.config import LabConfig
 from opsrun.waiting import poll_until
 
@@ -46,10 +47,9 @@ def _listening(host: str, port: int) -> bool:
 def pid_of(cfg: LabConfig, svc: Service) -> int | None:
     try:
         pid = int(_pidfile(cfg, svc).read_text())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if processes.alive(pid) else None
 
 
 def start_all(cfg: LabConfig) -> None:
@@ -84,20 +84,12 @@ def start_all(cfg: LabConfig) -> None:
 
 def stop_all(cfg: LabConfig) -> None:
     for svc in SERVICES:
-        pid = pid_of(cfg, svc)
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            poll_until(functools.partial(_proc_gone, pid), timeout=10, what=f"the lab {svc.name} to exit")
-        _pidfile(cfg, svc).unlink(missing_ok=True)
+        _stop(cfg, svc)
 
 
-def _proc_gone(pid: int) -> bool:
-    return not _proc_alive(pid)
-
-
-def _proc_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def _stop(cfg: LabConfig, svc: Service) -> None:
+    pid = pid_of(cfg, svc)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        poll_until(lambda: not processes.alive(pid), timeout=10, what=f"the lab {svc.name} to exit")
+    _pidfile(cfg, svc).unlink(missing_ok=True)

@@ -38,8 +38,8 @@ class Item:
         return self.verdict in QUIET_VERDICTS and not self.failing and not self.skipped
 
 
-@dataclass
-class Report:
+@dataclass(kw_only=True)
+class Report:  # built by keyword only: many of its fields are strings, easy to swap by position
     kind: str
     title: str
     status: str
@@ -149,15 +149,15 @@ def _apply(doc: dict[str, Any]) -> Report:
     }
     what = "dry run" if dry else ("rolling apply" if doc.get("kind") == "rollout" else "apply")
     return Report(
-        "apply",
-        f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
-        doc.get("status", ""),
-        doc.get("inventory", ""),
-        _now(),
-        summary,
-        hosts,
-        items,
-        notes,
+        kind="apply",
+        title=f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
+        status=doc.get("status", ""),
+        inventory=doc.get("inventory", ""),
+        generated=_now(),
+        summary=summary,
+        hosts=hosts,
+        items=items,
+        notes=notes,
         quiet_label="with nothing to change" if dry else "unchanged",
     )
 
@@ -187,15 +187,15 @@ def _verify(doc: dict[str, Any]) -> Report:
     }
     notes = [f"error: {doc['error']}"] if doc.get("error") else []
     return Report(
-        "verify",
-        f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
-        doc.get("status", ""),
-        doc.get("inventory", ""),
-        _now(),
-        summary,
-        list(doc.get("hosts", {})),
-        items,
-        notes,
+        kind="verify",
+        title=f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
+        status=doc.get("status", ""),
+        inventory=doc.get("inventory", ""),
+        generated=_now(),
+        summary=summary,
+        hosts=list(doc.get("hosts", {})),
+        items=items,
+        notes=notes,
         quiet_label="passed every check",
         empty="No check ran on this host.",
     )
@@ -236,15 +236,15 @@ def _drift(doc: dict[str, Any]) -> Report:
     notes += [f"resolved: {r['host']} {r['deploy']} {r['operation']}" for r in doc.get("resolved", [])]
     hosts = doc.get("hosts_checked") or sorted({i.host for i in items})
     return Report(
-        "drift",
-        f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
-        doc.get("status", ""),
-        doc.get("inventory", ""),
-        _now(),
-        summary,
-        list(hosts),
-        items,
-        notes,
+        kind="drift",
+        title=f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
+        status=doc.get("status", ""),
+        inventory=doc.get("inventory", ""),
+        generated=_now(),
+        summary=summary,
+        hosts=list(hosts),
+        items=items,
+        notes=notes,
         quiet_label="clean",
     )
 
@@ -313,15 +313,15 @@ def _dr(doc: dict[str, Any]) -> Report:
         f"opsrun {doc.get('opsrun_version')}, ops repository revision {doc.get('revision') or 'unknown'}",
     ]
     report = Report(
-        "dr-test",
-        f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
-        doc.get("status", ""),
-        doc.get("inventory", ""),
-        _now(),
-        summary,
-        sorted({i.host for i in items}, key=[i.host for i in items].index),
-        items,
-        notes,
+        kind="dr-test",
+        title=f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
+        status=doc.get("status", ""),
+        inventory=doc.get("inventory", ""),
+        generated=_now(),
+        summary=summary,
+        hosts=sorted({i.host for i in items}, key=[i.host for i in items].index),
+        items=items,
+        notes=notes,
         first_line=doc.get("first_line", ""),
         trend_label="Failed checks per month",
         tables=tables,

@@ -1,0 +1,56 @@
+"""DR checks of backups: the newest object in S3, RDS snapshot or dump file, and whether it is recent enough."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+from typing import Any
+
+from opsrun.dr.model import FAIL, PASS, Check
+from opsrun.errors import ConfigError
+
+
+def _age_check(name: str, newest: dt.datetime | None, what: str, max_age_hours: float, source: str) -> Check:
+    now = dt.datetime.now(dt.UTC)
+    if newest is None:
+        return Check("backups", name, FAIL, [f"no backup found ({what})"], source)
+    age = (now - newest).total_seconds() / 3600
+    status = PASS if age <= max_age_hours else FAIL
+    evidence = [f"newest {what} at {newest.isoformat(timespec='seconds')}, {age:.1f} h old (allowed {max_age_hours} h)"]
+    return Check("backups", name, status, evidence, source, {"age_hours": round(age, 2)})
+
+
+def backup_check(spec: dict[str, Any]) -> Check:
+    name, max_age = spec.get("name", "backup"), float(spec.get("max_age_hours", 26))
+    if "s3" in spec:
+        import boto3
+
+        bucket, _, prefix = spec["s3"].removeprefix("s3://").partition("/")
+        newest = None
+        key = ""
+        for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                if newest is None or obj["LastModified"] > newest:
+                    newest, key = obj["LastModified"], obj["Key"]
+        return _age_check(
+            name, newest, f"object s3://{bucket}/{key}" if key else "object", max_age, f"s3 ListObjectsV2 {spec['s3']}"
+        )
+    if "rds" in spec:
+        import boto3
+
+        snaps = boto3.client("rds").describe_db_snapshots(DBInstanceIdentifier=spec["rds"])["DBSnapshots"]
+        done = [s for s in snaps if s.get("SnapshotCreateTime")]
+        newest = max(done, key=lambda s: s["SnapshotCreateTime"]) if done else None
+        return _age_check(
+            name,
+            newest["SnapshotCreateTime"] if newest else None,
+            f"snapshot {newest['DBSnapshotIdentifier']}" if newest else "snapshot",
+            max_age,
+            f"rds DescribeDBSnapshots DBInstanceIdentifier={spec['rds']}",
+        )
+    if "files" in spec:
+        paths = sorted(glob.glob(spec["files"]), key=os.path.getmtime)
+        newest = dt.datetime.fromtimestamp(os.path.getmtime(paths[-1]), dt.UTC) if paths else None
+        return _age_check(name, newest, f"file {paths[-1]}" if paths else "file", max_age, f"newest of {spec['files']}")
+    raise ConfigError("dr.backups", f"{spec!r} names no s3, rds or files.", field="dr.backups", fix="add one of them")

@@ -1,0 +1,191 @@
+"""The DR test's result model and its judgement: checks (PASS, FAIL, SKIP with evidence), a run's targets,
+systems, issues and next test date, and the `dr` settings they are judged against."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from opsrun.errors import ConfigError
+from opsrun.inventory import Inventory
+
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+DEFAULT_RTO_MINUTES, DEFAULT_RPO_MINUTES = 15.0, 5.0
+
+
+@dataclass
+class Check:
+    system: str
+    name: str
+    status: str
+    evidence: list[str] = field(default_factory=list)
+    source: str = ""  # the query, command or API call that produced the evidence
+    measured: dict[str, float] = field(default_factory=dict)  # rto_seconds, rpo_seconds, lag_seconds, ...
+    severity: str = "high"  # of the issue a FAIL becomes
+
+
+@dataclass
+class DRRun:
+    inventory: str
+    month: str
+    started: str
+    who: str
+    version: str
+    revision: str | None
+    targets: dict[str, dict[str, float]]
+    checks: list[Check] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # timestamped drill steps
+    degraded: list[str] = field(default_factory=list)  # systems a drill could not put back as they were
+    trend: list[dict[str, Any]] = field(default_factory=list)  # earlier months, oldest first
+    seconds: float = 0.0
+    run_id: int | None = None
+
+    def step(self, text: str) -> None:
+        self.log.append(f"{dt.datetime.now(dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}")
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.degraded or any(c.status == FAIL for c in self.checks) else "passed"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.status == "passed" else 1
+
+    def systems(self) -> list[dict[str, Any]]:
+        """Per system: targets, the measured RTO and RPO (worst of its checks), pass/fail."""
+        out = []
+        for name, target in self.targets.items():
+            mine = [c for c in self.checks if c.system == name]
+            rto = max((c.measured["rto_seconds"] for c in mine if "rto_seconds" in c.measured), default=None)
+            rpo = max((c.measured["rpo_seconds"] for c in mine if "rpo_seconds" in c.measured), default=None)
+            ok = all(c.status != FAIL for c in mine)
+            ok = ok and (rto is None or rto <= target["rto_minutes"] * 60)
+            ok = ok and (rpo is None or rpo <= target["rpo_minutes"] * 60)
+            out.append(
+                {
+                    "system": name,
+                    "rto_target_seconds": target["rto_minutes"] * 60,
+                    "rpo_target_seconds": target["rpo_minutes"] * 60,
+                    "rto_seconds": rto,
+                    "rpo_seconds": rpo,
+                    "result": PASS if ok and mine else (SKIP if not mine else FAIL),
+                }
+            )
+        return out
+
+    def issues(self) -> list[dict[str, str]]:
+        found = [{"severity": "critical", "issue": f"{s} left degraded by a drill"} for s in self.degraded]
+        found += [
+            {"severity": c.severity, "issue": f"{c.system}: {c.name}: {c.evidence[0] if c.evidence else 'failed'}"}
+            for c in self.checks
+            if c.status == FAIL
+        ]
+        for s in self.systems():
+            for what in ("rto", "rpo"):
+                got, want = s[f"{what}_seconds"], s[f"{what}_target_seconds"]
+                if got is not None and got > want:
+                    found.append(
+                        {
+                            "severity": "high",
+                            "issue": f"{s['system']}: measured {what.upper()} {got:.1f}s > {want:.0f}s",
+                        }
+                    )
+        return found
+
+    def next_test(self) -> str:
+        start = dt.date.fromisoformat(self.started[:10])
+        if self.status != "passed":
+            return (start + dt.timedelta(days=30)).isoformat() + " (re-test: this one failed)"
+        year, month = (start.year + start.month // 12, start.month % 12 + 1)
+        return dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1])).isoformat()
+
+    def to_dict(self) -> dict[str, Any]:
+        systems = self.systems()
+        issues = self.issues()
+        return {
+            "kind": "dr-test",
+            "run_id": self.run_id,
+            "status": self.status,
+            "inventory": self.inventory,
+            "month": self.month,
+            "started": self.started,
+            "who": self.who,
+            "opsrun_version": self.version,
+            "revision": self.revision,
+            "seconds": round(self.seconds, 3),
+            "first_line": (
+                f"DEGRADED: {', '.join(self.degraded)} could not be put back after the drill"
+                if self.degraded
+                else f"DR test {self.month} on {self.inventory}: {self.status.upper()}"
+            ),
+            "summary": {
+                "checks": len(self.checks),
+                "passed": sum(c.status == PASS for c in self.checks),
+                "failed": sum(c.status == FAIL for c in self.checks),
+                "skipped": sum(c.status == SKIP for c in self.checks),
+                "issues": len(issues),
+            },
+            "systems": systems,
+            "checks": [asdict(c) for c in self.checks],
+            "drill_log": self.log,
+            "issues": issues,
+            "action_items": [f"fix and re-test: {i['issue']}" for i in issues],
+            "next_test": self.next_test(),
+            "degraded": self.degraded,
+            "trend": self.trend,
+        }
+
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+def settings(inv: Inventory, hosts: list[str]) -> dict[str, Any]:
+    dr = inv.hosts[hosts[0]].data.get("dr") if hosts else None
+    if not isinstance(dr, dict):
+        raise ConfigError(
+            inv.path,
+            "no `dr` settings for these hosts.",
+            field="dr",
+            fix='add dr = {"backups": [...], "postgres": {...}, "redis": True} to group_data/all.py',
+        )
+    return dr
+
+
+def targets(dr: dict[str, Any], systems: list[str]) -> dict[str, dict[str, float]]:
+    base = {"rto_minutes": DEFAULT_RTO_MINUTES, "rpo_minutes": DEFAULT_RPO_MINUTES, **dr.get("targets", {})}
+    return {s: {**base, **dr.get("systems", {}).get(s, {})} for s in systems}
+
+
+def month_of(value: str | None) -> str:
+    if value is None:
+        return dt.date.today().strftime("%Y-%m")
+    try:
+        parsed = dt.datetime.strptime(value, "%Y-%m")
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.strftime("%Y-%m") != value:
+        raise ConfigError("--month", f"{value!r} is not a month.", field="--month", fix="use YYYY-MM, e.g. 2026-11")
+    return value
+
+
+def systems_of(dr: dict[str, Any]) -> list[str]:
+    return [s for s in ("backups", "postgres", "redis", "mongo") if dr.get(s)]
+
+
+def guarded(system: str, name: str, fn: Callable[[], list[Check]]) -> list[Check]:
+    """The checks `fn` gathers; a system that cannot be reached is one FAIL with the error as its evidence,
+    not a crash of the report. A ConfigError is the settings' fault, and stops the test."""
+    try:
+        return fn()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is evidence in the report
+        return [Check(system, name, FAIL, [f"{type(exc).__name__}: {exc}"])]
+
+
+def one(system: str, name: str, fn: Callable[[], Check]) -> Check:
+    """One check, guarded the same way: an error reaching its system is that check's FAIL."""
+    return guarded(system, name, lambda: [fn()])[0]

@@ -1,0 +1,120 @@
+"""DR checks of PostgreSQL: streaming replication and its lag, row counts on the primary and the replica,
+and the RPO probe (a marker written on the primary, timed until the replica reads it)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
+from opsrun.dr.timing import rpo_check
+
+RestoreDrill = Callable[[str, str, str, list[str], DRRun], Check]  # (dumps, source, scratch, tables, run)
+
+
+def connect(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+def counts(url: str, tables: list[str]) -> dict[str, int]:
+    from psycopg import sql
+
+    with connect(url) as conn:
+        return {
+            t: int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t))).fetchone()[0])
+            for t in tables
+        }
+
+
+def postgres_checks(pg: dict[str, Any], run: DRRun, restore_drill: RestoreDrill) -> list[Check]:
+    """Replication, row counts and the RPO probe; with `dumps` and a scratch database, `restore_drill` too."""
+    urls = {k: os.environ[v] for k, v in pg.get("secret_env", {}).items()}
+    tables = list(pg.get("tables", []))
+    primary, replica = urls["primary"], urls.get("replica")
+    checks = [one("postgres", "streaming replication", lambda: replication_check(primary, replica, pg))]
+    if replica:
+        checks.append(one("postgres", "row counts primary vs replica", lambda: counts_check(primary, replica, tables)))
+        checks.append(one("postgres", "RPO probe", lambda: pg_rpo_probe(primary, replica, run)))
+    if pg.get("dumps") and urls.get("scratch"):
+        scratch = urls["scratch"]
+        checks.append(
+            one("postgres", "restore drill", lambda: restore_drill(pg["dumps"], primary, scratch, tables, run))
+        )
+    return checks
+
+
+REPLICATION_QUERY = (
+    "SELECT application_name, state, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint, "
+    "COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float FROM pg_stat_replication"
+)
+
+
+def replication_check(primary: str, replica: str | None, pg: dict[str, Any]) -> Check:
+    max_bytes, max_seconds = int(pg.get("max_lag_bytes", 16 * 1024 * 1024)), float(pg.get("max_lag_seconds", 30))
+    with connect(primary) as conn:
+        rows = conn.execute(REPLICATION_QUERY).fetchall()
+    if not rows:
+        return Check(
+            "postgres", "streaming replication", FAIL, ["no replica in pg_stat_replication"], REPLICATION_QUERY
+        )
+    evidence, ok, worst = [], True, (0, 0.0)
+    for name, state, lag_bytes, lag_seconds in rows:
+        lag_bytes = int(lag_bytes or 0)
+        evidence.append(f"{name}: state {state}, replay lag {lag_bytes} bytes, {lag_seconds:.3f} s")
+        ok = ok and state == "streaming" and lag_bytes <= max_bytes and lag_seconds <= max_seconds
+        worst = max(worst, (lag_bytes, float(lag_seconds)))
+    if replica:
+        with connect(replica) as conn:
+            paused = conn.execute("SELECT pg_is_wal_replay_paused()").fetchone()[0]
+        if paused:
+            ok = False
+            evidence.append("WAL replay is paused on the replica")
+    evidence.append(f"allowed: {max_bytes} bytes, {max_seconds} s")
+    return Check(
+        "postgres",
+        "streaming replication",
+        PASS if ok else FAIL,
+        evidence,
+        REPLICATION_QUERY,
+        {"lag_bytes": worst[0], "lag_seconds": worst[1]},
+    )
+
+
+def counts_check(primary: str, replica: str, tables: list[str]) -> Check:
+    a, b = counts(primary, tables), counts(replica, tables)
+    differ = [t for t in tables if a[t] != b[t]]
+    evidence = [f"{t}: primary {a[t]}, replica {b[t]}" for t in tables]
+    status = PASS if not differ else FAIL
+    if differ:
+        evidence.insert(0, f"row counts differ: {', '.join(differ)}")
+    return Check("postgres", "row counts primary vs replica", status, evidence, "SELECT count(*) FROM <table>")
+
+
+MARKER_TABLE = "opsrun_dr_marker"
+
+
+def pg_rpo_probe(primary: str, replica: str, run: DRRun) -> Check:
+    """Write a marker on the primary; the time until the replica can read it is the replication delay."""
+    marker = f"dr-{time.time_ns()}"
+    with connect(primary) as conn:
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} (marker text PRIMARY KEY, at timestamptz)")
+        run.step(f"postgres: wrote marker {marker} on the primary")
+        start = time.monotonic()
+        conn.execute(f"INSERT INTO {MARKER_TABLE} VALUES (%s, now())", (marker,))  # noqa: S608 - a constant name
+    with connect(replica) as conn:
+        source = f"INSERT INTO {MARKER_TABLE} on the primary; SELECT on the replica until found"
+        return rpo_check("postgres", "the replica", lambda: _marker_on(conn, marker), start, run, source)
+
+
+def _marker_on(conn: Any, marker: str) -> bool:
+    """Whether the replica can read the marker yet (its table may not have been replayed yet either)."""
+    import psycopg
+
+    try:
+        return conn.execute(f"SELECT 1 FROM {MARKER_TABLE} WHERE marker = %s", (marker,)).fetchone() is not None  # noqa: S608
+    except psycopg.errors.UndefinedTable:
+        return False

@@ -1,0 +1,61 @@
+"""The run history, read back from the state store: the runs of a project, one run's document, and the DR
+tests of an inventory month by month (the trend a DR report carries)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsrun.project import Project
+from opsrun.store import RunRow, open_store
+
+
+def runs(project: Project, state_url: str | None, inventory: str | None = None) -> list[RunRow]:
+    """The latest runs (newest first), of one inventory or of all."""
+    store = open_store(project.state_dir, state_url)
+    try:
+        return store.runs(inventory)
+    finally:
+        store.close()
+
+
+def run_document(project: Project, state_url: str | None, run_id: int) -> dict[str, Any]:
+    """The document of run `run_id`, as it was recorded."""
+    store = open_store(project.state_dir, state_url)
+    try:
+        return store.run(run_id)
+    finally:
+        store.close()
+
+
+def dr_tests(project: Project, state_url: str | None, inventory: str) -> list[dict[str, Any]]:
+    """The last DR test of each month on `inventory`, oldest first (dr_trend of every recorded one)."""
+    store = open_store(project.state_dir, state_url)
+    try:
+        docs = [d for d in store.recent("dr-test", inventory, limit=100) if d.get("kind") == "dr-test"]
+    finally:
+        store.close()
+    return dr_trend(docs, exclude=-1)
+
+
+def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
+    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO."""
+    by_month: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        if d["run_id"] != exclude and d.get("kind") == "dr-test":
+            by_month[d["month"]] = d
+    trend = []
+    for month in sorted(by_month):
+        d = by_month[month]
+        rto = [s["rto_seconds"] for s in d.get("systems", []) if s.get("rto_seconds") is not None]
+        rpo = [s["rpo_seconds"] for s in d.get("systems", []) if s.get("rpo_seconds") is not None]
+        trend.append(
+            {
+                "month": month,
+                "status": d["status"],
+                "failed": d.get("summary", {}).get("failed", 0),
+                "rto": max(rto, default=None),
+                "rpo": max(rpo, default=None),
+                "run_id": d["run_id"],
+            }
+        )
+    return trend

@@ -1,0 +1,341 @@
+"""The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
+health gate, verify, enable) and records each host's outcome. A failure stops the rollout after its batch:
+failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from opsrun.balancers.base import wait_drained, wait_healthy
+from opsrun.deadlines import Deadlines
+from opsrun.errors import ConfigError
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+from opsrun.results import HostOutcome, RolloutRun
+from opsrun.rollout.plan import Plan, make_plan
+from opsrun.rollout.policy import Policy
+from opsrun.rollout.stages import StageRunners, StageTimer, parallel
+
+Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
+
+
+class Rollout:
+    """Walks a plan through the stages, batch by batch (see the module's docstring)."""
+
+    def __init__(
+        self,
+        project: Project,
+        inv: Inventory,
+        deploy: str,
+        policy: Policy,
+        *,
+        runners: StageRunners | None = None,
+        events: Events | None = None,
+        stop: threading.Event | None = None,
+        deadlines: Deadlines | None = None,
+        record: Callable[[HostOutcome], None] | None = None,
+    ):
+        self.project, self.inv, self.deploy, self.policy = project, inv, deploy, policy
+        self.runners = runners or StageRunners()
+        self.events = events or (lambda _b, _h, _s: None)
+        self.stop = stop or threading.Event()
+        self.deadlines = deadlines or Deadlines({})
+        self.record = record or (lambda _h: None)
+        self.balancer = self.runners.balancer
+        if self.balancer is None and policy.balancer is not None:
+            from opsrun import balancers
+
+            where = inv.where(next(iter(inv.hosts)), "balancer")
+            self.balancer = balancers.make(policy.balancer, where=where, inventory=inv)
+        self.suite = self._suite()
+
+    def _suite(self) -> str | None:
+        if self.policy.verify is False:
+            return None
+        if self.policy.verify is True:
+            return self.deploy if self.deploy in self.project.suites() else None
+        self.project.suite_path(str(self.policy.verify))  # ConfigError with the choices when it does not exist
+        return str(self.policy.verify)
+
+    def server(self, host: str) -> str:
+        from opsrun.balancers import server_name
+
+        return server_name(self.policy.balancer or {}, host, dict(self.inv.hosts[host].data))
+
+    def address(self, host: str) -> str:
+        return str(self.inv.hosts[host].data.get("ssh_hostname", host))
+
+    def check(self, hosts: list[str]) -> None:
+        """Everything that can be found wrong before a host is touched."""
+        if self.balancer is not None:
+            self.balancer.check([self.server(h) for h in hosts])
+            delay = getattr(self.balancer, "deregistration_delay", None)  # read by check (ELBv2)
+            if delay is not None and self.policy.drain_timeout < delay and hosts:
+                data = self.inv.hosts[hosts[0]].data
+                key = f"{self.deploy}_rolling" if f"{self.deploy}_rolling" in data else "rolling"
+                raise ConfigError(
+                    self.inv.where(hosts[0], key),
+                    f"the drain timeout ({self.policy.drain_timeout:g}s) is shorter than the deregistration "
+                    f"delay of {self.balancer.name} ({delay:g}s): draining hosts would time out.",
+                    field=f"{key}.drain_timeout",
+                    fix=f"set drain_timeout to at least {delay:g}, or lower the target group's "
+                    "deregistration_delay.timeout_seconds",
+                )
+
+    def run(self, hosts: list[str], plan: Plan | None = None) -> RolloutRun:
+        plan = plan or make_plan(hosts, self.policy.serial, self.policy.max_fail)
+        self.check(plan.hosts)
+        started = time.monotonic()
+        self.result = RolloutRun(
+            self.inv.name,
+            self.deploy,
+            plan.to_dict(),
+            self.policy.to_dict(),
+            {
+                h: HostOutcome(h, i, target=self.server(h) if self.balancer else None)
+                for i, batch in enumerate(plan.batches, 1)
+                for h in batch
+            },
+        )
+        for i, batch in enumerate(plan.batches, 1):
+            if self.stop.is_set():
+                self.result.interrupted = True
+                break
+            try:
+                self._batch(i, list(batch))
+            except Exception as exc:  # noqa: BLE001 - an opsrun fault mid-batch: its hosts fail, the run reports
+                self._fault(batch, exc)
+            failed = sum(h.outcome == "failed" for h in self.result.hosts.values())
+            if failed > plan.max_fail and not self.result.halted:
+                self.result.halted = f"{failed} failed host(s), over the failure budget of {plan.max_fail}"
+            if self.result.halted:
+                break
+            if self.stop.is_set():
+                self.result.interrupted = True
+                break
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    def _fault(self, batch: tuple[str, ...], exc: Exception) -> None:
+        """An unexpected error inside a batch: every host of it not yet done fails at the stage it was in,
+        with what is known of its place in the balancer, and the rollout halts."""
+        why = f"opsrun error: {type(exc).__name__}: {exc}"
+        for h in batch:
+            out = self.result.hosts[h]
+            if out.outcome != "done":
+                out.fail(out.stage or "connect", out.reason or why, in_balancer=out.in_balancer)
+                self.record(out)
+        self.result.halted = why
+
+    def heal(self, hosts: list[str]) -> dict[str, str]:
+        """Hosts a dead run left drained: back through the health gate into the balancer, before anything
+        else. Per host what happened (a host that fails the gate stays out, and says why)."""
+        if self.balancer is None or not hosts:
+            return {}
+        bal, gate = self.balancer, self.policy.health
+
+        def back(h: str) -> None:
+            if gate is not None:
+                gate.wait(h, self.address(h))
+            bal.enable(self.server(h))
+            wait_healthy(bal, self.server(h), self.policy.healthy_timeout)
+
+        outcome = {}
+        for h, exc in parallel(hosts, back).items():
+            if exc is None:
+                outcome[h] = "back in the balancer: it passed its health gate"
+            else:
+                with contextlib.suppress(Exception):
+                    bal.drain(self.server(h))
+                outcome[h] = f"still out of the balancer: {exc}"
+        return outcome
+
+    def _timed(self, stage: str, batch: int, hosts: list[str]) -> StageTimer:
+        for h in hosts:
+            self.events(batch, h, stage)
+        return StageTimer(self.result, stage, [self.result.hosts[h] for h in hosts], self.record)
+
+    def _fail_errored(
+        self, errors: dict[str, Exception | None], stage: str, live: list[str], *, in_balancer: bool
+    ) -> list[str]:
+        """Fail the hosts whose stage raised; the hosts still live."""
+        for host, exc in errors.items():
+            if exc is not None:
+                self.result.hosts[host].fail(stage, str(exc), in_balancer=in_balancer)
+                self.record(self.result.hosts[host])
+        return [h for h in live if errors.get(h) is None]
+
+    def _each(self, hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:
+        """fn for each host in turn (balancer commands); per host what it raised, so one host's balancer
+        error is that host's failure, not the end of the run."""
+        errors: dict[str, Exception | None] = {}
+        for h in hosts:
+            try:
+                fn(h)
+                errors[h] = None
+            except Exception as exc:  # noqa: BLE001 - that host's failure at this stage
+                errors[h] = exc
+        return errors
+
+    def _batch(self, i: int, batch: list[str]) -> None:
+        """One batch through the stages; each stage gets the hosts still live and returns those that passed."""
+        live = self._connect_stage(i, batch)
+        if self.stop.is_set():
+            return
+        healthy_before = self._healthy_now(live) if self.policy.health is not None else {}
+        serving_before: dict[str, bool] = {}
+        if self.balancer is not None and live:
+            live = self._drain_stage(i, live, serving_before)
+            if self.stop.is_set():  # nothing applied yet: put them back untouched
+                self._put_back(live)
+                return
+        live = self._apply_stage(i, live)
+        live = self._reboot_stage(i, live)
+        live = self._health_stage(i, live, healthy_before)
+        live = self._verify_stage(i, live)
+        live = self._enable_stage(i, live, serving_before)
+        for h in live:
+            self.result.hosts[h].outcome, self.result.hosts[h].stage = "done", None
+            self.record(self.result.hosts[h])
+
+    def _connect_stage(self, i: int, batch: list[str]) -> list[str]:
+        out = self.result.hosts
+        with self._timed("connect", i, batch):
+            errors = self.runners.connect(self.project, self.inv, batch, deadlines=self.deadlines)
+        for host, error in errors.items():
+            if error:  # never drained: the balancer is not touched for it
+                out[host].fail("connect", error, in_balancer=True)
+                self.record(out[host])
+        return [h for h in batch if not errors.get(h)]
+
+    def _drain_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
+        """Take the hosts out of the balancer and wait until drained; `serving_before` learns which served."""
+        out, bal = self.result.hosts, self.balancer
+        assert bal is not None
+        with self._timed("drain", i, live):
+
+            def drain(h: str) -> None:
+                serving_before[h] = bal.state(self.server(h)).in_service
+                out[h].in_balancer = False  # from here on it may be out: a crash must not hide that
+                self.record(out[h])
+                bal.drain(self.server(h))
+
+            drained = self._each(live, drain)
+            # the drain command itself failed: the balancer did not take it out, it serves as before
+            live = self._fail_errored(drained, "drain", live, in_balancer=True)
+            waited = parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
+        return self._fail_errored(waited, "drain", live, in_balancer=False)
+
+    def _put_back(self, live: list[str]) -> None:
+        """Drained hosts that nothing was applied to, back in the balancer (a stop before the apply)."""
+        out, bal = self.result.hosts, self.balancer
+        assert bal is not None
+        put_back = self._each(live, lambda h: bal.enable(self.server(h)))
+        for h in live:
+            if put_back[h] is None:
+                out[h].in_balancer = True
+            else:
+                out[h].fail("drain", f"could not be put back: {put_back[h]}", in_balancer=False)
+            self.record(out[h])
+
+    def _apply_stage(self, i: int, live: list[str]) -> list[str]:
+        out = self.result.hosts
+        if not live:
+            return live
+        with self._timed("apply", i, live):
+            run = self.runners.apply(self.project, self.inv, self.deploy, live, deadlines=self.deadlines)
+        for hr in run.hosts:
+            out[hr.name].run = hr
+            if hr.failed:
+                bad = hr.failed_operation()
+                reason = hr.error or (f"operation {bad.name!r} failed: {bad.error}" if bad else "failed")
+                out[hr.name].fail("apply", reason, in_balancer=out[hr.name].in_balancer)
+                self.record(out[hr.name])
+        return [h for h in live if out[h].outcome != "failed"]
+
+    def _reboot_stage(self, i: int, live: list[str]) -> list[str]:
+        out = self.result.hosts
+        if self.policy.reboot == "never" or not live:
+            return live
+        with self._timed("reboot", i, live):
+            maybe_reboot = self.runners.reboot_if_needed(self.policy.reboot, self.policy.reboot_timeout, self.inv)
+            waited = parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
+        return self._fail_errored(waited, "reboot", live, in_balancer=self.balancer is None)
+
+    def _health_stage(self, i: int, live: list[str], healthy_before: dict[str, bool]) -> list[str]:
+        gate = self.policy.health
+        if gate is None or not live:
+            return live
+        # A host whose gate did not pass before the change (the other half of its stack is not
+        # deployed yet) is not held to it now: the change did not take it out of service.
+        held = [h for h in live if healthy_before.get(h, True)]
+        with self._timed("health", i, live):
+            waited = parallel(held, lambda h: gate.wait(h, self.address(h)))
+        for h in live:
+            if h not in held:
+                ok, seen = gate.probe(h, self.address(h))
+                if not ok:
+                    self.result.hosts[h].add_note(
+                        f"its health gate did not pass before the change and still does not ({seen})"
+                    )
+        return self._fail_errored(waited, "health", live, in_balancer=self.balancer is None)
+
+    def _verify_stage(self, i: int, live: list[str]) -> list[str]:
+        out = self.result.hosts
+        if not self.suite or not live:
+            return live
+        with self._timed("verify", i, live):
+            vr = self.runners.verify(self.project, self.inv, self.suite, live, deadlines=self.deadlines)
+        for h in list(live):
+            failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
+            if vr.error or failing or not vr.for_host(h):
+                why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
+                out[h].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)
+                self.record(out[h])
+        return [h for h in live if out[h].outcome != "failed"]
+
+    def _enable_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
+        """Back in the balancer, and wait until it serves; a host that cannot serve is taken out again."""
+        out, bal = self.result.hosts, self.balancer
+        if bal is None or not live:
+            return live
+        with self._timed("enable", i, live):
+            enabled = self._each(live, lambda h: bal.enable(self.server(h)))
+            live = self._fail_errored(enabled, "enable", live, in_balancer=False)
+            # A host that was not serving before (a new host, or one whose other half of the stack is
+            # not deployed yet) is put back in but not held to serving now: the change did not take
+            # it out of service, and the balancer's own health check still decides.
+            held = [h for h in live if serving_before.get(h, True)]
+            waited = parallel(held, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+            for h in live:
+                if h not in held and not self._in_service(h):
+                    out[h].add_note(
+                        f"{bal.name} reported it unhealthy before the change and still does: "
+                        "enabled, and its health check decides when it serves"
+                    )
+            not_serving = [h for h, exc in waited.items() if exc is not None]
+            for h, exc in self._each(not_serving, lambda h: bal.drain(self.server(h))).items():
+                if exc is not None:  # it cannot serve and could not be taken out again: say both
+                    waited[h] = Exception(f"{waited[h]}; taking it out again failed too: {exc}")
+        live = self._fail_errored(waited, "enable", live, in_balancer=False)
+        for h in live:
+            out[h].in_balancer = True
+        return live
+
+    def _healthy_now(self, hosts: list[str]) -> dict[str, bool]:
+        """One probe of the health gate per host, before anything changes."""
+        gate = self.policy.health
+        assert gate is not None
+        seen: dict[str, bool] = {}
+        parallel(hosts, lambda h: seen.__setitem__(h, gate.probe(h, self.address(h))[0]))
+        return seen
+
+    def _in_service(self, host: str) -> bool:
+        assert self.balancer is not None
+        try:
+            return self.balancer.state(self.server(host)).in_service
+        except Exception:  # noqa: BLE001 - only feeds a note
+            return False

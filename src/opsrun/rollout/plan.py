@@ -1,0 +1,134 @@
+"""The rolling plan, pure arithmetic: which hosts go in which batch, and how many may fail before the
+rollout stops. No I/O.
+
+`serial` is a count (`2`), a percentage of the rollout's hosts (`"25%"`), or a ramp
+(`[1, "50%", "100%"]`): entry i sizes batch i, the last entry repeats. A percentage is rounded down, and a
+batch is never empty. `max_fail` is the failure budget for the whole rollout, in hosts (`1`) or percent
+(`"10%"`, rounded down); the rollout halts once more hosts than that have failed. A ramp that starts with
+1 is a canary: one host alone first.
+
+`waves` (a group-name prefix such as `"patch_"`) orders a rollout wave by wave: the hosts of each group
+starting with the prefix (patch_wave1, patch_wave2, ..., in natural order) form a wave, hosts in none
+form a last wave, and each wave is batched on its own (`serial` applies within the wave, so a batch never
+spans two waves). The failure budget is the whole rollout's: a rollout that halts in wave 1 never starts
+wave 2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from opsrun.errors import ConfigError
+
+PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
+SERIAL_FIX = 'use a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]'
+
+Size = int | str  # a count, or "N%"
+
+
+def _size(value: Any, *, where: str, field: str, allow_zero: bool = False) -> Size:
+    if isinstance(value, bool):
+        raise ConfigError(where, f"{value!r} is not a count or a percentage.", field=field, fix=SERIAL_FIX)
+    if isinstance(value, int):
+        if value < (0 if allow_zero else 1):
+            raise ConfigError(
+                where,
+                f"{value} is not allowed here.",
+                field=field,
+                fix="use a count of at least " + ("0" if allow_zero else "1"),
+            )
+        return value
+    if isinstance(value, str) and (m := PERCENT.match(value.strip())):
+        pct = float(m.group(1))
+        if pct > 100 or (pct == 0 and not allow_zero):
+            lowest = "0" if allow_zero else "more than 0"
+            raise ConfigError(where, f"{value!r} is out of range.", field=field, fix=f"use {lowest} and at most 100%")
+        return value.strip()
+    raise ConfigError(where, f"{value!r} is not a count or a percentage.", field=field, fix=SERIAL_FIX)
+
+
+def parse_serial(value: Any, *, where: str, field: str = "serial") -> tuple[Size, ...]:
+    if isinstance(value, list | tuple):
+        if not value:
+            raise ConfigError(where, "an empty ramp has no batches.", field=field, fix=SERIAL_FIX)
+        return tuple(_size(v, where=where, field=field) for v in value)
+    return (_size(value, where=where, field=field),)
+
+
+def parse_max_fail(value: Any, *, where: str, field: str = "max_fail") -> Size:
+    return _size(value, where=where, field=field, allow_zero=True)
+
+
+def resolve(size: Size, total: int) -> int:
+    """A size as a number of hosts out of `total` (percentages rounded down)."""
+    if isinstance(size, int):
+        return size
+    m = PERCENT.match(size)
+    assert m is not None
+    return int(total * float(m.group(1)) / 100)
+
+
+def batch_sizes(serial: tuple[Size, ...], total: int) -> list[int]:
+    sizes: list[int] = []
+    left = total
+    i = 0
+    while left > 0:
+        want = max(1, resolve(serial[min(i, len(serial) - 1)], total))
+        sizes.append(min(want, left))
+        left -= sizes[-1]
+        i += 1
+    return sizes
+
+
+@dataclass(frozen=True)
+class Plan:
+    batches: tuple[tuple[str, ...], ...]
+    max_fail: int  # hosts that may fail; one more halts the rollout
+    waves: tuple[str, ...] = ()  # with a `waves` policy: the wave of each batch
+
+    @property
+    def hosts(self) -> list[str]:
+        return [h for batch in self.batches for h in batch]
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"batches": [list(b) for b in self.batches], "max_fail": self.max_fail}
+        if self.waves:
+            doc["waves"] = list(self.waves)
+        return doc
+
+
+def make_plan(
+    hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0, waves: list[tuple[str, list[str]]] | None = None
+) -> Plan:
+    """Batches in inventory order (already narrowed by --limit); with `waves` (from `group_waves`), each
+    wave batched on its own, in wave order."""
+    batches: list[tuple[str, ...]] = []
+    labels: list[str] = []
+    for label, members in waves if waves is not None else [("", hosts)]:
+        start = 0
+        for size in batch_sizes(serial, len(members)):
+            batches.append(tuple(members[start : start + size]))
+            labels.append(label)
+            start += size
+    return Plan(tuple(batches), resolve(max_fail, len(hosts)), tuple(labels) if waves is not None else ())
+
+
+NO_WAVE = "(no wave)"
+
+
+def _natural(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def group_waves(hosts: list[str], groups: dict[str, tuple[str, ...]], prefix: str) -> list[tuple[str, list[str]]]:
+    """The waves of `hosts`: (group, its hosts in `hosts` order) for each group of `groups` (host -> its
+    groups) that starts with `prefix`, in natural order (wave2 before wave10); hosts in none last, as
+    NO_WAVE. A host in two wave groups goes with the first."""
+    found: dict[str, list[str]] = {}
+    for h in hosts:
+        mine = sorted((g for g in groups.get(h, ()) if g.startswith(prefix)), key=_natural)
+        found.setdefault(mine[0] if mine else NO_WAVE, []).append(h)
+    order = sorted((w for w in found if w != NO_WAVE), key=_natural) + ([NO_WAVE] if NO_WAVE in found else [])
+    return [(w, found[w]) for w in order]

@@ -1,0 +1,104 @@
+"""The rolling policy of a rollout: group_data's `rolling` and `balancer` (validated by opsrun.settings)
+and the command line's overrides, as one `Policy`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opsrun import settings
+from opsrun.errors import ConfigError
+from opsrun.health import HealthGate
+from opsrun.inventory import Inventory
+from opsrun.rollout.plan import Size, parse_max_fail, parse_serial
+from opsrun.settings import models
+
+
+@dataclass(frozen=True)
+class Policy:
+    serial: tuple[Size, ...] = (1,)
+    max_fail: Size = 0
+    drain_timeout: float = 60.0
+    healthy_timeout: float = 60.0
+    health: HealthGate | None = None
+    verify: str | bool = True  # True: the deploy's own suite, when there is one
+    reboot: str = "if-needed"
+    reboot_timeout: float = 300.0
+    balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
+    last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
+    waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "serial": list(self.serial),
+            "max_fail": self.max_fail,
+            "drain_timeout": self.drain_timeout,
+            "healthy_timeout": self.healthy_timeout,
+            "verify": self.verify,
+            "reboot": self.reboot,
+            "health": self.health.http or f"tcp:{self.health.tcp}" if self.health else None,
+            "balancer": (self.balancer or {}).get("type"),
+            "last": self.last,
+            "waves": self.waves,
+        }
+
+
+def load_policy(
+    inv: Inventory, hosts: list[str], *, deploy: str | None = None, serial: Any = None, max_fail: Any = None
+) -> Policy | None:
+    """The rolling policy of `hosts` from group_data (`rolling`, `balancer`), with CLI overrides. A deploy's
+    own `DEPLOY_rolling` / `DEPLOY_balancer` replace them for that deploy (`DEPLOY_balancer = None`: none).
+
+    None when the hosts have neither and no override asks for batches: a plain parallel apply.
+    Every host of one rollout must share one policy and one balancer.
+    """
+    if not hosts:
+        return None
+    first = hosts[0]
+
+    def own(key: str) -> str:
+        mine = f"{deploy}_{key}"
+        return mine if deploy and any(mine in inv.hosts[h].data for h in hosts) else key
+
+    rolling_key, balancer_key = own("rolling"), own("balancer")
+    for key in (rolling_key, balancer_key):
+        values = {h: inv.hosts[h].data.get(key) for h in hosts}
+        odd = [h for h in hosts if values[h] != values[first]]
+        if odd:
+            raise ConfigError(
+                inv.where(odd[0], key),
+                f"hosts {first} and {odd[0]} of this rollout differ.",
+                field=key,
+                fix="give the hosts of one rollout one value, or use --limit",
+            )
+    data = inv.hosts[first].data
+    if data.get(rolling_key) is None and data.get(balancer_key) is None and serial is None and max_fail is None:
+        return None
+    context = {"host": first, "host_data": dict(data), "inventory_hosts": list(inv.hosts)}
+    where = inv.where(first, rolling_key)
+    rolling = (
+        settings.validate_key(models.RollingSetting, rolling_key, data.get(rolling_key), where=where)
+        or models.RollingPolicy()
+    )
+    balancer = data.get(balancer_key)
+    if balancer is not None:
+        settings.validate_key(
+            models.BalancerSetting, balancer_key, balancer, where=inv.where(first, balancer_key), context=context
+        )
+    gate = rolling.health
+    cli = "the command line"
+    return Policy(
+        serial=parse_serial(serial, where=cli, field="--serial")
+        if serial is not None
+        else tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),
+        max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail") if max_fail is not None else rolling.max_fail,
+        drain_timeout=float(rolling.drain_timeout),
+        healthy_timeout=float(rolling.healthy_timeout),
+        health=HealthGate(**gate.model_dump()) if gate is not None else None,
+        verify=rolling.verify,
+        reboot=rolling.reboot,
+        reboot_timeout=float(rolling.reboot_timeout),
+        balancer=dict(balancer) if balancer is not None else None,
+        last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
+        waves=rolling.waves,
+    )

@@ -1,0 +1,90 @@
+"""What the rollout executor calls for its stages: the real stage runners (connect, apply, verify, reboot,
+each within the hosts' deadlines; fakes replace them in unit tests), a per-host fan-out, and the timer that
+records how long each stage took."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from opsrun import engine, reboot
+from opsrun import verify as verify_module
+from opsrun.balancers.base import Balancer
+from opsrun.deadlines import Deadlines
+from opsrun.inventory import Inventory
+from opsrun.project import Project
+from opsrun.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
+
+Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
+
+
+def _connect(project: Project, inv: Inventory, hosts: list[str], *, deadlines: Deadlines) -> dict[str, str | None]:
+    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
+    return engine.check_connect(project, inv, hosts, connect_timeout=timeout).errors
+
+
+def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, deadlines: Deadlines) -> DeployRun:
+    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
+    return engine.run_deploy(
+        project, inv, deploy, hosts, deadlines=deadlines.stage("apply", hosts), connect_timeout=timeout
+    )
+
+
+def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines) -> VerifyRun:
+    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
+    return verify_module.run_suite(
+        project, inv, suite, hosts, deadlines=deadlines.stage("verify", hosts), connect_timeout=timeout
+    )
+
+
+def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:
+    return functools.partial(reboot.reboot_if_needed, inv, mode=reboot_mode, timeout=timeout)
+
+
+@dataclass
+class StageRunners:
+    """The functions the executor calls for its stages; the real ones by default, fakes in unit tests."""
+
+    connect: Callable[..., dict[str, str | None]] = _connect
+    apply: Callable[..., DeployRun] = _apply
+    verify: Callable[..., VerifyRun] = _verify
+    balancer: Balancer | None = None
+    reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = _reboot
+
+
+def parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:
+    """Run fn for every host at once; per host the exception it raised, or None."""
+
+    def one(host: str) -> Exception | None:
+        try:
+            fn(host)
+        except Exception as exc:  # noqa: BLE001 - reported per host by the caller
+            return exc
+        return None
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(hosts), 64)) as pool:
+        return dict(zip(hosts, pool.map(one, hosts), strict=True))
+
+
+class StageTimer:
+    def __init__(self, result: RolloutRun, stage: str, hosts: list[HostOutcome], record: Callable[[HostOutcome], None]):
+        self.result, self.stage, self.hosts = result, stage, hosts
+        self.record = record
+
+    def __enter__(self) -> StageTimer:
+        self.start = time.monotonic()
+        for h in self.hosts:
+            h.stage = self.stage
+            self.record(h)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        took = time.monotonic() - self.start
+        self.result.stage_seconds[self.stage] = self.result.stage_seconds.get(self.stage, 0.0) + took
+        for h in self.hosts:
+            h.seconds[self.stage] = took

@@ -19,7 +19,6 @@ LONG_MODULES = {
     "cli.py": 602,
     "engine.py": 651,
     "runs.py": 441,
-    "settings/models.py": 499,
     "store.py": 526,
 }
 # function (module:name) -> lines today.

@@ -1,10 +1,10 @@
 """Load `inventories/NAME.py` and `group_data/*.py` with the semantics of pyinfra's CLI.
 
-pyinfra_cli/inventory.py is followed rule for rule, without importing pyinfra here (engine.py is the one
-module that does): every module-level list or `(hosts, data)` tuple is a group, names starting with `_`
+pyinfra_cli/inventory.py is followed rule for rule, without importing pyinfra here (the engine package is the
+one that does): every module-level list or `(hosts, data)` tuple is a group, names starting with `_`
 are ignored, the file's stem is a group of every host, `group_data/GROUP.py` module variables are that
 group's data (imported names left out), `all.py` is the global data. Precedence for a host's data:
-host data > group data (later groups win) > all. The result is plain data that engine.py turns into a
+host data > group data (later groups win) > all. The result is plain data that the engine turns into a
 pyinfra Inventory and verify.py into SSH settings.
 """
 

@@ -3,7 +3,7 @@
 A *wait* asks "does X hold yet?" again and again until it does or its deadline passes (a host back from its
 reboot, a server drained, a gate passing, a replica that can read a marker). Those all go through
 `poll_until`. Two loops elsewhere are not waits but *watchdogs*, and keep their own loops on purpose: they
-watch work that runs elsewhere and stop it at its deadline (`engine.HostClocks.watch` and `engine`'s wait
+watch work that runs elsewhere and stop it at its deadline (`engine.clocks.HostClocks.watch` and `engine`'s wait
 on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
 they pace work rather than wait for a state (`lab.loadgen`).
 """

@@ -17,13 +17,11 @@ MAX_FUNCTION_LINES = 59  # "under 60"
 # Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
 LONG_MODULES = {
     "cli.py": 602,
-    "engine.py": 651,
     "runs.py": 441,
     "store.py": 526,
 }
 # function (module:name) -> lines today.
 LONG_FUNCTIONS = {
-    "engine.py:_worker": 149,
     "runs.py:apply": 130,
     "verify.py:run_suite": 110,
     "reports/model.py:_dr": 77,

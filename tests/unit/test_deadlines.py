@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import deadlines, engine
+from opsrun import deadlines
+from opsrun.engine import clocks
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
 
@@ -53,8 +54,8 @@ def test_command_line_overrides_parse():
 
 def test_a_host_clock_counts_its_own_time_only(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr(engine.time, "monotonic", lambda: now[0])
-    clock = engine.HostClocks({"fast": 5.0, "slow": 5.0})
+    monkeypatch.setattr(clocks.time, "monotonic", lambda: now[0])
+    clock = clocks.HostClocks({"fast": 5.0, "slow": 5.0})
     clock.start("fast"), clock.start("slow")
     now[0] += 1  # both run an operation: fast is done after 1 s
     clock.stop("fast")

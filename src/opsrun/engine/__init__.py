@@ -1,0 +1,152 @@
+"""The engine (the one package that talks to pyinfra), parent side: apply or dry-run a deploy on hosts in a worker.
+
+Each run happens in a fresh worker process (`python -m opsrun.engine`), for three reasons measured on
+pyinfra 3.10: importing pyinfra_cli monkey-patches the whole process with gevent; pyinfra keeps
+process-wide caches (file hashes, compiled deploy files, known_hosts) that go stale between runs; and a
+State needs a fresh Inventory every time. The parent sends the loaded inventory and the request (pickle
+over stdin), the worker (`engine.worker`, with `engine.clocks` and `engine.dry_run`) answers with a
+`DeployRun` in a result file. The parent never imports pyinfra.
+
+Deploy files are loaded with pyinfra's CLI semantics (`is_cli = True`, `load_deploy_file`), so operations
+are identified by their line in the deploy file exactly as `pyinfra INVENTORY DEPLOY` does.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsrun import processes
+from opsrun.deadlines import DEFAULTS
+from opsrun.errors import OpsrunError
+from opsrun.inventory import Inventory
+from opsrun.leases import LeaseAnswer, LeaseRequest
+from opsrun.project import Project
+from opsrun.results import DeployRun, HostRun
+
+DEFAULT_DEADLINE = DEFAULTS["apply"]
+
+
+@dataclass(frozen=True)
+class Request:
+    project_root: str
+    inventory: Inventory
+    deploy_name: str
+    deploy_path: str
+    hosts: list[str]
+    dry_run: bool
+    connect_timeout: float = 10
+    connect_only: bool = False
+    deadlines: dict[str, float] = field(default_factory=dict)  # host -> seconds for its apply / dry run
+    lease: LeaseRequest | None = None
+
+
+@dataclass(frozen=True)
+class ConnectCheck:
+    """Per host: the error (None: it answered), and what its lease said when one was asked for."""
+
+    errors: dict[str, str | None]
+    leases: dict[str, LeaseAnswer] = field(default_factory=dict)
+
+
+def check_connect(
+    project: Project,
+    inventory: Inventory,
+    hosts: list[str],
+    *,
+    connect_timeout: float = 10,
+    lease: LeaseRequest | None = None,
+) -> ConnectCheck:
+    """Connect to `hosts` over SSH as a deploy would (same keys, known_hosts, checks); with `lease`, also take,
+    renew or release each host's lease over that connection."""
+    request = Request(
+        str(project.root), inventory, "", "", hosts, True, connect_timeout, connect_only=True, lease=lease
+    )
+    run = _run_worker(request, backstop=connect_timeout + 60, stage="connect")
+    return ConnectCheck({h.name: h.error for h in run.hosts}, run.leases)
+
+
+def run_deploy(
+    project: Project,
+    inventory: Inventory,
+    deploy: str,
+    hosts: list[str],
+    *,
+    dry_run: bool = False,
+    deadlines: dict[str, float] | None = None,
+    connect_timeout: float = 10,
+    lease: LeaseRequest | None = None,
+    stop: threading.Event | None = None,
+) -> DeployRun:
+    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process.
+
+    `deadlines` (host -> seconds, default 30 min) bounds each host's stage: a host past it fails with
+    "timed out after N s in stage apply" and the others finish. `stop` set (SIGINT/SIGTERM): a real apply
+    stops at its next safe point, between two operations; a dry run, which changes nothing, stops at once.
+    """
+    deadlines = {h: (deadlines or {}).get(h, DEFAULT_DEADLINE) for h in hosts}
+    request = Request(
+        str(project.root),
+        inventory,
+        deploy,
+        str(project.deploy_path(deploy)),
+        hosts,
+        dry_run,
+        connect_timeout,
+        deadlines=deadlines,
+        lease=lease,
+    )
+    backstop = connect_timeout + max(deadlines.values(), default=0) + 60
+    return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop)
+
+
+def _run_worker(request: Request, *, backstop: float, stage: str, stop: threading.Event | None = None) -> DeployRun:
+    """Run the worker; on `stop`, ask it to stop between operations (a dry run is simply ended). Past the
+    backstop (every host's deadline and a margin: the worker itself no longer answers) it is killed."""
+    with tempfile.TemporaryDirectory(prefix="opsrun-engine-") as tmp:
+        result_path = Path(tmp) / "result.pickle"
+        log_path = Path(tmp) / "worker.log"
+        env = {**os.environ, "OPSRUN_ENGINE_RESULT": str(result_path)}
+        src = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
+        with log_path.open("w+b") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "opsrun.engine"],
+                stdin=subprocess.PIPE,
+                stdout=log,  # the worker's output is pyinfra's log and deploy prints: passed on to stderr
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the controller only; it decides what the worker does
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(pickle.dumps(request))
+            proc.stdin.close()
+            gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
+            ended = processes.supervise(proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle)
+            log.seek(0)
+            output = log.read().decode(errors="replace")
+        if output:
+            sys.stderr.write(output)
+        if ended is not None:  # killed: nothing it did is known beyond "it did not finish"
+            return DeployRun(
+                request.inventory.name,
+                request.deploy_name,
+                request.dry_run,
+                [HostRun(h, [], ended) for h in request.hosts],
+                interrupted=ended if stop is not None and stop.is_set() else None,
+            )
+        if not result_path.exists():
+            tail = "\n".join(output.strip().splitlines()[-10:])
+            raise OpsrunError(f"the pyinfra worker exited {proc.returncode} without a result:\n{tail}")
+        outcome = pickle.loads(result_path.read_bytes())  # noqa: S301 - our own worker wrote it
+    if isinstance(outcome, OpsrunError):
+        raise outcome
+    assert isinstance(outcome, DeployRun)
+    return outcome

@@ -14,13 +14,13 @@ characters it may hold.
     DRSettings         dr                 (opsrun dr-test)
 
 A field's `description` is the fix an error message gives for it. The models live by family in
-`values` (shared types), `rollout_models`, `deploy_models` and `dr_models`; this module names them all.
+`rollout_models`, `deploy_models` and `dr_models` (their shared value types in `values`); this module
+names every model.
 """
 
 from __future__ import annotations
 
 from opsrun.settings.deploy_models import (
-    MEMORY,
     MongoSettings,
     NginxSettings,
     PatchingSettings,
@@ -38,12 +38,8 @@ from opsrun.settings.dr_models import (
     Targets,
 )
 from opsrun.settings.rollout_models import (
-    DEADLINE,
-    HEALTH_KEYS,
-    SERIAL_FIX,
     Balancer,
     BalancerSetting,
-    BatchSize,
     DeadlinesSetting,
     ELBv2Balancer,
     HAProxyBalancer,
@@ -54,79 +50,30 @@ from opsrun.settings.rollout_models import (
     SSHSettings,
     StageDeadlines,
 )
-from opsrun.settings.values import (
-    ENV_NAME_RE,
-    FIX_NAME,
-    FIX_PATH,
-    FIX_PORT,
-    GLOB_RE,
-    HOSTNAME_RE,
-    LINE_RE,
-    NAME_RE,
-    PATH_RE,
-    SETTING_WORD_RE,
-    AbsGlob,
-    AbsPath,
-    EnvName,
-    Hostname,
-    Line,
-    Name,
-    Port,
-    Seconds,
-    Size,
-    Strict,
-    template_keys,
-)
 
 __all__ = [
-    "DEADLINE",
-    "ENV_NAME_RE",
-    "FIX_NAME",
-    "FIX_PATH",
-    "FIX_PORT",
-    "GLOB_RE",
-    "HEALTH_KEYS",
-    "HOSTNAME_RE",
-    "LINE_RE",
-    "MEMORY",
-    "NAME_RE",
-    "PATH_RE",
-    "SERIAL_FIX",
-    "SETTING_WORD_RE",
-    "AbsGlob",
-    "AbsPath",
     "BackupSpec",
     "Balancer",
     "BalancerSetting",
-    "BatchSize",
     "DRSetting",
     "DRSettings",
     "DeadlinesSetting",
     "ELBv2Balancer",
-    "EnvName",
     "HAProxyBalancer",
     "HealthGate",
-    "Hostname",
-    "Line",
     "MongoSettings",
-    "Name",
     "NginxBalancer",
     "NginxSettings",
     "PatchingSettings",
     "Pm2App",
     "Pm2Logrotate",
     "Pm2Settings",
-    "Port",
     "PostgresDR",
     "RedisSettings",
     "RollingPolicy",
     "RollingSetting",
     "SSHSettings",
-    "Seconds",
     "SecretEnvOnly",
-    "Size",
     "StageDeadlines",
-    "Strict",
     "Targets",
-    "template_keys",
 ]

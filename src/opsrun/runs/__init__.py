@@ -1,0 +1,16 @@
+"""The commands' single calls: load and check every input first, then touch hosts, then keep the result.
+
+Everything that can be wrong with the input (inventory, group_data, deploy or suite name, --limit) is
+found before the first SSH connection, so a bad command line never touches a host.
+
+Apply (with its rollout, leases and healing) is in `applying`, the checking runs (drift, dr-test, verify) in
+`checking`, and where each document is kept in `saving`.
+"""
+
+from __future__ import annotations
+
+from opsrun.runs.applying import LEASE_TTL, apply
+from opsrun.runs.checking import dr_checks, dr_test, drift, verify_suite
+from opsrun.runs.saving import save
+
+__all__ = ["LEASE_TTL", "apply", "dr_checks", "dr_test", "drift", "save", "verify_suite"]

@@ -1,0 +1,312 @@
+"""`opsrun apply`'s one call: a rolling or parallel apply (or its dry run) with the inventory lock, the hosts'
+leases, healing what a dead run left, and the run recorded as it goes."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from opsrun import (
+    deadlines,
+    engine,
+    inventory,
+    leases,
+    probes,
+    rollout,
+    secrets,
+    settings,
+)
+from opsrun.errors import ConfigError, LockHeld
+from opsrun.project import Project
+from opsrun.reports import as_json
+from opsrun.results import DeployRun, HostRun, RolloutRun
+from opsrun.runs.saving import save
+from opsrun.store import Store, git_revision, open_store
+
+LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
+
+
+def apply(
+    project: Project,
+    inventory_name: str,
+    deploy: str,
+    *,
+    limit: str | None = None,
+    dry_run: bool = False,
+    serial: Any = None,
+    max_fail: Any = None,
+    resume: int | None = None,
+    state_url: str | None = None,
+    events: rollout.Events | None = None,
+    on_plan: Callable[[rollout.Plan], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
+) -> tuple[DeployRun | RolloutRun, Path]:
+    """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
+    for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer and is
+    not recorded; a real run holds the inventory's lock and a lease on each of its hosts, heals what a
+    dead earlier run left, and is recorded in the state store as it goes."""
+    notice = on_notice or (lambda _m: None)
+    inv = inventory.load(project, inventory_name)
+    project.deploy_path(deploy)
+    _refuse_resume_with(resume, limit, dry_run)
+    hosts = inv.select(limit) if resume is None else []
+    if resume is None:
+        settings.check_hosts(inv, hosts)  # every setting of every host, before anything connects
+    store = None if dry_run else open_store(project.state_dir, state_url)
+    try:
+        if resume is not None:
+            hosts = _resume_hosts(store, resume, inv, deploy)
+            settings.check_hosts(inv, hosts)
+        secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
+        limits = deadlines.load(inv, hosts, deadline_overrides)
+        policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
+        hosts, plan = _plan(inv, hosts, policy)
+        executor = (
+            rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop, deadlines=limits)
+            if policy
+            else None
+        )
+        if executor is not None and plan is not None:
+            executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
+            if on_plan is not None and not dry_run:
+                on_plan(plan)
+        connect = max(limits.stage("connect", hosts).values(), default=10.0)
+        run = _Run(project, inv, deploy, hosts, plan, executor, limits, connect, stop, notice)
+        if store is None:
+            planned = _dry_run(run)
+            return planned, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(planned))
+        result = _recorded(run, store, resume)
+        return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _refuse_resume_with(resume: int | None, limit: str | None, dry_run: bool) -> None:
+    if resume is not None and (limit is not None or dry_run):
+        raise ConfigError(
+            "the command line",
+            "--resume continues the hosts the run left, in its order; it takes no "
+            + ("--limit." if limit is not None else "--dry-run."),
+            field="--resume",
+            fix="drop " + ("--limit" if limit is not None else "--dry-run") + ", or start a new run without --resume",
+        )
+
+
+def _plan(
+    inv: inventory.Inventory, hosts: list[str], policy: rollout.Policy | None
+) -> tuple[list[str], rollout.Plan | None]:
+    """The hosts in the order the policy wants (some last, waves) and their batches; no plan without a policy."""
+    if policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
+        hosts = probes.order_last(policy.last, hosts, lambda h: str(inv.hosts[h].data.get("ssh_hostname") or h))
+    waves = None
+    if policy is not None and policy.waves:  # e.g. patch_wave1, then patch_wave2 (opsrun.aws tags)
+        waves = rollout.group_waves(hosts, {h: inv.hosts[h].groups for h in hosts}, policy.waves)
+    plan = rollout.make_plan(hosts, policy.serial, policy.max_fail, waves) if policy else None
+    return hosts, plan
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A real apply's inputs, all checked, handed from `apply` to the part that holds the lock."""
+
+    project: Project
+    inv: inventory.Inventory
+    deploy: str
+    hosts: list[str]
+    plan: rollout.Plan | None
+    executor: rollout.Rollout | None
+    limits: deadlines.Deadlines
+    connect: float
+    stop: threading.Event | None
+    notice: Callable[[str], None]
+
+
+def _dry_run(run: _Run) -> DeployRun:
+    """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow."""
+    result = engine.run_deploy(
+        run.project,
+        run.inv,
+        run.deploy,
+        run.hosts,
+        dry_run=True,
+        deadlines=run.limits.stage("apply", run.hosts),
+        connect_timeout=run.connect,
+        stop=run.stop,
+    )
+    if run.plan is not None:
+        result = replace(result, plan=run.plan.to_dict())
+    return result
+
+
+def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | RolloutRun:
+    """Under the inventory's lock: mark dead runs interrupted, record the run, lease the hosts, apply."""
+    project, inv, deploy, hosts, plan, notice = run.project, run.inv, run.deploy, run.hosts, run.plan, run.notice
+    inventory_name = inv.name
+    with store.lock(str(inv.path.resolve())):  # one key however the inventory was named
+        lock_key = str(inv.path.resolve())
+        left_out = _interrupt_dead_runs(store, inv, deploy, notice)
+        run_id = store.start_run(
+            "apply",
+            inventory_name,
+            deploy,
+            revision=git_revision(project.root),
+            plan=plan.to_dict() if plan else {"batches": [hosts]},
+            resumed_from=resume,
+        )
+        store.set_lock_run(lock_key, run_id)
+        owner = f"{store.store_id}:{run_id}"
+        lease = leases.LeaseRequest(
+            "acquire",
+            owner,
+            f"{getpass.getuser()}@{socket.gethostname()}",
+            LEASE_TTL,
+            store=store.store_id,
+            live=tuple(f"{store.store_id}:{r}" for r in store.live_runs() if r != run_id),
+        )
+        with store.run_errors(run_id):
+            result: DeployRun | RolloutRun
+            if run.executor is not None and plan is not None:
+                result = _rolling(
+                    project, inv, run.executor, plan, hosts, lease, run.connect, left_out, store, run_id, notice
+                )
+            else:
+                result = _parallel(run, lease, run_id)
+        store.finish_run(run_id, result.to_dict())
+    return result
+
+
+def _interrupt_dead_runs(
+    store: Store, inv: inventory.Inventory, deploy: str, notice: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """Mark the runs that died on this inventory interrupted, say so, and return the hosts they left out of
+    the balancer (to heal)."""
+    inventory_name = inv.name
+    dead = store.interrupt_dead_runs(inventory_name, found_by=f"{deploy} on {inventory_name}")
+    left_out = {h: d for run in dead for h, d in run["hosts"].items() if not d["in_balancer"] and h in inv.hosts}
+    for run in dead:
+        out = [h for h, d in run["hosts"].items() if not d["in_balancer"]]
+        notice(
+            f"run {run['run_id']} ({run['who']}@{run['machine']}, started {run['started_at']}) did not finish: "
+            f"marked interrupted; it left {', '.join(out) or 'no host'} out of the balancer"
+        )
+    return left_out
+
+
+def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
+    """Every host at once, each holding its lease while the deploy runs."""
+    result = replace(
+        engine.run_deploy(
+            run.project,
+            run.inv,
+            run.deploy,
+            run.hosts,
+            deadlines=run.limits.stage("apply", run.hosts),
+            connect_timeout=run.connect,
+            lease=lease,
+            stop=run.stop,
+        ),
+        run_id=run_id,
+    )
+    _refuse_if_leased(result.leases, result.hosts)
+    for host, whose in result.taken_over().items():
+        run.notice(f"{host}: took over the lease of {whose}")
+    return result
+
+
+def _rolling(
+    project: Project,
+    inv: inventory.Inventory,
+    executor: rollout.Rollout,
+    plan: rollout.Plan,
+    hosts: list[str],
+    lease: leases.LeaseRequest,
+    connect: float,
+    left_out: dict[str, dict[str, Any]],
+    store: Store,
+    run_id: int,
+    notice: Callable[[str], None],
+) -> RolloutRun:
+    """Lease every host of the plan (or touch none), heal what a dead run left drained, then roll; the
+    leases are renewed while it runs and given back at the end."""
+    check = engine.check_connect(project, inv, plan.hosts, connect_timeout=connect, lease=lease)
+    _refuse_if_leased(check.leases, [])
+    taken = [h for h, a in check.leases.items() if a.taken]
+    for host, answer in check.leases.items():
+        if answer.took_over:
+            notice(f"{host}: took over the lease of {answer.describe()}")
+    executor.record = lambda h: store.record_host(run_id, {**vars(h), "run": None})
+    renewing = threading.Event()
+
+    def renew() -> None:
+        while not renewing.wait(LEASE_TTL / 3):
+            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=lease)
+
+    renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+    renewer.start()
+    try:
+        healed = executor.heal([h for h in plan.hosts if h in left_out])
+        for host, what in healed.items():
+            notice(f"{host} (left drained by a dead run): {what}")
+        result = executor.run(hosts, plan)
+        result.healed = healed
+        result.leases_taken_over = {h: a.describe() for h, a in check.leases.items() if a.took_over}
+        result.run_id = run_id
+        return result
+    finally:
+        renewing.set()
+        renewer.join()
+        release = leases.LeaseRequest("release", lease.owner, lease.holder)
+        with contextlib.suppress(Exception):  # a host that cannot be reached keeps its lease until it expires
+            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=release)
+
+
+def _refuse_if_leased(answers: dict[str, leases.LeaseAnswer], runs: list[HostRun]) -> None:
+    """Another controller's live lease on any host: nothing was touched; exit 2 naming the holders."""
+    refused = {h: a for h, a in answers.items() if not a.taken and a.previous_owner}
+    if refused:
+        held = "; ".join(f"{h}: {a.describe()}" for h, a in sorted(refused.items()))
+        raise LockHeld(f"hosts leased by another opsrun run: {held}; nothing was touched. Wait for that run.")
+
+
+def _resume_hosts(store: Store | None, run_id: int, inv: inventory.Inventory, deploy: str) -> list[str]:
+    """A halted rollout's failed hosts first, then those it did not reach, in plan order."""
+    assert store is not None
+    inventory_name = inv.name
+    doc = store.run(run_id)
+    if (doc.get("inventory"), doc.get("deploy")) != (inventory_name, deploy):
+        raise ConfigError(
+            store.where,
+            f"run {run_id} applied {doc.get('deploy')} to {doc.get('inventory')}, not {deploy} to {inventory_name}.",
+            field="--resume",
+            fix=f"opsrun apply {doc.get('inventory')} {doc.get('deploy')} --resume {run_id}",
+        )
+    order = [h for batch in (doc.get("plan") or {}).get("batches", []) for h in batch]
+    outcome = {h: d.get("outcome") for h, d in doc.get("hosts", {}).items()}
+    if not outcome:  # the run died before it could record its hosts: all of its plan again
+        return order
+    hosts = [h for h in order if outcome.get(h) == "failed"] + [h for h in order if outcome.get(h) == "not_reached"]
+    if not hosts:
+        raise ConfigError(
+            store.where,
+            f"run {run_id} has no failed or unreached host to resume.",
+            field="--resume",
+            fix="nothing to do; see `opsrun history show " + str(run_id) + "`",
+        )
+    gone = [h for h in hosts if h not in inv.hosts]
+    if gone:
+        raise ConfigError(
+            inv.path,
+            f"run {run_id} left {', '.join(gone)} to do, no longer in inventory {inventory_name}.",
+            field="--resume",
+            fix="put the hosts back in the inventory, or start a new run without --resume",
+        )
+    return hosts

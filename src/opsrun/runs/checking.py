@@ -1,0 +1,209 @@
+"""The runs that check and change nothing: drift, the month's DR test, a verify suite; each loads and checks
+its input first, then runs, records and keeps its document."""
+
+from __future__ import annotations
+
+import getpass
+import threading
+import time
+from pathlib import Path
+
+from opsrun import (
+    controller,
+    deadlines,
+    dr,
+    history,
+    inventory,
+    notify,
+    secrets,
+    settings,
+    verify,
+)
+from opsrun import drift as drift_module
+from opsrun.dr import DRRun
+from opsrun.drift import DriftRun
+from opsrun.errors import ConfigError
+from opsrun.project import Project
+from opsrun.reports import as_json
+from opsrun.results import VerifyRun
+from opsrun.runs.saving import save
+from opsrun.store import git_revision, open_store
+
+
+def drift(
+    project: Project,
+    inventory_name: str,
+    deploys: list[str],
+    *,
+    limit: str | None = None,
+    fail_on_unreachable: bool = False,
+    state_url: str | None = None,
+    notify_targets: list[str] | tuple[str, ...] = (),
+    notify_always: bool = False,
+    stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
+    concurrency: int = verify.DEFAULT_CONCURRENCY,
+) -> tuple[DriftRun, Path]:
+    """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
+    targets when the status changed since the last run (or always)."""
+    targets = notify.parse(notify_targets)
+    inv = inventory.load(project, inventory_name)
+    hosts = inv.select(limit)
+    settings.check_hosts(inv, hosts)
+    deploys = _deploys_to_check(project, inv, hosts, deploys)
+    secrets.require(inv, hosts, deploys)
+    limits = deadlines.load(inv, hosts, deadline_overrides)
+    store = open_store(project.state_dir, state_url)
+    try:
+        revision = git_revision(project.root)
+        last_clean = store.last_clean_revision(inventory_name)
+        run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
+        with store.run_errors(run_id):
+            result = drift_module.run_drift(
+                project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
+            )
+            cloud = _cloud_findings(project, inv, hosts, result)
+        result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
+
+        def cause(deploy: str) -> str | None:
+            changed = drift_module.changed_since(project.root, last_clean, deploy)
+            return None if changed is None else ("intentional" if changed else "corrective")
+
+        if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
+            checked = {(h, d) for h in result.checked for d in deploys}
+            checked |= {(controller.HOST, suite) for suite in cloud}
+            result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
+        store.finish_run(run_id, result.to_dict())
+        earlier = store.recent("drift", inventory_name)
+    finally:
+        store.close()
+    result.trend = [
+        (d["started_at"][:16].replace("T", " "), int(d.get("summary", {}).get("drift", 0))) for d in earlier
+    ]
+    previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != run_id), None)
+    if targets and notify.should_send(result.status, previous, notify_always):
+        result.notify_errors = notify.send(targets, result.to_dict(), previous)
+    return result, save(project, f"drift-{inventory_name}", as_json.render(result))
+
+
+def _deploys_to_check(project: Project, inv: inventory.Inventory, hosts: list[str], deploys: list[str]) -> list[str]:
+    """The deploys named, or those with settings for the hosts; each must exist."""
+    deploys = deploys or drift_module.deploys_for(project, inv, hosts)
+    if not deploys:
+        raise ConfigError(
+            project.group_data_dir,
+            f"no deploy has settings for the hosts of {inv.name}.",
+            fix="name the deploys: opsrun drift INVENTORY DEPLOY...",
+        )
+    for d in deploys:
+        project.deploy_path(d)
+    return deploys
+
+
+def _cloud_findings(project: Project, inv: inventory.Inventory, hosts: list[str], result: DriftRun) -> list[str]:
+    """Run the controller-scoped suites (e.g. verify/aws) and add their failures to `result` as findings;
+    returns the suites run."""
+    cloud = controller.suites_for(project, inv, hosts)  # e.g. verify/aws: its failures are findings
+    for suite in cloud:
+        checked_once = verify.run_suite(project, inv, suite, hosts)
+        if checked_once.error:
+            raise ConfigError(project.suite_path(suite), f"the suite could not run: {checked_once.error}")
+        result.findings += [
+            drift_module.Finding(t.host, suite, t.test, "verify_failed", [t.message or t.outcome])
+            for t in checked_once.results
+            if t.outcome in ("failed", "error")
+        ]
+    return cloud
+
+
+def dr_test(
+    project: Project,
+    inventory_name: str,
+    *,
+    month: str | None = None,
+    drill: bool = False,
+    state_url: str | None = None,
+) -> tuple[DRRun, Path]:
+    """The month's DR test: the checks and (with `drill`) the drills of group_data `dr`, recorded in the
+    state store with the earlier months' results as its trend."""
+    from importlib.metadata import version
+
+    month = dr.month_of(month)
+    inv = inventory.load(project, inventory_name)
+    hosts = inv.select(None)
+    settings.check_hosts(inv, hosts)
+    dr_settings = dr.settings(inv, hosts)
+    uses = [
+        "dr",
+        *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),
+    ]
+    secrets.require(inv, hosts, uses)
+    store = open_store(project.state_dir, state_url)
+    try:
+        revision = git_revision(project.root)
+        run = DRRun(
+            inventory_name,
+            month,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            getpass.getuser(),
+            version("opsrun"),
+            revision,
+            dr.targets(dr_settings, dr.systems_of(dr_settings)),
+        )
+        run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
+        with store.run_errors(run_id):
+            dr.run_dr_test(inv, hosts, run, drill)
+            for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
+                run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
+        run.run_id = run_id
+        run.trend = history.dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
+        store.finish_run(run_id, run.to_dict())
+    finally:
+        store.close()
+    return run, save(project, f"dr-test-{inventory_name}-{month}", as_json.render(run))
+
+
+def dr_checks(checked: VerifyRun) -> list[dr.Check]:
+    """A controller-scoped suite's results as DR checks (system = the suite), each test one check."""
+    if checked.error:
+        return [dr.Check(checked.suite, "suite", dr.FAIL, [checked.error], f"verify/{checked.suite}")]
+    status = {"passed": dr.PASS, "failed": dr.FAIL, "error": dr.FAIL, "skipped": dr.SKIP}
+    return [
+        dr.Check(
+            checked.suite,
+            t.test,
+            status[t.outcome],
+            [t.message] if t.message else [],
+            f"verify/{checked.suite}/{t.test}",
+            severity="high",
+        )
+        for t in checked.results
+    ]
+
+
+def verify_suite(
+    project: Project,
+    inventory_name: str,
+    suite: str,
+    *,
+    limit: str | None = None,
+    stop: threading.Event | None = None,
+    deadline_overrides: dict[str, float] | None = None,
+    concurrency: int = verify.DEFAULT_CONCURRENCY,
+) -> tuple[VerifyRun, Path]:
+    inv = inventory.load(project, inventory_name)
+    project.suite_path(suite)
+    hosts = inv.select(limit)
+    settings.check_hosts(inv, hosts)
+    limits = deadlines.load(inv, hosts, deadline_overrides)
+    run = verify.run_suite(
+        project,
+        inv,
+        suite,
+        hosts,
+        deadlines=limits.stage("verify", hosts),
+        concurrency=concurrency,
+        stop=stop,
+        connect_timeout=max(limits.stage("connect", hosts).values(), default=10.0),
+    )
+    return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))

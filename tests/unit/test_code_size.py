@@ -25,7 +25,6 @@ LONG_FUNCTIONS = {
     "reports/model.py:_dr": 77,
     "inventory.py:load": 66,
     "pytest_plugin.py:pytest_runtestloop": 64,
-    "reports/model.py:_apply": 61,
 }
 
 

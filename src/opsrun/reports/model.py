@@ -99,6 +99,16 @@ def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = Non
     return report
 
 
+def _host_notes(host: str, h: dict[str, Any]) -> list[str]:
+    """What an apply did to a host beside its operations: packages upgraded, a reboot, a note."""
+    notes = [f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}" for up in h.get("upgrades", [])]
+    if h.get("rebooted"):
+        notes.append(f"{host}: rebooted")
+    if h.get("note"):
+        notes.append(f"{host}: {h['note']}")
+    return notes
+
+
 def _apply(doc: dict[str, Any]) -> Report:
     dry = bool(doc.get("dry_run"))
     items: list[Item] = []
@@ -128,12 +138,7 @@ def _apply(doc: dict[str, Any]) -> Report:
             )
         if h.get("outcome") == "not_reached":
             items.append(Item(host, "not reached", "skipped", group=doc.get("deploy", ""), skipped=True))
-        for up in h.get("upgrades", []):
-            notes.append(f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}")
-        if h.get("rebooted"):
-            notes.append(f"{host}: rebooted")
-        if h.get("note"):
-            notes.append(f"{host}: {h['note']}")
+        notes += _host_notes(host, h)
     if doc.get("left_out_of_balancer"):
         notes.append("left out of the balancer: " + ", ".join(doc["left_out_of_balancer"]))
     if doc.get("halted"):

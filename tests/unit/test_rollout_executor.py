@@ -348,10 +348,14 @@ class Gate:
 
 
 def test_a_host_whose_gate_failed_before_the_change_is_not_held_to_it():
-    gate = Gate({"web1": [False, False], "web2": [True, False], "web3": [True], "web4": [True]})
-    policy = Policy(serial=(4,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
+    gate = Gate({"web1": [False, False], "web2": [True, False], "web3": [False], "web4": [True]})
+    policy = Policy(serial=(4,), max_fail=2, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
     policy = Policy(**{**policy.__dict__, "health": gate})
-    run = rollout(Script(), FakeBalancer(HOSTS), policy).run(HOSTS)
+    bal = FakeBalancer(HOSTS)
+    bal.healthy["web1"] = False  # not serving before: its stack's other half is not there yet
+    run = rollout(Script(), bal, policy).run(HOSTS)
     assert outcomes(run)["web1"] == ("done", None, True)
     assert "did not pass before the change and still does not (connection refused)" in run.hosts["web1"].note
     assert outcomes(run)["web2"] == ("failed", "health", False)  # it served before: the change broke it
+    # served by its balancer, yet the gate never passes (a wrong gate): held to it, and it stays out
+    assert outcomes(run)["web3"] == ("failed", "health", False)

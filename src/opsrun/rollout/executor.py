@@ -194,7 +194,7 @@ class Rollout:
                 return
         live = self._apply_stage(i, live)
         live = self._reboot_stage(i, live)
-        live = self._health_stage(i, live, healthy_before)
+        live = self._health_stage(i, live, healthy_before, serving_before)
         live = self._verify_stage(i, live)
         live = self._enable_stage(i, live, serving_before)
         for h in live:
@@ -265,13 +265,16 @@ class Rollout:
             waited = parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
         return self._fail_errored(waited, "reboot", live, in_balancer=self.balancer is None)
 
-    def _health_stage(self, i: int, live: list[str], healthy_before: dict[str, bool]) -> list[str]:
+    def _health_stage(
+        self, i: int, live: list[str], healthy_before: dict[str, bool], serving_before: dict[str, bool]
+    ) -> list[str]:
         gate = self.policy.health
         if gate is None or not live:
             return live
-        # A host whose gate did not pass before the change (the other half of its stack is not
-        # deployed yet) is not held to it now: the change did not take it out of service.
-        held = [h for h in live if healthy_before.get(h, True)]
+        # A host that was not serving before the change, by its gate and by its balancer (the other half of
+        # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
+        # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
+        held = [h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)]
         with self._timed("health", i, live):
             waited = parallel(held, lambda h: gate.wait(h, self.address(h)))
         for h in live:

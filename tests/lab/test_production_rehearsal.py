@@ -167,7 +167,8 @@ def demo_installed(lab, on_host, web_tier):
     for h in PRODUCTION + STAGING:
         on_host(
             h,
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
         )
 
 

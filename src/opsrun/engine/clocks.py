@@ -65,7 +65,7 @@ class HostClocks:
                     self.expired[name] = timed_out(self.deadlines[name], stage)
                     _expire(host, self.expired[name], host_errors)
                     del left[name]
-            gevent.sleep(self.TICK)
+            gevent.sleep(self.TICK)  # ok: a watchdog over clocks that only run while a host works; no event to wait on
 
 
 def _expire(host: Any, message: str, host_errors: dict[str, str]) -> None:  # pragma: no cover - worker side

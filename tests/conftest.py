@@ -28,6 +28,20 @@ REDIS_SECRET = os.environ.setdefault("OPSRUN_REDIS_PASSWORD", "opsrun-redis-" + 
 MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_urlsafe(48))
 
 
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Any:
+    """opsrun.secrets keeps the secrets one run registered (webhook paths, state URLs) for the life of the
+    process, as a run should; a test run is many runs in one process: each test starts with none."""
+    from opsrun import secrets as opsrun_secrets
+
+    known, urls = set(opsrun_secrets._known), dict(opsrun_secrets._urls)
+    yield
+    opsrun_secrets._known.clear()
+    opsrun_secrets._known.update(known)
+    opsrun_secrets._urls.clear()
+    opsrun_secrets._urls.update(urls)
+
+
 def opsrun(*args: str, project: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess, as an operator would."""
     return subprocess.run(

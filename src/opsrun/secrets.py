@@ -149,11 +149,13 @@ def redact(text: str) -> str:
     for url in sorted(_urls, key=len, reverse=True):
         if url in text:
             text = text.replace(url, _urls[url])
+    if "://" in text:  # URLs first: a known value replaced inside one (a webhook path "/hook") would hide it
+        text = URL.sub(_mask_url, text)
     env = {v for k, v in os.environ.items() if ENV_SECRETISH.search(k) and len(v) >= 4}
     for value in sorted(_known | env, key=len, reverse=True):
         if value in text:
             text = text.replace(value, MASK)
-    return URL.sub(_mask_url, text) if "://" in text else text
+    return text
 
 
 def _is_webhook(host: str, path: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 import socket
 import ssl
 import tempfile
@@ -98,3 +99,4 @@ class TLSEndpoint:
         self.stop.set()
         self.thread.join()
         self.sock.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -22,11 +22,12 @@ def demo_versions(on_host) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo_installed(lab, on_host, web_tier):
     """The fleet as we find it: opsrun-demo 1.0 installed from the repository that patching manages."""
+    aptrepo.withdraw(lab.cfg)  # another module's 1.3 would be the upgrade otherwise
     aptrepo.publish(lab.cfg, "1.0")
     code, doc = opsrun_json("apply", "lab", "patching")
     assert code == 0, doc
     for h in HOSTS:
-        on_host(h, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q opsrun-demo=1.0")
+        on_host(h, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades opsrun-demo=1.0")
     assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.0")
 
 

@@ -161,6 +161,7 @@ def ops(lab, tmp_path_factory, tls):
 @pytest.fixture(scope="module")
 def demo_installed(lab, on_host, web_tier):
     """opsrun-demo 1.0 on every lab host, from the lab's repository."""
+    aptrepo.withdraw(lab.cfg)  # another module's 1.3 would be the upgrade otherwise
     aptrepo.publish(lab.cfg, "1.0")
     code, doc = opsrun_json("apply", "lab", "patching")
     assert code == 0, doc

@@ -95,6 +95,16 @@ def test_urls_lose_userinfo_query_values_and_webhook_paths(url, hidden, shown):
         assert secrets.redact(url) == shown
 
 
+def test_a_registered_webhook_path_does_not_spoil_the_masking_of_other_urls():
+    """A `--notify webhook:http://127.0.0.1:9/hook` registers "/hook" as a secret; replacing it first turned
+    https://hooks.slack.com/... into https:/***s.slack.com/... which the URL masking then no longer knew,
+    and the Slack key was shown."""
+    secrets.register_url("http://127.0.0.1:9/hook", path_is_secret=True)
+    masked = secrets.redact("error: cannot reach https://hooks.slack.com/services/T0/B0/slackSecret13 (timed out)")
+    assert "slackSecret13" not in masked, masked
+    assert secrets.redact("POST to /hook failed") == "POST to *** failed"
+
+
 @pytest.mark.parametrize(
     "url", ["http://{address}:3001/health", "https://deb.debian.org/debian bookworm main", "s3://bucket/pg/x.dump"]
 )

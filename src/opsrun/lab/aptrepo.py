@@ -66,6 +66,15 @@ def next_version(cfg: LabConfig) -> str:
     return f"{head}.{int(last) + 1}" if head and last.isdigit() else f"{published[-1]}.1"
 
 
+def withdraw(cfg: LabConfig) -> None:
+    """Remove every version of opsrun-demo from the lab repository (a test that publishes 1.0 then 1.1
+    expects 1.1 to be the newest, whatever an earlier one published)."""
+    for deb in repo_dir(cfg).glob(f"{PACKAGE}_*_all.deb"):
+        deb.unlink()
+    if repo_dir(cfg).is_dir():
+        write_index(repo_dir(cfg))
+
+
 def publish(cfg: LabConfig, version: str, *, reboot: bool = False) -> Path:
     """Build opsrun-demo VERSION into the lab repository and rewrite its index."""
     if not re.fullmatch(r"[0-9][A-Za-z0-9.+~]*", version):

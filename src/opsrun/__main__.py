@@ -1,5 +1,5 @@
-"""`python -m opsrun`: the command line (opsrun.cli)."""
+"""`python -m opsrun`: the command line (opsrun.entry, then opsrun.cli)."""
 
-from opsrun.cli import main
+from opsrun.entry import main
 
 main()

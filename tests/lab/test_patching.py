@@ -27,7 +27,11 @@ def demo_installed(lab, on_host, web_tier):
     code, doc = opsrun_json("apply", "lab", "patching")
     assert code == 0, doc
     for h in HOSTS:
-        on_host(h, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades opsrun-demo=1.0")
+        on_host(
+            h,
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
+        )
     assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.0")
 
 

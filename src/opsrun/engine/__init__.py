@@ -1,11 +1,12 @@
 """The engine (the one package that talks to pyinfra), parent side: apply or dry-run a deploy on hosts in a worker.
 
-Each run happens in a fresh worker process (`python -m opsrun.engine`), for three reasons measured on
+Each run happens in a fresh worker process (`python -m opsrun.engine`, started one ahead by `engine.spare`,
+so that its import of pyinfra overlaps the controller's own work), for three reasons measured on
 pyinfra 3.10: importing pyinfra_cli monkey-patches the whole process with gevent; pyinfra keeps
 process-wide caches (file hashes, compiled deploy files, known_hosts) that go stale between runs; and a
-State needs a fresh Inventory every time. The parent sends the loaded inventory and the request (pickle
-over stdin), the worker (`engine.worker`, with `engine.clocks` and `engine.dry_run`) answers with a
-`DeployRun` in a result file. The parent never imports pyinfra.
+State needs a fresh Inventory every time. The parent sends the loaded inventory, the request and where to
+put the result (pickle over stdin), the worker (`engine.worker`, with `engine.clocks` and `engine.dry_run`)
+answers with a `DeployRun` in that file. The parent never imports pyinfra.
 
 Deploy files are loaded with pyinfra's CLI semantics (`is_cli = True`, `load_deploy_file`), so operations
 are identified by their line in the deploy file exactly as `pyinfra INVENTORY DEPLOY` does.
@@ -13,18 +14,15 @@ are identified by their line in the deploy file exactly as `pyinfra INVENTORY DE
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from opsrun import processes
 from opsrun.deadlines import DEFAULTS
+from opsrun.engine import spare
 from opsrun.errors import OpsrunError
 from opsrun.inventory import Inventory
 from opsrun.leases import LeaseAnswer, LeaseRequest
@@ -110,28 +108,16 @@ def run_deploy(
 def _run_worker(request: Request, *, backstop: float, stage: str, stop: threading.Event | None = None) -> DeployRun:
     """Run the worker; on `stop`, ask it to stop between operations (a dry run is simply ended). Past the
     backstop (every host's deadline and a margin: the worker itself no longer answers) it is killed."""
-    with tempfile.TemporaryDirectory(prefix="opsrun-engine-") as tmp:
-        result_path = Path(tmp) / "result.pickle"
-        log_path = Path(tmp) / "worker.log"
-        env = {**os.environ, "OPSRUN_ENGINE_RESULT": str(result_path)}
-        src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))
-        with log_path.open("w+b") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "opsrun.engine"],
-                stdin=subprocess.PIPE,
-                stdout=log,  # the worker's output is pyinfra's log and deploy prints: passed on to stderr
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # Ctrl-C reaches the controller only; it decides what the worker does
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(pickle.dumps(request))
-            proc.stdin.close()
-            gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
-            ended = processes.supervise(proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle)
-            log.seek(0)
-            output = log.read().decode(errors="replace")
+    worker = spare.take()
+    try:
+        assert worker.proc.stdin is not None
+        worker.proc.stdin.write(pickle.dumps((str(worker.result_path), request)))
+        worker.proc.stdin.close()
+        gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
+        ended = processes.supervise(worker.proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle)
+        spare.replenish()  # the next run's worker imports pyinfra while this run's results are handled
+        worker.log.seek(0)
+        output = worker.log.read().decode(errors="replace")
         if output:
             sys.stderr.write(output)
         if ended is not None:  # killed: nothing it did is known beyond "it did not finish"
@@ -142,10 +128,12 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
                 [HostRun(h, [], ended) for h in request.hosts],
                 interrupted=ended if stop is not None and stop.is_set() else None,
             )
-        if not result_path.exists():
+        if not worker.result_path.exists():
             tail = "\n".join(output.strip().splitlines()[-10:])
-            raise OpsrunError(f"the pyinfra worker exited {proc.returncode} without a result:\n{tail}")
-        outcome = pickle.loads(result_path.read_bytes())  # noqa: S301 - our own worker wrote it
+            raise OpsrunError(f"the pyinfra worker exited {worker.proc.returncode} without a result:\n{tail}")
+        outcome = pickle.loads(worker.result_path.read_bytes())  # noqa: S301 - our own worker wrote it
+    finally:
+        worker.close()
     if isinstance(outcome, OpsrunError):
         raise outcome
     assert isinstance(outcome, DeployRun)

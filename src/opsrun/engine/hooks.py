@@ -1,0 +1,55 @@
+"""The worker's two hooks into pyinfra's internals: stop between operations when the controller asks, and
+know which operations are idempotent (pyinfra 3.10 does not keep that where the results can see it)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+STOP_ASKED = threading.Event()  # set by SIGUSR1 from the controller (worker.main installs the handler)
+
+
+def stop_between_operations() -> list[str]:  # pragma: no cover - worker side
+    """SIGUSR1 from the controller (its operator pressed Ctrl-C): finish the operation running on every host,
+    run no further one. Returns the list that collects the skipped operations' hashes."""
+    import importlib
+
+    ops_module: Any = importlib.import_module("pyinfra.api.operations")
+    skipped: list[str] = []
+    run_single = ops_module._run_single_op
+
+    def guarded(state: Any, op_hash: str) -> None:
+        if STOP_ASKED.is_set():
+            skipped.append(op_hash)
+            return
+        run_single(state, op_hash)
+
+    ops_module._run_single_op = guarded
+    return skipped
+
+
+def record_idempotency() -> dict[str, bool]:  # pragma: no cover - worker side
+    """Map op hash -> the operation's `is_idempotent` (server.shell, apt.update, ... are not).
+
+    pyinfra (3.10) does not keep the op function in state.op_meta, so the worker wraps the two
+    internals that see it during one operation call: `generate_operation_name` (gets the function) and
+    `ensure_shared_op_meta` (gets the hash). Nothing yields between them within one call. pyinfra is pinned to 3.10.
+    """
+    import importlib
+
+    op_module: Any = importlib.import_module("pyinfra.api.operation")  # the module, not the decorator of that name
+    seen: dict[str, bool] = {}
+    current: list[bool] = [True]
+    generate, ensure = op_module.generate_operation_name, op_module.ensure_shared_op_meta
+
+    def generate_operation_name(func: Any, *args: Any, **kwargs: Any) -> Any:
+        current[0] = bool(getattr(func, "is_idempotent", True))
+        return generate(func, *args, **kwargs)
+
+    def ensure_shared_op_meta(state: Any, op_hash: str, *args: Any, **kwargs: Any) -> Any:
+        seen[op_hash] = current[0]
+        return ensure(state, op_hash, *args, **kwargs)
+
+    op_module.generate_operation_name = generate_operation_name
+    op_module.ensure_shared_op_meta = ensure_shared_op_meta
+    return seen

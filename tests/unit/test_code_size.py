@@ -16,7 +16,6 @@ MAX_FUNCTION_LINES = 59  # "under 60"
 
 # Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
 LONG_MODULES = {
-    "cli.py": 602,
     "store.py": 512,
 }
 # function (module:name) -> lines today.

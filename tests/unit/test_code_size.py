@@ -15,9 +15,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 59  # "under 60"
 
 # Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
-LONG_MODULES = {
-    "store.py": 512,
-}
+LONG_MODULES: dict[str, int] = {}
 # function (module:name) -> lines today.
 LONG_FUNCTIONS = {
     "verify.py:run_suite": 110,

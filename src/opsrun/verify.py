@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import processes
-from opsrun.deadlines import DEFAULTS
+from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
@@ -151,6 +151,29 @@ def run_suite(
         time.monotonic() - started,
         ended if ended is not None else _pytest_error(returncode, results, output),
         interrupted=ended if stop is not None and stop.is_set() else None,
+    )
+
+
+def run_suite_within(
+    project: Project,
+    inventory: Inventory,
+    suite: str,
+    hosts: list[str],
+    limits: Deadlines,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: threading.Event | None = None,
+) -> VerifyRun:
+    """`run_suite` with each host's verify deadline and the connect timeout taken from `limits`."""
+    return run_suite(
+        project,
+        inventory,
+        suite,
+        hosts,
+        deadlines=limits.stage("verify", hosts),
+        concurrency=concurrency,
+        stop=stop,
+        connect_timeout=limits.connect_timeout(hosts),
     )
 
 

@@ -18,7 +18,6 @@ MAX_FUNCTION_LINES = 59  # "under 60"
 LONG_MODULES: dict[str, int] = {}
 # function (module:name) -> lines today.
 LONG_FUNCTIONS = {
-    "inventory.py:load": 66,
     "pytest_plugin.py:pytest_runtestloop": 64,
 }
 

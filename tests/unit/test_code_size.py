@@ -14,12 +14,10 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "opsrun"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 59  # "under 60"
 
-# Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
+# Still over a limit, with their size today (none at present): module -> lines.
 LONG_MODULES: dict[str, int] = {}
-# function (module:name) -> lines today.
-LONG_FUNCTIONS = {
-    "pytest_plugin.py:pytest_runtestloop": 64,
-}
+# function (module:name) -> lines.
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def modules() -> list[Path]:

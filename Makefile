@@ -51,7 +51,7 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 test: deps venv lint
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --durations=25
 
 lab-down: venv
 	$(BIN)/opsrun lab down

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -60,6 +61,67 @@ def opsrun_json(*args: str, project: Path = REPO) -> tuple[int, dict[str, Any]]:
         return proc.returncode, json.loads(proc.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"no JSON from opsrun {' '.join(args)} (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+
+
+class InBackground:
+    """`_loop` (which runs until `stop` is set) in a daemon thread for the length of a `with` block."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+class CommandLineWatch(InBackground):
+    """Every process's command line on this machine, read every 5 ms while the block runs: those holding
+    `secret` are kept in `leaks`; `sampled` counts the command lines read."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+        self.leaks: list[str] = []
+        self.sampled = 0
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue  # the process ended meanwhile
+                self.sampled += 1
+                if self.secret in args:
+                    self.leaks.append(args)
+            time.sleep(0.005)
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium, its console messages on stderr (the lines holding ":CONSOLE")."""
+    return subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def chromium_dom(html: Path) -> str:
+    """The DOM Chromium makes of `html` once its scripts ran; a console message fails the test."""
+    __tracebackhide__ = True
+    proc = chromium("--dump-dom", html.as_uri())
+    assert proc.returncode == 0 and ":CONSOLE" not in proc.stderr, proc.stderr
+    return proc.stdout
 
 
 def _free_port() -> int:

@@ -33,6 +33,10 @@ class Deadlines:
     def stage(self, stage: str, hosts: Iterable[str]) -> dict[str, float]:
         return {h: self.of(h, stage) for h in hosts}
 
+    def connect_timeout(self, hosts: Iterable[str]) -> float:
+        """One connect timeout for a set of hosts: the longest of their connect deadlines (10 s for none)."""
+        return max(self.stage("connect", hosts).values(), default=10.0)
+
 
 def _seconds(value: float, *, field: str) -> float:
     if not 0 < value <= 7 * 86400:

@@ -208,21 +208,13 @@ def run_drift(
                 hosts,
                 dry_run=True,
                 deadlines=deadlines.stage("apply", hosts),
-                connect_timeout=max(deadlines.stage("connect", hosts).values(), default=10.0),
+                connect_timeout=deadlines.connect_timeout(hosts),
                 stop=stop,
             )
             verified = None
             if deploy in project.suites():
                 verified = pool.submit(
-                    verify.run_suite,
-                    project,
-                    inv,
-                    deploy,
-                    hosts,
-                    deadlines=deadlines.stage("verify", hosts),
-                    concurrency=concurrency,
-                    stop=stop,
-                    connect_timeout=max(deadlines.stage("connect", hosts).values(), default=10.0),
+                    verify.run_suite_within, project, inv, deploy, hosts, deadlines, concurrency=concurrency, stop=stop
                 )
             plan, result = planned.result(), verified.result() if verified is not None else None
         if plan.interrupted or (result is not None and result.interrupted):

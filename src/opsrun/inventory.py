@@ -135,6 +135,22 @@ def group_data_files(project: Project, inventory_path: Path) -> list[Path]:
 
 def load(project: Project, name: str) -> Inventory:
     path = project.inventory_path(name)
+    groups = _groups(path)
+    all_hosts, all_data = groups.pop("all", ([], {}))
+    if not all_hosts:
+        for hosts, _data in groups.values():
+            all_hosts += [_name(h) for h in hosts if _name(h) not in [_name(a) for a in all_hosts]]
+    if not all_hosts:
+        raise ConfigError(path, "defines no hosts.", fix='add a group, e.g. web = ["web1", "web2"]')
+    groups.setdefault(path.stem, (list(all_hosts), {}))
+    all_data, sources = _add_group_data(group_data_files(project, path), groups, all_data)
+    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups, sources=sources)
+    inv.hosts.update(_hosts(path, groups, all_hosts, all_data))
+    return inv
+
+
+def _groups(path: Path) -> dict[str, tuple[list[HostEntry], dict[str, Any]]]:
+    """The groups an inventory file defines: each module-level list or (hosts, data) tuple not named `_...`."""
     groups: dict[str, tuple[list[HostEntry], dict[str, Any]]] = {}
     for key, value in _exec(path).items():
         if not key.startswith("_") and isinstance(value, str):
@@ -148,17 +164,16 @@ def load(project: Project, name: str) -> Inventory:
             continue
         hosts = _check_group(path, key, value)
         groups[key] = (hosts, dict(value[1]) if isinstance(value, tuple) else {})
+    return groups
 
-    all_hosts, all_data = groups.pop("all", ([], {}))
-    if not all_hosts:
-        for hosts, _data in groups.values():
-            all_hosts += [_name(h) for h in hosts if _name(h) not in [_name(a) for a in all_hosts]]
-    if not all_hosts:
-        raise ConfigError(path, "defines no hosts.", fix='add a group, e.g. web = ["web1", "web2"]')
-    groups.setdefault(path.stem, (list(all_hosts), {}))
 
+def _add_group_data(
+    files: list[Path], groups: dict[str, tuple[list[HostEntry], dict[str, Any]]], all_data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, Path]]]:
+    """Merge each group_data file's variables into its group's data (`all.py` into the global data, which is
+    returned); and which file set each key of each group."""
     sources: dict[str, dict[str, Path]] = {}
-    for gd in group_data_files(project, path):
+    for gd in files:
         attrs = _exec(gd)
         keys = attrs["__all__"] if "__all__" in attrs else [k for k in attrs if k not in _imported_names(gd)]
         data = {k: v for k, v in attrs.items() if k in keys and not k.startswith("__")}
@@ -168,8 +183,16 @@ def load(project: Project, name: str) -> Inventory:
         else:
             hosts, existing = groups.get(gd.stem, ([], {}))
             groups[gd.stem] = (hosts, {**existing, **data})
+    return all_data, sources
 
-    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups, sources=sources)
+
+def _hosts(
+    path: Path,
+    groups: dict[str, tuple[list[HostEntry], dict[str, Any]]],
+    all_hosts: list[HostEntry],
+    all_data: dict[str, Any],
+) -> dict[str, Host]:
+    """Each host with its groups and its data by precedence: host data > group data (later groups win) > all."""
     host_data: dict[str, dict[str, Any]] = {}
     host_groups: dict[str, list[str]] = {}
     for gname, (hosts, _gdata) in groups.items():
@@ -177,25 +200,30 @@ def load(project: Project, name: str) -> Inventory:
             if gname not in host_groups.setdefault(_name(entry), []):
                 host_groups[_name(entry)].append(gname)
             if isinstance(entry, tuple):
-                known = host_data.setdefault(entry[0], {})
-                clash = [k for k, v in entry[1].items() if k in known and known[k] != v]
-                if clash:
-                    raise ConfigError(
-                        path,
-                        f"host {entry[0]} is listed twice with different {clash[0]} "
-                        f"({known[clash[0]]!r} and {entry[1][clash[0]]!r}).",
-                        field=gname,
-                        fix="give a host one set of data: list it once with its data, and by name elsewhere",
-                    )
-                known.update(entry[1])
+                _add_host_data(path, gname, entry, host_data.setdefault(entry[0], {}))
     for entry in all_hosts:
         if isinstance(entry, tuple):
             host_data.setdefault(entry[0], {}).update(entry[1])
+    hosts_by_name = {}
     for entry in all_hosts:
         hname = _name(entry)
         merged = dict(all_data)
         for gname in host_groups.get(hname, []):
             merged.update(groups[gname][1])
         merged.update(host_data.get(hname, {}))
-        inv.hosts[hname] = Host(hname, tuple(host_groups.get(hname, [])), merged)
-    return inv
+        hosts_by_name[hname] = Host(hname, tuple(host_groups.get(hname, [])), merged)
+    return hosts_by_name
+
+
+def _add_host_data(path: Path, group: str, entry: tuple[str, dict[str, Any]], known: dict[str, Any]) -> None:
+    """Add a host's data as one group lists it to what other groups gave it; a value that differs is refused."""
+    clash = [k for k, v in entry[1].items() if k in known and known[k] != v]
+    if clash:
+        raise ConfigError(
+            path,
+            f"host {entry[0]} is listed twice with different {clash[0]} "
+            f"({known[clash[0]]!r} and {entry[1][clash[0]]!r}).",
+            field=group,
+            fix="give a host one set of data: list it once with its data, and by name elsewhere",
+        )
+    known.update(entry[1])

@@ -12,8 +12,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import select
+import signal
+import time
 from collections.abc import Generator
 from typing import Any
 
@@ -133,10 +137,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
-    import select
-    import signal
-    import time
-
     opts = json.loads(spec)
     results = os.environ["OPSRUN_VERIFY_RESULTS"]
     groups: dict[str | None, list[pytest.Item]] = {}
@@ -144,47 +144,63 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         groups.setdefault(_host_of(item), []).append(item)
     waiting = list(groups.items())
     running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
-
-    def end_children(signum: int, _frame: object) -> None:  # the controller stops the verification
-        for _host, pid, _deadline in running.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        os._exit(128 + signum)
-
-    signal.signal(signal.SIGTERM, end_children)
+    signal.signal(signal.SIGTERM, functools.partial(_end_children, running))
     while waiting or running:
         while waiting and len(running) < max(1, int(opts["concurrency"])):
             host, items = waiting.pop(0)
-            seconds = float(opts["deadlines"].get(host or "", 300))
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child
-                code = 0
-                try:
-                    os.setpgid(0, 0)  # its ssh processes die with it at the deadline
-                    os.environ["OPSRUN_VERIFY_RESULTS"] = f"{results}.{os.getpid()}"
-                    _run_host(session, host, items, opts["targets"].get(host or "", host or ""))
-                except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
-                    import traceback
-
-                    _record(os.environ["OPSRUN_VERIFY_RESULTS"], host, "(verify)", traceback.format_exc()[-2000:])
-                    code = 1
-                finally:
-                    os._exit(code)
-            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + seconds)
-        now = time.monotonic()
-        ready, _w, _x = select.select(list(running), [], [], max(0.0, min(d for _h, _p, d in running.values()) - now))
-        for fd in list(running):
-            host, pid, deadline = running[fd]
-            if fd in ready:
-                os.waitpid(pid, 0)
-            elif time.monotonic() >= deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                seconds = float(opts["deadlines"].get(host or "", 300))
-                _record(results, host, "(deadline)", f"timed out after {seconds:g}s in stage verify")
-            else:
-                continue
-            os.close(fd)
-            del running[fd]
+            pid = _fork_host(session, host, items, results, opts["targets"].get(host or "", host or ""))
+            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(opts, host))
+        _reap(running, results, opts)
     return True
+
+
+def _deadline(opts: dict[str, Any], host: str | None) -> float:
+    """The seconds a host's tests may take (5 minutes when the controller names none)."""
+    return float(opts["deadlines"].get(host or "", 300))
+
+
+def _end_children(running: dict[int, tuple[str | None, int, float]], signum: int, _frame: object) -> None:
+    """On SIGTERM (the controller stops the verification): kill every child with its SSH processes, exit."""
+    for _host, pid, _deadline in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    os._exit(128 + signum)
+
+
+def _fork_host(session: pytest.Session, host: str | None, items: list[pytest.Item], results: str, target: str) -> int:
+    """Fork a child that runs one host's tests, writing to a results file of its own; its pid."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.setpgid(0, 0)  # its ssh processes die with it at the deadline
+            os.environ["OPSRUN_VERIFY_RESULTS"] = f"{results}.{os.getpid()}"
+            _run_host(session, host, items, target)
+        except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
+            import traceback
+
+            _record(os.environ["OPSRUN_VERIFY_RESULTS"], host, "(verify)", traceback.format_exc()[-2000:])
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _reap(running: dict[int, tuple[str | None, int, float]], results: str, opts: dict[str, Any]) -> None:
+    """Wait until a child ends or the nearest deadline passes; collect the children that ended, kill those
+    past their deadline (one error line each) and drop both from `running`."""
+    now = time.monotonic()
+    ready, _w, _x = select.select(list(running), [], [], max(0.0, min(d for _h, _p, d in running.values()) - now))
+    for fd in list(running):
+        host, pid, deadline = running[fd]
+        if fd in ready:
+            os.waitpid(pid, 0)
+        elif time.monotonic() >= deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            _record(results, host, "(deadline)", f"timed out after {_deadline(opts, host):g}s in stage verify")
+        else:
+            continue
+        os.close(fd)
+        del running[fd]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import processes
-from opsrun.deadlines import DEFAULTS
+from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
@@ -135,66 +135,120 @@ def run_suite(
     # ControlPath sockets need a short directory (sun_path is 108 bytes)
     with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
         tmpdir = Path(tmp)
-        (tmpdir / "ssh_config").write_text(ssh_config(inventory, hosts, tmpdir, connect_timeout))
-        (tmpdir / "hostdata.json").write_text(json.dumps({h: public_data(inventory.hosts[h].data) for h in hosts}))
-        (tmpdir / "pytest.ini").write_text("[pytest]\n")  # the suite is not under the tool's own pytest settings
-        results_path = tmpdir / "results.jsonl"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(suite_dir),
-            "-c",
-            str(tmpdir / "pytest.ini"),
-            "--rootdir",
-            str(project.root),
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "opsrun.pytest_plugin",
-            "-q",
-            "--no-header",
-            "--tb=short",
-            "--color=no",
-            f"--hosts={','.join(f'ssh://{h}' for h in hosts)}",
-            f"--ssh-config={tmpdir / 'ssh_config'}",
-        ]
-        targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
-        env = {
-            **os.environ,
-            "OPSRUN_VERIFY_RESULTS": str(results_path),
-            "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
-            PARALLEL_ENV: json.dumps({"concurrency": concurrency, "deadlines": deadlines, "targets": targets}),
-        }
+        _write_pytest_inputs(tmpdir, inventory, hosts, connect_timeout)
+        env = _pytest_env(tmpdir, inventory, hosts, deadlines, concurrency)
         backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // max(1, concurrency))
-        with (tmpdir / "pytest.log").open("w+") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=project.root,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
-            )
-            ended = processes.supervise(proc, backstop=backstop, stop=stop, what="verification", gentle=None)
-            log.seek(0)
-            output = log.read()
-        records = [
-            json.loads(line) for path in sorted(tmpdir.glob("results.jsonl*")) for line in path.read_text().splitlines()
-        ]
-        closing = [  # close the shared connections now rather than after ControlPersist, all at once
-            subprocess.Popen(
-                ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for h in hosts
-        ]
-        for closer in closing:
-            closer.wait(timeout=10)
-    results = [
+        returncode, ended, output = _run_pytest(
+            _pytest_command(project, suite_dir, tmpdir, hosts), project.root, env, tmpdir, backstop, stop
+        )
+        results = _read_results(tmpdir)
+        _close_connections(tmpdir, hosts)
+    return VerifyRun(
+        inventory.name,
+        suite,
+        hosts,
+        results,
+        time.monotonic() - started,
+        ended if ended is not None else _pytest_error(returncode, results, output),
+        interrupted=ended if stop is not None and stop.is_set() else None,
+    )
+
+
+def run_suite_within(
+    project: Project,
+    inventory: Inventory,
+    suite: str,
+    hosts: list[str],
+    limits: Deadlines,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stop: threading.Event | None = None,
+) -> VerifyRun:
+    """`run_suite` with each host's verify deadline and the connect timeout taken from `limits`."""
+    return run_suite(
+        project,
+        inventory,
+        suite,
+        hosts,
+        deadlines=limits.stage("verify", hosts),
+        concurrency=concurrency,
+        stop=stop,
+        connect_timeout=limits.connect_timeout(hosts),
+    )
+
+
+def _write_pytest_inputs(tmpdir: Path, inventory: Inventory, hosts: list[str], connect_timeout: float) -> None:
+    """The ssh_config, the hosts' public data and an empty pytest.ini, written into the run's folder."""
+    (tmpdir / "ssh_config").write_text(ssh_config(inventory, hosts, tmpdir, connect_timeout))
+    (tmpdir / "hostdata.json").write_text(json.dumps({h: public_data(inventory.hosts[h].data) for h in hosts}))
+    (tmpdir / "pytest.ini").write_text("[pytest]\n")  # the suite is not under the tool's own pytest settings
+
+
+def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list[str]) -> list[str]:
+    """pytest on the suite with opsrun's plugin, against `hosts` through the run's ssh_config."""
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(suite_dir),
+        "-c",
+        str(tmpdir / "pytest.ini"),
+        "--rootdir",
+        str(project.root),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "opsrun.pytest_plugin",
+        "-q",
+        "--no-header",
+        "--tb=short",
+        "--color=no",
+        f"--hosts={','.join(f'ssh://{h}' for h in hosts)}",
+        f"--ssh-config={tmpdir / 'ssh_config'}",
+    ]
+
+
+def _pytest_env(
+    tmpdir: Path, inventory: Inventory, hosts: list[str], deadlines: dict[str, float], concurrency: int
+) -> dict[str, str]:
+    """The environment that tells opsrun.pytest_plugin where to write results, the hosts' data, and how
+    many hosts to check at once, each within which deadline, at which address."""
+    targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
+    return {
+        **os.environ,
+        "OPSRUN_VERIFY_RESULTS": str(tmpdir / "results.jsonl"),
+        "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
+        PARALLEL_ENV: json.dumps({"concurrency": concurrency, "deadlines": deadlines, "targets": targets}),
+    }
+
+
+def _run_pytest(
+    cmd: list[str], cwd: Path, env: dict[str, str], tmpdir: Path, backstop: float, stop: threading.Event | None
+) -> tuple[int | None, str | None, str]:
+    """Run pytest to its end, its backstop or `stop`: its exit code, why it was ended (None: it ended by
+    itself) and its output."""
+    with (tmpdir / "pytest.log").open("w+") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
+        )
+        ended = processes.supervise(proc, backstop=backstop, stop=stop, what="verification", gentle=None)
+        log.seek(0)
+        return proc.returncode, ended, log.read()
+
+
+def _read_results(tmpdir: Path) -> list[TestResult]:
+    """The results the plugin wrote, one JSON line a test (a file per host process)."""
+    records = [
+        json.loads(line) for path in sorted(tmpdir.glob("results.jsonl*")) for line in path.read_text().splitlines()
+    ]
+    return [
         TestResult(
             host=r["host"] or "?",
             test=_strip_host(r["test"], r["host"]),
@@ -205,20 +259,27 @@ def run_suite(
         )
         for r in records
     ]
-    error = ended
-    if error is None and (
-        proc.returncode not in (0, 1) or (proc.returncode == 1 and not any(r.outcome != "passed" for r in results))
-    ):
-        error = f"pytest exited {proc.returncode}:\n" + "\n".join(output.strip().splitlines()[-15:])
-    return VerifyRun(
-        inventory.name,
-        suite,
-        hosts,
-        results,
-        time.monotonic() - started,
-        error,
-        interrupted=ended if stop is not None and stop.is_set() else None,
-    )
+
+
+def _close_connections(tmpdir: Path, hosts: list[str]) -> None:
+    """Close the shared SSH connections now rather than after ControlPersist, all at once."""
+    closing = [
+        subprocess.Popen(
+            ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for h in hosts
+    ]
+    for closer in closing:
+        closer.wait(timeout=10)
+
+
+def _pytest_error(returncode: int | None, results: list[TestResult], output: str) -> str | None:
+    """pytest's own failure (not a failed test): an exit other than 0 and 1, or 1 with every test passed."""
+    if returncode not in (0, 1) or (returncode == 1 and not any(r.outcome != "passed" for r in results)):
+        return f"pytest exited {returncode}:\n" + "\n".join(output.strip().splitlines()[-15:])
+    return None
 
 
 def _data(inventory: Inventory, host: str, key: str, default: object) -> object:

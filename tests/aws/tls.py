@@ -8,7 +8,6 @@ import shutil
 import socket
 import ssl
 import tempfile
-import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -16,13 +15,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.conftest import InBackground
+
 
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-class TLSEndpoint:
+class TLSEndpoint(InBackground):
     def __init__(self) -> None:
+        super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="opsrun-tls-"))
         self.ca_key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -45,7 +47,6 @@ class TLSEndpoint:
         self.sock.settimeout(0.2)
         self.url = f"https://127.0.0.1:{self.sock.getsockname()[1]}/"
         self.context: ssl.SSLContext | None = None
-        self.stop = threading.Event()
 
     def serve(self, cn: str, days: float) -> None:
         """From now on, present a certificate for `cn` (and 127.0.0.1) that expires in `days` days."""
@@ -90,13 +91,7 @@ class TLSEndpoint:
             except (OSError, ssl.SSLError):
                 conn.close()
 
-    def __enter__(self) -> TLSEndpoint:
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-        return self
-
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
+        super().__exit__(*exc)
         self.sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import psycopg
 import pytest
 
 from opsrun.waiting import poll_until
-from tests.conftest import REGION, PgCluster, copy_ops
+from tests.conftest import REGION, CommandLineWatch, PgCluster, chromium_dom, copy_ops
 
 PASSWORD = "pg-" + secrets.token_hex(10)
 AWS_SECRET = "aws-" + secrets.token_hex(16)
@@ -262,14 +261,9 @@ def test_two_months_give_a_trend_the_html_renders_and_nothing_secret_leaks(proje
         "dr-test-drtest-2026-11.xml",
     ]
     html = out / "dr-test-drtest-2026-11.html"
-    dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
-         html.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert dom.returncode == 0 and ":CONSOLE" not in dom.stderr, dom.stderr
-    assert dom.stdout.count("<rect") == len(november["trend"]) >= 1
-    assert "RTO and RPO: targets against measured" in dom.stdout and "Drill log" in dom.stdout
+    dom = chromium_dom(html)
+    assert dom.count("<rect") == len(november["trend"]) >= 1
+    assert "RTO and RPO: targets against measured" in dom and "Drill log" in dom
     history = subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(ops), "dr-test", "drtest", "--history"],
         capture_output=True, text=True, check=True,
@@ -307,32 +301,11 @@ def test_no_password_in_any_process_list_while_the_drill_runs(project, pg, aws, 
     shim.write_text(PG_RESTORE_SHIM % {"python": sys.executable, "log": str(log), "real": real})
     shim.chmod(0o755)
 
-    leaks: list[str] = []
-    sampled = {"processes": 0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue  # the process ended meanwhile
-                sampled["processes"] += 1
-                if PASSWORD in args:
-                    leaks.append(args)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with CommandLineWatch(PASSWORD) as watch:
         code, doc, text = dr_test(ops, pg, aws, path=str(shim_dir))
-    finally:
-        done.set()
-        sampler.join(timeout=10)
     assert code == 0, json.dumps(doc["checks"], indent=1)
     assert by_name(doc)["postgres: restore drill"]["status"] == "PASS"
-    assert sampled["processes"] > 0 and leaks == [], leaks
+    assert watch.sampled > 0 and watch.leaks == [], watch.leaks
     [call] = [json.loads(line) for line in log.read_text().splitlines()]
     assert not [a for a in call["argv"] if PASSWORD in a], call["argv"]
     assert call["passfile_mode"] == 0o600, call

@@ -79,6 +79,47 @@ def web_tier(lab) -> None:
         assert code == 0, doc
 
 
+def wait_for_progress(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
+    """Read an opsrun child's progress lines (stderr) until one holds `text`; the lines read so far."""
+    from opsrun.waiting import poll_until
+
+    assert proc.stderr is not None
+    stderr = proc.stderr
+    seen: list[str] = []
+
+    def found() -> bool:
+        line = stderr.readline()
+        seen.append(line)
+        if not line and proc.poll() is not None:
+            raise AssertionError(f"opsrun ended before {text!r}: {''.join(seen)}")
+        return text in line
+
+    poll_until(found, timeout=timeout, interval=0, what=f"progress line {text!r}")
+    return seen
+
+
+def demo_versions(on_host, hosts: list[str]) -> dict[str, str]:
+    """The version of opsrun-demo installed on each host."""
+    return {h: on_host(h, "dpkg-query -W -f '${Version}' opsrun-demo").stdout for h in hosts}
+
+
+def install_demo_1_0(lab: Lab, on_host, hosts: list[str]) -> None:
+    """The fleet as we find it: opsrun-demo 1.0 installed on `hosts` from the repository that patching manages."""
+    from opsrun.lab import aptrepo
+    from tests.conftest import opsrun_json
+
+    aptrepo.withdraw(lab.cfg)  # another module's 1.3 would be the upgrade otherwise
+    aptrepo.publish(lab.cfg, "1.0")
+    code, doc = opsrun_json("apply", "lab", "patching")
+    assert code == 0, doc
+    for h in hosts:
+        on_host(
+            h,
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
+        )
+
+
 MONGOD_UNIT = """[Unit]
 Description=MongoDB Database Server
 After=network-online.target

@@ -11,7 +11,7 @@ import os
 import pytest
 import redis
 
-from tests.conftest import copy_ops, opsrun, opsrun_json
+from tests.conftest import CommandLineWatch, copy_ops, opsrun, opsrun_json
 from tests.lab.conftest import install_mongod
 
 pytestmark = pytest.mark.lab
@@ -99,9 +99,6 @@ def test_the_restore_drill_shows_no_password_in_any_process_list(lab_postgres, t
     """Issue 11, item 6: pg_restore got the database password in its argv. Every process's command line is
     sampled while `opsrun dr-test lab` restores the lab's nightly dump (tests/dr/test_dr.py records
     pg_restore's own argv too)."""
-    import threading
-    import time
-    from pathlib import Path
     from urllib.parse import urlsplit
 
     password = urlsplit(lab_postgres).password
@@ -111,29 +108,10 @@ def test_the_restore_drill_shows_no_password_in_any_process_list(lab_postgres, t
     (ops / "group_data" / "all.py").write_text(
         text.replace('"redis": True,', '"redis": False,').replace('"mongo": True,', '"mongo": False,')
     )
-    leaks: list[str] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                try:
-                    args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                except OSError:
-                    continue
-                if password in args:
-                    leaks.append(args)
-            time.sleep(0.005)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
+    with CommandLineWatch(password) as watch:
         proc = opsrun("dr-test", "lab", "--format", "json", project=ops)
-    finally:
-        done.set()
-        sampler.join(timeout=10)
     doc = json.loads(proc.stdout)
     checks = {f"{c['system']}: {c['name']}": c for c in doc["checks"]}
     assert checks["postgres: restore drill"]["status"] == "PASS", checks
-    assert leaks == []
+    assert watch.leaks == []
     assert password not in proc.stdout + proc.stderr

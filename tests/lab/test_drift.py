@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from opsrun.lab import hosts as lab_hosts
-from tests.conftest import REPO, copy_ops, opsrun_json
+from tests.conftest import REPO, chromium, copy_ops, opsrun_json
 
 pytestmark = pytest.mark.lab
 CONFIG_OP = "nginx configuration (validated with nginx -t)"
@@ -121,16 +121,6 @@ def test_a_stopped_host_is_unreachable_not_drift(lab, git_project):
         assert code == 1 and strict["status"] == "error"
     finally:
         lab.up(3)
-
-
-def chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def console_lines(stderr: str) -> list[str]:

@@ -20,6 +20,7 @@ from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import hosts as lab_hosts
 from opsrun.waiting import poll_until
 from tests.conftest import REPO, copy_ops
+from tests.lab.conftest import wait_for_progress
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
@@ -136,20 +137,6 @@ def wait_marker(on_host, host: str, name: str, timeout: float = 60) -> None:
     poll_until(lambda: has_marker(on_host, host, name), timeout=timeout, what=f"{name} on {host}")
 
 
-def wait_progress(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> None:
-    assert proc.stderr is not None
-    seen: list[str] = []
-
-    def found() -> bool:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"ended before {text!r}: {''.join(seen)}")
-        return text in line
-
-    poll_until(found, timeout=timeout, interval=0, what=f"progress line {text!r}")
-
-
 def in_haproxy(haproxy: HAProxy) -> dict[str, str]:
     return {h: haproxy.state(h).admin for h in HOSTS}
 
@@ -223,7 +210,7 @@ def test_haproxy_socket_gone_mid_batch_fails_that_host_and_the_summary_says_it_i
     sock = Path(haproxy.socket_path)
     proc = start(rolling_project, "apply", "lab", "fault", "--format", "json", env=env)
     try:
-        wait_progress(proc, "batch 1: web1: apply")
+        wait_for_progress(proc, "batch 1: web1: apply")
         sock.rename(sock.with_name(sock.name + ".gone"))
         out, err = proc.communicate(timeout=120)
     finally:
@@ -246,7 +233,7 @@ def test_sigkill_mid_rollout_then_the_next_apply_says_so_and_heals_the_drained_h
 ):
     env = {"OPSRUN_FAULT_HOSTS": "web1", "OPSRUN_FAULT_SLOW": "sleep 2"}
     proc = start(rolling_project, "apply", "lab", "fault", "--format", "json", env=env)
-    wait_progress(proc, "batch 1: web1: apply")
+    wait_for_progress(proc, "batch 1: web1: apply")
     proc.kill()
     proc.communicate(timeout=30)
     assert haproxy.state("web1").admin == "drain"

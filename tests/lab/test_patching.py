@@ -10,29 +10,17 @@ import pytest
 from opsrun.lab import aptrepo
 from opsrun.lab.loadgen import LoadGenerator
 from tests.conftest import opsrun_json
+from tests.lab.conftest import demo_versions, install_demo_1_0
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 
 
-def demo_versions(on_host) -> dict[str, str]:
-    return {h: on_host(h, "dpkg-query -W -f '${Version}' opsrun-demo").stdout for h in HOSTS}
-
-
 @pytest.fixture(scope="module")
 def demo_installed(lab, on_host, web_tier):
     """The fleet as we find it: opsrun-demo 1.0 installed from the repository that patching manages."""
-    aptrepo.withdraw(lab.cfg)  # another module's 1.3 would be the upgrade otherwise
-    aptrepo.publish(lab.cfg, "1.0")
-    code, doc = opsrun_json("apply", "lab", "patching")
-    assert code == 0, doc
-    for h in HOSTS:
-        on_host(
-            h,
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-            "apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
-        )
-    assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.0")
+    install_demo_1_0(lab, on_host, HOSTS)
+    assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.0")
 
 
 def test_patching_upgrades_every_host_rolling_with_no_failed_request(lab, demo_installed, on_host):
@@ -42,7 +30,7 @@ def test_patching_upgrades_every_host_rolling_with_no_failed_request(lab, demo_i
     for h in HOSTS:
         [upgrade] = [op for op in plan["hosts"][h]["operations"] if op["name"] == "Upgrade packages"]
         assert upgrade["changed"] and "dist-upgrade" in upgrade["commands"][0]
-    assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.0"), "the dry run changed a host"
+    assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.0"), "the dry run changed a host"
 
     frontend = json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"]
     with LoadGenerator(f"http://{frontend}/", threads=8, max_seconds=300) as load:
@@ -53,7 +41,7 @@ def test_patching_upgrades_every_host_rolling_with_no_failed_request(lab, demo_i
         assert doc["hosts"][h]["outcome"] == "done"
         assert {"package": "opsrun-demo", "from": "1.0", "to": "1.1"} in doc["hosts"][h]["upgrades"]
         assert doc["hosts"][h]["rebooted"] is False
-    assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.1")
+    assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.1")
     assert load.result.failures == 0, load.result.errors
     assert load.result.requests >= 2000, load.result
 
@@ -74,7 +62,7 @@ def test_a_package_that_asks_for_a_reboot_gets_one_inside_the_rollout(lab, demo_
         assert (host["outcome"], host["rebooted"], host["in_balancer"]) == ("done", True, True)
         assert host["seconds"]["reboot"] > 0
         assert on_host(h, "cat /proc/sys/kernel/random/boot_id").stdout != boot[h]
-    assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.2")
+    assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.2")
     code, verified = opsrun_json("verify", "lab", "patching")
     assert code == 0, verified  # no reboot pending any more
 
@@ -82,11 +70,11 @@ def test_a_package_that_asks_for_a_reboot_gets_one_inside_the_rollout(lab, demo_
 def test_a_held_package_is_not_upgraded_and_verify_says_it_is_held(lab, demo_installed, on_host, project_copy):
     web = project_copy / "group_data" / "web.py"
     web.write_text(web.read_text() + '\npatching_hold = ["opsrun-demo"]\n')
-    before = demo_versions(on_host)
+    before = demo_versions(on_host, HOSTS)
     aptrepo.publish(lab.cfg, "1.3")
     code, doc = opsrun_json("apply", "lab", "patching", project=project_copy)
     assert code == 0, doc
-    assert demo_versions(on_host) == before
+    assert demo_versions(on_host, HOSTS) == before
     assert all(doc["hosts"][h]["upgrades"] == [] for h in HOSTS)
     code, verified = opsrun_json("verify", "lab", "patching", project=project_copy)
     assert code == 0, verified
@@ -97,4 +85,4 @@ def test_a_held_package_is_not_upgraded_and_verify_says_it_is_held(lab, demo_ins
     code, _doc = opsrun_json("apply", "lab", "patching")  # released again: the repo's group_data holds nothing
     assert code == 0
     assert on_host("web1", "apt-mark showhold").stdout.split() == []
-    assert demo_versions(on_host) == dict.fromkeys(HOSTS, "1.3")
+    assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.3")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import threading
 import time
 import urllib.request
 
@@ -25,15 +24,12 @@ from freezegun import freeze_time
 
 from opsrun.lab import aptrepo
 from tests.aws.tls import TLSEndpoint
-from tests.conftest import REGION, opsrun, opsrun_json
+from tests.conftest import REGION, InBackground, opsrun, opsrun_json
+from tests.lab.conftest import demo_versions, install_demo_1_0
 
 pytestmark = pytest.mark.lab
 PRODUCTION, STAGING = ["web1", "web2"], ["web3"]
 WAVES = {"web1": "wave1", "web2": "wave2", "web3": "wave1"}
-
-
-def demo_versions(on_host, hosts) -> dict[str, str]:
-    return {h: on_host(h, "dpkg-query -W -f '${Version}' opsrun-demo").stdout for h in hosts}
 
 
 @pytest.fixture(scope="module")
@@ -161,23 +157,15 @@ def ops(lab, tmp_path_factory, tls):
 @pytest.fixture(scope="module")
 def demo_installed(lab, on_host, web_tier):
     """opsrun-demo 1.0 on every lab host, from the lab's repository."""
-    aptrepo.withdraw(lab.cfg)  # another module's 1.3 would be the upgrade otherwise
-    aptrepo.publish(lab.cfg, "1.0")
-    code, doc = opsrun_json("apply", "lab", "patching")
-    assert code == 0, doc
-    for h in PRODUCTION + STAGING:
-        on_host(
-            h,
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive "
-            "apt-get install -y -q --allow-downgrades opsrun-demo=1.0",
-        )
+    install_demo_1_0(lab, on_host, PRODUCTION + STAGING)
 
 
-class TargetRecorder:
+class TargetRecorder(InBackground):
     """Polls describe_target_health of a target group every 50 ms: (time, {instance id: state})."""
 
     def __init__(self, arn: str):
-        self.arn, self.seen, self.stop = arn, [], threading.Event()
+        super().__init__()
+        self.arn, self.seen = arn, []
         self.client = boto3.client("elbv2")
 
     def _loop(self) -> None:
@@ -185,15 +173,6 @@ class TargetRecorder:
             health = self.client.describe_target_health(TargetGroupArn=self.arn)["TargetHealthDescriptions"]
             self.seen.append((time.time(), {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in health}))
             self.stop.wait(0.05)
-
-    def __enter__(self) -> TargetRecorder:
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
     def out_windows(self, target: str) -> list[tuple[float, float]]:
         """Periods in which `target` was not registered (absent from the group's targets)."""

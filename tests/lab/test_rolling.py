@@ -18,6 +18,7 @@ from opsrun.lab import hosts as lab_hosts
 from opsrun.lab.loadgen import LoadGenerator
 from opsrun.waiting import poll_until
 from tests.conftest import REPO, opsrun_json
+from tests.lab.conftest import wait_for_progress
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
@@ -203,28 +204,13 @@ def _start_apply(project: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for_line(proc: subprocess.Popen[str], pattern: str, timeout: float = 120) -> list[str]:
-    """Read the child's progress lines (stderr) until one matches; the lines read so far."""
-    seen: list[str] = []
-
-    def matched() -> bool:
-        line = proc.stderr.readline()
-        seen.append(line)
-        if not line and proc.poll() is not None:
-            raise AssertionError(f"apply ended before {pattern!r}: {''.join(seen)}")
-        return bool(re.search(pattern, line))
-
-    poll_until(matched, timeout=timeout, interval=0, what=f"progress line {pattern!r}")
-    return seen
-
-
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_second_concurrent_apply_on_an_inventory_is_refused(lab, web_project, backend, request):
     project = web_project()
     state = ["--state", request.getfixturevalue("postgres_url")] if backend == "postgresql" else []
     first = _start_apply(project, *state, "apply", "lab", "pm2", "--format", "json")
     try:
-        _wait_for_line(first, r"batch 1: web1: drain")
+        wait_for_progress(first, "batch 1: web1: drain")
         second = subprocess.run(
             [sys.executable, "-m", "opsrun", "--project", str(project), *state, "apply", "lab", "pm2"],
             capture_output=True,
@@ -248,7 +234,7 @@ def test_sigint_stops_at_a_safe_point_and_resume_finishes(lab, haproxy, web_proj
     project = web_project(version="interrupted")
     proc = _start_apply(project, "apply", "lab", "pm2", "--format", "json")
     try:
-        _wait_for_line(proc, r"batch 2: web2: apply")
+        wait_for_progress(proc, "batch 2: web2: apply")
         proc.send_signal(signal.SIGINT)
     finally:
         out, err = proc.communicate(timeout=300)

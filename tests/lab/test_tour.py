@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from opsrun.lab import Lab, demo
-from tests.conftest import REPO, copy_ops
+from tests.conftest import REPO, chromium_dom, copy_ops
 
 pytestmark = pytest.mark.lab
 
@@ -43,16 +43,6 @@ def tour(tmp_path_factory) -> tuple[Path, list[demo.Done]]:
 
 def output(done: list[demo.Done], command: str) -> list[str]:
     return [d.output for d in done if d.step.command == command]
-
-
-def chromium_dom(html: Path) -> str:
-    proc = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
-         html.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0 and ":CONSOLE" not in proc.stderr, proc.stderr
-    return proc.stdout
 
 
 def test_the_patch_rolls_host_by_host_under_load_with_no_failed_request(tour):

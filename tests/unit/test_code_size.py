@@ -14,18 +14,10 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "opsrun"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 59  # "under 60"
 
-# Not split yet (issue 13 left them; each is one job, but long): module -> lines today.
-LONG_MODULES = {
-    "cli.py": 602,
-    "store.py": 512,
-}
-# function (module:name) -> lines today.
-LONG_FUNCTIONS = {
-    "verify.py:run_suite": 110,
-    "reports/model.py:_dr": 77,
-    "inventory.py:load": 66,
-    "pytest_plugin.py:pytest_runtestloop": 64,
-}
+# Still over a limit, with their size today (none at present): module -> lines.
+LONG_MODULES: dict[str, int] = {}
+# function (module:name) -> lines.
+LONG_FUNCTIONS: dict[str, int] = {}
 
 
 def modules() -> list[Path]:

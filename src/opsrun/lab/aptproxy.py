@@ -12,49 +12,22 @@ Run: python -m opsrun.lab.aptproxy --listen ADDR:PORT --cache DIR
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from opsrun.lab.image import machine_sources, source_uris
+from opsrun.lab.serving import LoggedHandler, Upstream, address, arguments, serve
 
 PASS_HEADERS = ("Content-Type", "Content-Length", "Last-Modified", "ETag", "Date")
 FORWARD_HEADERS = ("If-Modified-Since", "If-None-Match", "Range", "If-Range", "Cache-Control")
 CHUNK = 1 << 16
-
-
-class Upstream(threading.local):
-    """Keep-alive connections to the archive hosts, one set per server thread."""
-
-    def __init__(self) -> None:
-        self.conns: dict[tuple[str, str], http.client.HTTPConnection] = {}
-
-    def request(
-        self, scheme: str, netloc: str, path: str, headers: dict[str, str], method: str = "GET"
-    ) -> http.client.HTTPResponse:
-        last: Exception | None = None
-        for _attempt in range(3):
-            conn = self.conns.get((scheme, netloc))
-            if conn is None:
-                cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-                conn = self.conns[(scheme, netloc)] = cls(netloc, timeout=30)
-            try:
-                conn.request(method, path, headers=headers)
-                return conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:  # stale keep-alive or a stalled connect
-                last = exc
-                conn.close()
-                del self.conns[(scheme, netloc)]
-        assert last is not None
-        raise last
 
 
 class AptProxy(ThreadingHTTPServer):
@@ -67,17 +40,14 @@ class AptProxy(ThreadingHTTPServer):
         self.upstream = Upstream()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoggedHandler):
     server: AptProxy
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
-
-    def do_HEAD(self) -> None:
+    def do_HEAD(self) -> None:  # noqa: N802 - the name http.server calls
         self._serve(head=True)
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         self._serve(head=False)
 
     def _serve(self, head: bool) -> None:
@@ -143,18 +113,11 @@ def allowed_hosts() -> set[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="opsrun-lab-aptproxy")
-    parser.add_argument("--listen", required=True, help="ADDR:PORT")
-    parser.add_argument("--cache", required=True, type=Path)
-    parser.add_argument("--pidfile", type=Path, help="write the process id here once listening")
-    args = parser.parse_args(argv)
-    addr, port = args.listen.rsplit(":", 1)
+    args = arguments("opsrun-lab-aptproxy", "--cache").parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
-    server = AptProxy((addr, int(port)), args.cache, allowed_hosts())
+    server = AptProxy(address(args.listen), args.cache, allowed_hosts())
     print(f"apt proxy on {args.listen} for {sorted(server.allowed)}", file=sys.stderr, flush=True)
-    if args.pidfile:
-        args.pidfile.write_text(f"{os.getpid()}\n")
-    server.serve_forever()
+    serve(server, args.pidfile)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ Run: python -m opsrun.lab.npmmirror --listen ADDR:PORT --cache DIR [--upstream U
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -19,10 +18,10 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-from opsrun.lab.aptproxy import Upstream
+from opsrun.lab.serving import LoggedHandler, Upstream, address, arguments, serve
 
 DOC_TTL = 600.0
 
@@ -39,14 +38,11 @@ class NpmMirror(ThreadingHTTPServer):
         self.upstream = Upstream()
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(LoggedHandler):
     server: NpmMirror
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
-
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
         accept = self.headers.get("Accept", "*/*")
         tarball = "/-/" in self.path and self.path.endswith(".tgz")
         key = hashlib.sha256(f"{self.path}\0{'' if tarball else accept}".encode()).hexdigest()
@@ -100,19 +96,13 @@ def machine_registry() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="opsrun-lab-npmmirror")
-    parser.add_argument("--listen", required=True, help="ADDR:PORT")
-    parser.add_argument("--cache", required=True, type=Path)
-    parser.add_argument("--pidfile", type=Path, help="write the process id here once listening")
+    parser = arguments("opsrun-lab-npmmirror", "--cache")
     parser.add_argument("--upstream", default=None)
     args = parser.parse_args(argv)
-    addr, port = args.listen.rsplit(":", 1)
     args.cache.mkdir(parents=True, exist_ok=True)
-    server = NpmMirror((addr, int(port)), args.cache, args.upstream or machine_registry())
+    server = NpmMirror(address(args.listen), args.cache, args.upstream or machine_registry())
     print(f"npm mirror on {args.listen}", file=sys.stderr, flush=True)
-    if args.pidfile:
-        args.pidfile.write_text(f"{os.getpid()}\n")
-    server.serve_forever()
+    serve(server, args.pidfile)
 
 
 if __name__ == "__main__":

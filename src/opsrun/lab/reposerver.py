@@ -5,31 +5,21 @@ Run: python -m opsrun.lab.reposerver --listen ADDR:PORT --dir DIR [--pidfile FIL
 
 from __future__ import annotations
 
-import argparse
 import functools
-import os
-import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+
+from opsrun.lab.serving import LoggedHandler, address, arguments, serve
 
 
-class Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+class Quiet(LoggedHandler, SimpleHTTPRequestHandler):
+    """The repository's files, each request one line on stderr."""
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="opsrun-lab-reposerver")
-    parser.add_argument("--listen", required=True, help="ADDR:PORT")
-    parser.add_argument("--dir", required=True, type=Path)
-    parser.add_argument("--pidfile", type=Path)
-    args = parser.parse_args(argv)
-    addr, port = args.listen.rsplit(":", 1)
+    args = arguments("opsrun-lab-reposerver", "--dir").parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    server = ThreadingHTTPServer((addr, int(port)), functools.partial(Quiet, directory=str(args.dir)))
-    if args.pidfile:
-        args.pidfile.write_text(f"{os.getpid()}\n")
-    server.serve_forever()
+    server = ThreadingHTTPServer(address(args.listen), functools.partial(Quiet, directory=str(args.dir)))
+    serve(server, args.pidfile)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,18 @@ def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = Non
     return report
 
 
+def _report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report:
+    """A report whose status and inventory are the document's, generated now."""
+    return Report(
+        kind=kind,
+        title=title,
+        status=doc.get("status", ""),
+        inventory=doc.get("inventory", ""),
+        generated=_now(),
+        **rest,
+    )
+
+
 def _host_notes(host: str, h: dict[str, Any]) -> list[str]:
     """What an apply did to a host beside its operations: packages upgraded, a reboot, a note."""
     notes = [f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}" for up in h.get("upgrades", [])]
@@ -153,12 +165,10 @@ def _apply(doc: dict[str, Any]) -> Report:
         "seconds": doc.get("seconds", 0),
     }
     what = "dry run" if dry else ("rolling apply" if doc.get("kind") == "rollout" else "apply")
-    return Report(
+    return _report(
+        doc,
         kind="apply",
         title=f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
-        status=doc.get("status", ""),
-        inventory=doc.get("inventory", ""),
-        generated=_now(),
         summary=summary,
         hosts=hosts,
         items=items,
@@ -191,12 +201,10 @@ def _verify(doc: dict[str, Any]) -> Report:
         "seconds": doc.get("seconds", 0),
     }
     notes = [f"error: {doc['error']}"] if doc.get("error") else []
-    return Report(
+    return _report(
+        doc,
         kind="verify",
         title=f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
-        status=doc.get("status", ""),
-        inventory=doc.get("inventory", ""),
-        generated=_now(),
         summary=summary,
         hosts=list(doc.get("hosts", {})),
         items=items,
@@ -240,12 +248,10 @@ def _drift(doc: dict[str, Any]) -> Report:
     notes = [f"unreachable (not drift): {host}: {why}" for host, why in unreachable.items()]
     notes += [f"resolved: {r['host']} {r['deploy']} {r['operation']}" for r in doc.get("resolved", [])]
     hosts = doc.get("hosts_checked") or sorted({i.host for i in items})
-    return Report(
+    return _report(
+        doc,
         kind="drift",
         title=f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
-        status=doc.get("status", ""),
-        inventory=doc.get("inventory", ""),
-        generated=_now(),
         summary=summary,
         hosts=list(hosts),
         items=items,
@@ -261,7 +267,34 @@ def _seconds(value: float | None) -> str:
 def _dr(doc: dict[str, Any]) -> Report:
     """The monthly DR test: targets against measured values first, then each check with its evidence
     (sections are systems), the drill log, issues and action items, the next test date, the trend."""
-    items = [
+    items = _dr_checks(doc)
+    summary: dict[str, int | str] = {**doc.get("summary", {}), "next test": doc.get("next_test", "")}
+    notes = [
+        f"environment {doc.get('inventory')}, month {doc.get('month')}",
+        f"started {doc.get('started')} by {doc.get('who')}",
+        f"opsrun {doc.get('opsrun_version')}, ops repository revision {doc.get('revision') or 'unknown'}",
+    ]
+    report = _report(
+        doc,
+        kind="dr-test",
+        title=f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
+        summary=summary,
+        hosts=sorted({i.host for i in items}, key=[i.host for i in items].index),
+        items=items,
+        notes=notes,
+        first_line=doc.get("first_line", ""),
+        trend_label="Failed checks per month",
+        tables=_dr_tables(doc),
+        log=list(doc.get("drill_log", [])),
+        section_label="system",
+    )
+    report.trend = [(t["month"], int(t["failed"])) for t in doc.get("trend", [])]
+    return report
+
+
+def _dr_checks(doc: dict[str, Any]) -> list[Item]:
+    """Each DR check with its evidence and where it came from, under its system."""
+    return [
         Item(
             c["system"],
             c["name"],
@@ -272,7 +305,10 @@ def _dr(doc: dict[str, Any]) -> Report:
         )
         for c in doc.get("checks", [])
     ]
-    systems = doc.get("systems", [])
+
+
+def _dr_tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """RTO and RPO targets against measured values, issues, action items and (when there is one) the trend."""
     targets = [
         [
             s["system"],
@@ -282,56 +318,23 @@ def _dr(doc: dict[str, Any]) -> Report:
             _seconds(s["rpo_seconds"]),
             s["result"],
         ]
-        for s in systems
+        for s in doc.get("systems", [])
     ]
     issues = [[i["severity"], i["issue"]] for i in doc.get("issues", [])]
+    actions = [[str(n + 1), a] for n, a in enumerate(doc.get("action_items", []))]
     tables = [
         (
             "RTO and RPO: targets against measured",
             ["system", "RTO target", "RTO", "RPO target", "RPO", "result"],
             targets,
-        )
+        ),
+        ("Issues found", ["severity", "issue"], issues or [["-", "none"]]),
+        ("Action items", ["#", "action"], actions or [["-", "none"]]),
     ]
-    tables.append(("Issues found", ["severity", "issue"], issues or [["-", "none"]]))
-    tables.append(
-        (
-            "Action items",
-            ["#", "action"],
-            [[str(n + 1), a] for n, a in enumerate(doc.get("action_items", []))] or [["-", "none"]],
-        )
-    )
     if doc.get("trend"):
-        tables.append(
-            (
-                "Trend",
-                ["month", "status", "failed checks", "worst RTO", "worst RPO"],
-                [
-                    [t["month"], t["status"], str(t["failed"]), _seconds(t.get("rto")), _seconds(t.get("rpo"))]
-                    for t in doc["trend"]
-                ],
-            )
-        )
-    summary: dict[str, int | str] = {**doc.get("summary", {}), "next test": doc.get("next_test", "")}
-    notes = [
-        f"environment {doc.get('inventory')}, month {doc.get('month')}",
-        f"started {doc.get('started')} by {doc.get('who')}",
-        f"opsrun {doc.get('opsrun_version')}, ops repository revision {doc.get('revision') or 'unknown'}",
-    ]
-    report = Report(
-        kind="dr-test",
-        title=f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
-        status=doc.get("status", ""),
-        inventory=doc.get("inventory", ""),
-        generated=_now(),
-        summary=summary,
-        hosts=sorted({i.host for i in items}, key=[i.host for i in items].index),
-        items=items,
-        notes=notes,
-        first_line=doc.get("first_line", ""),
-        trend_label="Failed checks per month",
-        tables=tables,
-        log=list(doc.get("drill_log", [])),
-        section_label="system",
-    )
-    report.trend = [(t["month"], int(t["failed"])) for t in doc.get("trend", [])]
-    return report
+        trend = [
+            [t["month"], t["status"], str(t["failed"]), _seconds(t.get("rto")), _seconds(t.get("rpo"))]
+            for t in doc["trend"]
+        ]
+        tables.append(("Trend", ["month", "status", "failed checks", "worst RTO", "worst RPO"], trend))
+    return tables

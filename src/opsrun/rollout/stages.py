@@ -22,22 +22,22 @@ Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage s
 
 
 def _connect(project: Project, inv: Inventory, hosts: list[str], *, deadlines: Deadlines) -> dict[str, str | None]:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
-    return engine.check_connect(project, inv, hosts, connect_timeout=timeout).errors
+    return engine.check_connect(project, inv, hosts, connect_timeout=deadlines.connect_timeout(hosts)).errors
 
 
 def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, deadlines: Deadlines) -> DeployRun:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
     return engine.run_deploy(
-        project, inv, deploy, hosts, deadlines=deadlines.stage("apply", hosts), connect_timeout=timeout
+        project,
+        inv,
+        deploy,
+        hosts,
+        deadlines=deadlines.stage("apply", hosts),
+        connect_timeout=deadlines.connect_timeout(hosts),
     )
 
 
 def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines) -> VerifyRun:
-    timeout = max((deadlines.of(h, "connect") for h in hosts), default=10.0)
-    return verify_module.run_suite(
-        project, inv, suite, hosts, deadlines=deadlines.stage("verify", hosts), connect_timeout=timeout
-    )
+    return verify_module.run_suite_within(project, inv, suite, hosts, deadlines)
 
 
 def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:

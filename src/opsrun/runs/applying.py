@@ -78,7 +78,7 @@ def apply(
             executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
             if on_plan is not None and not dry_run:
                 on_plan(plan)
-        connect = max(limits.stage("connect", hosts).values(), default=10.0)
+        connect = limits.connect_timeout(hosts)
         run = _Run(project, inv, deploy, hosts, plan, executor, limits, connect, stop, notice)
         if store is None:
             planned = _dry_run(run)

@@ -196,14 +196,5 @@ def verify_suite(
     hosts = inv.select(limit)
     settings.check_hosts(inv, hosts)
     limits = deadlines.load(inv, hosts, deadline_overrides)
-    run = verify.run_suite(
-        project,
-        inv,
-        suite,
-        hosts,
-        deadlines=limits.stage("verify", hosts),
-        concurrency=concurrency,
-        stop=stop,
-        connect_timeout=max(limits.stage("connect", hosts).values(), default=10.0),
-    )
+    run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
     return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))

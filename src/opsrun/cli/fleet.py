@@ -1,0 +1,253 @@
+"""The commands that work on an inventory's hosts: apply, verify, drift and dr-test."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from opsrun import deadlines, runs
+from opsrun import history as history_module
+from opsrun.cli.options import CHECKING, DEADLINE, LIMIT, OUT, REPORTED, pass_project, state_url
+from opsrun.cli.output import echo, finish, show, writable_out
+from opsrun.project import Project
+from opsrun.reports import as_text, render_report, write_reports
+from opsrun.results import RolloutRun
+
+
+def _size_list(value: str | None) -> Any:
+    """--serial 1 | 25% | 1,50%,100%  ->  1 | "25%" | [1, "50%", "100%"] (checked by the planner)."""
+    if value is None:
+        return None
+    parts: list[Any] = [int(p) if p.strip().isdigit() else p.strip() for p in value.split(",")]
+    return parts if len(parts) > 1 else parts[0]
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the rollout to stop at its next safe point instead of killing it mid-batch."""
+
+    def handler(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            echo(
+                f"\n{signal.Signals(signum).name}: stopping at the next safe point "
+                "(an apply finishes its current operation or batch; a dry run or a check stops now)",
+                err=True,
+            )
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
+    """Around a run on hosts: --out checked first, then the event that SIGINT/SIGTERM set to stop the run."""
+    writable_out(out)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        yield stop
+
+
+@click.command()
+@click.argument("inventory")
+@click.argument("deploy")
+@LIMIT
+@click.option("--dry-run", is_flag=True, help="Change nothing; report what would change on each host.")
+@click.option("--serial", metavar="N|N%|LIST", help="Batch sizes, overriding group_data: 1, 25%, or 1,50%,100%.")
+@click.option("--max-fail", metavar="N|N%", help="Failure budget for the rollout, overriding group_data.")
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    type=int,
+    help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
+)
+@DEADLINE
+@REPORTED
+@pass_project
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    project: Project,
+    inventory: str,
+    deploy: str,
+    limit: str | None,
+    dry_run: bool,
+    serial: str | None,
+    max_fail: str | None,
+    resume: int | None,
+    deadline: tuple[str, ...],
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
+    load balancer when group_data gives a rolling policy or a balancer)."""
+    progress = as_text.RolloutProgress(Console(stderr=True))
+    with _touching_hosts(out) as stop, progress:
+        run, saved = runs.apply(
+            project,
+            inventory,
+            deploy,
+            limit=limit,
+            dry_run=dry_run,
+            serial=_size_list(serial),
+            max_fail=_size_list(max_fail),
+            resume=resume,
+            state_url=state_url(ctx),
+            events=progress,
+            on_plan=progress.plan,
+            on_notice=lambda message: echo(f"note: {message}", err=True),
+            stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
+        )
+    if isinstance(run, RolloutRun):
+        show(run, saved, fmt, as_text.rollout_run, out)
+    else:
+        show(run, saved, fmt, as_text.deploy_run, out)
+
+
+@click.command()
+@click.argument("inventory")
+@click.argument("suite")
+@LIMIT
+@CHECKING
+@pass_project
+def verify(
+    project: Project,
+    inventory: str,
+    suite: str,
+    limit: str | None,
+    deadline: tuple[str, ...],
+    concurrency: int,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
+    with _touching_hosts(out) as stop:
+        run, saved = runs.verify_suite(
+            project,
+            inventory,
+            suite,
+            limit=limit,
+            stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
+            concurrency=concurrency,
+        )
+    show(run, saved, fmt, as_text.verify_run, out)
+
+
+@click.command()
+@click.argument("inventory")
+@click.argument("deploys", nargs=-1)
+@LIMIT
+@click.option(
+    "--fail-on-unreachable", is_flag=True, help="Exit 1 when a host cannot be reached (default: listed only)."
+)
+@click.option(
+    "--notify",
+    "notify_targets",
+    multiple=True,
+    metavar="sns:ARN|webhook:URL",
+    help="Tell this target when the drift status changed since the last run (repeatable).",
+)
+@click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change of status.")
+@CHECKING
+@pass_project
+@click.pass_context
+def drift(
+    ctx: click.Context,
+    project: Project,
+    inventory: str,
+    deploys: tuple[str, ...],
+    limit: str | None,
+    fail_on_unreachable: bool,
+    notify_targets: tuple[str, ...],
+    notify_always: bool,
+    deadline: tuple[str, ...],
+    concurrency: int,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Report, host by host, what differs from the desired state: dry-run each deploy (every deploy with
+    settings for the hosts when none are named) and run its verify suite. Changes nothing.
+    Exit 0 clean (or partial: some hosts unreachable, listed), 3 drift found, 1 error (a deploy or suite
+    error on a host, or no host checked), 130 interrupted."""
+    with _touching_hosts(out) as stop:
+        run, saved = runs.drift(
+            project,
+            inventory,
+            list(deploys),
+            limit=limit,
+            fail_on_unreachable=fail_on_unreachable,
+            state_url=state_url(ctx),
+            notify_targets=notify_targets,
+            notify_always=notify_always,
+            stop=stop,
+            deadline_overrides=deadlines.parse_overrides(deadline),
+            concurrency=concurrency,
+        )
+    show(run, saved, fmt, as_text.drift_run, out)
+
+
+@click.command("dr-test")
+@click.argument("inventory")
+@click.option("--month", metavar="YYYY-MM", help="The month the report is for (default: this month).")
+@click.option("--drill", is_flag=True, help="Also run the drills: failovers and stepdowns, timed against the RTO.")
+@click.option("--history", "show_history", is_flag=True, help="List the past DR tests of the inventory and exit.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "md", "html"]),
+    default="text",
+    show_default=True,
+    help="What goes to stdout: text (the Markdown report), json, md or html.",
+)
+@OUT
+@pass_project
+@click.pass_context
+def dr_test(
+    ctx: click.Context,
+    project: Project,
+    inventory: str,
+    month: str | None,
+    drill: bool,
+    show_history: bool,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Run the DR checks (and with --drill the drills) of group_data `dr` and write the month's report:
+    RTO/RPO targets against measured values, evidence, drill log, issues, next test date, trend.
+    Exit 0 all passed, 1 a check failed or a drill left a system degraded."""
+    state = state_url(ctx)
+    if show_history:
+        _show_dr_tests(history_module.dr_tests(project, state, inventory), fmt)
+        return
+    writable_out(out)
+    run, saved = runs.dr_test(project, inventory, month=month, drill=drill, state_url=state)
+    written = write_reports(run, out) if out is not None else []
+    echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)
+    if fmt == "text":
+        echo(f"result: {saved}")
+        for path in written:
+            echo(f"report: {path}")
+    finish(run.exit_code)
+
+
+def _show_dr_tests(rows: list[dict[str, Any]], fmt: str) -> None:
+    """`dr-test --history`: one line a month, or one JSON document."""
+    if fmt == "json":
+        echo(json.dumps({"dr_tests": rows}, indent=2))
+        return
+    for r in rows:
+        echo(f"{r['month']}  {r['status']:7}  failed checks {r['failed']}  run {r['run_id']}")

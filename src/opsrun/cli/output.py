@@ -1,0 +1,80 @@
+"""What the commands print: every line with secrets masked, a run as text or as a report, and the exit."""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO, TypeVar, cast
+
+import click
+from rich.console import Console
+
+from opsrun.errors import ConfigError
+from opsrun.reports import render_report, write_reports
+from opsrun.secrets import redact
+
+R = TypeVar("R", bound=Any)
+
+
+class _Redacted(io.TextIOBase):
+    """stdout with secret values masked (see opsrun.secrets)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+def console() -> Console:
+    return Console(file=cast(TextIO, _Redacted(sys.stdout)), stderr=False, highlight=False, soft_wrap=False)
+
+
+def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """click.echo with secrets masked: every line opsrun prints goes through here or through _Redacted."""
+    click.echo(redact(text), err=err, nl=nl)
+
+
+def finish(code: int) -> None:
+    sys.exit(code)
+
+
+def show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None], out: Path | None = None) -> None:
+    """Print a run as text or as a report (json, md, html, junit), write the report files to `out` when
+    asked, and exit with the run's code. Reports are written only for a finished run, each atomically."""
+    written = write_reports(run, out) if out is not None else []
+    if fmt == "text":
+        as_text_fn(run, console())
+        echo(f"result: {saved}")
+        for path in written:
+            echo(f"report: {path}")
+    else:
+        echo(render_report(run, fmt), nl=False)
+    for error in getattr(run, "notify_errors", []):
+        echo(f"error: {error}", err=True)
+    finish(run.exit_code)
+
+
+def writable_out(out: Path | None) -> None:
+    """--out is checked before any host is touched: a report that cannot be written fails now, not after."""
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".opsrun-write-test-{time.monotonic_ns()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            out, f"cannot write reports here: {exc.strerror or exc}.", field="--out", fix="use a writable folder"
+        ) from None

@@ -1,0 +1,89 @@
+"""Run history, findings and inventory locks: SQLite at .opsrun/state.db by default, PostgreSQL from a URL.
+
+One schema for both (opsrun.store.database). A run is recorded when it starts (who, where, when, the ops
+repo's git revision, inventory, deploy, plan) and completed when it ends (status, each host's outcome, stage
+durations, the whole result document): opsrun.store.runs. Drift findings keep the day they were first seen
+(opsrun.store.findings). A lock per inventory keeps two applies off one inventory (opsrun.store.locks).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from opsrun.errors import ConfigError
+from opsrun.secrets import register_url, safe_url
+from opsrun.store.findings import Findings
+from opsrun.store.locks import Locks
+from opsrun.store.runs import RunRecords, RunRow, git_revision
+
+__all__ = ["RunRow", "Store", "git_revision", "open_store"]
+
+
+class Store(RunRecords, Findings, Locks):
+    """Runs, findings and locks on one connection: SQLite or PostgreSQL."""
+
+
+def open_store(state_dir: Path, url: str | None = None) -> Store:
+    """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://... The URL is a secret (its
+    password, its query): it is shown as `safe_url` gives it, and masked wherever else it appears."""
+    if url:
+        register_url(url)
+    if url and url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        try:
+            conn = psycopg.connect(url, connect_timeout=10)
+        except (psycopg.Error, ValueError) as exc:
+            raise ConfigError(
+                "--state",
+                f"cannot connect to PostgreSQL at {safe_url(url)} ({type(exc).__name__}).",
+                fix="check the URL (postgresql://USER@HOST:PORT/DB; the password in PGPASSWORD or ~/.pgpass) "
+                "and that the server is up",
+            ) from None
+        return Store(conn, postgres=True, where=safe_url(url))
+    return _open_sqlite(state_dir, url)
+
+
+def _open_sqlite(state_dir: Path, url: str | None) -> Store:
+    if url:
+        raise ConfigError(
+            "--state", f"unknown state store {safe_url(url)}.", fix="use postgresql://... or leave it out (SQLite)"
+        )
+    path = state_dir / "state.db"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if path.exists() and not path.is_file():
+            raise ConfigError(path, "is not a file.", fix="move it away; opsrun keeps its run history in this file")
+        sqlite = sqlite3.connect(path, timeout=30, isolation_level=None)
+        sqlite.execute("PRAGMA journal_mode=WAL")
+        return Store(_AutoTx(sqlite), postgres=False, where=str(path))
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            path,
+            f"cannot open the run history: {getattr(exc, 'strerror', None) or exc}.",
+            fix=f"make {state_dir} a writable folder, and move a damaged or foreign state.db away (a new one is made)",
+        ) from None
+
+
+class _AutoTx:
+    """sqlite3 in autocommit mode (isolation_level=None) with explicit BEGIN for the lock; commit() is a no-op
+    outside a transaction, so the Store can call it the same way as on psycopg."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.commit()
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.rollback()
+
+    def close(self) -> None:
+        self._conn.close()

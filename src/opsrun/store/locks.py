@@ -1,0 +1,100 @@
+"""Inventory locks in the state store: two applies never touch one inventory at once.
+
+- SQLite: a row in `locks` naming the holder (user, machine, pid, since), taken in an IMMEDIATE
+  transaction. A row whose process is gone on this machine is stale and taken over.
+- PostgreSQL: a session advisory lock, taken on the store's one connection and held for the whole run
+  (the server releases it when that connection ends, so also if opsrun dies), plus the same row for the
+  message that names the holder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from opsrun import processes
+from opsrun.errors import LockHeld
+from opsrun.store.database import Database, current_user, utc_now
+
+
+class Locks(Database):
+    """The lock of an inventory, held for a block; its holder named to whoever is refused."""
+
+    @contextlib.contextmanager
+    def lock(self, inventory: str, run_id: int | None = None) -> Iterator[None]:
+        """Hold the inventory's lock for the block, or raise LockHeld naming who has it."""
+        if self.postgres:
+            with self._pg_lock(inventory, run_id):
+                yield
+            return
+        self._sqlite_take(inventory, run_id)
+        try:
+            yield
+        finally:
+            self._exec(
+                "DELETE FROM locks WHERE inventory = ? AND machine = ? AND pid = ?",
+                (inventory, self.machine, os.getpid()),
+            )
+            self._commit()
+
+    def set_lock_run(self, inventory: str, run_id: int) -> None:
+        self._exec("UPDATE locks SET run_id = ? WHERE inventory = ?", (run_id, inventory))
+        self._commit()
+
+    def _holder(self, inventory: str) -> tuple[Any, ...] | None:
+        row = self._exec(
+            "SELECT who, machine, pid, since, run_id FROM locks WHERE inventory = ?", (inventory,)
+        ).fetchone()
+        return tuple(row) if row is not None else None
+
+    def _refuse(self, inventory: str, holder: tuple[Any, ...] | None) -> LockHeld:
+        if holder is None:
+            return LockHeld(f"inventory {inventory} is being applied by another opsrun; nothing was touched")
+        who, machine, pid, since, run_id = holder
+        run = f" (run {run_id})" if run_id else ""
+        return LockHeld(
+            f"inventory {inventory} is locked by {who}@{machine} pid {pid} since {since}{run}; "
+            "nothing was touched. Wait for that run, or see `opsrun history`."
+        )
+
+    def _sqlite_take(self, inventory: str, run_id: int | None) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            holder = self._holder(inventory)
+            if holder is not None:
+                _holder_who, machine, pid, _since, _run = holder
+                stale = machine == self.machine and not processes.alive(int(pid))
+                if not stale:
+                    raise self._refuse(inventory, holder)
+                self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec(
+                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+                (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
+            )
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
+    @contextlib.contextmanager
+    def _pg_lock(self, inventory: str, run_id: int | None) -> Iterator[None]:
+        key = zlib.crc32(f"opsrun:{inventory}".encode())
+        got = self._exec("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+        self._commit()
+        if not got:
+            raise self._refuse(inventory, self._holder(inventory))
+        try:
+            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec(
+                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+                (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
+            )
+            self._commit()
+            yield
+        finally:
+            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+            self._exec("SELECT pg_advisory_unlock(?)", (key,))
+            self._commit()

@@ -4,35 +4,47 @@
 VENV      ?= .venv
 PYTHON    ?= python3
 BIN       := $(VENV)/bin
-# The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. curl is used by the lab tests;
-# postgresql gives the tests a real server for the PostgreSQL state store; git records the ops revision;
-# chromium (headless) opens the HTML reports in the tests.
+# The lab: systemd-nspawn hosts, network namespaces, SSH, HAProxy in front. postgresql: the DR report's primary
+# and replica (and, in the tests, the PostgreSQL state store); git records the ops revision.
 DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
-             postgresql git chromium fonts-dejavu-core
+             postgresql git
+# Only the tests: chromium (headless) opens the HTML reports (the largest download of all: not for `make demo`).
+TEST_PKGS := chromium fonts-dejavu-core
 
 # Secrets (the deploys' secret_env, the DR checks' database URLs) come from the environment only. `make demo`
 # makes up the ones you have not exported (OPSRUN_DEMO_API_TOKEN, OPSRUN_REDIS_PASSWORD, OPSRUN_MONGO_KEYFILE,
 # OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
 # second run changes nothing: see opsrun.lab.demo.demo_env.
 
-.PHONY: deps venv demo readme-tour test lint unit lab-down clean
+.PHONY: deps test-deps venv dev demo readme-tour test lint unit lab-down clean
 
+# One `apt-get update` and one install of whatever is missing (npm: the lab's npm mirror asks this machine's npm
+# which registry to mirror).
 deps:
-	@dpkg -s $(DEB_PKGS) >/dev/null 2>&1 || { \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS); }
-	@# the lab's npm mirror asks this machine's npm which registry to mirror
-	@command -v npm >/dev/null 2>&1 || { \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm; }
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
+	@pkgs="$$(dpkg -s $(DEB_PKGS) >/dev/null 2>&1 || echo $(DEB_PKGS)) \
+	  $$(command -v npm >/dev/null 2>&1 || echo npm) \
+	  $$($(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv)"; \
+	if [ -n "$$(echo $$pkgs)" ]; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$pkgs; fi
 
+test-deps: deps
+	@dpkg -s $(TEST_PKGS) >/dev/null 2>&1 || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TEST_PKGS); }
+
+# opsrun and what it needs to run (`make demo`); `dev` adds the test and lint tools (pyproject's dev extra).
 $(BIN)/opsrun: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/opsrun
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
 venv: $(BIN)/opsrun
+
+dev: $(VENV)/.dev
 
 # The three jobs on the lab, as README.md's tour shows them: one list of commands, src/opsrun/lab/demo.py.
 # `make readme-tour` runs the same and writes each command's real output into the README.
@@ -42,15 +54,15 @@ demo: deps venv
 readme-tour: deps venv
 	$(BIN)/python -m opsrun.lab.demo --readme
 
-lint: venv
+lint: dev
 	$(BIN)/ruff check src tests deploys verify inventories group_data bench
 	$(BIN)/ruff format --check src tests deploys verify inventories group_data bench
 	$(BIN)/mypy
 
-unit: venv
+unit: dev
 	$(BIN)/pytest tests/unit
 
-test: deps venv lint
+test: test-deps dev lint
 	$(BIN)/pytest tests --durations=25
 
 lab-down: venv

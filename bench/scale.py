@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apply_nochange import OPSRUN, REPO, alternate, demo_token, nochange_commands, ops_copy, plain_copy
+from apply_nochange import ENV, OPSRUN, REPO, alternate, demo_token, nochange_commands, ops_copy, plain_copy
 from drift import drift_commands
 from lab_up import measured
 from rolling import outside_waits, prepare, roll
@@ -93,7 +93,7 @@ class Peak:
 
 def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
     """Run `cmd` once; its peak memory. Sampling costs CPU, so this run is never one of the timed ones."""
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = [0]
     done = threading.Event()
 

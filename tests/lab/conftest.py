@@ -71,11 +71,12 @@ def frontend(lab) -> str:
 @pytest.fixture(scope="session")
 def web_tier(lab) -> None:
     """The demo app under PM2, then nginx in front of it: what HAProxy balances. The app goes first: the
-    web group's rolling policy gates every batch on the app's /health."""
+    web group's rolling policy gates every batch on the app's /health. All hosts in one batch: the tests of
+    rolling are in test_rolling.py; this only sets the session's hosts up."""
     from tests.conftest import opsrun_json
 
     for deploy in ("pm2", "nginx"):
-        code, doc = opsrun_json("apply", "lab", deploy)
+        code, doc = opsrun_json("apply", "lab", deploy, "--serial", "100%")
         assert code == 0, doc
 
 

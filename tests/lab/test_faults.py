@@ -440,5 +440,5 @@ def test_the_readme_first_apply_works_on_hosts_without_the_app_or_nginx(lab, hap
         assert in_haproxy(haproxy) == dict.fromkeys(HOSTS, "ready")
     finally:
         for deploy in ("pm2", "nginx"):  # the web tier as the session had it
-            done = opsrun(REPO, "apply", "lab", deploy, "--format", "json")
+            done = opsrun(REPO, "apply", "lab", deploy, "--serial", "100%", "--format", "json")
             assert done.returncode == 0, done.stderr

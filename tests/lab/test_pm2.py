@@ -76,7 +76,7 @@ def test_an_env_change_is_a_rolling_reload_with_no_failed_request(from_nothing, 
     assert all(health[h]["pid"] != pids[h] for h in HOSTS), "the workers were not replaced"
     assert load.result.requests >= 1000, load.result
     assert load.result.failures == 0, load.result.errors
-    code, back = opsrun_json("apply", "lab", "pm2")  # the fleet as the repository says, for the tests after
+    code, back = opsrun_json("apply", "lab", "pm2", "--serial", "100%")  # the fleet as the repository says
     assert code == 0, back
 
 

@@ -41,7 +41,7 @@ class Step:
 
 STEPS = [
     Step("opsrun lab up", job="lab"),
-    Step("opsrun apply lab pm2", job="web tier"),
+    Step("opsrun apply lab pm2 --serial 100%", job="web tier"),
     Step("opsrun apply lab nginx", job="web tier"),
     Step("opsrun verify lab nginx", job="web tier"),
     Step("opsrun lab install opsrun-demo opsrun-mongod-standin", job="data tier"),

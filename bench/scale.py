@@ -255,9 +255,8 @@ def main() -> None:
         plain = plain_copy(Path(tmp))
         for n in sorted(args.sizes):
             sizes.append(measure(lab, n, plain, rolling=not args.no_rolling))
-            print(f"{n} hosts measured ({time.monotonic() - started:.0f} s so far)", flush=True)
-    print()
-    print(table(sizes), end="")
+            print(f"{n} hosts measured ({time.monotonic() - started:.0f} s so far)\n", flush=True)
+            print(table(sizes), flush=True)  # the sizes so far: a long run that stops keeps what it measured
 
 
 if __name__ == "__main__":

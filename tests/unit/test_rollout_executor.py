@@ -319,6 +319,18 @@ def test_every_stage_change_is_recorded_as_it_happens():
     ]
 
 
+def test_a_stage_is_recorded_before_it_is_announced():
+    """Whoever sees "web1: apply" on the progress (a person, a test, a kill -9) finds the store saying so."""
+    seen = []
+    ro = rollout(Script(), FakeBalancer(HOSTS))
+    ro.record = lambda h: seen.append(("record", h.name, h.stage))
+    ro.events = lambda _b, h, stage: seen.append(("event", h, stage))
+    ro.run(["web1"])
+    for i, entry in enumerate(seen):
+        if entry[0] == "event":
+            assert ("record", entry[1], entry[2]) in seen[:i], f"{entry} announced before it was recorded"
+
+
 def test_heal_puts_back_what_passes_and_keeps_out_what_does_not():
     bal = FakeBalancer(HOSTS)
     bal.admin.update(web1="drain", web2="drain")

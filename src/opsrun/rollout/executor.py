@@ -154,9 +154,8 @@ class Rollout:
         return outcome
 
     def _timed(self, stage: str, batch: int, hosts: list[str]) -> StageTimer:
-        for h in hosts:
-            self.events(batch, h, stage)
-        return StageTimer(self.result, stage, [self.result.hosts[h] for h in hosts], self.record)
+        outcomes = [self.result.hosts[h] for h in hosts]
+        return StageTimer(self.result, stage, outcomes, self.record, lambda h: self.events(batch, h.name, stage))
 
     def _fail_errored(
         self, errors: dict[str, Exception | None], stage: str, live: list[str], *, in_balancer: bool

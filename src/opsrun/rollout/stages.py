@@ -72,15 +72,24 @@ def parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Excepti
 
 
 class StageTimer:
-    def __init__(self, result: RolloutRun, stage: str, hosts: list[HostOutcome], record: Callable[[HostOutcome], None]):
+    def __init__(
+        self,
+        result: RolloutRun,
+        stage: str,
+        hosts: list[HostOutcome],
+        record: Callable[[HostOutcome], None],
+        announce: Callable[[HostOutcome], None],
+    ):
         self.result, self.stage, self.hosts = result, stage, hosts
-        self.record = record
+        self.record, self.announce = record, announce
 
     def __enter__(self) -> StageTimer:
         self.start = time.monotonic()
-        for h in self.hosts:
+        for h in self.hosts:  # recorded first: whoever sees the stage announced finds the store saying so
             h.stage = self.stage
             self.record(h)
+        for h in self.hosts:
+            self.announce(h)
         return self
 
     def __exit__(self, *exc: object) -> None:

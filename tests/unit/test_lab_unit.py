@@ -98,3 +98,11 @@ def test_interface_names_fit_ifnamsiz_and_stay_apart_up_to_the_last_address(pref
     assert LabConfig(Path("/l"), Path("/c"), prefix="opsrun-t-").veth("web1") != LabConfig(Path("/l"), Path("/c")).veth(
         "web1"
     )
+
+
+def test_the_poweroff_wait_grows_with_the_hosts_powering_off_together():
+    from opsrun.lab.hosts import poweroff_timeout
+
+    assert poweroff_timeout(1) == 30
+    assert poweroff_timeout(100) > 60  # 100 hosts on 2 cores took more than 30 s each: down must not give up
+    assert poweroff_timeout(12) < poweroff_timeout(50) < poweroff_timeout(100)

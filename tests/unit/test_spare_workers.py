@@ -80,3 +80,15 @@ def test_the_entry_knows_every_group_option_that_takes_a_value_and_the_worker_co
     with_value = {opt for p in cli.params if not getattr(p, "is_flag", False) for opt in p.opts}
     assert with_value == entry.GROUP_OPTIONS_WITH_VALUE
     assert set(cli.commands) >= entry.WORKER_COMMANDS
+
+
+def test_after_the_last_run_no_spare_is_started(stand_in):
+    spare.prestart()
+    spare.last_run()
+    worker = spare.take()
+    try:
+        assert worker.proc.poll() is None, "the worker started ahead is still the one the last run takes"
+        spare.replenish()
+        assert spare._spare is None
+    finally:
+        worker.close()

@@ -101,6 +101,14 @@ def replenish() -> None:
             _spare = start()
 
 
+def last_run() -> None:
+    """The next run is the last one (a plain apply, a dry run): no spare after it, none importing pyinfra on
+    the cores the controller needs for the results."""
+    global _wanted
+    with _lock:
+        _wanted = False
+
+
 def end(*_args: Any) -> None:
     """End the spare nobody took (at exit)."""
     global _spare, _wanted

@@ -256,7 +256,8 @@ class Lab:
         names = sorted(set(self.host_names()) | set(network.lab_namespaces(cfg)) | self._host_dirs())
         if names:
             log(f"stopping {', '.join(names)}")
-        _each(lambda n: hosts.stop(cfg, n), names)  # all at once: each only signals and polls /proc
+        wait = hosts.poweroff_timeout(len(names))
+        _each(lambda n: hosts.stop(cfg, n, wait), names)  # all at once: each only signals and polls /proc
         for name in names:
             network.remove_host_net(cfg, name)
         haproxy.stop(cfg)

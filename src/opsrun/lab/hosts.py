@@ -176,8 +176,15 @@ def start(cfg: LabConfig, base: Path, name: str) -> None:
     poll_until(lambda: supervisor_pid(cfg, name), timeout=10, what=f"the supervisor of {name} to start")
 
 
+def poweroff_timeout(at_once: int) -> float:
+    """How long a clean poweroff may take when `at_once` hosts power off together: 30 s for one, and the
+    machine's cores shared by all (100 hosts on 2 cores took more than 30 s each)."""
+    return 30.0 + 0.5 * max(0, at_once - 1)
+
+
 def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
-    """Power the host off cleanly; kill what is left of it if it does not go in time."""
+    """Power the host off cleanly; kill what is left of it if it does not go in time (`timeout`, and as long
+    again for the kill to be done with)."""
     hdir = cfg.host_dir(name)
     nspawn = _read_pid(hdir / "nspawn.pid")
     if nspawn:
@@ -194,7 +201,9 @@ def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        poll_until(lambda: not cgroup_pids(cfg, name), timeout=10, what=f"the processes of lab host {name} to exit")
+        poll_until(
+            lambda: not cgroup_pids(cfg, name), timeout=timeout, what=f"the processes of lab host {name} to exit"
+        )
     machine = cfg.machine(name)
     for leftover in (Path("/run/systemd/nspawn/propagate") / machine, Path("/run/systemd/nspawn/locks") / machine):
         if leftover.exists():

@@ -22,6 +22,7 @@ from opsrun import (
     secrets,
     settings,
 )
+from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
 from opsrun.project import Project
 from opsrun.reports import as_json
@@ -132,6 +133,7 @@ class _Run:
 
 def _dry_run(run: _Run) -> DeployRun:
     """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow."""
+    spare.last_run()
     result = engine.run_deploy(
         run.project,
         run.inv,
@@ -203,6 +205,7 @@ def _interrupt_dead_runs(
 
 def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
     """Every host at once, each holding its lease while the deploy runs."""
+    spare.last_run()
     result = replace(
         engine.run_deploy(
             run.project,

@@ -13,7 +13,11 @@ apply (untimed), then, side by side on the same hosts, medians of 5 (3 from 100 
   so each host reboots inside its batch) while 8 threads send requests through HAProxy: wall time, the share
   outside pyinfra, drain, reboot and health waits (verification and opsrun's own work), failed requests;
 - once each, untimed: the peak memory of apply, verify and drift: the summed RSS of opsrun and every process
-  under it (sampled from /proc every 0.1 s) and the largest single process (wait4's ru_maxrss).
+  under it (sampled from /proc every 0.1 s) and the largest single process (wait4's ru_maxrss);
+- once each, untimed: the CPU time of `opsrun verify` over all hosts and over web1, split into this side's
+  (opsrun, pytest, ssh: wait4's rusage) and the lab hosts' own (sshd, the checked commands: the lab's cgroup).
+  The lab's hosts run on this machine's cores, so their work competes with the controller's: all of it
+  divided by the cores is the least wall time any verification could take here, a floor for the ratio.
 
 Run by hand as root from the repository, with nothing else using the lab:
     python bench/scale.py [N ...] [--no-rolling]
@@ -38,6 +42,7 @@ from lab_up import measured
 from rolling import outside_waits, prepare, roll
 
 from opsrun.lab import Lab
+from opsrun.lab.hosts import CGROUP_ROOT
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -112,6 +117,33 @@ def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
     return Peak(peak[0] / 1024, usage.ru_maxrss / 1024)
 
 
+# ------------------------------------------------------------------------------------------ CPU
+def lab_cpu_seconds(lab: Lab) -> float:
+    """CPU time used so far by the lab's hosts (their cgroup; cgroup v2's cpu.stat, hybrid or pure)."""
+    parent = f"{lab.cfg.prefix}lab"
+    for stat in (CGROUP_ROOT / parent / "cpu.stat", CGROUP_ROOT / "unified" / parent / "cpu.stat"):
+        if stat.exists():
+            fields = dict(line.split() for line in stat.read_text().splitlines())
+            return int(fields["usage_usec"]) / 1e6
+    raise SystemExit("no cpu.stat for the lab's cgroup")
+
+
+@dataclass
+class Cpu:
+    controller: float  # opsrun and everything under it: user + system seconds
+    hosts: float  # the lab hosts' own
+
+
+def cpu_split(lab: Lab, cmd: list[str]) -> Cpu:
+    """Run `cmd` once: its CPU seconds and those of the lab's hosts meanwhile (untimed run)."""
+    before = lab_cpu_seconds(lab)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
+    return Cpu(usage.ru_utime + usage.ru_stime, lab_cpu_seconds(lab) - before)
+
+
 # ------------------------------------------------------------------------------------------ one size
 @dataclass
 class Size:
@@ -121,6 +153,7 @@ class Size:
     runs: int = 0
     rolling: dict[str, float] = field(default_factory=dict)  # wall, outside share, requests, failed
     peaks: dict[str, Peak] = field(default_factory=dict)  # apply, verify, drift
+    cpu: dict[str, Cpu] = field(default_factory=dict)  # verify, verify_one
 
 
 def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
@@ -144,6 +177,10 @@ def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
         "apply": peak_memory(nochange_commands(plain)["opsrun"]),
         "verify": peak_memory([OPSRUN, "verify", "lab", "nginx"]),
         "drift": peak_memory(drift_commands()["drift"]),
+    }
+    size.cpu = {
+        "verify": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx"]),
+        "verify_one": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx", "--limit", "web1"]),
     }
     if rolling:
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,6 +232,9 @@ def table(sizes: list[Size]) -> str:
         lambda s: _ratio(s.seconds["verify"], s.seconds["verify_one"]),
         "≤ 1.3 at 12",
     )
+    row("verify CPU, all hosts: opsrun + pytest + ssh / the lab hosts' own", lambda s: _cpu(s, "verify"))
+    row("verify CPU, web1 alone: opsrun + pytest + ssh / the lab host's own", lambda s: _cpu(s, "verify_one"))
+    row("floor of the ratio here: all hosts' CPU ÷ cores ÷ web1's wall", _floor, "reported")
     row("`opsrun drift lab nginx`", secs("drift"))
     row("`pyinfra --dry`", secs("dry"))
     row("**ratio drift / pyinfra --dry**", lambda s: _ratio(s.seconds["drift"], s.seconds["dry"]), "reported")
@@ -235,6 +275,18 @@ def _rolling(s: Size, key: str, fmt: str) -> str:
 
 def _requests(s: Size) -> str:
     return f"{s.rolling['failed']:.0f} / {s.rolling['requests']:.0f}" if s.rolling else "-"
+
+
+def _cpu(s: Size, what: str) -> str:
+    c = s.cpu.get(what)
+    return f"{c.controller:.2f} s / {c.hosts:.2f} s" if c else "-"
+
+
+def _floor(s: Size) -> str:
+    c = s.cpu.get("verify")
+    if c is None or not s.seconds.get("verify_one"):
+        return "-"
+    return f"{(c.controller + c.hosts) / (os.cpu_count() or 1) / s.seconds['verify_one']:.2f}"
 
 
 def _peak(s: Size, what: str) -> str:

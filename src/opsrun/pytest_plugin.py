@@ -4,6 +4,9 @@
   so a suite can check "as configured" without repeating the settings.
 - `inventory_data` fixture, for controller-scoped suites (opsrun.controller): {"inventory": name,
   "data": the inventory's data, "hosts": {host: data}}, secrets removed.
+- `applied_deploy` fixture: the deploy a rollout applied to this host just before this verification (None
+  when run on its own: `opsrun verify`, drift), so a suite can use what that apply refreshed (patching:
+  apt's package lists) instead of refreshing it again.
 - A passing test may carry a warning: `record_property("opsrun_warning", text)` becomes its message.
 - Results: every test's outcome is written, one JSON line each with the host it ran against, to the file
   named by OPSRUN_VERIFY_RESULTS. The host comes from testinfra's own host object, not from parsing ids.
@@ -44,6 +47,11 @@ def inventory_data() -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         data: dict[str, Any] = json.load(f)
     return data
+
+
+@pytest.fixture(scope="session")
+def applied_deploy() -> str | None:
+    return os.environ.get("OPSRUN_VERIFY_AFTER_APPLY") or None
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -29,6 +29,8 @@ from opsrun.results import TestResult, VerifyRun
 
 # JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
 PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
+# the deploy a rollout applied to these hosts just before this verification (the `applied_deploy` fixture)
+AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"
 
 _NO_HOST = Host("", (), {})
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
@@ -119,11 +121,13 @@ def run_suite(
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: threading.Event | None = None,
     connect_timeout: float = DEFAULTS["connect"],
+    after_apply: str | None = None,
 ) -> VerifyRun:
     """Run verify/SUITE/ against `hosts`: collected once, then each host's tests in a process of its own,
     `concurrency` hosts at a time, each within its deadline (host -> seconds; default 5 minutes). One
     result per host and test; a host that cannot be reached is one error line. `stop` ends it at once
-    (verification changes nothing)."""
+    (verification changes nothing). `after_apply`: the deploy a rollout applied to these hosts just before
+    (a suite may use what that apply refreshed instead of refreshing it again)."""
     suite_dir = project.suite_path(suite)
     from opsrun import controller
 
@@ -136,7 +140,7 @@ def run_suite(
     with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
         tmpdir = Path(tmp)
         _write_pytest_inputs(tmpdir, inventory, hosts, connect_timeout)
-        env = _pytest_env(tmpdir, inventory, hosts, deadlines, concurrency)
+        env = _pytest_env(tmpdir, inventory, hosts, deadlines, concurrency, after_apply=after_apply)
         backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // max(1, concurrency))
         returncode, ended, output = _run_pytest(
             _pytest_command(project, suite_dir, tmpdir, hosts), project.root, env, tmpdir, backstop, stop
@@ -163,6 +167,7 @@ def run_suite_within(
     *,
     concurrency: int = DEFAULT_CONCURRENCY,
     stop: threading.Event | None = None,
+    after_apply: str | None = None,
 ) -> VerifyRun:
     """`run_suite` with each host's verify deadline and the connect timeout taken from `limits`."""
     return run_suite(
@@ -174,6 +179,7 @@ def run_suite_within(
         concurrency=concurrency,
         stop=stop,
         connect_timeout=limits.connect_timeout(hosts),
+        after_apply=after_apply,
     )
 
 
@@ -209,13 +215,22 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
 
 
 def _pytest_env(
-    tmpdir: Path, inventory: Inventory, hosts: list[str], deadlines: dict[str, float], concurrency: int
+    tmpdir: Path,
+    inventory: Inventory,
+    hosts: list[str],
+    deadlines: dict[str, float],
+    concurrency: int,
+    *,
+    after_apply: str | None = None,
 ) -> dict[str, str]:
-    """The environment that tells opsrun.pytest_plugin where to write results, the hosts' data, and how
-    many hosts to check at once, each within which deadline, at which address."""
+    """The environment that tells opsrun.pytest_plugin where to write results, the hosts' data, how many
+    hosts to check at once, each within which deadline, at which address, and which deploy was just applied."""
     targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
+    env = {k: v for k, v in os.environ.items() if k != AFTER_APPLY_ENV}
+    if after_apply:
+        env[AFTER_APPLY_ENV] = after_apply
     return {
-        **os.environ,
+        **env,
         "OPSRUN_VERIFY_RESULTS": str(tmpdir / "results.jsonl"),
         "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "deadlines": deadlines, "targets": targets}),

@@ -77,7 +77,8 @@ class Script:
 
         return reboot
 
-    def verify(self, project, inv, suite, hosts, **_):
+    def verify(self, project, inv, suite, hosts, **kwargs):
+        self.verified_after = kwargs.get("after_apply")
         return VerifyRun(
             "prod",
             suite,
@@ -329,6 +330,16 @@ def test_a_stage_is_recorded_before_it_is_announced():
     for i, entry in enumerate(seen):
         if entry[0] == "event":
             assert ("record", entry[1], entry[2]) in seen[:i], f"{entry} announced before it was recorded"
+
+
+def test_the_batch_verification_is_told_which_deploy_was_just_applied(tmp_path):
+    """A suite may then use what the apply just refreshed (patching: apt's lists) instead of doing it again."""
+    script = Script()
+    policy = Policy(serial=(2,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify="app", reboot="never")
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    run = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(HOSTS)
+    assert run.status == "success" and script.verified_after == "app"
 
 
 def test_heal_puts_back_what_passes_and_keeps_out_what_does_not():

@@ -71,3 +71,11 @@ def test_public_data_drops_secrets_and_non_json():
 )
 def test_host_is_removed_from_test_ids(test, expected):
     assert _strip_host(test, "web1") == expected
+
+
+def test_the_suite_is_told_which_deploy_was_just_applied(tmp_path):
+    from opsrun.verify import AFTER_APPLY_ENV, _pytest_env
+
+    lab = inv()
+    assert _pytest_env(tmp_path, lab, ["web1"], {"web1": 60}, 4, after_apply="patching")[AFTER_APPLY_ENV] == "patching"
+    assert AFTER_APPLY_ENV not in _pytest_env(tmp_path, lab, ["web1"], {"web1": 60}, 4)

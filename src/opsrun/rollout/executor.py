@@ -290,7 +290,9 @@ class Rollout:
         if not self.suite or not live:
             return live
         with self._timed("verify", i, live):
-            vr = self.runners.verify(self.project, self.inv, self.suite, live, deadlines=self.deadlines)
+            vr = self.runners.verify(
+                self.project, self.inv, self.suite, live, deadlines=self.deadlines, after_apply=self.deploy
+            )
         for h in list(live):
             failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
             if vr.error or failing or not vr.for_host(h):

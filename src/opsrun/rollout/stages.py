@@ -36,8 +36,10 @@ def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, d
     )
 
 
-def _verify(project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines) -> VerifyRun:
-    return verify_module.run_suite_within(project, inv, suite, hosts, deadlines)
+def _verify(
+    project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines, after_apply: str
+) -> VerifyRun:
+    return verify_module.run_suite_within(project, inv, suite, hosts, deadlines, after_apply=after_apply)
 
 
 def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:

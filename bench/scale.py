@@ -42,7 +42,7 @@ from lab_up import measured
 from rolling import outside_waits, prepare, roll
 
 from opsrun.lab import Lab
-from opsrun.lab.hosts import CGROUP_ROOT
+from opsrun.lab.hosts import cgroup_dirs
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -120,10 +120,9 @@ def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
 # ------------------------------------------------------------------------------------------ CPU
 def lab_cpu_seconds(lab: Lab) -> float:
     """CPU time used so far by the lab's hosts (their cgroup; cgroup v2's cpu.stat, hybrid or pure)."""
-    parent = f"{lab.cfg.prefix}lab"
-    for stat in (CGROUP_ROOT / parent / "cpu.stat", CGROUP_ROOT / "unified" / parent / "cpu.stat"):
-        if stat.exists():
-            fields = dict(line.split() for line in stat.read_text().splitlines())
+    for top in cgroup_dirs(lab.cfg, ""):  # the lab's parent cgroup, as `lab down` removes it
+        if (top / "cpu.stat").exists():
+            fields = dict(line.split() for line in (top / "cpu.stat").read_text().splitlines())
             return int(fields["usage_usec"]) / 1e6
     raise SystemExit("no cpu.stat for the lab's cgroup")
 

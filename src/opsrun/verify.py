@@ -1,9 +1,10 @@
 """Run a testinfra suite (verify/SUITE/) against inventory hosts and collect results per host and test.
 
-The inventory's SSH settings become an ssh_config (one `Host` block per inventory name), so testinfra's
-`ssh` backend, which runs OpenSSH, applies the same key, known_hosts and strict host key checking as
-pyinfra, and reuses one connection per host (ControlPath). The paramiko backend is not used: it never
-checks host keys. pytest runs in a subprocess, once per verification.
+The inventory's SSH settings become an ssh_config (one `Host` block per inventory name), so OpenSSH applies
+the same key, known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote
+shell per host over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process
+per command). The paramiko backend is not used: it never checks host keys. pytest runs in a subprocess,
+once per verification.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes
+from opsrun import processes, ssh_shell
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
@@ -34,6 +35,7 @@ AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"
 
 _NO_HOST = Host("", (), {})
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
+KEX_FIRST = "^curve25519-sha256,curve25519-sha256@libssh.org"  # ahead of OpenSSH's defaults, which follow
 STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
 
 
@@ -60,6 +62,9 @@ def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path, connec
             "  ControlMaster auto",
             f"  ControlPath {control_dir}/%C",
             "  ControlPersist 30s",
+            # pyinfra's own connection (paramiko) uses curve25519; OpenSSH's first choice, the post-quantum
+            # sntrup761 hybrid, costs 0.08 s of this machine's CPU per connection (bench/ssh_connect.py)
+            f"  KexAlgorithms {KEX_FIRST}",
             "  LogLevel ERROR",
         ]
         if "ssh_user" in data:
@@ -146,7 +151,6 @@ def run_suite(
             _pytest_command(project, suite_dir, tmpdir, hosts), project.root, env, tmpdir, backstop, stop
         )
         results = _read_results(tmpdir)
-        _close_connections(tmpdir, hosts)
     return VerifyRun(
         inventory.name,
         suite,
@@ -209,7 +213,7 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
         "--no-header",
         "--tb=short",
         "--color=no",
-        f"--hosts={','.join(f'ssh://{h}' for h in hosts)}",
+        f"--hosts={','.join(f'{ssh_shell.NAME}://{h}' for h in hosts)}",
         f"--ssh-config={tmpdir / 'ssh_config'}",
     ]
 
@@ -276,20 +280,6 @@ def _read_results(tmpdir: Path) -> list[TestResult]:
     ]
 
 
-def _close_connections(tmpdir: Path, hosts: list[str]) -> None:
-    """Close the shared SSH connections now rather than after ControlPersist, all at once."""
-    closing = [
-        subprocess.Popen(
-            ["ssh", "-F", str(tmpdir / "ssh_config"), "-O", "exit", h],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for h in hosts
-    ]
-    for closer in closing:
-        closer.wait(timeout=10)
-
-
 def _pytest_error(returncode: int | None, results: list[TestResult], output: str) -> str | None:
     """pytest's own failure (not a failed test): an exit other than 0 and 1, or 1 with every test passed."""
     if returncode not in (0, 1) or (returncode == 1 and not any(r.outcome != "passed" for r in results)):
@@ -302,8 +292,8 @@ def _data(inventory: Inventory, host: str, key: str, default: object) -> object:
 
 
 def _strip_host(test: str, host: str | None) -> str:
-    """`test_file.py::test_x[ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
+    """`test_file.py::test_x[opsrun-ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
     if not host:
         return test
-    test = test.replace(f"[ssh://{host}]", "").replace(f"ssh://{host}-", "").replace(f"-ssh://{host}", "")
-    return test
+    spec = f"{ssh_shell.NAME}://{host}"
+    return test.replace(f"[{spec}]", "").replace(f"{spec}-", "").replace(f"-{spec}", "")

@@ -47,7 +47,7 @@ def reaches_host(argv: Sequence[str]) -> str | None:
         return f"runs {argv[0]}"
     if "opsrun.engine" in argv:
         return "starts the pyinfra worker (python -m opsrun.engine)"
-    if any(a.startswith("--hosts=ssh://") or a.startswith("--ssh-config") for a in argv):
+    if any(("://" in a and a.startswith("--hosts=")) or a.startswith("--ssh-config") for a in argv):
         return "runs a testinfra suite over SSH"
     return None
 

@@ -1,0 +1,168 @@
+"""A testinfra backend that runs each command in one remote shell per host, over one OpenSSH session.
+
+testinfra's `ssh` backend starts, for every command a check runs, a local `/bin/sh -c "ssh ..."`, an ssh
+client that joins the shared connection, and on the host a new session (sshd forks, sets it up and runs the
+login shell). A nginx suite runs ~17 commands: at 100 hosts that is 3,400 processes here and 1,700 sessions
+there, for commands that take a few milliseconds each. This backend starts one `ssh HOST /bin/sh` per host
+and writes each command to that shell; the shell runs it in a subshell with stdin from /dev/null and
+answers with two marker lines (one on stdout carrying the exit status, one on stderr) that end its output.
+
+What stays as it was: the connection is OpenSSH's, made from the same ssh_config (key, known_hosts, strict
+host key checking, connect timeout); a command runs under /bin/sh (`eval` of the text testinfra quoted, so a
+command with a syntax error fails alone instead of breaking the shell); an exit status of 255 from ssh itself
+raises RuntimeError, as testinfra's ssh backend does; a host's deadline kills the forked verification and its
+ssh process with it (opsrun.pytest_plugin).
+
+Registered with testinfra as the `opsrun-ssh` connection: `--hosts=opsrun-ssh://web1 --ssh-config=FILE`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import selectors
+import shlex
+import subprocess
+from typing import Any
+
+import testinfra.backend
+from testinfra.backend import base
+from testinfra.backend.ssh import SshBackend
+
+NAME = "opsrun-ssh"
+
+
+class ShellSshBackend(SshBackend):  # type: ignore[misc]
+    """testinfra's `ssh` backend with its commands sent to one remote shell instead of one ssh each."""
+
+    NAME = NAME
+
+    def __init__(self, hostspec: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(hostspec, *args, **kwargs)
+        self._shell: subprocess.Popen[bytes] | None = None
+        self._owner = 0  # the pid that started the shell: a forked child starts its own
+        self._marker = b""
+        self._count = 0
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        return self.run_ssh(self.get_command(command, *args))
+
+    def run_ssh(self, command: str) -> base.CommandResult:
+        shell = self._started()
+        self._count += 1
+        mark = b"%s-%d" % (self._marker, self._count)
+        script = (
+            f"(eval {shlex.quote(command)}) </dev/null; "
+            f"printf '\\n%s %s\\n' {mark.decode()} $?; printf '\\n%s\\n' {mark.decode()} >&2\n"
+        )
+        assert shell.stdin is not None
+        try:
+            shell.stdin.write(self.encode(script))
+            shell.stdin.flush()
+        except BrokenPipeError:
+            pass  # the shell is gone: _read reports why
+        rc, out, err = self._read(shell, mark)
+        result = self.result(rc, self.encode(command), out, err)
+        if rc == 255:  # ssh's own failure (or the command's 255): testinfra's ssh backend raises too
+            raise RuntimeError(result)
+        return result
+
+    def close(self) -> None:
+        """End the remote shell (EOF) and its ssh, or kill it if it does not end within 5 s."""
+        shell, self._shell = self._shell, None
+        if shell is None or self._owner != os.getpid():
+            return
+        with contextlib.suppress(OSError):
+            assert shell.stdin is not None
+            shell.stdin.close()
+        _ended(shell, timeout=5)
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._shell is not None and self._owner == os.getpid():
+            if self._shell.poll() is None:
+                return self._shell
+            _ended(self._shell, timeout=0)
+        self._shell = subprocess.Popen(
+            self._ssh_command(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._owner = os.getpid()
+        self._marker = b"opsrun-end-" + secrets.token_hex(8).encode()
+        return self._shell
+
+    def _ssh_command(self) -> list[str]:
+        """One session, its own (no shared ControlMaster: nothing else uses the connection)."""
+        cmd = ["ssh", "-T", "-o", "ControlMaster=no", "-o", "ControlPath=none"]
+        if self.ssh_config:
+            cmd += ["-F", self.ssh_config]
+        if self.host.user:
+            cmd += ["-o", f"User={self.host.user}"]
+        if self.host.port:
+            cmd += ["-o", f"Port={self.host.port}"]
+        if self.ssh_identity_file:
+            cmd += ["-i", self.ssh_identity_file]
+        cmd += ["-o", f"ConnectTimeout={self.timeout}", "--", self.host.name, "exec /bin/sh"]
+        return cmd
+
+    def _read(self, shell: subprocess.Popen[bytes], mark: bytes) -> tuple[int, bytes, bytes]:
+        """Read stdout and stderr together until both markers came (or ssh ended): exit status and output."""
+        assert shell.stdout is not None and shell.stderr is not None
+        out_fd, err_fd = shell.stdout.fileno(), shell.stderr.fileno()
+        out, err = bytearray(), bytearray()
+        status: int | None = None  # from stdout's "\nMARK STATUS\n"
+        err_end = b"\n" + mark + b"\n"
+        err_done = False
+        with selectors.DefaultSelector() as sel:
+            sel.register(out_fd, selectors.EVENT_READ)
+            sel.register(err_fd, selectors.EVENT_READ)
+            while sel.get_map():
+                for key, _ in sel.select():
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:  # ssh ended: the host went away or never answered
+                        sel.unregister(key.fd)
+                    elif key.fd == out_fd:
+                        out += chunk
+                        status = _status(out, mark)
+                        if status is not None:
+                            sel.unregister(out_fd)
+                    else:
+                        err += chunk
+                        err_done = err.endswith(err_end)
+                        if err_done:
+                            sel.unregister(err_fd)
+        if status is None or not err_done:  # ssh ended: its status (255 if killed)
+            self._shell = None
+            rc = _ended(shell, timeout=5)
+            return (rc if rc >= 0 else 255), bytes(out), bytes(err)
+        return status, bytes(out[: out.rindex(b"\n" + mark + b" ")]), bytes(err[: -len(err_end)])
+
+
+def _status(out: bytearray, mark: bytes) -> int | None:
+    """The exit status if `out` ends with the command's marker line "\\nMARK STATUS\\n", else None."""
+    if not out.endswith(b"\n"):
+        return None
+    start = out.rfind(b"\n" + mark + b" ", max(0, len(out) - len(mark) - 8))
+    if start < 0:
+        return None
+    digits = bytes(out[start + len(mark) + 2 : -1])
+    return int(digits) if digits.isdigit() else None
+
+
+def _ended(shell: subprocess.Popen[bytes], timeout: float) -> int:
+    """Wait for the ssh process (killed after `timeout` s), close its pipes: its exit status."""
+    try:
+        shell.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        shell.kill()
+        shell.wait()
+    for stream in (shell.stdin, shell.stdout, shell.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    return shell.returncode
+
+
+testinfra.backend.BACKENDS.setdefault(NAME, f"{__name__}.ShellSshBackend")

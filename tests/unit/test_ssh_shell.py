@@ -1,0 +1,128 @@
+"""opsrun.ssh_shell's framing: commands written to one shell, each answer cut out by its markers.
+
+The shell here is a local /bin/sh standing in for `ssh HOST /bin/sh` (the ssh part is OpenSSH's and is
+driven against the lab by tests/lab/test_verify*.py)."""
+
+import os
+import subprocess
+
+import pytest
+import testinfra
+
+from opsrun import ssh_shell
+
+
+class LocalShell(ssh_shell.ShellSshBackend):
+    def _ssh_command(self):
+        return ["/bin/sh", "-c", "exec /bin/sh"]
+
+
+@pytest.fixture
+def backend():
+    b = LocalShell("web1")
+    yield b
+    b.close()
+
+
+def test_is_registered_as_a_testinfra_connection():
+    host = testinfra.get_host("opsrun-ssh://web1", ssh_config="/nonexistent")
+    assert isinstance(host.backend, ssh_shell.ShellSshBackend)
+    assert host.backend.get_pytest_id() == "opsrun-ssh://web1"
+
+
+def test_output_exit_status_and_stderr_are_those_of_the_command(backend):
+    result = backend.run("printf 'a\\nb'; echo oops >&2; exit 3")
+    assert (result.rc, result.stdout, result.stderr) == (3, "a\nb", "oops\n")
+    assert backend.run("echo %s", "it's").stdout == "it's\n"  # arguments quoted by testinfra
+
+
+def test_commands_share_one_shell_but_not_its_state(backend):
+    first = backend.run("cd /tmp; X=1; echo $$ $PPID")
+    again = backend.run("pwd; echo ${X:-unset}")
+    assert again.stdout.split() != ["/tmp", "1"]
+    assert again.stdout.splitlines()[1] == "unset"
+    assert backend._shell is not None
+    assert str(backend._shell.pid) in first.stdout.split()  # the subshell's parent is the one shell
+
+
+def test_a_command_with_a_syntax_error_fails_alone(backend):
+    assert backend.run("echo 'unclosed").rc != 0
+    assert backend.run("if then fi").rc != 0
+    assert backend.run("echo fine").stdout == "fine\n"
+
+
+def test_commands_read_nothing_from_the_shells_input(backend):
+    result = backend.run("cat; echo read-nothing")
+    assert result.stdout == "read-nothing\n"
+    assert backend.run("echo next").stdout == "next\n"
+
+
+def test_large_output_on_both_streams_does_not_block(backend):
+    result = backend.run("head -c 300000 /dev/zero | tr '\\0' x; head -c 300000 /dev/zero | tr '\\0' y >&2")
+    assert result.stdout == "x" * 300000
+    assert result.stderr == "y" * 300000
+
+
+def test_binary_output_comes_back_as_it_was(backend):
+    result = backend.run("printf '\\377\\000\\n\\n'")
+    assert result.stdout_bytes == b"\xff\x00\n\n"
+
+
+def test_a_marker_of_another_run_in_the_output_does_not_end_it(backend):
+    backend.run("true")
+    forged = f"\n{backend._marker.decode()}-99 0\n"
+    result = backend.run("printf %s; echo after", forged)
+    assert result.stdout == forged + "after\n"
+
+
+def test_a_shell_that_dies_is_an_ssh_failure_and_the_next_command_starts_a_new_one(backend):
+    backend.run("true")
+    pid = backend._shell.pid
+    with pytest.raises(RuntimeError) as raised:  # as ssh exits 255 when the remote shell is killed
+        backend.run("kill -9 $$")
+    assert raised.value.args[0].rc == 255
+    assert backend.run("echo again").stdout == "again\n"
+    assert backend._shell.pid != pid
+
+
+def test_exit_255_raises_as_testinfras_ssh_backend_does(backend):
+    with pytest.raises(RuntimeError) as raised:
+        backend.run("exit 255")
+    assert raised.value.args[0].rc == 255
+
+
+def test_close_ends_the_shell(backend):
+    backend.run("true")
+    shell = backend._shell
+    backend.close()
+    assert shell.returncode == 0
+    assert backend._shell is None
+
+
+def test_a_forked_child_starts_its_own_shell(backend):
+    backend.run("true")
+    parent_shell = backend._shell.pid
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            out = backend.run("echo $$").stdout.strip()
+            backend.close()
+            os.write(write, out.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child_shell = os.read(read, 100).decode()
+    os.close(read)
+    assert child_shell and child_shell != str(parent_shell)
+    assert backend.run("echo $$").stdout.strip() == str(parent_shell)  # the parent's is untouched
+
+
+def test_the_ssh_command_takes_the_run_config_and_no_shared_master():
+    cmd = ssh_shell.ShellSshBackend("web1", ssh_config="/tmp/x/ssh_config", timeout=7)._ssh_command()
+    assert cmd[:2] == ["ssh", "-T"]
+    assert ["-F", "/tmp/x/ssh_config"] == cmd[cmd.index("-F") : cmd.index("-F") + 2]
+    assert "ControlPath=none" in cmd and "ConnectTimeout=7" in cmd
+    assert cmd[-3:] == ["--", "web1", "exec /bin/sh"]
+    assert subprocess.list2cmdline(cmd)  # plain argv: no local shell in between

@@ -51,18 +51,14 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
     def run_ssh(self, command: str) -> base.CommandResult:
         shell = self._started()
         self._count += 1
-        mark = b"%s-%d" % (self._marker, self._count)
-        script = (
-            f"(eval {shlex.quote(command)}) </dev/null; "
-            f"printf '\\n%s %s\\n' {mark.decode()} $?; printf '\\n%s\\n' {mark.decode()} >&2\n"
-        )
+        frame = _Frame(b"%s-%d" % (self._marker, self._count))
         assert shell.stdin is not None
         try:
-            shell.stdin.write(self.encode(script))
+            shell.stdin.write(self.encode(frame.script(command)))
             shell.stdin.flush()
         except BrokenPipeError:
             pass  # the shell is gone: _read reports why
-        rc, out, err = self._read(shell, mark)
+        rc, out, err = self._read(shell, frame)
         result = self.result(rc, self.encode(command), out, err)
         if rc == 255:  # ssh's own failure (or the command's 255): testinfra's ssh backend raises too
             raise RuntimeError(result)
@@ -104,51 +100,91 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
             cmd += ["-o", f"Port={self.host.port}"]
         if self.ssh_identity_file:
             cmd += ["-i", self.ssh_identity_file]
-        cmd += ["-o", f"ConnectTimeout={self.timeout}", "--", self.host.name, "exec /bin/sh"]
+        if not self.ssh_config:  # opsrun's ssh_config has the inventory's; ssh keeps the first value it is given
+            cmd += ["-o", f"ConnectTimeout={self.timeout}"]
+        cmd += ["--", self.host.name, "exec /bin/sh"]
         return cmd
 
-    def _read(self, shell: subprocess.Popen[bytes], mark: bytes) -> tuple[int, bytes, bytes]:
-        """Read stdout and stderr together until both markers came (or ssh ended): exit status and output."""
+    def _read(self, shell: subprocess.Popen[bytes], frame: _Frame) -> tuple[int, bytes, bytes]:
+        """Read stdout and stderr together until both end markers came (or ssh ended): exit status, output."""
         assert shell.stdout is not None and shell.stderr is not None
-        out_fd, err_fd = shell.stdout.fileno(), shell.stderr.fileno()
-        out, err = bytearray(), bytearray()
-        status: int | None = None  # from stdout's "\nMARK STATUS\n"
-        err_end = b"\n" + mark + b"\n"
-        err_done = False
+        streams = {shell.stdout.fileno(): frame.out, shell.stderr.fileno(): frame.err}
         with selectors.DefaultSelector() as sel:
-            sel.register(out_fd, selectors.EVENT_READ)
-            sel.register(err_fd, selectors.EVENT_READ)
+            for fd in streams:
+                sel.register(fd, selectors.EVENT_READ)
             while sel.get_map():
                 for key, _ in sel.select():
                     chunk = os.read(key.fd, 65536)
-                    if not chunk:  # ssh ended: the host went away or never answered
+                    if not chunk or streams[key.fd].feed(chunk):  # ssh ended, or this stream's end marker
                         sel.unregister(key.fd)
-                    elif key.fd == out_fd:
-                        out += chunk
-                        status = _status(out, mark)
-                        if status is not None:
-                            sel.unregister(out_fd)
-                    else:
-                        err += chunk
-                        err_done = err.endswith(err_end)
-                        if err_done:
-                            sel.unregister(err_fd)
-        if status is None or not err_done:  # ssh ended: its status (255 if killed)
+        if frame.status is None or not frame.err.ended:  # ssh ended: its status (255 if killed)
             self._shell = None
             rc = _ended(shell, timeout=5)
-            return (rc if rc >= 0 else 255), bytes(out), bytes(err)
-        return status, bytes(out[: out.rindex(b"\n" + mark + b" ")]), bytes(err[: -len(err_end)])
+            return (rc if rc >= 0 else 255), frame.out.text(), frame.err.text()
+        return frame.status, frame.out.text(), frame.err.text()
 
 
-def _status(out: bytearray, mark: bytes) -> int | None:
-    """The exit status if `out` ends with the command's marker line "\\nMARK STATUS\\n", else None."""
-    if not out.endswith(b"\n"):
-        return None
-    start = out.rfind(b"\n" + mark + b" ", max(0, len(out) - len(mark) - 8))
-    if start < 0:
-        return None
-    digits = bytes(out[start + len(mark) + 2 : -1])
-    return int(digits) if digits.isdigit() else None
+class _Stream:
+    """One stream of one command: what comes between its start marker line and its end marker. Output of
+    an earlier command's background process (before the start marker) or after the end marker is not
+    this command's and is dropped."""
+
+    def __init__(self, start: bytes, end: bytes):
+        self.start, self.end = start, end
+        self.data = bytearray()
+        self.begin: int | None = None  # where the command's output begins in `data`
+        self.stop: int | None = None  # where it ends
+        self.tail = b""  # what follows the end marker on its line (the exit status, on stdout)
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take a chunk; whether the end marker and the rest of its line have come."""
+        seen = len(self.data)
+        self.data += chunk
+        if self.begin is None:
+            at = self.data.find(self.start, max(0, seen - len(self.start)))
+            if at < 0:
+                return False
+            self.begin = seen = at + len(self.start)
+        at = self.data.find(self.end, max(self.begin, seen - len(self.end)))
+        if at < 0:
+            return False
+        line_end = self.data.find(b"\n", at + len(self.end))
+        if line_end < 0:
+            return False
+        self.stop, self.tail = at, bytes(self.data[at + len(self.end) : line_end])
+        return True
+
+    @property
+    def ended(self) -> bool:
+        return self.stop is not None
+
+    def text(self) -> bytes:
+        return bytes(self.data[self.begin or 0 : self.stop])
+
+
+class _Frame:
+    """The markers around one command: a line "MARK<" before it on stdout and on stderr, "MARK> STATUS" and
+    "MARK>" lines after it, each after a newline of its own (MARK: a random token per shell, the command's
+    number)."""
+
+    def __init__(self, mark: bytes):
+        self.mark = mark.decode()
+        self.out = _Stream(mark + b"<\n", b"\n" + mark + b"> ")
+        self.err = _Stream(mark + b"<\n", b"\n" + mark + b">")
+
+    def script(self, command: str) -> str:
+        m = self.mark
+        return (
+            f"printf '%s<\\n' {m}; printf '%s<\\n' {m} >&2; "
+            f"(eval {shlex.quote(command)}) </dev/null; "
+            f"printf '\\n%s> %s\\n' {m} $?; printf '\\n%s>\\n' {m} >&2\n"
+        )
+
+    @property
+    def status(self) -> int | None:
+        """The command's exit status, once its end marker came on stdout."""
+        tail = self.out.tail
+        return int(tail) if self.out.ended and tail.isdigit() else None
 
 
 def _ended(shell: subprocess.Popen[bytes], timeout: float) -> int:

@@ -5,6 +5,7 @@ driven against the lab by tests/lab/test_verify*.py)."""
 
 import os
 import subprocess
+import time
 
 import pytest
 import testinfra
@@ -70,9 +71,24 @@ def test_binary_output_comes_back_as_it_was(backend):
 
 def test_a_marker_of_another_run_in_the_output_does_not_end_it(backend):
     backend.run("true")
-    forged = f"\n{backend._marker.decode()}-99 0\n"
+    forged = f"\n{backend._marker.decode()}-99> 0\n{backend._marker.decode()}-3<\n"
     result = backend.run("printf %s; echo after", forged)
     assert result.stdout == forged + "after\n"
+
+
+def test_output_of_a_background_process_after_its_command_is_nobodys(backend):
+    first = backend.run("(sleep 0.3; echo late; echo late-err >&2) & echo first")
+    assert first.stdout == "first\n"
+    time.sleep(0.5)  # the background process writes between the two commands
+    second = backend.run("echo second")
+    assert (second.stdout, second.stderr) == ("second\n", "")
+
+
+def test_output_written_right_after_the_end_marker_does_not_hang_the_command(backend):
+    for _ in range(50):  # the end marker and a background write often arrive in one read
+        result = backend.run("(for i in 1 2 3 4 5; do echo bg; echo bg >&2; done) & echo fg")
+        assert result.rc == 0 and "fg" in result.stdout.split()  # with bg lines, when they came in its time
+    assert backend.run("echo next").stdout == "next\n"
 
 
 def test_a_shell_that_dies_is_an_ssh_failure_and_the_next_command_starts_a_new_one(backend):
@@ -123,6 +139,8 @@ def test_the_ssh_command_takes_the_run_config_and_no_shared_master():
     cmd = ssh_shell.ShellSshBackend("web1", ssh_config="/tmp/x/ssh_config", timeout=7)._ssh_command()
     assert cmd[:2] == ["ssh", "-T"]
     assert ["-F", "/tmp/x/ssh_config"] == cmd[cmd.index("-F") : cmd.index("-F") + 2]
-    assert "ControlPath=none" in cmd and "ConnectTimeout=7" in cmd
+    assert "ControlPath=none" in cmd
+    assert not any("ConnectTimeout" in arg for arg in cmd)  # the ssh_config's (the inventory's deadline) applies
+    assert "ConnectTimeout=7" in ssh_shell.ShellSshBackend("web1", timeout=7)._ssh_command()
     assert cmd[-3:] == ["--", "web1", "exec /bin/sh"]
     assert subprocess.list2cmdline(cmd)  # plain argv: no local shell in between

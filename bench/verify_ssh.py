@@ -29,7 +29,7 @@ import testinfra
 from apply_nochange import REPO, demo_token
 from scale import lab_cpu_seconds
 
-from opsrun import inventory, verify
+from opsrun import inventory, sshconfig
 from opsrun.lab import Lab
 from opsrun.project import Project
 from opsrun.ssh_shell import NAME
@@ -78,7 +78,7 @@ def main() -> None:
     rows: list[tuple[str, tuple[float, float, float]]] = []
     with tempfile.TemporaryDirectory(prefix="opsrun-b-", dir="/tmp") as tmp:
         config = Path(tmp) / "ssh_config"
-        config.write_text(verify.ssh_config(inv, hosts, Path(tmp)))
+        config.write_text(sshconfig.ssh_config(inv, hosts, Path(tmp)))
         alone = ["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o", "ControlPath=none"]
 
         def connect(extra: list[str]) -> Callable[[], None]:

@@ -37,16 +37,23 @@ def alive(pid: int) -> bool:
 
 
 def supervise(
-    proc: subprocess.Popen[Any], *, backstop: float, stop: threading.Event | None, what: str, gentle: int | None
+    proc: subprocess.Popen[Any],
+    *,
+    backstop: float,
+    stop: threading.Event | None,
+    what: str,
+    gentle: int | None,
+    ready: int | None = None,
 ) -> str | None:
-    """Wait for `proc`. None when it ended by itself; else why it was ended.
+    """Wait for `proc`, or with `ready` (a file descriptor) until that can be read (the child answers).
+    None when it ended by itself or answered; else why it was ended.
 
     On `stop`: with `gentle` (a signal the child handles at its next safe point) that signal is sent once and
     the wait goes on; without, the child is ended now. Past `backstop` seconds it is ended whatever it does."""
     deadline = time.monotonic() + backstop
     asked = False
     while True:
-        if _exited(proc, STOP_POLL):
+        if _exited(proc, STOP_POLL, ready):
             return None
         if stop is not None and stop.is_set() and not asked:
             if gentle is None:
@@ -59,24 +66,28 @@ def supervise(
             return f"timed out after {backstop:g}s: {what} no longer answered and was ended"
 
 
-def _exited(proc: subprocess.Popen[Any], timeout: float) -> bool:
-    """Wait up to `timeout` for `proc` to end; whether it did (and was reaped). Woken by its pidfd the moment
-    it ends (proc.wait(timeout) polls with sleeps of up to 50 ms)."""
+def _exited(proc: subprocess.Popen[Any], timeout: float, ready: int | None = None) -> bool:
+    """Wait up to `timeout` for `proc` to end or `ready` to be readable; whether either happened (an ended
+    `proc` is reaped). Woken by its pidfd the moment it ends (proc.wait(timeout) polls with sleeps of up
+    to 50 ms)."""
     if proc.poll() is not None:
         return True
+    watched = [] if ready is None else [ready]
     try:
         pidfd = os.pidfd_open(proc.pid)
     except OSError:  # gone already, or no pidfd here
+        if watched and select.select(watched, [], [], 0)[0]:
+            return True
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return False
         return True
     try:
-        select.select([pidfd], [], [], timeout)
+        readable, _w, _x = select.select([pidfd, *watched], [], [], timeout)
     finally:
         os.close(pidfd)
-    return proc.poll() is not None
+    return proc.poll() is not None or bool(set(readable) & set(watched))
 
 
 def end_group(proc: subprocess.Popen[Any]) -> None:

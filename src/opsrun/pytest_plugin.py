@@ -29,6 +29,7 @@ import pytest
 from opsrun import ssh_shell  # noqa: F401 - registers the opsrun-ssh connection with testinfra
 
 HOST_KEY = "opsrun_host"
+AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"  # opsrun.verify.AFTER_APPLY_ENV (this module imports no opsrun.verify)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def inventory_data() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def applied_deploy() -> str | None:
-    return os.environ.get("OPSRUN_VERIFY_AFTER_APPLY") or None
+    return os.environ.get(AFTER_APPLY_ENV) or None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -149,30 +150,60 @@ def _run_items(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """Each host's tests in a child forked after collection (imports and collection are paid once), at
-    most `concurrency` children at a time; a child past its host's deadline is killed with its SSH
-    processes and the host gets one error: "timed out after N s in stage verify"."""
-    spec = os.environ.get("OPSRUN_VERIFY_PARALLEL")  # set by opsrun.verify.run_suite
+    """Serve opsrun.verify.Verifier: collected once for all its hosts, then for each request read from the
+    request pipe (one JSON line: hosts, deadlines, the deploy just applied, where results go) each host's
+    tests run in a child forked for it, at most `concurrency` at a time; a child past its host's deadline is
+    killed with its SSH processes and the host gets one error: "timed out after N s in stage verify". When
+    all have ended, "done" on the answer pipe; the request pipe's end ends the session."""
+    spec = os.environ.get("OPSRUN_VERIFY_PARALLEL")  # set by opsrun.verify.Verifier
     if not spec or session.config.option.collectonly:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
     opts = json.loads(spec)
-    results = os.environ["OPSRUN_VERIFY_RESULTS"]
+    requests_fd, done_fd = opts["channel"]
+    for fd in (requests_fd, done_fd):  # nothing the suite starts may hold them (the answer's EOF would wait)
+        os.set_inheritable(fd, False)
     groups: dict[str | None, list[pytest.Item]] = {}
     for item in session.items:
         groups.setdefault(_host_of(item), []).append(item)
     _import_testinfra_modules()  # once here, not in every child
-    waiting = list(groups.items())
     running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
     signal.signal(signal.SIGTERM, functools.partial(_end_children, running))
+    with os.fdopen(requests_fd, "r", encoding="utf-8") as requests:
+        for line in requests:
+            request = json.loads(line)
+            _serve(session, groups, request, opts, running, (requests_fd, done_fd))
+            os.write(done_fd, b"done\n")
+    return True
+
+
+def _serve(
+    session: pytest.Session,
+    groups: dict[str | None, list[pytest.Item]],
+    request: dict[str, Any],
+    opts: dict[str, Any],
+    running: dict[int, tuple[str | None, int, float]],
+    channel: tuple[int, int],
+) -> None:
+    """One request: the tests of the hosts it names (and those of no host), each host in a forked child."""
+    results = request["results"]
+    if request.get("after_apply"):
+        os.environ[AFTER_APPLY_ENV] = request["after_apply"]
+    else:
+        os.environ.pop(AFTER_APPLY_ENV, None)
+    wanted = set(request["hosts"])
+    waiting = [(host, items) for host, items in groups.items() if host is None or host in wanted]
+    for host in sorted(wanted - set(groups)):
+        _record(results, host, "(collect)", f"no test of this suite was collected for {host}")
     while waiting or running:
         while waiting and len(running) < max(1, int(opts["concurrency"])):
             host, items = waiting.pop(0)
-            pid = _fork_host(session, host, items, results, opts["targets"].get(host or "", host or ""))
-            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(opts, host))
-        _reap(running, results, opts)
-    return True
+            pid = _fork_host(session, host, items, results, opts["targets"].get(host or "", host or ""), channel)
+            with contextlib.suppress(OSError):  # its own group from the start (the child sets it too)
+                os.setpgid(pid, pid)
+            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(request, host))
+        _reap(running, results, request)
 
 
 def _import_testinfra_modules() -> None:
@@ -184,9 +215,9 @@ def _import_testinfra_modules() -> None:
         testinfra.modules.get_module_class(name)
 
 
-def _deadline(opts: dict[str, Any], host: str | None) -> float:
+def _deadline(request: dict[str, Any], host: str | None) -> float:
     """The seconds a host's tests may take (5 minutes when the controller names none)."""
-    return float(opts["deadlines"].get(host or "", 300))
+    return float(request["deadlines"].get(host or "", 300))
 
 
 def _end_children(running: dict[int, tuple[str | None, int, float]], signum: int, _frame: object) -> None:
@@ -197,13 +228,24 @@ def _end_children(running: dict[int, tuple[str | None, int, float]], signum: int
     os._exit(128 + signum)
 
 
-def _fork_host(session: pytest.Session, host: str | None, items: list[pytest.Item], results: str, target: str) -> int:
+def _fork_host(
+    session: pytest.Session,
+    host: str | None,
+    items: list[pytest.Item],
+    results: str,
+    target: str,
+    channel: tuple[int, int],
+) -> int:
     """Fork a child that runs one host's tests, writing to a results file of its own; its pid."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
-            os.setpgid(0, 0)  # its ssh processes die with it at the deadline
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler ends its children, not this one's
+            with contextlib.suppress(OSError):
+                os.setpgid(0, 0)  # its ssh processes die with it at the deadline
+            for fd in channel:  # the server's pipes are the server's
+                os.close(fd)
             os.environ["OPSRUN_VERIFY_RESULTS"] = f"{results}.{os.getpid()}"
             _run_host(session, host, items, target)
         except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
@@ -216,7 +258,7 @@ def _fork_host(session: pytest.Session, host: str | None, items: list[pytest.Ite
     return pid
 
 
-def _reap(running: dict[int, tuple[str | None, int, float]], results: str, opts: dict[str, Any]) -> None:
+def _reap(running: dict[int, tuple[str | None, int, float]], results: str, request: dict[str, Any]) -> None:
     """Wait until a child ends or the nearest deadline passes; collect the children that ended, kill those
     past their deadline (one error line each) and drop both from `running`."""
     now = time.monotonic()
@@ -224,12 +266,15 @@ def _reap(running: dict[int, tuple[str | None, int, float]], results: str, opts:
     for fd in list(running):
         host, pid, deadline = running[fd]
         if fd in ready:
-            os.waitpid(pid, 0)
+            _pid, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):  # the OOM killer, a crash: the tests it had not run yet never will
+                signum = os.WTERMSIG(status)
+                _record(results, host, "(verify)", f"the host's verification process was killed by signal {signum}")
         elif time.monotonic() >= deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            _record(results, host, "(deadline)", f"timed out after {_deadline(opts, host):g}s in stage verify")
+            _record(results, host, "(deadline)", f"timed out after {_deadline(request, host):g}s in stage verify")
         else:
             continue
         os.close(fd)

@@ -12,7 +12,7 @@ import weakref
 from pathlib import Path
 
 from opsrun.inventory import Inventory
-from opsrun.verify import ssh_config
+from opsrun.sshconfig import ssh_config
 
 
 class Remote:

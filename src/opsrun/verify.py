@@ -1,10 +1,10 @@
 """Run a testinfra suite (verify/SUITE/) against inventory hosts and collect results per host and test.
 
-The inventory's SSH settings become an ssh_config (one `Host` block per inventory name), so OpenSSH applies
-the same key, known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote
-shell per host over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process
-per command). The paramiko backend is not used: it never checks host keys. pytest runs in a subprocess,
-once per verification.
+The inventory's SSH settings become an ssh_config (opsrun.sshconfig), so OpenSSH applies the same key,
+known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote shell per host
+over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process per command). The
+paramiko backend is not used: it never checks host keys. pytest runs in a subprocess (Verifier): started
+once, it serves one request (`run_suite`) or each batch of a rollout.
 """
 
 from __future__ import annotations
@@ -12,91 +12,29 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from opsrun import processes, ssh_shell
 from opsrun.deadlines import DEFAULTS, Deadlines
-from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import TestResult, VerifyRun
+from opsrun.sshconfig import ssh_config
 
 # JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
 PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
 # the deploy a rollout applied to these hosts just before this verification (the `applied_deploy` fixture)
 AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"
 
-_NO_HOST = Host("", (), {})
 SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
-KEX_FIRST = "^curve25519-sha256,curve25519-sha256@libssh.org"  # ahead of OpenSSH's defaults, which follow
-STRICT = {"yes": "yes", "accept-new": "accept-new", "no": "no", "off": "no", "ask": "yes"}
-
-
-def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path, connect_timeout: float = 10) -> str:
-    blocks = []
-    for name in hosts:
-        data = inventory.hosts[name].data
-        strict = str(data.get("ssh_strict_host_key_checking", "accept-new"))
-        if strict not in STRICT:
-            raise ConfigError(
-                inventory.path,
-                f"unknown value {strict!r} for host {name}.",
-                field="ssh_strict_host_key_checking",
-                fix=f"use one of {', '.join(STRICT)}",
-            )
-        value = _config_value(inventory, name)
-        lines = [
-            f"Host {value('host name', name)}",
-            f"  HostName {value('ssh_hostname', data.get('ssh_hostname', name))}",
-            f"  Port {value('ssh_port', data.get('ssh_port', 22))}",
-            "  BatchMode yes",
-            f"  StrictHostKeyChecking {STRICT[strict]}",
-            f"  ConnectTimeout {max(1, round(connect_timeout))}",
-            "  ControlMaster auto",
-            f"  ControlPath {control_dir}/%C",
-            "  ControlPersist 30s",
-            # pyinfra's own connection (paramiko) uses curve25519; OpenSSH's first choice, the post-quantum
-            # sntrup761 hybrid, costs 0.08 s of this machine's CPU per connection (bench/ssh_connect.py)
-            f"  KexAlgorithms {KEX_FIRST}",
-            "  LogLevel ERROR",
-        ]
-        if "ssh_user" in data:
-            lines.append(f"  User {value('ssh_user', data['ssh_user'])}")
-        if "ssh_key" in data:
-            lines += [f"  IdentityFile {value('ssh_key', data['ssh_key'])}", "  IdentitiesOnly yes"]
-        if "ssh_known_hosts_file" in data:
-            lines.append(f"  UserKnownHostsFile {value('ssh_known_hosts_file', data['ssh_known_hosts_file'])}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
-
-
-SSH_CONFIG_VALUE = re.compile(r"[A-Za-z0-9._/@%+=:,~\[\]-]+")
-
-
-def _config_value(inventory: Inventory, host: str) -> Callable[[str, object], str]:
-    """A checker for values going into the ssh_config: one word of safe characters, or ConfigError (a space,
-    quote or newline would add options, e.g. a ProxyCommand that runs on this machine)."""
-
-    def value(field: str, raw: object) -> str:
-        text = str(raw)
-        if not SSH_CONFIG_VALUE.fullmatch(text):
-            raise ConfigError(
-                inventory.where(host, field) if field in inventory.hosts.get(host, _NO_HOST).data else inventory.path,
-                f"{text!r} cannot go into an ssh_config for host {host} (spaces, quotes and control characters "
-                "would change its meaning).",
-                field=field,
-                fix="use a value of letters, digits and ._/@%+=:,~-",
-            )
-        return text
-
-    return value
 
 
 def public_data(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -133,33 +71,178 @@ def run_suite(
     result per host and test; a host that cannot be reached is one error line. `stop` ends it at once
     (verification changes nothing). `after_apply`: the deploy a rollout applied to these hosts just before
     (a suite may use what that apply refreshed instead of refreshing it again)."""
-    suite_dir = project.suite_path(suite)
-    from opsrun import controller
+    with Verifier(
+        project, inventory, suite, hosts, concurrency=concurrency, stop=stop, connect_timeout=connect_timeout
+    ) as verifier:
+        return verifier.run(hosts, deadlines=deadlines, after_apply=after_apply, last=True)
 
-    if controller.is_controller_suite(suite_dir):  # cloud-side checks: once, from this machine
-        limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
-        return controller.run_suite(project, inventory, suite, hosts, limit)
-    started = time.monotonic()
-    deadlines = {h: (deadlines or {}).get(h, DEFAULTS["verify"]) for h in hosts}
-    # ControlPath sockets need a short directory (sun_path is 108 bytes)
-    with tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp") as tmp:
-        tmpdir = Path(tmp)
-        _write_pytest_inputs(tmpdir, inventory, hosts, connect_timeout)
-        env = _pytest_env(tmpdir, inventory, hosts, deadlines, concurrency, after_apply=after_apply)
-        backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // max(1, concurrency))
-        returncode, ended, output = _run_pytest(
-            _pytest_command(project, suite_dir, tmpdir, hosts), project.root, env, tmpdir, backstop, stop
+
+class Verifier:
+    """A suite's pytest started once for `hosts` (imports and collection paid once, e.g. while a rollout's
+    first batch is drained and applied), then asked to verify some of them at a time: `run(batch)`.
+
+    The pytest process (opsrun.pytest_plugin) reads one request a line from a pipe (the hosts, their
+    deadlines, the deploy just applied, where to write results) and answers "done" on another when every
+    host's forked child has ended; it ends when the request pipe closes. If it died between requests, the
+    next request starts a new one. Controller-scoped suites run once per request, from this machine."""
+
+    def __init__(
+        self,
+        project: Project,
+        inventory: Inventory,
+        suite: str,
+        hosts: list[str],
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        stop: threading.Event | None = None,
+        connect_timeout: float = DEFAULTS["connect"],
+    ):
+        from opsrun import controller
+
+        self.project, self.inventory, self.suite, self.hosts = project, inventory, suite, list(hosts)
+        self.concurrency, self.stop, self.connect_timeout = max(1, concurrency), stop, connect_timeout
+        self.suite_dir = project.suite_path(suite)
+        self.on_controller = controller.is_controller_suite(self.suite_dir)  # cloud-side checks: from here
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._proc: subprocess.Popen[str] | None = None
+        self._requests: int | None = None  # our end of the request pipe
+        self._done: int | None = None  # our end of the answer pipe
+        self._log: Any = None
+        self._count = 0
+
+    def __enter__(self) -> Verifier:
+        if not self.on_controller:
+            # ControlPath sockets (remote.py's) need a short directory (sun_path is 108 bytes)
+            self._tmp = tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp")
+            _write_pytest_inputs(self.tmpdir, self.inventory, self.hosts, self.connect_timeout)
+            self._start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def tmpdir(self) -> Path:
+        assert self._tmp is not None, "a Verifier is used inside `with`"
+        return Path(self._tmp.name)
+
+    def _start(self) -> None:
+        """Start the suite's pytest: it imports, collects the suite for every host, then waits for requests."""
+        self._stop_process()
+        requests_r, self._requests = os.pipe()
+        self._done, done_w = os.pipe()
+        env = _pytest_env(self.tmpdir, self.inventory, self.hosts, self.concurrency, (requests_r, done_w))
+        self._log = (self.tmpdir / "pytest.log").open("w+")
+        try:
+            self._proc = subprocess.Popen(
+                _pytest_command(self.project, self.suite_dir, self.tmpdir, self.hosts),
+                cwd=self.project.root,
+                env=env,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                pass_fds=(requests_r, done_w),
+                start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
+            )
+        finally:
+            os.close(requests_r)
+            os.close(done_w)
+
+    def run(
+        self,
+        hosts: list[str],
+        *,
+        deadlines: dict[str, float] | None = None,
+        after_apply: str | None = None,
+        last: bool = False,
+    ) -> VerifyRun:
+        """Verify `hosts` (some of those it was started for), each within its deadline (default 5 minutes).
+        `last`: no request follows (the process is waited for to its end, its exit status read)."""
+        started = time.monotonic()
+        if self.on_controller:
+            limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
+            from opsrun import controller
+
+            return controller.run_suite(self.project, self.inventory, self.suite, hosts, limit)
+        unknown = sorted(set(hosts) - set(self.hosts))
+        if unknown:
+            raise ValueError(f"not started for {', '.join(unknown)}")
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+        assert self._proc is not None and self._requests is not None and self._done is not None
+        deadlines = {h: (deadlines or {}).get(h, DEFAULTS["verify"]) for h in hosts}
+        self._count += 1
+        results_path = self.tmpdir / f"results-{self._count}.jsonl"
+        request = {"hosts": hosts, "deadlines": deadlines, "after_apply": after_apply, "results": str(results_path)}
+        line = (json.dumps(request) + "\n").encode()
+        try:
+            while line:
+                line = line[os.write(self._requests, line) :]
+        except BrokenPipeError:
+            pass  # it has just ended: the wait below says how
+        if last:
+            self._close_requests()
+        backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // self.concurrency)
+        ended = processes.supervise(
+            self._proc,
+            backstop=backstop,
+            stop=self.stop,
+            what="verification",
+            gentle=None,
+            ready=None if last else self._done,
         )
-        results = _read_results(tmpdir)
-    return VerifyRun(
-        inventory.name,
-        suite,
-        hosts,
-        results,
-        time.monotonic() - started,
-        ended if ended is not None else _pytest_error(returncode, results, output),
-        interrupted=ended if stop is not None and stop.is_set() else None,
-    )
+        results = _read_results(self.tmpdir, results_path.name)
+        error = ended
+        if ended is None and last:
+            error = _pytest_error(self._proc.returncode, results, self._output())
+        elif ended is None and not self._answered():  # it ended before it answered
+            tail = "\n".join(self._output().strip().splitlines()[-15:])
+            error = f"pytest exited {self._proc.wait()} before it finished:\n{tail}"
+        return VerifyRun(
+            self.inventory.name,
+            self.suite,
+            hosts,
+            results,
+            time.monotonic() - started,
+            error,
+            interrupted=ended if self.stop is not None and self.stop.is_set() else None,
+        )
+
+    def _answered(self) -> bool:
+        """Whether "done" is on the answer pipe (read only when there: pytest may have ended instead)."""
+        assert self._done is not None
+        readable, _w, _x = select.select([self._done], [], [], 0)
+        return bool(readable) and os.read(self._done, 5) == b"done\n"
+
+    def _output(self) -> str:
+        self._log.flush()
+        return (self.tmpdir / "pytest.log").read_text(errors="replace")
+
+    def _close_requests(self) -> None:
+        if self._requests is not None:
+            os.close(self._requests)
+            self._requests = None
+
+    def _stop_process(self) -> None:
+        """End the pytest process (the request pipe closed: it finishes; past a short wait, its group is ended)."""
+        self._close_requests()
+        if self._proc is not None:
+            if processes.supervise(self._proc, backstop=10, stop=None, what="verification", gentle=None):
+                pass  # ended by force: it did not finish within 10 s of its last request
+            self._proc = None
+        if self._done is not None:
+            os.close(self._done)
+            self._done = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def close(self) -> None:
+        self._stop_process()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 def run_suite_within(
@@ -208,6 +291,8 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
         "-p",
         "no:cacheprovider",
         "-p",
+        "testinfra.plugin",
+        "-p",
         "opsrun.pytest_plugin",
         "-q",
         "--no-header",
@@ -219,54 +304,25 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
 
 
 def _pytest_env(
-    tmpdir: Path,
-    inventory: Inventory,
-    hosts: list[str],
-    deadlines: dict[str, float],
-    concurrency: int,
-    *,
-    after_apply: str | None = None,
+    tmpdir: Path, inventory: Inventory, hosts: list[str], concurrency: int, channel: tuple[int, int]
 ) -> dict[str, str]:
-    """The environment that tells opsrun.pytest_plugin where to write results, the hosts' data, how many
-    hosts to check at once, each within which deadline, at which address, and which deploy was just applied."""
+    """The environment that tells opsrun.pytest_plugin the hosts' data, how many hosts to check at once, at
+    which address, and the pipes its requests come on and its answers go to. Only testinfra's and opsrun's
+    plugins are loaded (a suite names any other in its conftest.py): an installed plugin must not change how
+    a suite runs, nor make every verification pay for scanning and importing it."""
     targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
     env = {k: v for k, v in os.environ.items() if k != AFTER_APPLY_ENV}
-    if after_apply:
-        env[AFTER_APPLY_ENV] = after_apply
     return {
         **env,
-        "OPSRUN_VERIFY_RESULTS": str(tmpdir / "results.jsonl"),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
-        PARALLEL_ENV: json.dumps({"concurrency": concurrency, "deadlines": deadlines, "targets": targets}),
+        PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
     }
 
 
-def _run_pytest(
-    cmd: list[str], cwd: Path, env: dict[str, str], tmpdir: Path, backstop: float, stop: threading.Event | None
-) -> tuple[int | None, str | None, str]:
-    """Run pytest to its end, its backstop or `stop`: its exit code, why it was ended (None: it ended by
-    itself) and its output."""
-    with (tmpdir / "pytest.log").open("w+") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
-        )
-        ended = processes.supervise(proc, backstop=backstop, stop=stop, what="verification", gentle=None)
-        log.seek(0)
-        return proc.returncode, ended, log.read()
-
-
-def _read_results(tmpdir: Path) -> list[TestResult]:
-    """The results the plugin wrote, one JSON line a test (a file per host process)."""
-    records = [
-        json.loads(line) for path in sorted(tmpdir.glob("results.jsonl*")) for line in path.read_text().splitlines()
-    ]
+def _read_results(tmpdir: Path, name: str) -> list[TestResult]:
+    """The results the plugin wrote for one request, one JSON line a test (a file per host process)."""
+    records = [json.loads(line) for path in sorted(tmpdir.glob(f"{name}*")) for line in path.read_text().splitlines()]
     return [
         TestResult(
             host=r["host"] or "?",

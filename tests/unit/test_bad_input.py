@@ -21,8 +21,8 @@ from opsrun.errors import BalancerError, ConfigError
 from opsrun.inventory import load
 from opsrun.project import Project
 from opsrun.remote import Remote
+from opsrun.sshconfig import ssh_config
 from opsrun.store import open_store
-from opsrun.verify import ssh_config
 from tests.unit import ssh_guard
 
 REPO = Path(__file__).resolve().parents[2]

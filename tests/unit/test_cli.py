@@ -24,6 +24,7 @@ def no_host_touched(monkeypatch):
 
     monkeypatch.setattr(engine, "run_deploy", touched)
     monkeypatch.setattr(verify, "run_suite", touched)
+    monkeypatch.setattr(verify, "Verifier", touched)
 
 
 def run(*args, project=REPO):

@@ -14,6 +14,7 @@ from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
 from opsrun.rollout import Policy, Rollout, StageRunners, load_policy, make_plan
+from opsrun.rollout.stages import each_batch
 
 HOSTS = ["web1", "web2", "web3", "web4"]
 
@@ -91,7 +92,7 @@ def rollout(script, balancer, policy=None, stop=None, tmp_path=Path("/nonexisten
     runners = StageRunners(
         connect=script.connect,
         apply=script.apply,
-        verify=script.verify,
+        verification=each_batch(script.verify),
         balancer=balancer,
         reboot_if_needed=script.reboot_if_needed,
     )

@@ -4,7 +4,9 @@ import pytest
 
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
-from opsrun.verify import _strip_host, public_data, ssh_config
+from opsrun.project import Project
+from opsrun.sshconfig import ssh_config
+from opsrun.verify import _strip_host, public_data
 
 
 def inv(**data):
@@ -81,9 +83,106 @@ def test_host_is_removed_from_test_ids(test, expected):
     assert _strip_host(test, "web1") == expected
 
 
-def test_the_suite_is_told_which_deploy_was_just_applied(tmp_path):
-    from opsrun.verify import AFTER_APPLY_ENV, _pytest_env
+# ------------------------------------------------------------------ Verifier: one pytest, several requests
+# The suites below take no `host`: the lab tests drive hosts (unit tests may not open SSH sessions).
 
-    lab = inv()
-    assert _pytest_env(tmp_path, lab, ["web1"], {"web1": 60}, 4, after_apply="patching")[AFTER_APPLY_ENV] == "patching"
-    assert AFTER_APPLY_ENV not in _pytest_env(tmp_path, lab, ["web1"], {"web1": 60}, 4)
+SUITE = """
+import os
+
+def test_probe(applied_deploy, request):
+    with open(os.environ["OPSRUN_PROBE"], "a") as f:
+        plugins = sorted(name for name, _ in request.config.pluginmanager.list_name_plugin())
+        f.write(f"{os.getppid()} {applied_deploy} {','.join(str(p) for p in plugins)}\\n")
+"""
+
+
+@pytest.fixture
+def probe_project(tmp_path, monkeypatch):
+    from opsrun import verify
+
+    for folder in ("inventories", "deploys", "verify/probe"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "verify" / "probe" / "test_probe.py").write_text(SUITE)
+    monkeypatch.setenv("OPSRUN_PROBE", str(tmp_path / "probe.txt"))
+    command = verify._pytest_command
+    monkeypatch.setattr(  # without --hosts/--ssh-config: this suite takes no host
+        verify, "_pytest_command", lambda *a: [arg for arg in command(*a) if not arg.startswith(("--hosts", "--ssh"))]
+    )
+    return Project(tmp_path)
+
+
+def probes(project):
+    return [line.split(" ") for line in (project.root / "probe.txt").read_text().splitlines()]
+
+
+def test_one_pytest_serves_every_request_each_told_which_deploy_was_just_applied(probe_project):
+    from opsrun.verify import Verifier
+
+    with Verifier(probe_project, inv(), "probe", []) as verifier:
+        first = verifier.run([], after_apply="patching")
+        second = verifier.run([])
+        server = verifier._proc.pid
+    assert [r.outcome for r in first.results + second.results] == ["passed", "passed"]
+    assert (first.error, second.error) == (None, None)
+    (pid1, applied1, _), (pid2, applied2, _) = probes(probe_project)
+    assert pid1 == pid2 == str(server)  # both requests' children forked by the one pytest
+    assert (applied1, applied2) == ("patching", "None")
+
+
+def test_installed_pytest_plugins_are_not_loaded_into_a_suite(probe_project):
+    from importlib.metadata import entry_points
+
+    from opsrun.verify import run_suite
+
+    installed = {ep.value.split(":")[0] for ep in entry_points(group="pytest11")}
+    assert "_hypothesis_pytestplugin" in installed  # the dev environment has one to leave out
+    assert run_suite(probe_project, inv(), "probe", []).status == "passed"
+    [(_pid, _applied, plugins)] = probes(probe_project)
+    assert "_hypothesis_pytestplugin" not in plugins and "hypothesispytest" not in plugins
+    assert "testinfra.plugin" in plugins.split(",") and "opsrun.pytest_plugin" in plugins.split(",")
+
+
+def test_a_pytest_that_died_between_requests_is_started_again(probe_project):
+    from opsrun.verify import Verifier
+
+    with Verifier(probe_project, inv(), "probe", []) as verifier:
+        assert verifier.run([]).status == "passed"
+        verifier._proc.kill()
+        verifier._proc.wait()
+        again = verifier.run([])
+    assert again.status == "passed" and again.error is None
+    (pid1, _, _), (pid2, _, _) = probes(probe_project)
+    assert pid1 != pid2
+
+
+def test_a_suite_that_cannot_be_collected_is_an_error_of_each_request(probe_project):
+    from opsrun.verify import Verifier
+
+    (probe_project.root / "verify" / "probe" / "test_probe.py").write_text("import nosuchmodule\n")
+    with Verifier(probe_project, inv(), "probe", []) as verifier:
+        first = verifier.run([])
+        last = verifier.run([], last=True)
+    for run in (first, last):
+        assert run.status == "failed"
+        assert run.error and "nosuchmodule" in run.error, run.error
+
+
+def test_a_verification_process_killed_by_a_signal_is_an_error_not_a_pass(probe_project):
+    """The OOM killer or a crash ends a host's process mid-suite: the tests it ran passed, the rest never ran."""
+    from opsrun.verify import run_suite
+
+    (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
+        "import os, signal\n\ndef test_1():\n    pass\n\n"
+        "def test_2():\n    os.kill(os.getpid(), signal.SIGKILL)\n\ndef test_3():\n    assert False\n"
+    )
+    run = run_suite(probe_project, inv(), "probe", [])
+    assert run.status == "failed"
+    assert ("test_1", "passed") in [(r.test, r.outcome) for r in run.results]
+    assert any(r.outcome == "error" and "signal 9" in (r.message or "") for r in run.results), run.results
+
+
+def test_a_request_for_a_host_it_was_not_started_for_is_refused(probe_project):
+    from opsrun.verify import Verifier
+
+    with Verifier(probe_project, inv(), "probe", []) as verifier, pytest.raises(ValueError, match="web9"):
+        verifier.run(["web9"])

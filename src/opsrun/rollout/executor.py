@@ -17,7 +17,7 @@ from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy
-from opsrun.rollout.stages import StageRunners, StageTimer, parallel
+from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 
@@ -100,24 +100,31 @@ class Rollout:
                 for h in batch
             },
         )
-        for i, batch in enumerate(plan.batches, 1):
-            if self.stop.is_set():
-                self.result.interrupted = True
-                break
-            try:
-                self._batch(i, list(batch))
-            except Exception as exc:  # noqa: BLE001 - an opsrun fault mid-batch: its hosts fail, the run reports
-                self._fault(batch, exc)
-            failed = sum(h.outcome == "failed" for h in self.result.hosts.values())
-            if failed > plan.max_fail and not self.result.halted:
-                self.result.halted = f"{failed} failed host(s), over the failure budget of {plan.max_fail}"
-            if self.result.halted:
-                break
-            if self.stop.is_set():
-                self.result.interrupted = True
-                break
+        with self._verification(plan.hosts) as self._verify_batch:
+            for i, batch in enumerate(plan.batches, 1):
+                if self.stop.is_set():
+                    self.result.interrupted = True
+                    break
+                try:
+                    self._batch(i, list(batch))
+                except Exception as exc:  # noqa: BLE001 - an opsrun fault mid-batch: its hosts fail, the run reports
+                    self._fault(batch, exc)
+                failed = sum(h.outcome == "failed" for h in self.result.hosts.values())
+                if failed > plan.max_fail and not self.result.halted:
+                    self.result.halted = f"{failed} failed host(s), over the failure budget of {plan.max_fail}"
+                if self.result.halted:
+                    break
+                if self.stop.is_set():
+                    self.result.interrupted = True
+                    break
         self.result.seconds = time.monotonic() - started
         return self.result
+
+    def _verification(self, hosts: list[str]) -> contextlib.AbstractContextManager[BatchVerify | None]:
+        """The verify stage's suite for the rollout's hosts, opened for its whole length (None: no suite)."""
+        if not self.suite:
+            return contextlib.nullcontext(None)
+        return self.runners.verification(self.project, self.inv, self.suite, hosts, deadlines=self.deadlines)
 
     def _fault(self, batch: tuple[str, ...], exc: Exception) -> None:
         """An unexpected error inside a batch: every host of it not yet done fails at the stage it was in,
@@ -290,9 +297,8 @@ class Rollout:
         if not self.suite or not live:
             return live
         with self._timed("verify", i, live):
-            vr = self.runners.verify(
-                self.project, self.inv, self.suite, live, deadlines=self.deadlines, after_apply=self.deploy
-            )
+            assert self._verify_batch is not None
+            vr = self._verify_batch(live, self.deploy)
         for h in list(live):
             failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
             if vr.error or failing or not vr.for_host(h):

@@ -4,10 +4,12 @@ records how long each stage took."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from opsrun import engine, reboot
@@ -36,10 +38,34 @@ def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, d
     )
 
 
-def _verify(
-    project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines, after_apply: str
-) -> VerifyRun:
-    return verify_module.run_suite_within(project, inv, suite, hosts, deadlines, after_apply=after_apply)
+BatchVerify = Callable[[list[str], str], VerifyRun]  # (a batch's hosts, the deploy just applied) -> results
+
+
+@contextlib.contextmanager
+def _verification(
+    project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines
+) -> Iterator[BatchVerify]:
+    """The suite's pytest started once for all the rollout's hosts (its imports and collection overlap the
+    first batch's drain and apply), then asked for each batch's hosts."""
+    with verify_module.Verifier(
+        project, inv, suite, hosts, connect_timeout=deadlines.connect_timeout(hosts)
+    ) as verifier:
+        yield lambda batch, applied: verifier.run(
+            batch, deadlines=deadlines.stage("verify", batch), after_apply=applied
+        )
+
+
+def each_batch(verify: Callable[..., VerifyRun]) -> Callable[..., AbstractContextManager[BatchVerify]]:
+    """A verification from a function called for each batch as verify(project, inv, suite, hosts,
+    deadlines=, after_apply=) (the shape unit tests' fakes have)."""
+
+    @contextlib.contextmanager
+    def verification(
+        project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines
+    ) -> Iterator[BatchVerify]:
+        yield lambda batch, applied: verify(project, inv, suite, batch, deadlines=deadlines, after_apply=applied)
+
+    return verification
 
 
 def _reboot(reboot_mode: str, timeout: float, inv: Inventory) -> Callable[[str], object]:
@@ -52,7 +78,7 @@ class StageRunners:
 
     connect: Callable[..., dict[str, str | None]] = _connect
     apply: Callable[..., DeployRun] = _apply
-    verify: Callable[..., VerifyRun] = _verify
+    verification: Callable[..., AbstractContextManager[BatchVerify]] = _verification  # opened once a rollout
     balancer: Balancer | None = None
     reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = _reboot
 

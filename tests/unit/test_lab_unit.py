@@ -106,3 +106,24 @@ def test_the_poweroff_wait_grows_with_the_hosts_powering_off_together():
     assert poweroff_timeout(1) == 30
     assert poweroff_timeout(100) > 60  # 100 hosts on 2 cores took more than 30 s each: down must not give up
     assert poweroff_timeout(12) < poweroff_timeout(50) < poweroff_timeout(100)
+
+
+def test_a_cgroup_that_goes_away_while_its_processes_are_listed_is_skipped(tmp_path, monkeypatch):
+    """`lab down` lists a host's processes while systemd inside it is removing its own cgroups (at 50 hosts
+    it raised FileNotFoundError on a console-getty.service cgroup gone mid-walk)."""
+    import os
+
+    top = tmp_path / "opsrun-lab" / "web1"
+    for sub in ("payload", "payload/system.slice/console-getty.service"):
+        (top / sub).mkdir(parents=True)
+        (top / sub / "cgroup.procs").write_text("41\n" if sub == "payload" else "42\n")
+    monkeypatch.setattr(hosts, "cgroup_dirs", lambda _cfg, _name: [top])
+    scandir = os.scandir
+
+    def racing(path):  # the cgroup is removed between being listed and being read
+        if str(path).endswith("console-getty.service"):
+            shutil.rmtree(path)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", racing)
+    assert hosts.cgroup_pids(LabConfig(tmp_path / "lab", tmp_path / "cache"), "web1") == {41}

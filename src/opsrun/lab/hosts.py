@@ -51,11 +51,15 @@ def cgroup_dirs(cfg: LabConfig, name: str) -> list[Path]:
 
 
 def cgroup_pids(cfg: LabConfig, name: str) -> set[int]:
+    """The processes in the host's cgroups. systemd inside the host removes cgroups while they are walked
+    (a host going down): one gone between being listed and being read is skipped (os.walk ignores it)."""
     pids: set[int] = set()
     for top in cgroup_dirs(cfg, name):
-        for procs in top.rglob("cgroup.procs") if top.is_dir() else []:
+        for dirpath, _dirs, files in os.walk(top):
+            if "cgroup.procs" not in files:
+                continue
             try:
-                pids.update(int(p) for p in procs.read_text().split())
+                pids.update(int(p) for p in (Path(dirpath) / "cgroup.procs").read_text().split())
             except OSError:
                 pass
     return pids

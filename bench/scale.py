@@ -2,7 +2,8 @@
 
 For each N (default 12 50 100) the lab is brought to N hosts (grown, not rebuilt: the boot figures are those of
 the hosts this `up` added, as lab.json measured them), pm2 and nginx are converged once with a plain parallel
-apply (untimed), then, side by side on the same hosts, medians of 5 (3 from 100 hosts on):
+apply (untimed), the lab is left to settle (its CPU use steady: npm, PM2 and first-boot jobs done), then, side
+by side on the same hosts, medians of 5 (3 from 100 hosts on):
 
 - a no-change `opsrun apply lab nginx` (plain parallel apply: bench/apply_nochange.py's copy of the ops content
   without rolling policy and balancer) against raw `pyinfra inventories/lab.py deploys/nginx.py -y`;
@@ -118,6 +119,24 @@ def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
 
 
 # ------------------------------------------------------------------------------------------ CPU
+def settled(lab: Lab, timeout: float = 240.0, window: float = 3.0) -> float:
+    """Wait until the lab's hosts are done with what their boot and convergence started (npm, PM2 starting
+    the apps, systemd's first-boot jobs), which otherwise runs on the cores during the first measures: until
+    their CPU use in one window is within 10 % (or 0.05 CPU s/s) of the window before. That idle rate."""
+    deadline = time.monotonic() + timeout
+    last: float | None = None
+    while True:
+        before = lab_cpu_seconds(lab)
+        time.sleep(window)  # the measuring window itself
+        rate = (lab_cpu_seconds(lab) - before) / window
+        if last is not None and abs(rate - last) <= max(0.05, 0.1 * last):
+            return rate
+        if time.monotonic() > deadline:
+            print(f"the lab did not settle in {timeout:g} s (last {rate:.2f} CPU s/s); measuring anyway", flush=True)
+            return rate
+        last = rate
+
+
 def lab_cpu_seconds(lab: Lab) -> float:
     """CPU time used so far by the lab's hosts (their cgroup; cgroup v2's cpu.stat, hybrid or pure)."""
     for top in cgroup_dirs(lab.cfg, ""):  # the lab's parent cgroup, as `lab down` removes it
@@ -153,6 +172,7 @@ class Size:
     rolling: dict[str, float] = field(default_factory=dict)  # wall, outside share, requests, failed
     peaks: dict[str, Peak] = field(default_factory=dict)  # apply, verify, drift
     cpu: dict[str, Cpu] = field(default_factory=dict)  # verify, verify_one
+    idle: float | None = None  # the lab's own CPU use (s per s) once settled, before the measures
 
 
 def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
@@ -160,6 +180,7 @@ def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
     size = Size(n, boot=measured(lab), runs=runs_for(n))
     for deploy in ("pm2", "nginx"):  # a plain parallel apply: converging 100 hosts one batch at a time takes long
         subprocess.run([OPSRUN, "--project", str(plain), "apply", "lab", deploy], check=True, capture_output=True)
+    size.idle = settled(lab)
     apply = alternate(nochange_commands(plain), size.runs)
     verify = alternate(
         {
@@ -221,6 +242,7 @@ def table(sizes: list[Size]) -> str:
     row("lab: boot time of those hosts", boot("boot_seconds", "{:.1f} s"))
     row("lab: memory per booted host (MemAvailable drop)", boot("mib_per_host", "{:.1f} MiB"))
     row("lab: inotify instances / watches per host", _inotify)
+    row("lab: its CPU use when settled, before the measures", lambda s: "-" if s.idle is None else f"{s.idle:.2f} s/s")
     row("no-change nginx: opsrun (plain parallel apply)", secs("opsrun"))
     row("no-change nginx: raw `pyinfra -y`", secs("pyinfra"))
     row("**ratio opsrun / pyinfra**", lambda s: _ratio(s.seconds["opsrun"], s.seconds["pyinfra"]), "≤ 1.10")

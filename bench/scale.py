@@ -21,7 +21,7 @@ by side on the same hosts, medians of 5 (3 from 100 hosts on):
   divided by the cores is the least wall time any verification could take here, a floor for the ratio.
 
 Run by hand as root from the repository, with nothing else using the lab:
-    python bench/scale.py [N ...] [--no-rolling]
+    python bench/scale.py [N ...] [--no-rolling | --only-rolling]
 """
 
 from __future__ import annotations
@@ -175,12 +175,31 @@ class Size:
     idle: float | None = None  # the lab's own CPU use (s per s) once settled, before the measures
 
 
-def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
+def measure(lab: Lab, n: int, plain: Path, rolling: bool, only_rolling: bool = False) -> Size:
     lab.up(n)
     size = Size(n, boot=measured(lab), runs=runs_for(n))
     for deploy in ("pm2", "nginx"):  # a plain parallel apply: converging 100 hosts one batch at a time takes long
         subprocess.run([OPSRUN, "--project", str(plain), "apply", "lab", deploy], check=True, capture_output=True)
     size.idle = settled(lab)
+    if not only_rolling:
+        timings(lab, size, plain)
+    if rolling:
+        with tempfile.TemporaryDirectory() as tmp:
+            project = ops_copy(Path(tmp))
+            prepare(lab, project, "patching", converge=plain, reboot=True)
+            doc, load = roll(lab, project, "patching", serial="25%")
+        size.rolling = {
+            "wall": doc["seconds"],
+            "outside": outside_waits(doc),
+            "requests": load.requests,
+            "failed": load.failures,
+            "ok": float(doc["status"] == "success"),
+        }
+    return size
+
+
+def timings(lab: Lab, size: Size, plain: Path) -> None:
+    """Apply, verify and drift side by side, their peak memory and verify's CPU, into `size`."""
     apply = alternate(nochange_commands(plain), size.runs)
     verify = alternate(
         {
@@ -202,27 +221,15 @@ def measure(lab: Lab, n: int, plain: Path, rolling: bool) -> Size:
         "verify": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx"]),
         "verify_one": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx", "--limit", "web1"]),
     }
-    if rolling:
-        with tempfile.TemporaryDirectory() as tmp:
-            project = ops_copy(Path(tmp))
-            prepare(lab, project, "patching", converge=plain, reboot=True)
-            doc, load = roll(lab, project, "patching", serial="25%")
-        size.rolling = {
-            "wall": doc["seconds"],
-            "outside": outside_waits(doc),
-            "requests": load.requests,
-            "failed": load.failures,
-            "ok": float(doc["status"] == "success"),
-        }
-    return size
 
 
 # ------------------------------------------------------------------------------------------ the table
 Cell = Callable[[Size], str]
 
 
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b else "-"
+def _ratio(s: Size, a: str, b: str) -> str:
+    """seconds[a] / seconds[b], or "-" where one was not measured."""
+    return f"{s.seconds[a] / s.seconds[b]:.2f}" if s.seconds.get(a) and s.seconds.get(b) else "-"
 
 
 def table(sizes: list[Size]) -> str:
@@ -245,12 +252,12 @@ def table(sizes: list[Size]) -> str:
     row("lab: its CPU use when settled, before the measures", lambda s: "-" if s.idle is None else f"{s.idle:.2f} s/s")
     row("no-change nginx: opsrun (plain parallel apply)", secs("opsrun"))
     row("no-change nginx: raw `pyinfra -y`", secs("pyinfra"))
-    row("**ratio opsrun / pyinfra**", lambda s: _ratio(s.seconds["opsrun"], s.seconds["pyinfra"]), "≤ 1.10")
+    row("**ratio opsrun / pyinfra**", lambda s: _ratio(s, "opsrun", "pyinfra"), "≤ 1.10")
     row("`opsrun verify lab nginx`: all hosts", secs("verify"))
     row("`opsrun verify lab nginx`: web1 alone", secs("verify_one"))
     row(
         "**ratio verify all / one**",
-        lambda s: _ratio(s.seconds["verify"], s.seconds["verify_one"]),
+        lambda s: _ratio(s, "verify", "verify_one"),
         "≤ 1.3 at 12",
     )
     row("verify CPU, all hosts: opsrun + pytest + ssh / the lab hosts' own", lambda s: _cpu(s, "verify"))
@@ -258,14 +265,14 @@ def table(sizes: list[Size]) -> str:
     row("floor of the ratio here: all hosts' CPU ÷ cores ÷ web1's wall", _floor, "reported")
     row("`opsrun drift lab nginx`", secs("drift"))
     row("`pyinfra --dry`", secs("dry"))
-    row("**ratio drift / pyinfra --dry**", lambda s: _ratio(s.seconds["drift"], s.seconds["dry"]), "reported")
+    row("**ratio drift / pyinfra --dry**", lambda s: _ratio(s, "drift", "dry"), "reported")
     row("`opsrun drift` on web1..web3", secs("drift3"))
     row(
         "**drift growth from 3 hosts**",
-        lambda s: _ratio(s.seconds["drift"], s.seconds["drift3"]),
+        lambda s: _ratio(s, "drift", "drift3"),
         "≤ 1.5 at 12",
     )
-    row("`pyinfra --dry` growth from 3 hosts", lambda s: _ratio(s.seconds["dry"], s.seconds["dry3"]))
+    row("`pyinfra --dry` growth from 3 hosts", lambda s: _ratio(s, "dry", "dry3"))
     row("rolling `patching`, `--serial 25%`: wall", lambda s: _rolling(s, "wall", "{:.1f} s"))
     row(
         "**share outside pyinfra, drain, reboot, health waits**",
@@ -319,6 +326,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sizes", metavar="N", type=int, nargs="*", default=[12, 50, 100], help="fleet sizes")
     parser.add_argument("--no-rolling", action="store_true", help="skip the rolling patching under load")
+    parser.add_argument("--only-rolling", action="store_true", help="only the rolling patching (and the lab's figures)")
     args = parser.parse_args()
     demo_token()
     lab = Lab()
@@ -327,7 +335,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="opsrun-scale-") as tmp:
         plain = plain_copy(Path(tmp))
         for n in sorted(args.sizes):
-            sizes.append(measure(lab, n, plain, rolling=not args.no_rolling))
+            sizes.append(measure(lab, n, plain, rolling=not args.no_rolling, only_rolling=args.only_rolling))
             print(f"{n} hosts measured ({time.monotonic() - started:.0f} s so far)\n", flush=True)
             print(table(sizes), flush=True)  # the sizes so far: a long run that stops keeps what it measured
 

@@ -4,8 +4,9 @@ testinfra's `ssh` backend starts, for every command a check runs, a local `/bin/
 client that joins the shared connection, and on the host a new session (sshd forks, sets it up and runs the
 login shell). A nginx suite runs ~17 commands: at 100 hosts that is 3,400 processes here and 1,700 sessions
 there, for commands that take a few milliseconds each. This backend starts one `ssh HOST /bin/sh` per host
-and writes each command to that shell; the shell runs it in a subshell with stdin from /dev/null and
-answers with two marker lines (one on stdout carrying the exit status, one on stderr) that end its output.
+and writes each command to that shell; the shell runs it in a subshell with stdin from /dev/null, between
+marker lines on stdout and stderr (a start line before it, an end line after it; stdout's carries the exit
+status), so a command's output is what lies between its own markers.
 
 What stays as it was: the connection is OpenSSH's, made from the same ssh_config (key, known_hosts, strict
 host key checking, connect timeout); a command runs under /bin/sh (`eval` of the text testinfra quoted, so a

@@ -40,7 +40,7 @@ def ssh_config(inventory: Inventory, hosts: list[str], control_dir: Path, connec
             f"  ControlPath {control_dir}/%C",
             "  ControlPersist 30s",
             # pyinfra's own connection (paramiko) uses curve25519; OpenSSH's first choice, the post-quantum
-            # sntrup761 hybrid, costs 0.08 s of this machine's CPU per connection (bench/ssh_connect.py)
+            # sntrup761 hybrid, costs 0.07-0.08 s of this machine's CPU per connection (bench/verify_ssh.py)
             f"  KexAlgorithms {KEX_FIRST}",
             "  LogLevel ERROR",
         ]

@@ -112,7 +112,7 @@ class Verifier:
 
     def __enter__(self) -> Verifier:
         if not self.on_controller:
-            # ControlPath sockets (remote.py's) need a short directory (sun_path is 108 bytes)
+            # the ssh_config names a ControlPath in it (opsrun-ssh connects without one; sun_path is 108 bytes)
             self._tmp = tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp")
             _write_pytest_inputs(self.tmpdir, self.inventory, self.hosts, self.connect_timeout)
             self._start()
@@ -227,9 +227,8 @@ class Verifier:
     def _stop_process(self) -> None:
         """End the pytest process (the request pipe closed: it finishes; past a short wait, its group is ended)."""
         self._close_requests()
-        if self._proc is not None:
-            if processes.supervise(self._proc, backstop=10, stop=None, what="verification", gentle=None):
-                pass  # ended by force: it did not finish within 10 s of its last request
+        if self._proc is not None:  # ended by force if it does not finish within 10 s of its last request
+            processes.supervise(self._proc, backstop=10, stop=None, what="verification", gentle=None)
             self._proc = None
         if self._done is not None:
             os.close(self._done)

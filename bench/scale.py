@@ -14,11 +14,14 @@ by side on the same hosts, medians of 5 (3 from 100 hosts on):
   so each host reboots inside its batch) while 8 threads send requests through HAProxy: wall time, the share
   outside pyinfra, drain, reboot and health waits (verification and opsrun's own work), failed requests;
 - once each, untimed: the peak memory of apply, verify and drift: the summed RSS of opsrun and every process
-  under it (sampled from /proc every 0.1 s) and the largest single process (wait4's ru_maxrss);
-- once each, untimed: the CPU time of `opsrun verify` over all hosts and over web1, split into this side's
-  (opsrun, pytest, ssh: wait4's rusage) and the lab hosts' own (sshd, the checked commands: the lab's cgroup).
-  The lab's hosts run on this machine's cores, so their work competes with the controller's: all of it
-  divided by the cores is the least wall time any verification could take here, a floor for the ratio.
+  under it (sampled from /proc every 0.1 s; forked processes' shared pages count once per process, so this is
+  an upper bound), the summed PSS of the same processes (shared pages divided among them: what they use
+  together) and the largest single process (wait4's ru_maxrss);
+- once each, untimed: the CPU time of `opsrun verify` over all hosts and over web1, and of `opsrun drift` over
+  all hosts and over web1..web3, split into this side's (opsrun, its workers, pytest, ssh: wait4's rusage) and
+  the lab hosts' own (sshd, the checked commands: the lab's cgroup). The lab's hosts run on this machine's
+  cores, so their work competes with the controller's: all of it divided by the cores is the least wall time
+  the larger run could take here, and over the smaller run's wall time a floor for the ratio.
 
 Run by hand as root from the repository, with nothing else using the lab:
     python bench/scale.py [N ...] [--no-rolling | --only-rolling]
@@ -60,18 +63,41 @@ def median(values: list[float]) -> float:
 
 
 # ------------------------------------------------------------------------------------------ memory
-def tree_rss_kib(root: int, procs: dict[int, tuple[int, int]]) -> int:
-    """Summed RSS (KiB) of `root` and all its descendants, from {pid: (ppid, rss_kib)}."""
+def tree_pids(root: int, procs: dict[int, tuple[int, int]]) -> list[int]:
+    """`root` and all its descendants that are in {pid: (ppid, rss_kib)}."""
     children: dict[int, list[int]] = {}
     for pid, (ppid, _rss) in procs.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
         if pid in procs:
-            total += procs[pid][1]
+            found.append(pid)
         todo += children.get(pid, [])
-    return total
+    return found
+
+
+def tree_rss_kib(root: int, procs: dict[int, tuple[int, int]]) -> int:
+    """Summed RSS (KiB) of `root` and all its descendants, from {pid: (ppid, rss_kib)}. A page that forked
+    processes share counts once per process: an upper bound."""
+    return sum(procs[pid][1] for pid in tree_pids(root, procs))
+
+
+def pss_kib(pid: int) -> int:
+    """The process's proportional set size (KiB): each shared page divided among the processes that map it,
+    so the sum over processes is the memory they use together. 0 for a process gone meanwhile."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return parse_pss(text)
+
+
+def parse_pss(text: str) -> int:
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 def parse_stat(text: str) -> tuple[int, int]:
@@ -93,19 +119,23 @@ def read_procs() -> dict[int, tuple[int, int]]:
 
 @dataclass
 class Peak:
-    tree_mib: float  # opsrun and everything under it at once (workers, ssh, pytest), sampled
+    tree_mib: float  # opsrun and everything under it at once (workers, ssh, pytest), sampled: summed RSS
     largest_mib: float  # the largest single process, exact (the kernel's high-water mark)
+    pss_mib: float | None = None  # the same tree's summed PSS, sampled: shared pages counted once
 
 
 def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
     """Run `cmd` once; its peak memory. Sampling costs CPU, so this run is never one of the timed ones."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = [0]
+    peak = [0, 0]  # summed RSS, summed PSS
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.1):
-            peak[0] = max(peak[0], tree_rss_kib(proc.pid, read_procs()))
+            procs = read_procs()
+            pids = tree_pids(proc.pid, procs)
+            peak[0] = max(peak[0], sum(procs[pid][1] for pid in pids))
+            peak[1] = max(peak[1], sum(pss_kib(pid) for pid in pids))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -115,7 +145,7 @@ def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in ok:
         raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}")
-    return Peak(peak[0] / 1024, usage.ru_maxrss / 1024)
+    return Peak(peak[0] / 1024, usage.ru_maxrss / 1024, peak[1] / 1024)
 
 
 # ------------------------------------------------------------------------------------------ CPU
@@ -220,6 +250,8 @@ def timings(lab: Lab, size: Size, plain: Path) -> None:
     size.cpu = {
         "verify": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx"]),
         "verify_one": cpu_split(lab, [OPSRUN, "verify", "lab", "nginx", "--limit", "web1"]),
+        "drift": cpu_split(lab, drift_commands()["drift"]),
+        "drift3": cpu_split(lab, drift_commands(["web1", "web2", "web3"])["drift"]),
     }
 
 
@@ -262,7 +294,7 @@ def table(sizes: list[Size]) -> str:
     )
     row("verify CPU, all hosts: opsrun + pytest + ssh / the lab hosts' own", lambda s: _cpu(s, "verify"))
     row("verify CPU, web1 alone: opsrun + pytest + ssh / the lab host's own", lambda s: _cpu(s, "verify_one"))
-    row("floor of the ratio here: all hosts' CPU ÷ cores ÷ web1's wall", _floor, "reported")
+    row("floor of the ratio here: all hosts' CPU ÷ cores ÷ web1's wall", _floor("verify", "verify_one"), "reported")
     row("`opsrun drift lab nginx`", secs("drift"))
     row("`pyinfra --dry`", secs("dry"))
     row("**ratio drift / pyinfra --dry**", lambda s: _ratio(s, "drift", "dry"), "reported")
@@ -273,6 +305,9 @@ def table(sizes: list[Size]) -> str:
         "≤ 1.5 at 12",
     )
     row("`pyinfra --dry` growth from 3 hosts", lambda s: _ratio(s, "dry", "dry3"))
+    row("drift CPU, all hosts: opsrun + workers + ssh / the lab hosts' own", lambda s: _cpu(s, "drift"))
+    row("drift CPU, web1..web3: opsrun + workers + ssh / the lab hosts' own", lambda s: _cpu(s, "drift3"))
+    row("floor of the growth here: all hosts' drift CPU ÷ cores ÷ 3 hosts' wall", _floor("drift", "drift3"), "reported")
     row("rolling `patching`, `--serial 25%`: wall", lambda s: _rolling(s, "wall", "{:.1f} s"))
     row(
         "**share outside pyinfra, drain, reboot, health waits**",
@@ -282,6 +317,7 @@ def table(sizes: list[Size]) -> str:
     row("requests through HAProxy: failed / sent", _requests, "0 failed")
     for what in ("apply", "verify", "drift"):
         row(f"peak RSS, {what}: opsrun + workers (largest process)", lambda s, w=what: _peak(s, w), "reported")
+        row(f"peak PSS, {what}: opsrun + workers (shared pages once)", lambda s, w=what: _pss(s, w), "reported")
     header = "| measure | " + " | ".join(f"{s.hosts} hosts" for s in sizes) + " | target |"
     lines = [header, "|---|" + "---|" * len(sizes) + "---|"]
     lines += [f"| {label} | " + " | ".join(cells) + f" | {target} |" for label, cells, target in rows]
@@ -310,11 +346,22 @@ def _cpu(s: Size, what: str) -> str:
     return f"{c.controller:.2f} s / {c.hosts:.2f} s" if c else "-"
 
 
-def _floor(s: Size) -> str:
-    c = s.cpu.get("verify")
-    if c is None or not s.seconds.get("verify_one"):
-        return "-"
-    return f"{(c.controller + c.hosts) / (os.cpu_count() or 1) / s.seconds['verify_one']:.2f}"
+def _floor(all_hosts: str, few: str) -> Cell:
+    """The least ratio all_hosts / few that this machine allows: all the CPU the run over all hosts used (here
+    and on the lab's hosts, which share these cores) divided by the cores, over the smaller run's wall time."""
+
+    def cell(s: Size) -> str:
+        c = s.cpu.get(all_hosts)
+        if c is None or not s.seconds.get(few):
+            return "-"
+        return f"{(c.controller + c.hosts) / (os.cpu_count() or 1) / s.seconds[few]:.2f}"
+
+    return cell
+
+
+def _pss(s: Size, what: str) -> str:
+    p = s.peaks.get(what)
+    return f"{p.pss_mib:.0f} MiB" if p and p.pss_mib is not None else "-"
 
 
 def _peak(s: Size, what: str) -> str:

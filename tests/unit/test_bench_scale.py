@@ -3,6 +3,7 @@ The benchmark itself runs by hand on the lab; here it must at least import and c
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -84,3 +85,24 @@ def test_table_says_when_a_rollout_failed_or_was_not_run():
     assert "| rolling `patching`, `--serial 25%`: wall | - |  |" in scale.table([s]).splitlines()
     s.rolling = {"wall": 9.0, "outside": 0.5, "requests": 10, "failed": 3, "ok": 0.0}
     assert "| rolling `patching`, `--serial 25%`: wall | 9.0 s (rollout failed) |  |" in scale.table([s]).splitlines()
+
+
+def test_floor_rows_divide_all_the_cpu_by_the_cores_and_the_smaller_runs_wall(monkeypatch):
+    monkeypatch.setattr(scale.os, "cpu_count", lambda: 2)
+    s = scale.Size(12, {}, {"verify": 2.0, "verify_one": 1.0, "drift": 3.0, "drift3": 2.0}, 5)
+    s.cpu = {"verify": scale.Cpu(1.2, 1.8), "drift": scale.Cpu(2.0, 4.0)}
+    lines = scale.table([s]).splitlines()
+    assert "| floor of the ratio here: all hosts' CPU ÷ cores ÷ web1's wall | 1.50 | reported |" in lines
+    assert "| floor of the growth here: all hosts' drift CPU ÷ cores ÷ 3 hosts' wall | 1.50 | reported |" in lines
+    assert "| drift CPU, web1..web3: opsrun + workers + ssh / the lab hosts' own | - |  |" in lines
+
+
+def test_pss_is_read_from_smaps_rollup_and_a_gone_process_counts_nothing():
+    text = "55cc-7ffc ---p 00000000 00:00 0   [rollup]\nRss:   1608 kB\nPss:    213 kB\nPss_Dirty:  116 kB\n"
+    assert scale.parse_pss(text) == 213
+    assert scale.pss_kib(os.getpid()) > 0
+    assert scale.pss_kib(2**22 + 1) == 0  # above pid_max's default: no such process
+    s = scale.Size(12, {}, {}, 5, peaks={"verify": scale.Peak(476.0, 41.0, 120.4), "apply": scale.Peak(97.0, 61.0)})
+    lines = scale.table([s]).splitlines()
+    assert "| peak PSS, verify: opsrun + workers (shared pages once) | 120 MiB | reported |" in lines
+    assert "| peak PSS, apply: opsrun + workers (shared pages once) | - | reported |" in lines

@@ -134,11 +134,13 @@ class _Stream:
         self.start, self.end = start, end
         self.data = bytearray()
         self.begin: int | None = None  # where the command's output begins in `data`
-        self.stop: int | None = None  # where it ends
+        self.stop: int | None = None  # where it ends (the end marker)
         self.tail = b""  # what follows the end marker on its line (the exit status, on stdout)
+        self._line_end: int | None = None  # that line's newline
 
     def feed(self, chunk: bytes) -> bool:
-        """Take a chunk; whether the end marker and the rest of its line have come."""
+        """Take a chunk; whether the end marker and the rest of its line have come (each may come in pieces,
+        split anywhere between reads)."""
         seen = len(self.data)
         self.data += chunk
         if self.begin is None:
@@ -146,18 +148,21 @@ class _Stream:
             if at < 0:
                 return False
             self.begin = seen = at + len(self.start)
-        at = self.data.find(self.end, max(self.begin, seen - len(self.end)))
-        if at < 0:
-            return False
-        line_end = self.data.find(b"\n", at + len(self.end))
-        if line_end < 0:
-            return False
-        self.stop, self.tail = at, bytes(self.data[at + len(self.end) : line_end])
+        if self.stop is None:
+            at = self.data.find(self.end, max(self.begin, seen - len(self.end)))
+            if at < 0:
+                return False
+            self.stop = seen = at
+        if self._line_end is None:
+            line_end = self.data.find(b"\n", max(self.stop + len(self.end), seen))
+            if line_end < 0:
+                return False
+            self._line_end, self.tail = line_end, bytes(self.data[self.stop + len(self.end) : line_end])
         return True
 
     @property
     def ended(self) -> bool:
-        return self.stop is not None
+        return self._line_end is not None
 
     def text(self) -> bytes:
         return bytes(self.data[self.begin or 0 : self.stop])

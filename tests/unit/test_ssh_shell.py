@@ -4,7 +4,9 @@ The shell here is a local /bin/sh standing in for `ssh HOST /bin/sh` (the ssh pa
 driven against the lab by tests/lab/test_verify*.py)."""
 
 import os
+import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -89,6 +91,44 @@ def test_output_written_right_after_the_end_marker_does_not_hang_the_command(bac
         result = backend.run("(for i in 1 2 3 4 5; do echo bg; echo bg >&2; done) & echo fg")
         assert result.rc == 0 and "fg" in result.stdout.split()  # with bg lines, when they came in its time
     assert backend.run("echo next").stdout == "next\n"
+
+
+def test_an_exit_status_line_split_between_two_reads_ends_the_command():
+    frame = ssh_shell._Frame(b"opsrun-end-abc-1")
+    assert not frame.out.feed(b"opsrun-end-abc-1<\nhello\n\nopsrun-end-abc-1> 1")  # the status begun, no newline
+    assert frame.out.feed(b"27\n")
+    assert frame.status == 127 and frame.out.text() == b"hello\n"
+
+
+class ByteAtATime(ssh_shell.ShellSshBackend):
+    """A transport that hands the remote shell's stdout over one byte per read, as ssh may at a packet's edge."""
+
+    def _ssh_command(self):
+        relay = (
+            "import os, subprocess, time\n"
+            "p = subprocess.Popen(['/bin/sh'], stdout=subprocess.PIPE)\n"
+            "while (b := os.read(p.stdout.fileno(), 1)):\n"
+            "    os.write(1, b)\n"
+            "    time.sleep(0.002)\n"
+        )
+        return [sys.executable, "-c", relay]
+
+
+def test_a_transport_that_splits_every_line_still_ends_each_command():
+    def hung(_signum, _frame):
+        raise TimeoutError("the command's end was not seen: run() still waits after 10 s")
+
+    backend = ByteAtATime("web1")
+    signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        for status in (0, 3, 127):
+            result = backend.run(f"echo hi; exit {status}")
+            assert (result.rc, result.stdout) == (status, "hi\n")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        backend.close()
 
 
 def test_a_shell_that_dies_is_an_ssh_failure_and_the_next_command_starts_a_new_one(backend):

@@ -5,6 +5,7 @@ their whole process group ended when they must go."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import select
 import signal
@@ -16,6 +17,16 @@ from typing import Any
 
 STOP_POLL = 0.2  # how often the controller looks at its stop flag while a child runs
 GRACE = 5.0  # seconds a child has after SIGTERM to end what it started before SIGKILL
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent: int) -> None:
+    """In a process just forked from `parent`: be killed (SIGKILL) when `parent` dies, however it dies (the
+    OOM killer, SIGKILL), and end at once if it already has. Outside Linux, nothing."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def alive(pid: int) -> bool:

@@ -26,7 +26,10 @@ from typing import Any
 
 import pytest
 
-from opsrun import ssh_shell  # noqa: F401 - registers the opsrun-ssh connection with testinfra
+from opsrun import (
+    processes,
+    ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
+)
 
 HOST_KEY = "opsrun_host"
 AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"  # opsrun.verify.AFTER_APPLY_ENV (this module imports no opsrun.verify)
@@ -170,11 +173,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     _import_testinfra_modules()  # once here, not in every child
     running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
     signal.signal(signal.SIGTERM, functools.partial(_end_children, running))
-    with os.fdopen(requests_fd, "r", encoding="utf-8") as requests:
-        for line in requests:
-            request = json.loads(line)
-            _serve(session, groups, request, opts, running, (requests_fd, done_fd))
-            os.write(done_fd, b"done\n")
+    try:
+        with os.fdopen(requests_fd, "r", encoding="utf-8") as requests:
+            for line in requests:
+                request = json.loads(line)
+                _serve(session, groups, request, opts, running, (requests_fd, done_fd))
+                os.write(done_fd, b"done\n")
+    finally:  # an error of this process's own (fork, pidfd_open failing): no child goes on unsupervised
+        _kill_children(running)
     return True
 
 
@@ -199,10 +205,15 @@ def _serve(
     while waiting or running:
         while waiting and len(running) < max(1, int(opts["concurrency"])):
             host, items = waiting.pop(0)
-            pid = _fork_host(session, host, items, results, opts["targets"].get(host or "", host or ""), channel)
-            with contextlib.suppress(OSError):  # its own group from the start (the child sets it too)
-                os.setpgid(pid, pid)
-            running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(request, host))
+            target = opts["targets"].get(host or "", host or "")
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until SIGTERM's handler can see it
+            try:
+                pid = _fork_host(session, host, items, results, target, channel)
+                with contextlib.suppress(OSError):  # its own group from the start (the child sets it too)
+                    os.setpgid(pid, pid)
+                running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(request, host))
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
         _reap(running, results, request)
 
 
@@ -222,10 +233,14 @@ def _deadline(request: dict[str, Any], host: str | None) -> float:
 
 def _end_children(running: dict[int, tuple[str | None, int, float]], signum: int, _frame: object) -> None:
     """On SIGTERM (the controller stops the verification): kill every child with its SSH processes, exit."""
+    _kill_children(running)
+    os._exit(128 + signum)
+
+
+def _kill_children(running: dict[int, tuple[str | None, int, float]]) -> None:
     for _host, pid, _deadline in running.values():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-    os._exit(128 + signum)
 
 
 def _fork_host(
@@ -236,12 +251,16 @@ def _fork_host(
     target: str,
     channel: tuple[int, int],
 ) -> int:
-    """Fork a child that runs one host's tests, writing to a results file of its own; its pid."""
+    """Fork a child that runs one host's tests, writing to a results file of its own; its pid. It dies with
+    this process, however this one dies: no host's checks go on unsupervised, past their deadline."""
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 0
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler ends its children, not this one's
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # blocked while the server forked
+            processes.die_with_parent(server)
             with contextlib.suppress(OSError):
                 os.setpgid(0, 0)  # its ssh processes die with it at the deadline
             for fd in channel:  # the server's pipes are the server's
@@ -265,17 +284,16 @@ def _reap(running: dict[int, tuple[str | None, int, float]], results: str, reque
     ready, _w, _x = select.select(list(running), [], [], max(0.0, min(d for _h, _p, d in running.values()) - now))
     for fd in list(running):
         host, pid, deadline = running[fd]
-        if fd in ready:
-            _pid, status = os.waitpid(pid, 0)
-            if os.WIFSIGNALED(status):  # the OOM killer, a crash: the tests it had not run yet never will
-                signum = os.WTERMSIG(status)
-                _record(results, host, "(verify)", f"the host's verification process was killed by signal {signum}")
-        elif time.monotonic() >= deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            _record(results, host, "(deadline)", f"timed out after {_deadline(request, host):g}s in stage verify")
-        else:
+        ended = fd in ready or os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        if not ended and time.monotonic() < deadline:
             continue
+        with contextlib.suppress(ProcessLookupError):  # before reaping it: its group cannot be another's yet
+            os.killpg(pid, signal.SIGKILL)  # the child at its deadline, or what it left running (its ssh)
+        _pid, status = os.waitpid(pid, 0)
+        if not ended:
+            _record(results, host, "(deadline)", f"timed out after {_deadline(request, host):g}s in stage verify")
+        elif os.WIFSIGNALED(status):  # the OOM killer, a crash: the tests it had not run yet never will
+            signum = os.WTERMSIG(status)
+            _record(results, host, "(verify)", f"the host's verification process was killed by signal {signum}")
         os.close(fd)
         del running[fd]

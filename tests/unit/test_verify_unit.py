@@ -1,3 +1,8 @@
+import contextlib
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +191,86 @@ def test_a_request_for_a_host_it_was_not_started_for_is_refused(probe_project):
 
     with Verifier(probe_project, inv(), "probe", []) as verifier, pytest.raises(ValueError, match="web9"):
         verifier.run(["web9"])
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    from opsrun.processes import alive
+
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _wait_for_text(path: Path, seconds: float = 60) -> str:
+    deadline = time.monotonic() + seconds
+    while not (path.exists() and path.read_text().endswith("\n")):
+        assert time.monotonic() < deadline, f"{path} not written within {seconds} s"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_a_hosts_checks_end_with_their_pytest_however_it_dies(probe_project):
+    """The OOM killer (or end_group's SIGKILL) ends the suite's pytest mid-request: the host's process it had
+    forked must not go on checking, unsupervised and past its deadline."""
+    from opsrun.verify import Verifier
+
+    pidfile = probe_project.root / "child.pid"
+    (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
+        f"import os, time\n\ndef test_slow():\n    open({str(pidfile)!r}, 'w').write(f'{{os.getpid()}}\\n')\n"
+        "    time.sleep(60)\n"
+    )
+    with Verifier(probe_project, inv(), "probe", []) as verifier:
+        answer = {}
+        request = threading.Thread(target=lambda: answer.setdefault("run", verifier.run([])))
+        request.start()
+        child = int(_wait_for_text(pidfile))
+        try:
+            os.kill(verifier._proc.pid, signal.SIGKILL)
+            request.join(30)
+            assert _gone_within(child, 5), "the host's process lives on after its pytest died"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+    assert answer["run"].status == "failed" and answer["run"].error
+
+
+def test_a_host_process_killed_by_a_signal_takes_its_ssh_with_it(probe_project):
+    """What the host's process started in its process group (its ssh session, here a stand-in) ends with it,
+    even when a command on the host still runs: it holds a session of the concurrency bound."""
+    from opsrun.verify import run_suite
+
+    pidfile = probe_project.root / "ssh.pid"
+    (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
+        "import os, signal, subprocess\n\ndef test_1():\n"
+        "    ssh = subprocess.Popen(['sleep', '60'])\n"
+        f"    open({str(pidfile)!r}, 'w').write(f'{{ssh.pid}}\\n')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = run_suite(probe_project, inv(), "probe", [])
+    ssh = int(_wait_for_text(pidfile, 5))
+    try:
+        assert run.status == "failed"
+        assert _gone_within(ssh, 5), "the killed host process's ssh lives on"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(ssh, signal.SIGKILL)
+
+
+def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path, monkeypatch):
+    """It ended after the wait for the children returned and before the deadline was looked at: it finished,
+    it did not time out."""
+    from opsrun import pytest_plugin
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child: done at once
+        os._exit(0)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (not reaped)
+    monkeypatch.setattr(pytest_plugin.select, "select", lambda *a: ([], [], []))  # ... after the wait returned
+    results = tmp_path / "results"
+    running = {os.pidfd_open(pid): ("web1", pid, time.monotonic() - 1)}
+    pytest_plugin._reap(running, str(results), {"deadlines": {"web1": 30}})
+    assert running == {}
+    assert not results.exists() or "(deadline)" not in results.read_text()

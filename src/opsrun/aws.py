@@ -13,10 +13,11 @@
     patch_WAVE           one group per value of the `PatchGroup` tag (PatchGroup=wave1 -> patch_wave1)
     az_ZONE              the availability zone (us-east-1a -> az_us_east_1a)
 
-Host name: the `Name` tag; the instance id when the tag is missing or shared by several instances. Host
-data: `ssh_hostname` (the private address by default; `address="public" | "private_dns" | "public_dns"`),
-`ec2_instance_id`, `ec2_private_ip`, `ec2_zone`, `ec2_tags`. SSH user, key and known_hosts come from
-group_data, as for any inventory.
+Host name: the `Name` tag; the instance id when the tag is missing, shared by several instances or not a
+host name (opsrun.inventory.HOST_NAME: free text such as "web 1 (old)"). Host data: `ssh_hostname` (the
+private address by default; `address="public" | "private_dns" | "public_dns"`), `ec2_instance_id`,
+`ec2_private_ip`, `ec2_zone`, `ec2_tags`. SSH user, key and known_hosts come from group_data, as for any
+inventory.
 
 Region, credentials and endpoint are found the usual AWS way (environment, ~/.aws, instance role); the
 endpoint can come from botocore's own variables (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_EC2), which is how the
@@ -33,6 +34,7 @@ from collections import Counter
 from typing import Any
 
 from opsrun.errors import ConfigError
+from opsrun.inventory import HOST_NAME
 
 ADDRESSES = {
     "private": "PrivateIpAddress",
@@ -194,8 +196,8 @@ def fleet_groups(
         tags = _tags(inst)
         iid = inst["InstanceId"]
         name = tags.get("Name") or iid
-        if names[tags.get("Name")] > 1:
-            name = iid  # a shared Name would merge hosts: each keeps its own id
+        if names[tags.get("Name")] > 1 or not HOST_NAME.fullmatch(name):
+            name = iid  # a shared Name would merge hosts, free text is no host name: each keeps its own id
         key = ADDRESSES[address]
         reach = inst.get(key)
         if not reach:

@@ -63,6 +63,16 @@ def test_a_missing_or_shared_name_becomes_the_instance_id(fleet, ops):
     assert inv.hosts["web3"].data["ec2_instance_id"] == single
 
 
+def test_a_name_tag_that_is_no_host_name_becomes_the_instance_id(fleet, ops):
+    """A Name tag is free text ("web 1 (old)", "admin@web1"); a host name must be one word ssh and testinfra
+    read as it is."""
+    spaced = fleet.launch(Name="web 1 (old)", Env="production", Role="web")
+    at = fleet.launch(Name="admin@web1", Env="production", Role="web")
+    fleet.launch(Name="web3", Env="production", Role="web")
+    inv = inventory.load(Project(ops), "production")
+    assert sorted(inv.hosts) == sorted([spaced, at, "web3"])
+
+
 def test_pages_through_many_instances(fleet):
     ids = {fleet.launch(Name=f"h{i:02d}", Env="production", Role="web") for i in range(23)}
     client = boto3.client("ec2", region_name=REGION)

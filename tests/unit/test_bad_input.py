@@ -311,6 +311,16 @@ def test_inventory_name_must_be_plain(name):
     assert result.exit_code == 2 and "is not an inventory name" in result.stderr, result.output
 
 
+@pytest.mark.parametrize("name", ["admin@web1", "web1:2222", "web9/x", "[web1]", "web 1", "-oProxyCommand=x", "é1"])
+def test_a_host_name_that_ssh_or_testinfra_would_read_as_something_else_is_refused(project_copy, name, host_guard):
+    """testinfra reads `admin@web1` as user admin at web1, `web1:2222` as port 2222 of web1: verify would
+    check another host than the one named, and record its results as web1's."""
+    add(project_copy, "inventories/lab.py", f"web.append(({name!r}, {{'ssh_hostname': '10.231.7.99'}}))")
+    result = run(project_copy, "verify", "lab", "nginx")
+    assert_refused(result, str(project_copy / "inventories/lab.py"), "web")
+    assert repr(name) in result.stderr and "ssh_hostname" in result.stderr
+
+
 def test_duplicate_host_with_other_address_is_refused(project_copy):
     add(project_copy, "inventories/lab.py", 'web.append(("web1", {"ssh_hostname": "10.231.7.99"}))')
     result = run(project_copy, "apply", "lab", "nginx", "--dry-run")

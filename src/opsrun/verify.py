@@ -320,8 +320,11 @@ def _pytest_env(
 
 
 def _read_results(tmpdir: Path, name: str) -> list[TestResult]:
-    """The results the plugin wrote for one request, one JSON line a test (a file per host process)."""
-    records = [json.loads(line) for path in sorted(tmpdir.glob(f"{name}*")) for line in path.read_text().splitlines()]
+    """The results the plugin wrote for one request, one JSON line a test (a file per host process). A line
+    without its newline was cut short by a kill at the host's deadline, whose own error line says so: left out."""
+    records = [
+        json.loads(line) for path in sorted(tmpdir.glob(f"{name}*")) for line in path.read_text().split("\n")[:-1]
+    ]
     return [
         TestResult(
             host=r["host"] or "?",

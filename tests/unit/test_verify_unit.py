@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -274,3 +275,15 @@ def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path, m
     pytest_plugin._reap(running, str(results), {"deadlines": {"web1": 30}})
     assert running == {}
     assert not results.exists() or "(deadline)" not in results.read_text()
+
+
+def test_a_results_line_cut_short_by_a_kill_is_left_out_not_a_crash(tmp_path):
+    """A host process killed at its deadline mid-write leaves half a line; the deadline's own error line says
+    what happened to that host, the other hosts' results stand."""
+    from opsrun.verify import _read_results
+
+    record = {"host": "web1", "test": "test_a[opsrun-ssh://web1]", "outcome": "passed", "message": None, "seconds": 0.1}
+    line = json.dumps(record) + "\n"
+    (tmp_path / "req-1.101").write_text(line + line.replace("test_a", "test_b")[:40])
+    (tmp_path / "req-1.102").write_text(line.replace("web1", "web2"))
+    assert [(r.host, r.test) for r in _read_results(tmp_path, "req-1")] == [("web1", "test_a"), ("web2", "test_a")]

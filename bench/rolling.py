@@ -59,7 +59,21 @@ def roll(lab: Lab, project: Path, deploy: str, serial: str | None = None) -> tup
             text=True,
             check=False,
         )
-    return json.loads(proc.stdout), load.result
+    doc = json.loads(proc.stdout)
+    if doc["status"] != "success":
+        print(f"the rollout of {deploy} ended {doc['status']}:", *failures(doc), sep="\n  ", flush=True)
+    return doc, load.result
+
+
+def failures(doc: dict[str, Any], most: int = 10) -> list[str]:
+    """Why hosts were not done: each distinct (outcome, stage, reason's first line) once, with how many hosts."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for name, host in doc["hosts"].items():
+        if host.get("outcome") != "done":
+            reason = str(host.get("reason") or host.get("error") or "").partition("\n")[0]
+            seen.setdefault((str(host.get("outcome")), str(host.get("stage")), reason), []).append(name)
+    lines = [f"{len(h)} host(s), {h[0]} first: {out} in {stage}: {why}" for (out, stage, why), h in seen.items()]
+    return lines[:most]
 
 
 def split(doc: dict[str, Any]) -> list[tuple[str, float]]:

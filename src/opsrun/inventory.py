@@ -21,8 +21,9 @@ from typing import Any
 from opsrun.errors import ConfigError
 from opsrun.project import Project
 
-# A host's name is one word that OpenSSH (a `Host` pattern, a destination) and testinfra (a URL) read as it is:
-# `admin@web1`, `web1:2222` or `web1/x` would be taken for a user, a port or a path of another host.
+# The name of a host opsrun reaches is one word that OpenSSH (a `Host` pattern, a destination) and testinfra (a
+# URL) read as it is: `admin@web1`, `web1:2222` or `web1/x` would be taken for a user, a port or a path of
+# another host (opsrun.settings.check_host refuses them; plain pyinfra keeps its `@connector/...` names).
 HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 HostEntry = str | tuple[str, dict[str, Any]]
@@ -126,14 +127,6 @@ def _check_group(path: Path, key: str, value: Any) -> list[HostEntry]:
         if not ok:
             raise ConfigError(
                 path, f"invalid host entry {entry!r}.", field=key, fix='write a host as "name" or ("name", {...data})'
-            )
-        if not HOST_NAME.fullmatch(_name(entry)):
-            raise ConfigError(
-                path,
-                f"host name {_name(entry)!r} is not one word of letters, digits, '.', '_' and '-' (SSH and the "
-                "verify suites would read part of it as a user, a port or a path).",
-                field=key,
-                fix='name the host that way and give its address as ("name", {"ssh_hostname": "..."})',
             )
     return list(hosts)
 

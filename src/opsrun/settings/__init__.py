@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from opsrun.errors import ConfigError
+from opsrun.inventory import HOST_NAME
 from opsrun.settings import models
 
 
@@ -195,8 +196,16 @@ def policy_keys(data: Mapping[str, Any]) -> list[tuple[str, type[BaseModel]]]:
 
 
 def check_host(inv: Any, host: str) -> None:
-    """Every setting of one inventory host; ConfigError naming the file, the field and the fix."""
+    """Every setting of one inventory host, and its name; ConfigError naming the file, the field and the fix."""
     data = inv.hosts[host].data
+    if not HOST_NAME.fullmatch(host):
+        raise ConfigError(
+            inv.path,
+            f"host name {host!r} is not one word of letters, digits, '.', '_' and '-' (SSH and the verify "
+            "suites would read part of it as a user, a port or a path, and reach another host).",
+            field=(inv.hosts[host].groups or ("all",))[0],
+            fix='name the host that way and give its address as ("name", {"ssh_hostname": "..."})',
+        )
 
     def where(key: str) -> str:
         return str(inv.where(host, key)) if key in data else str(inv.path)

@@ -315,7 +315,11 @@ def test_inventory_name_must_be_plain(name):
 def test_a_host_name_that_ssh_or_testinfra_would_read_as_something_else_is_refused(project_copy, name, host_guard):
     """testinfra reads `admin@web1` as user admin at web1, `web1:2222` as port 2222 of web1: verify would
     check another host than the one named, and record its results as web1's."""
-    add(project_copy, "inventories/lab.py", f"web.append(({name!r}, {{'ssh_hostname': '10.231.7.99'}}))")
+    add(
+        project_copy,
+        "inventories/lab.py",
+        f"all[0].append({name!r})\nweb.append(({name!r}, {{'ssh_hostname': '10.231.7.99'}}))",
+    )
     result = run(project_copy, "verify", "lab", "nginx")
     assert_refused(result, str(project_copy / "inventories/lab.py"), "web")
     assert repr(name) in result.stderr and "ssh_hostname" in result.stderr

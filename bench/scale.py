@@ -133,9 +133,8 @@ def peak_memory(cmd: list[str], ok: tuple[int, ...] = (0,)) -> Peak:
     def sample() -> None:
         while not done.wait(0.1):
             procs = read_procs()
-            pids = tree_pids(proc.pid, procs)
-            peak[0] = max(peak[0], sum(procs[pid][1] for pid in pids))
-            peak[1] = max(peak[1], sum(pss_kib(pid) for pid in pids))
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid, procs))
+            peak[1] = max(peak[1], sum(pss_kib(pid) for pid in tree_pids(proc.pid, procs)))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

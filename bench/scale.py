@@ -33,6 +33,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -43,7 +44,7 @@ from pathlib import Path
 from apply_nochange import ENV, OPSRUN, REPO, alternate, demo_token, nochange_commands, ops_copy, plain_copy
 from drift import drift_commands
 from lab_up import measured
-from rolling import outside_waits, prepare, roll
+from rolling import outside_waits, prepare, roll, split
 
 from opsrun.lab import Lab
 from opsrun.lab.hosts import cgroup_dirs
@@ -218,6 +219,8 @@ def measure(lab: Lab, n: int, plain: Path, rolling: bool, only_rolling: bool = F
             patient_health_gate(project, n)
             prepare(lab, project, "patching", converge=plain, reboot=True)
             doc, load = roll(lab, project, "patching", serial="25%")
+        for stage, seconds in split(doc):  # where the rollout's time went, for the note
+            print(f"  rolling at {n} hosts, {stage}: {seconds:.1f} s", file=sys.stderr)
         size.rolling = {
             "wall": doc["seconds"],
             "outside": outside_waits(doc),

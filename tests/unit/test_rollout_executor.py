@@ -4,6 +4,7 @@ are proved in tests/lab/test_rolling.py)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,82 @@ def test_a_host_whose_gate_failed_before_the_change_is_not_held_to_it():
     assert outcomes(run)["web2"] == ("failed", "health", False)  # it served before: the change broke it
     # served by its balancer, yet the gate never passes (a wrong gate): held to it, and it stays out
     assert outcomes(run)["web3"] == ("failed", "health", False)
+
+
+class SlowGates:
+    """A health gate per host that passes when `ready[host]` is set (or fails after `timeout`)."""
+
+    def __init__(self, hosts, timeout=3.0):
+        self.ready = {h: threading.Event() for h in hosts}
+        self.timeout, self.http, self.tcp = timeout, "http://{address}/health", None
+
+    def probe(self, host, address):
+        return True, "HTTP 200"
+
+    def wait(self, host, address):
+        if not self.ready[host].wait(self.timeout):
+            raise TimeoutError(f"health gate: nothing after {self.timeout}s")
+        return "HTTP 200"
+
+
+def test_a_host_is_verified_as_soon_as_it_passes_its_gate_not_when_its_whole_batch_has(tmp_path):
+    """One slow reboot must not hold back its batch's checks: web1 passes its gate first and is verified
+    while web2 still waits on its own (which here passes only once web1's verification has run)."""
+    gates = SlowGates(["web1", "web2"])
+    gates.ready["web1"].set()
+    script = Script()
+    verified: list[list[str]] = []
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        verified.append(list(hosts))
+        if "web1" in hosts:
+            gates.ready["web2"].set()
+        return script.verify(project, inv, suite, hosts, **kwargs)
+
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates)
+    ro = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path)
+    ro.runners.verification = each_batch(verify)
+    run = ro.run(["web1", "web2"])
+    assert outcomes(run) == {h: ("done", None, True) for h in ["web1", "web2"]}
+    assert verified == [["web1"], ["web2"]]
+
+
+def test_verification_while_gates_are_waited_for_counts_as_the_gate_wait_not_as_verification(tmp_path):
+    """The rollout's verify time is what verification added after the batch's last gate passed; each host
+    keeps its own gate wait and its own verification time."""
+    gates = SlowGates(["web1", "web2"])
+    gates.ready["web1"].set()
+    script = Script()
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        time.sleep(0.5)
+        gates.ready["web2"].set()  # web2 passes its gate as web1's verification ends
+        return script.verify(project, inv, suite, hosts, **kwargs)
+
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates)
+    ro = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path)
+    ro.runners.verification = each_batch(verify)
+    run = ro.run(["web1", "web2"])
+    assert run.status == "success"
+    assert run.hosts["web1"].seconds["verify"] >= 0.5 and run.hosts["web2"].seconds["verify"] >= 0.5
+    assert run.hosts["web2"].seconds["health"] >= 0.5 > run.hosts["web1"].seconds["health"]
+    # web1's verification ran inside web2's gate wait: only web2's (the tail) is the stage's
+    assert run.stage_seconds["health"] >= 0.5 and 0.5 <= run.stage_seconds["verify"] < 0.95
+
+
+def test_a_host_that_fails_its_gate_does_not_hold_back_the_others_verification(tmp_path):
+    gates = SlowGates(["web1", "web2"], timeout=0.3)
+    gates.ready["web1"].set()
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    policy = Policy(
+        serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates
+    )
+    script = Script()
+    run = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(["web1", "web2"])
+    assert outcomes(run) == {"web1": ("done", None, True), "web2": ("failed", "health", False)}
+    assert "nothing after 0.3s" in run.hosts["web2"].reason

@@ -17,7 +17,7 @@ from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy
-from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
+from opsrun.rollout.stages import BatchVerify, Gates, StageRunners, StageTimer, parallel
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 
@@ -200,8 +200,7 @@ class Rollout:
                 return
         live = self._apply_stage(i, live)
         live = self._reboot_stage(i, live)
-        live = self._health_stage(i, live, healthy_before, serving_before)
-        live = self._verify_stage(i, live)
+        live = self._check_stage(i, live, healthy_before, serving_before)
         live = self._enable_stage(i, live, serving_before)
         for h in live:
             self.result.hosts[h].outcome, self.result.hosts[h].stage = "done", None
@@ -271,41 +270,71 @@ class Rollout:
             waited = parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
         return self._fail_errored(waited, "reboot", live, in_balancer=self.balancer is None)
 
-    def _health_stage(
+    def _check_stage(
         self, i: int, live: list[str], healthy_before: dict[str, bool], serving_before: dict[str, bool]
     ) -> list[str]:
-        gate = self.policy.health
-        if gate is None or not live:
+        """The health gate, then the verification, each host as soon as it passed its gate: the hosts that
+        passed while the suite ran on others are verified together next, so one slow reboot does not hold
+        back its batch's checks. The stage times count verification only for what it added after the
+        batch's last gate passed; each host keeps its own gate wait and verification time."""
+        gate, out = self.policy.health, self.result.hosts
+        if not live or (gate is None and not self.suite):
             return live
+        if gate is None:
+            started = time.monotonic()
+            self._verify(i, live)
+            self._add_seconds("verify", time.monotonic() - started)
+            return [h for h in live if out[h].outcome != "failed"]
         # A host that was not serving before the change, by its gate and by its balancer (the other half of
         # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
         # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
         held = [h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)]
-        with self._timed("health", i, live):
-            waited = parallel(held, lambda h: gate.wait(h, self.address(h)))
-        for h in live:
-            if h not in held:
+        with self._timed("health", i, live) as timer:
+            ready = [h for h in live if h not in held]
+            for h in ready:
+                out[h].seconds["health"] = 0.0
                 ok, seen = gate.probe(h, self.address(h))
                 if not ok:
-                    self.result.hosts[h].add_note(
-                        f"its health gate did not pass before the change and still does not ({seen})"
-                    )
-        return self._fail_errored(waited, "health", live, in_balancer=self.balancer is None)
+                    out[h].add_note(f"its health gate did not pass before the change and still does not ({seen})")
+            with Gates(held, lambda h: gate.wait(h, self.address(h))) as gates:
+                while ready or gates.waiting:
+                    for h, exc, took in gates.ended(block=not ready):
+                        out[h].seconds["health"] = took
+                        if exc is None:
+                            ready.append(h)
+                        else:
+                            out[h].fail("health", str(exc), in_balancer=self.balancer is None)
+                            self.record(out[h])
+                    if not gates.waiting and timer.end is None:
+                        timer.end = time.monotonic()
+                    if ready and self.suite:
+                        self._verify(i, ready)
+                    ready = []
+        if self.suite:
+            self._add_seconds("verify", time.monotonic() - (timer.end or time.monotonic()))
+        return [h for h in live if out[h].outcome != "failed"]
 
-    def _verify_stage(self, i: int, live: list[str]) -> list[str]:
+    def _add_seconds(self, stage: str, took: float) -> None:
+        self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + took
+
+    def _verify(self, i: int, hosts: list[str]) -> None:
+        """The suite on `hosts` (which passed their gates): a host with a failing test, or none, fails."""
         out = self.result.hosts
-        if not self.suite or not live:
-            return live
-        with self._timed("verify", i, live):
-            assert self._verify_batch is not None
-            vr = self._verify_batch(live, self.deploy)
-        for h in list(live):
+        started = time.monotonic()
+        for h in hosts:
+            out[h].stage = "verify"
+            self.record(out[h])
+        for h in hosts:
+            self.events(i, h, "verify")
+        assert self._verify_batch is not None
+        vr = self._verify_batch(hosts, self.deploy)
+        for h in hosts:
+            out[h].seconds["verify"] = time.monotonic() - started
             failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
             if vr.error or failing or not vr.for_host(h):
                 why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
                 out[h].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)
                 self.record(out[h])
-        return [h for h in live if out[h].outcome != "failed"]
 
     def _enable_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
         """Back in the balancer, and wait until it serves; a host that cannot serve is taken out again."""

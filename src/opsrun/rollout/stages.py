@@ -8,6 +8,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ class StageTimer:
     ):
         self.result, self.stage, self.hosts = result, stage, hosts
         self.record, self.announce = record, announce
+        self.end: float | None = None  # when the stage's counted time ended, if before it was left
 
     def __enter__(self) -> StageTimer:
         self.start = time.monotonic()
@@ -121,7 +123,44 @@ class StageTimer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        took = time.monotonic() - self.start
+        took = (self.end or time.monotonic()) - self.start
         self.result.stage_seconds[self.stage] = self.result.stage_seconds.get(self.stage, 0.0) + took
         for h in self.hosts:
-            h.seconds[self.stage] = took
+            h.seconds.setdefault(self.stage, took)  # unless the stage timed it for each host
+
+
+class Gates:
+    """Waits (health gates) for some hosts, all at once, each reported as it ends."""
+
+    def __init__(self, hosts: list[str], wait: Callable[[str], object]):
+        self._pool = ThreadPoolExecutor(max_workers=min(len(hosts), 64) or 1)
+        started = time.monotonic()
+
+        def timed(host: str) -> float:
+            wait(host)
+            return time.monotonic() - started
+
+        self._started = started
+        self._futures = {self._pool.submit(timed, h): h for h in hosts}
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._futures)
+
+    def ended(self, *, block: bool) -> list[tuple[str, Exception | None, float]]:
+        """The hosts whose wait ended (at least one if `block` and any is waited for): (host, what it
+        raised or None, seconds it took)."""
+        done, _pending = futures.wait(self._futures, timeout=None if block else 0, return_when=futures.FIRST_COMPLETED)
+        ended: list[tuple[str, Exception | None, float]] = []
+        for f in done:
+            host, exc = self._futures.pop(f), f.exception()
+            if exc is not None and not isinstance(exc, Exception):
+                raise exc
+            ended.append((host, exc, f.result() if exc is None else time.monotonic() - self._started))
+        return ended
+
+    def __enter__(self) -> Gates:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._pool.shutdown(wait=True)

@@ -392,14 +392,26 @@ class SlowGates:
     def __init__(self, hosts, timeout=3.0):
         self.ready = {h: threading.Event() for h in hosts}
         self.timeout, self.http, self.tcp = timeout, "http://{address}/health", None
+        self.failed: set[str] = set()
 
     def probe(self, host, address):
         return True, "HTTP 200"
 
     def wait(self, host, address):
         if not self.ready[host].wait(self.timeout):
+            self.failed.add(host)
             raise TimeoutError(f"health gate: nothing after {self.timeout}s")
         return "HTTP 200"
+
+
+def gated(tmp_path, gates, script, verify, **policy):
+    """A rollout whose batches pass `gates` and are verified by `verify` (the shape of Script.verify)."""
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    settings = {"serial": (2,), "drain_timeout": 0.2, "healthy_timeout": 0.2, "verify": True, "reboot": "never"}
+    ro = rollout(script, FakeBalancer(HOSTS), Policy(**{**settings, **policy}, health=gates), tmp_path=tmp_path)
+    ro.runners.verification = each_batch(verify)
+    return ro
 
 
 def test_a_host_is_verified_as_soon_as_it_passes_its_gate_not_when_its_whole_batch_has(tmp_path):
@@ -416,50 +428,88 @@ def test_a_host_is_verified_as_soon_as_it_passes_its_gate_not_when_its_whole_bat
             gates.ready["web2"].set()
         return script.verify(project, inv, suite, hosts, **kwargs)
 
-    (tmp_path / "verify" / "app").mkdir(parents=True)
-    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
-    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates)
-    ro = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path)
-    ro.runners.verification = each_batch(verify)
-    run = ro.run(["web1", "web2"])
+    run = gated(tmp_path, gates, script, verify).run(["web1", "web2"])
     assert outcomes(run) == {h: ("done", None, True) for h in ["web1", "web2"]}
     assert verified == [["web1"], ["web2"]]
 
 
 def test_verification_while_gates_are_waited_for_counts_as_the_gate_wait_not_as_verification(tmp_path):
-    """The rollout's verify time is what verification added after the batch's last gate passed; each host
-    keeps its own gate wait and its own verification time."""
+    """The rollout's verify time is what verification added after the batch's last gate passed (here web2's,
+    0.3 s in, during web1's 1 s verification); each host keeps its own gate wait and verification time."""
     gates = SlowGates(["web1", "web2"])
     gates.ready["web1"].set()
+    threading.Timer(0.3, gates.ready["web2"].set).start()
     script = Script()
 
     def verify(project, inv, suite, hosts, **kwargs):
-        time.sleep(0.5)
-        gates.ready["web2"].set()  # web2 passes its gate as web1's verification ends
+        time.sleep(1.0)
         return script.verify(project, inv, suite, hosts, **kwargs)
 
-    (tmp_path / "verify" / "app").mkdir(parents=True)
-    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
-    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates)
-    ro = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path)
-    ro.runners.verification = each_batch(verify)
-    run = ro.run(["web1", "web2"])
+    run = gated(tmp_path, gates, script, verify).run(["web1", "web2"])
     assert run.status == "success"
-    assert run.hosts["web1"].seconds["verify"] >= 0.5 and run.hosts["web2"].seconds["verify"] >= 0.5
-    assert run.hosts["web2"].seconds["health"] >= 0.5 > run.hosts["web1"].seconds["health"]
-    # web1's verification ran inside web2's gate wait: only web2's (the tail) is the stage's
-    assert run.stage_seconds["health"] >= 0.5 and 0.5 <= run.stage_seconds["verify"] < 0.95
+    assert run.hosts["web1"].seconds["verify"] >= 1.0 and run.hosts["web2"].seconds["verify"] >= 1.0
+    assert run.hosts["web2"].seconds["health"] > run.hosts["web1"].seconds["health"]
+    # the gate wait ended when web2's gate passed, not when web1's verification let the executor look
+    assert run.stage_seconds["health"] < 0.8 and run.stage_seconds["verify"] >= 1.5
 
 
 def test_a_host_that_fails_its_gate_does_not_hold_back_the_others_verification(tmp_path):
-    gates = SlowGates(["web1", "web2"], timeout=0.3)
+    gates = SlowGates(["web1", "web2"], timeout=0.5)
     gates.ready["web1"].set()
-    (tmp_path / "verify" / "app").mkdir(parents=True)
-    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
-    policy = Policy(
-        serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never", health=gates
-    )
     script = Script()
-    run = rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(["web1", "web2"])
+    failed_when_verified = []
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        failed_when_verified.append(sorted(gates.failed))
+        return script.verify(project, inv, suite, hosts, **kwargs)
+
+    run = gated(tmp_path, gates, script, verify, max_fail=1).run(["web1", "web2"])
     assert outcomes(run) == {"web1": ("done", None, True), "web2": ("failed", "health", False)}
-    assert "nothing after 0.3s" in run.hosts["web2"].reason
+    assert "nothing after 0.5s" in run.hosts["web2"].reason
+    assert failed_when_verified == [[]]  # web1 was verified before web2's gate gave up
+
+
+def test_stages_no_host_reached_take_no_time():
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="if-needed")
+    policy = Policy(**{**policy.__dict__, "health": SlowGates(["web1", "web2"])})
+    run = rollout(Script(reboot_fails={"web1", "web2"}), FakeBalancer(HOSTS), policy).run(["web1", "web2"])
+    assert [outcomes(run)[h] for h in ("web1", "web2")] == [("failed", "reboot", False)] * 2
+    assert "reboot" in run.stage_seconds and "health" not in run.stage_seconds
+
+
+def test_a_host_that_needs_no_reboot_goes_through_its_gate_and_verification_while_another_reboots(tmp_path):
+    """Each host goes on from its own reboot: web2 (no reboot needed) passes its gate and is verified while
+    web1 still reboots (here web1 comes back only once web2 has been verified)."""
+    gates = SlowGates(["web1", "web2"])
+    for ready in gates.ready.values():
+        ready.set()
+    web2_verified = threading.Event()
+    script = Script(needs_reboot={"web1"})
+    verified: list[list[str]] = []
+    seen: list[tuple[str, str | None]] = []
+
+    def reboot_if_needed(mode, timeout, inv):
+        def reboot(host):
+            if host == "web1" and not web2_verified.wait(3):
+                raise TimeoutError("web1 did not come back")
+            return host == "web1"
+
+        return reboot
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        verified.append(list(hosts))
+        if "web2" in hosts:
+            web2_verified.set()
+        return script.verify(project, inv, suite, hosts, **kwargs)
+
+    ro = gated(tmp_path, gates, script, verify, reboot="if-needed")
+    ro.runners.reboot_if_needed = reboot_if_needed
+    ro.record = lambda h: seen.append((h.name, h.stage))
+    run = ro.run(["web1", "web2"])
+    assert outcomes(run) == {h: ("done", None, True) for h in ["web1", "web2"]}
+    assert verified == [["web2"], ["web1"]]
+    assert run.hosts["web1"].rebooted and not run.hosts["web2"].rebooted
+    # each host's own way through the stages is recorded as it goes
+    for host in ("web1", "web2"):
+        stages = [stage for h, stage in seen if h == host]
+        assert stages.index("reboot") < stages.index("health") < stages.index("verify") < stages.index("enable")

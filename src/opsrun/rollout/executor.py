@@ -1,5 +1,6 @@
 """The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
-health gate, verify, enable) and records each host's outcome. A failure stops the rollout after its batch:
+health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle)
+and records each host's outcome. A failure stops the rollout after its batch:
 failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy
-from opsrun.rollout.stages import BatchVerify, Gates, StageRunners, StageTimer, parallel
+from opsrun.rollout.settle import Settle
+from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 
@@ -199,8 +201,7 @@ class Rollout:
                 self._put_back(live)
                 return
         live = self._apply_stage(i, live)
-        live = self._reboot_stage(i, live)
-        live = self._check_stage(i, live, healthy_before, serving_before)
+        live = self._settle_stage(i, live, healthy_before, serving_before)  # reboot, health gate, verify: per host
         live = self._enable_stage(i, live, serving_before)
         for h in live:
             self.result.hosts[h].outcome, self.result.hosts[h].stage = "done", None
@@ -261,63 +262,35 @@ class Rollout:
                 self.record(out[hr.name])
         return [h for h in live if out[h].outcome != "failed"]
 
-    def _reboot_stage(self, i: int, live: list[str]) -> list[str]:
-        out = self.result.hosts
-        if self.policy.reboot == "never" or not live:
-            return live
-        with self._timed("reboot", i, live):
-            maybe_reboot = self.runners.reboot_if_needed(self.policy.reboot, self.policy.reboot_timeout, self.inv)
-            waited = parallel(live, lambda h: setattr(out[h], "rebooted", bool(maybe_reboot(h))))
-        return self._fail_errored(waited, "reboot", live, in_balancer=self.balancer is None)
-
-    def _check_stage(
+    def _settle_stage(
         self, i: int, live: list[str], healthy_before: dict[str, bool], serving_before: dict[str, bool]
     ) -> list[str]:
-        """The health gate, then the verification, each host as soon as it passed its gate: the hosts that
-        passed while the suite ran on others are verified together next, so one slow reboot does not hold
-        back its batch's checks. The stage times count verification only for what it added after the
-        batch's last gate passed; each host keeps its own gate wait and verification time."""
-        gate, out = self.policy.health, self.result.hosts
-        if not live or (gate is None and not self.suite):
+        """Reboot (where needed) → health gate → verification, each host on its own (rollout.settle)."""
+        on = {"reboot": self.policy.reboot != "never", "health": self.policy.health is not None}
+        steps = [step for step, wanted in {**on, "verify": bool(self.suite)}.items() if wanted]
+        if not steps or not live:
             return live
-        if gate is None:
-            started = time.monotonic()
-            self._verify(i, live)
-            self._add_seconds("verify", time.monotonic() - started)
-            return [h for h in live if out[h].outcome != "failed"]
+        maybe_reboot = self.runners.reboot_if_needed(self.policy.reboot, self.policy.reboot_timeout, self.inv)
         # A host that was not serving before the change, by its gate and by its balancer (the other half of
         # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
         # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
-        held = [h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)]
-        with self._timed("health", i, live) as timer:
-            ready = [h for h in live if h not in held]
-            for h in ready:
-                out[h].seconds["health"] = 0.0
-                ok, seen = gate.probe(h, self.address(h))
-                if not ok:
-                    out[h].add_note(f"its health gate did not pass before the change and still does not ({seen})")
-            with Gates(held, lambda h: gate.wait(h, self.address(h))) as gates:
-                while ready or gates.waiting:
-                    for h, exc, took in gates.ended(block=not ready):
-                        out[h].seconds["health"] = took
-                        if exc is None:
-                            ready.append(h)
-                        else:
-                            out[h].fail("health", str(exc), in_balancer=self.balancer is None)
-                            self.record(out[h])
-                    if not gates.waiting and timer.end is None:
-                        timer.end = time.monotonic()
-                    if ready and self.suite:
-                        self._verify(i, ready)
-                    ready = []
-        if self.suite:
-            self._add_seconds("verify", time.monotonic() - (timer.end or time.monotonic()))
-        return [h for h in live if out[h].outcome != "failed"]
+        held = {h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)}
+        Settle(self, i, steps, {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held)}).run(live)
+        return [h for h in live if self.result.hosts[h].outcome != "failed"]
 
-    def _add_seconds(self, stage: str, took: float) -> None:
+    def _gate(self, host: str, held: set[str]) -> str | None:
+        """A held host's health gate, waited for; a note for a host not held whose gate does not pass."""
+        assert self.policy.health is not None
+        if host in held:
+            self.policy.health.wait(host, self.address(host))
+            return None
+        ok, seen = self.policy.health.probe(host, self.address(host))
+        return None if ok else f"its health gate did not pass before the change and still does not ({seen})"
+
+    def add_seconds(self, stage: str, took: float) -> None:
         self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + took
 
-    def _verify(self, i: int, hosts: list[str]) -> None:
+    def verify_some(self, i: int, hosts: list[str]) -> None:
         """The suite on `hosts` (which passed their gates): a host with a failing test, or none, fails."""
         out = self.result.hosts
         started = time.monotonic()

@@ -12,6 +12,7 @@ from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from opsrun import engine, reboot
 from opsrun import verify as verify_module
@@ -111,7 +112,6 @@ class StageTimer:
     ):
         self.result, self.stage, self.hosts = result, stage, hosts
         self.record, self.announce = record, announce
-        self.end: float | None = None  # when the stage's counted time ended, if before it was left
 
     def __enter__(self) -> StageTimer:
         self.start = time.monotonic()
@@ -123,44 +123,60 @@ class StageTimer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        took = (self.end or time.monotonic()) - self.start
+        took = time.monotonic() - self.start
         self.result.stage_seconds[self.stage] = self.result.stage_seconds.get(self.stage, 0.0) + took
         for h in self.hosts:
-            h.seconds.setdefault(self.stage, took)  # unless the stage timed it for each host
+            h.seconds[self.stage] = took
 
 
-class Gates:
-    """Waits (health gates) for some hosts, all at once, each reported as it ends."""
+class Ended(NamedTuple):
+    """A host's wait that ended: what it returned, or what it raised, and how long it took."""
 
-    def __init__(self, hosts: list[str], wait: Callable[[str], object]):
-        self._pool = ThreadPoolExecutor(max_workers=min(len(hosts), 64) or 1)
-        started = time.monotonic()
+    host: str
+    step: str
+    value: object
+    exc: Exception | None
+    seconds: float
+    at: float  # time.monotonic() when it ended
 
-        def timed(host: str) -> float:
-            wait(host)
-            return time.monotonic() - started
 
-        self._started = started
-        self._futures = {self._pool.submit(timed, h): h for h in hosts}
+class Waits:
+    """Per-host waits (a reboot, a health gate) run in threads, each reported as it ends to the one thread
+    that asks (the executor's: only it records and announces)."""
+
+    def __init__(self, size: int):
+        self._pool = ThreadPoolExecutor(max_workers=max(1, min(size, 64)))
+        self._futures: set[futures.Future[Ended]] = set()
+
+    def start(self, host: str, step: str, wait: Callable[[str], object]) -> None:
+        def timed() -> Ended:
+            started = time.monotonic()
+            try:
+                value = wait(host)
+            except Exception as exc:  # noqa: BLE001 - that host's failure at this step
+                now = time.monotonic()
+                return Ended(host, step, None, exc, now - started, now)
+            now = time.monotonic()
+            return Ended(host, step, value, None, now - started, now)
+
+        self._futures.add(self._pool.submit(timed))
 
     @property
-    def waiting(self) -> bool:
-        return bool(self._futures)
+    def running(self) -> int:
+        return len(self._futures)
 
-    def ended(self, *, block: bool) -> list[tuple[str, Exception | None, float]]:
-        """The hosts whose wait ended (at least one if `block` and any is waited for): (host, what it
-        raised or None, seconds it took)."""
-        done, _pending = futures.wait(self._futures, timeout=None if block else 0, return_when=futures.FIRST_COMPLETED)
-        ended: list[tuple[str, Exception | None, float]] = []
-        for f in done:
-            host, exc = self._futures.pop(f), f.exception()
-            if exc is not None and not isinstance(exc, Exception):
-                raise exc
-            ended.append((host, exc, f.result() if exc is None else time.monotonic() - self._started))
-        return ended
+    def ended(self, *, block: bool) -> list[Ended]:
+        """The waits that ended (at least one if `block` and any is running)."""
+        if not self._futures:
+            return []
+        done, _running = futures.wait(self._futures, None if block else 0, futures.FIRST_COMPLETED)
+        self._futures -= done
+        return [f.result() for f in done]
 
-    def __enter__(self) -> Gates:
+    def __enter__(self) -> Waits:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._pool.shutdown(wait=True)
+        # a wait already begun runs to its own timeout (a reboot's, a gate's): an opsrun fault that ends the
+        # batch early is reported once they have ended
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,5 +1,6 @@
-"""The worker's two hooks into pyinfra's internals: stop between operations when the controller asks, and
-know which operations are idempotent (pyinfra 3.10 does not keep that where the results can see it)."""
+"""The worker's hooks into pyinfra's internals: stop between operations when the controller asks, know which
+operations are idempotent (pyinfra 3.10 does not keep that where the results can see it), and take a connection
+that closed under a command as that host's failure."""
 
 from __future__ import annotations
 
@@ -53,3 +54,30 @@ def record_idempotency() -> dict[str, bool]:  # pragma: no cover - worker side
     op_module.generate_operation_name = generate_operation_name
     op_module.ensure_shared_op_meta = ensure_shared_op_meta
     return seen
+
+
+def connection_loss_fails_the_host() -> None:
+    """A host's connection that closes while a command opens its channel or its SFTP session (its deadline's
+    watchdog closed it, its network went away) makes paramiko raise the transport's EOFError. pyinfra 3.10 takes
+    only TimeoutError, OSError and SSHException from a command as that host's failure: the EOFError would end
+    the worker and every host's result with it. It becomes an SSHException, so only that host fails."""
+    import functools
+
+    from paramiko import SSHException
+    from pyinfra.api.host import Host
+
+    def as_ssh_error(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except EOFError as exc:
+                raise SSHException(f"the connection to the host closed ({type(exc).__name__})") from exc
+
+        call.opsrun_wrapped = True  # type: ignore[attr-defined]
+        return call
+
+    for name in ("run_shell_command", "put_file", "get_file"):
+        method = getattr(Host, name)
+        if not getattr(method, "opsrun_wrapped", False):
+            setattr(Host, name, as_ssh_error(method))

@@ -50,6 +50,7 @@ def run(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker
 
     idempotent = hooks.record_idempotency()
     stopping = hooks.stop_between_operations()
+    hooks.connection_loss_fails_the_host()
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     state, py_inv = _new_state(request)

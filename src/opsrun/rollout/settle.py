@@ -62,7 +62,7 @@ class Settle:
     def _begin(self, host: str, k: int) -> None:
         out = self.ro.result.hosts[host]
         self.at[host] = k
-        if k == len(self.steps):
+        if k == len(self.steps):  # through all of them
             del self.at[host]
         elif self.steps[k] == "verify":
             self.ready.append(host)  # recorded and announced when its verification starts

@@ -150,14 +150,13 @@ class Waits:
 
     def start(self, host: str, step: str, wait: Callable[[str], object]) -> None:
         def timed() -> Ended:
-            started = time.monotonic()
+            started, value, error = time.monotonic(), None, None
             try:
                 value = wait(host)
             except Exception as exc:  # noqa: BLE001 - that host's failure at this step
-                now = time.monotonic()
-                return Ended(host, step, None, exc, now - started, now)
+                error = exc
             now = time.monotonic()
-            return Ended(host, step, value, None, now - started, now)
+            return Ended(host, step, value, error, now - started, now)
 
         self._futures.add(self._pool.submit(timed))
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,35 +55,45 @@ def supervise(
     stop: threading.Event | None,
     what: str,
     gentle: int | None,
-    ready: int | None = None,
+    ready: int | Callable[[float], bool] | None = None,
+    ending: Callable[[str], None] | None = None,
 ) -> str | None:
-    """Wait for `proc`, or with `ready` (a file descriptor) until that can be read (the child answers).
-    None when it ended by itself or answered; else why it was ended.
+    """Wait for `proc`, or with `ready` until the child answers: a file descriptor that can then be read, or
+    a function that waits up to the seconds it is given and says whether the answer came. None when it
+    ended by itself or answered; else why it was ended.
 
     On `stop`: with `gentle` (a signal the child handles at its next safe point) that signal is sent once and
-    the wait goes on; without, the child is ended now. Past `backstop` seconds it is ended whatever it does."""
+    the wait goes on; without, the child is ended now. Past `backstop` seconds it is ended whatever it does.
+    `ending` is told why before the child is ended (others waiting on the same child learn it)."""
     deadline = time.monotonic() + backstop
     asked = False
     while True:
         if _exited(proc, STOP_POLL, ready):
             return None
+        why = None
         if stop is not None and stop.is_set() and not asked:
             if gentle is None:
-                end_group(proc)
-                return f"interrupted: {what} stopped before it finished"
-            os.kill(proc.pid, gentle)
-            asked = True
-        if time.monotonic() > deadline:
+                why = f"interrupted: {what} stopped before it finished"
+            else:
+                os.kill(proc.pid, gentle)
+                asked = True
+        if why is None and time.monotonic() > deadline:
+            why = f"timed out after {backstop:g}s: {what} no longer answered and was ended"
+        if why is not None:
+            if ending is not None:
+                ending(why)
             end_group(proc)
-            return f"timed out after {backstop:g}s: {what} no longer answered and was ended"
+            return why
 
 
-def _exited(proc: subprocess.Popen[Any], timeout: float, ready: int | None = None) -> bool:
-    """Wait up to `timeout` for `proc` to end or `ready` to be readable; whether either happened (an ended
-    `proc` is reaped). Woken by its pidfd the moment it ends (proc.wait(timeout) polls with sleeps of up
-    to 50 ms)."""
+def _exited(proc: subprocess.Popen[Any], timeout: float, ready: int | Callable[[float], bool] | None = None) -> bool:
+    """Wait up to `timeout` for `proc` to end or `ready` to be readable (or to say so); whether either
+    happened (an ended `proc` is reaped). Woken by its pidfd the moment it ends (proc.wait(timeout) polls
+    with sleeps of up to 50 ms)."""
     if proc.poll() is not None:
         return True
+    if callable(ready):
+        return ready(timeout) or proc.poll() is not None
     watched = [] if ready is None else [ready]
     try:
         pidfd = os.pidfd_open(proc.pid)

@@ -151,70 +151,100 @@ def _run_items(items: list[pytest.Item]) -> None:
         item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
 
 
+Child = tuple[str | None, int, float, dict[str, Any]]  # a host's forked child: (host, pid, deadline, request)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """Serve opsrun.verify.Verifier: collected once for all its hosts, then for each request read from the
-    request pipe (one JSON line: hosts, deadlines, the deploy just applied, where results go) each host's
-    tests run in a child forked for it, at most `concurrency` at a time; a child past its host's deadline is
-    killed with its SSH processes and the host gets one error: "timed out after N s in stage verify". When
-    all have ended, "done" on the answer pipe; the request pipe's end ends the session."""
+    """Serve opsrun.verify.Verifier: collected once for all its hosts, then requests read from the request
+    pipe (one JSON line each: its id, hosts, deadlines, the deploy just applied, where results go), also
+    while earlier requests' hosts are checked. Each host's tests run in a child forked for it, at most
+    `concurrency` at a time across requests; a child past its host's deadline is killed with its SSH
+    processes and the host gets one error: "timed out after N s in stage verify". When a request's hosts
+    have all ended, "done ID" on the answer pipe; the request pipe's end ends the session."""
     spec = os.environ.get("OPSRUN_VERIFY_PARALLEL")  # set by opsrun.verify.Verifier
     if not spec or session.config.option.collectonly:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
     opts = json.loads(spec)
-    requests_fd, done_fd = opts["channel"]
-    for fd in (requests_fd, done_fd):  # nothing the suite starts may hold them (the answer's EOF would wait)
+    for fd in opts["channel"]:  # nothing the suite starts may hold them (the answer's EOF would wait)
         os.set_inheritable(fd, False)
     groups: dict[str | None, list[pytest.Item]] = {}
     for item in session.items:
         groups.setdefault(_host_of(item), []).append(item)
     _import_testinfra_modules()  # once here, not in every child
-    running: dict[int, tuple[str | None, int, float]] = {}  # pidfd -> (host, pid, deadline)
-    signal.signal(signal.SIGTERM, functools.partial(_end_children, running))
+    server = _Server(session, groups, opts)
+    signal.signal(signal.SIGTERM, functools.partial(_end_children, server.running))
     try:
-        with os.fdopen(requests_fd, "r", encoding="utf-8") as requests:
-            for line in requests:
-                request = json.loads(line)
-                _serve(session, groups, request, opts, running, (requests_fd, done_fd))
-                os.write(done_fd, b"done\n")
+        server.serve()
     finally:  # an error of this process's own (fork, pidfd_open failing): no child goes on unsupervised
-        _kill_children(running)
+        _kill_children(server.running)
     return True
 
 
-def _serve(
-    session: pytest.Session,
-    groups: dict[str | None, list[pytest.Item]],
-    request: dict[str, Any],
-    opts: dict[str, Any],
-    running: dict[int, tuple[str | None, int, float]],
-    channel: tuple[int, int],
-) -> None:
-    """One request: the tests of the hosts it names (and those of no host), each host in a forked child."""
-    results = request["results"]
-    if request.get("after_apply"):
-        os.environ[AFTER_APPLY_ENV] = request["after_apply"]
-    else:
-        os.environ.pop(AFTER_APPLY_ENV, None)
-    wanted = set(request["hosts"])
-    waiting = [(host, items) for host, items in groups.items() if host is None or host in wanted]
-    for host in sorted(wanted - set(groups)):
-        _record(results, host, "(collect)", f"no test of this suite was collected for {host}")
-    while waiting or running:
-        while waiting and len(running) < max(1, int(opts["concurrency"])):
-            host, items = waiting.pop(0)
-            target = opts["targets"].get(host or "", host or "")
+class _Server:
+    """The requests and the hosts' children of one pytest: a request that comes while others' hosts are
+    checked is taken at once, its hosts queued behind theirs for the concurrency bound."""
+
+    def __init__(self, session: pytest.Session, groups: dict[str | None, list[pytest.Item]], opts: dict[str, Any]):
+        self.session, self.groups, self.targets = session, groups, opts["targets"]
+        self.concurrency = max(1, int(opts["concurrency"]))
+        self.channel: tuple[int, int] = tuple(opts["channel"])
+        self.waiting: list[tuple[dict[str, Any], str | None, list[pytest.Item]]] = []
+        self.running: dict[int, Child] = {}  # pidfd -> child
+
+    def serve(self) -> None:
+        requests_fd, _done_fd = self.channel
+        reading, pending = True, b""
+        while reading or self.waiting or self.running:
+            self._fork_waiting()
+            watched = list(self.running) + ([requests_fd] if reading else [])
+            nearest = min((d for _h, _p, d, _r in self.running.values()), default=None)
+            timeout = None if nearest is None else max(0.0, nearest - time.monotonic())
+            ready, _w, _x = select.select(watched, [], [], timeout)
+            if requests_fd in ready:
+                chunk = os.read(requests_fd, 1 << 16)
+                reading = bool(chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    self._take(json.loads(line))
+            for request in _reap(self.running, set(ready)):
+                self._one_ended(request)
+
+    def _take(self, request: dict[str, Any]) -> None:
+        """A request's hosts (and, unless it says not to, the tests of no host) queued; answered at once if
+        nothing is to run."""
+        wanted = set(request["hosts"])
+        for host in sorted(wanted - set(self.groups)):
+            _record(request["results"], host, "(collect)", f"no test of this suite was collected for {host}")
+        hostless = request.get("hostless", True)
+        queued = [(request, h, items) for h, items in self.groups.items() if h in wanted or (h is None and hostless)]
+        request["left"] = len(queued)
+        self.waiting += queued
+        if not queued:
+            self._answer(request)
+
+    def _fork_waiting(self) -> None:
+        while self.waiting and len(self.running) < self.concurrency:
+            request, host, items = self.waiting.pop(0)
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # until SIGTERM's handler can see it
             try:
-                pid = _fork_host(session, host, items, results, target, channel)
+                target = self.targets.get(host or "", host or "")
+                pid = _fork_host(self.session, host, items, request, target, self.channel)
                 with contextlib.suppress(OSError):  # its own group from the start (the child sets it too)
                     os.setpgid(pid, pid)
-                running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(request, host))
+                self.running[os.pidfd_open(pid)] = (host, pid, time.monotonic() + _deadline(request, host), request)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-        _reap(running, results, request)
+
+    def _one_ended(self, request: dict[str, Any]) -> None:
+        request["left"] -= 1
+        if request["left"] == 0:
+            self._answer(request)
+
+    def _answer(self, request: dict[str, Any]) -> None:
+        os.write(self.channel[1], f"done {request['id']}\n".encode())
 
 
 def _import_testinfra_modules() -> None:
@@ -231,14 +261,14 @@ def _deadline(request: dict[str, Any], host: str | None) -> float:
     return float(request["deadlines"].get(host or "", 300))
 
 
-def _end_children(running: dict[int, tuple[str | None, int, float]], signum: int, _frame: object) -> None:
+def _end_children(running: dict[int, Child], signum: int, _frame: object) -> None:
     """On SIGTERM (the controller stops the verification): kill every child with its SSH processes, exit."""
     _kill_children(running)
     os._exit(128 + signum)
 
 
-def _kill_children(running: dict[int, tuple[str | None, int, float]]) -> None:
-    for _host, pid, _deadline in running.values():
+def _kill_children(running: dict[int, Child]) -> None:
+    for _host, pid, _deadline, _request in running.values():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
 
@@ -247,7 +277,7 @@ def _fork_host(
     session: pytest.Session,
     host: str | None,
     items: list[pytest.Item],
-    results: str,
+    request: dict[str, Any],
     target: str,
     channel: tuple[int, int],
 ) -> int:
@@ -265,7 +295,11 @@ def _fork_host(
                 os.setpgid(0, 0)  # its ssh processes die with it at the deadline
             for fd in channel:  # the server's pipes are the server's
                 os.close(fd)
-            os.environ["OPSRUN_VERIFY_RESULTS"] = f"{results}.{os.getpid()}"
+            os.environ["OPSRUN_VERIFY_RESULTS"] = f"{request['results']}.{os.getpid()}"
+            if request.get("after_apply"):
+                os.environ[AFTER_APPLY_ENV] = request["after_apply"]
+            else:
+                os.environ.pop(AFTER_APPLY_ENV, None)
             _run_host(session, host, items, target)
         except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
             import traceback
@@ -277,19 +311,19 @@ def _fork_host(
     return pid
 
 
-def _reap(running: dict[int, tuple[str | None, int, float]], results: str, request: dict[str, Any]) -> None:
-    """Wait until a child ends or the nearest deadline passes; collect the children that ended, kill those
-    past their deadline (one error line each) and drop both from `running`."""
-    now = time.monotonic()
-    ready, _w, _x = select.select(list(running), [], [], max(0.0, min(d for _h, _p, d in running.values()) - now))
+def _reap(running: dict[int, Child], ready: set[int]) -> list[dict[str, Any]]:
+    """Collect the children that ended (`ready`: the pidfds select saw), kill those past their deadline (one
+    error line each), drop both from `running`; the requests of the children dropped."""
+    dropped = []
     for fd in list(running):
-        host, pid, deadline = running[fd]
+        host, pid, deadline, request = running[fd]
         ended = fd in ready or os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
         if not ended and time.monotonic() < deadline:
             continue
         with contextlib.suppress(ProcessLookupError):  # before reaping it: its group cannot be another's yet
             os.killpg(pid, signal.SIGKILL)  # the child at its deadline, or what it left running (its ssh)
         _pid, status = os.waitpid(pid, 0)
+        results = request["results"]
         if not ended:
             _record(results, host, "(deadline)", f"timed out after {_deadline(request, host):g}s in stage verify")
         elif os.WIFSIGNALED(status):  # the OOM killer, a crash: the tests it had not run yet never will
@@ -297,3 +331,5 @@ def _reap(running: dict[int, tuple[str | None, int, float]], results: str, reque
             _record(results, host, "(verify)", f"the host's verification process was killed by signal {signum}")
         os.close(fd)
         del running[fd]
+        dropped.append(request)
+    return dropped

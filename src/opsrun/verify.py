@@ -4,15 +4,15 @@ The inventory's SSH settings become an ssh_config (opsrun.sshconfig), so OpenSSH
 known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote shell per host
 over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process per command). The
 paramiko backend is not used: it never checks host keys. pytest runs in a subprocess (Verifier): started
-once, it serves one request (`run_suite`) or each batch of a rollout.
+once, it serves one request (`run_suite`) or each host of a rollout as it passes its gate.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -28,6 +28,7 @@ from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import TestResult, VerifyRun
 from opsrun.sshconfig import ssh_config
+from opsrun.suite_process import SuiteProcess
 
 # JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
 PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
@@ -79,12 +80,14 @@ def run_suite(
 
 class Verifier:
     """A suite's pytest started once for `hosts` (imports and collection paid once, e.g. while a rollout's
-    first batch is drained and applied), then asked to verify some of them at a time: `run(batch)`.
+    first batch is drained and applied), then asked to verify some of them at a time: `run(hosts)`, from
+    any number of threads at once (a rollout asks for each host as it passes its gate).
 
-    The pytest process (opsrun.pytest_plugin) reads one request a line from a pipe (the hosts, their
-    deadlines, the deploy just applied, where to write results) and answers "done" on another when every
-    host's forked child has ended; it ends when the request pipe closes. If it died between requests, the
-    next request starts a new one. Controller-scoped suites run once per request, from this machine."""
+    The pytest process (opsrun.pytest_plugin) reads requests a line each from a pipe (an id, the hosts,
+    their deadlines, the deploy just applied, where to write results), also while it checks the hosts of
+    earlier ones, and answers "done ID" on another when that request's hosts' forked children have ended;
+    it ends when the request pipe closes. If it died, the next request starts a new one. Controller-scoped
+    suites run once per request, from this machine."""
 
     def __init__(
         self,
@@ -104,18 +107,18 @@ class Verifier:
         self.suite_dir = project.suite_path(suite)
         self.on_controller = controller.is_controller_suite(self.suite_dir)  # cloud-side checks: from here
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._proc: subprocess.Popen[str] | None = None
-        self._requests: int | None = None  # our end of the request pipe
-        self._done: int | None = None  # our end of the answer pipe
-        self._log: Any = None
+        self._pytest: SuiteProcess | None = None
+        self._lock = threading.Lock()  # starting pytest, numbering and sending requests
         self._count = 0
+        self._asked: dict[int, float] = {}  # the requests not answered yet -> the seconds their checks may take
 
     def __enter__(self) -> Verifier:
         if not self.on_controller:
             # the ssh_config names a ControlPath in it (opsrun-ssh connects without one; sun_path is 108 bytes)
             self._tmp = tempfile.TemporaryDirectory(prefix="opsrun-v-", dir="/tmp")
             _write_pytest_inputs(self.tmpdir, self.inventory, self.hosts, self.connect_timeout)
-            self._start()
+            with self._lock:
+                self._start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -126,28 +129,36 @@ class Verifier:
         assert self._tmp is not None, "a Verifier is used inside `with`"
         return Path(self._tmp.name)
 
-    def _start(self) -> None:
+    def _start(self) -> SuiteProcess:
         """Start the suite's pytest: it imports, collects the suite for every host, then waits for requests."""
-        self._stop_process()
-        requests_r, self._requests = os.pipe()
-        self._done, done_w = os.pipe()
-        env = _pytest_env(self.tmpdir, self.inventory, self.hosts, self.concurrency, (requests_r, done_w))
-        self._log = (self.tmpdir / "pytest.log").open("w+")
+        if self._pytest is not None:
+            self._pytest.end()
+        requests_r, requests_w = os.pipe()
+        answers_r, answers_w = os.pipe()
+        env = _pytest_env(self.tmpdir, self.inventory, self.hosts, self.concurrency, (requests_r, answers_w))
+        log = self.tmpdir / f"pytest-{self._count}.log"
         try:
-            self._proc = subprocess.Popen(
-                _pytest_command(self.project, self.suite_dir, self.tmpdir, self.hosts),
-                cwd=self.project.root,
-                env=env,
-                stdout=self._log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                pass_fds=(requests_r, done_w),
-                start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
-            )
+            with log.open("w") as out:
+                proc = subprocess.Popen(
+                    _pytest_command(self.project, self.suite_dir, self.tmpdir, self.hosts),
+                    cwd=self.project.root,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    pass_fds=(requests_r, answers_w),
+                    start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
+                )
+        except BaseException:
+            os.close(requests_w)
+            os.close(answers_r)
+            raise
         finally:
             os.close(requests_r)
-            os.close(done_w)
+            os.close(answers_w)
+        self._pytest = SuiteProcess(proc, requests_w, answers_r, log)
+        return self._pytest
 
     def run(
         self,
@@ -156,9 +167,11 @@ class Verifier:
         deadlines: dict[str, float] | None = None,
         after_apply: str | None = None,
         last: bool = False,
+        hostless: bool = True,
     ) -> VerifyRun:
         """Verify `hosts` (some of those it was started for), each within its deadline (default 5 minutes).
-        `last`: no request follows (the process is waited for to its end, its exit status read)."""
+        `last`: no request follows (the process is waited for to its end, its exit status read).
+        `hostless`: also run the suite's tests that check no host (a rollout asking host by host does not)."""
         started = time.monotonic()
         if self.on_controller:
             limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
@@ -168,37 +181,30 @@ class Verifier:
         unknown = sorted(set(hosts) - set(self.hosts))
         if unknown:
             raise ValueError(f"not started for {', '.join(unknown)}")
-        if self._proc is None or self._proc.poll() is not None:
-            self._start()
-        assert self._proc is not None and self._requests is not None and self._done is not None
         deadlines = {h: (deadlines or {}).get(h, DEFAULTS["verify"]) for h in hosts}
-        self._count += 1
-        results_path = self.tmpdir / f"results-{self._count}.jsonl"
-        request = {"hosts": hosts, "deadlines": deadlines, "after_apply": after_apply, "results": str(results_path)}
-        line = (json.dumps(request) + "\n").encode()
+        request = {"hosts": hosts, "deadlines": deadlines, "after_apply": after_apply, "hostless": hostless}
+        pytest, rid, backstop = self._ask(request, last)
+        results_path = self.tmpdir / f"results-{rid}.jsonl"
         try:
-            while line:
-                line = line[os.write(self._requests, line) :]
-        except BrokenPipeError:
-            pass  # it has just ended: the wait below says how
-        if last:
-            self._close_requests()
-        backstop = 60 + max(deadlines.values(), default=0) * (1 + len(hosts) // self.concurrency)
-        ended = processes.supervise(
-            self._proc,
-            backstop=backstop,
-            stop=self.stop,
-            what="verification",
-            gentle=None,
-            ready=None if last else self._done,
-        )
+            ended = processes.supervise(
+                pytest.proc,
+                backstop=backstop,
+                stop=self.stop,
+                what="verification",
+                gentle=None,
+                ready=None if last else functools.partial(pytest.answered_within, rid),
+                ending=pytest.ending,
+            )
+        finally:
+            with self._lock:
+                del self._asked[rid]
         results = _read_results(self.tmpdir, results_path.name)
         error = ended
         if ended is None and last:
-            error = _pytest_error(self._proc.returncode, results, self._output())
-        elif ended is None and not self._answered():  # it ended before it answered
-            tail = "\n".join(self._output().strip().splitlines()[-15:])
-            error = f"pytest exited {self._proc.wait()} before it finished:\n{tail}"
+            error = _pytest_error(pytest.proc.returncode, results, pytest.output())
+        elif ended is None and not pytest.answered(rid):  # it ended before it answered
+            tail = "\n".join(pytest.output().strip().splitlines()[-15:])
+            error = pytest.ended or f"pytest exited {pytest.proc.wait()} before it finished:\n{tail}"
         return VerifyRun(
             self.inventory.name,
             self.suite,
@@ -209,36 +215,24 @@ class Verifier:
             interrupted=ended if self.stop is not None and self.stop.is_set() else None,
         )
 
-    def _answered(self) -> bool:
-        """Whether "done" is on the answer pipe (read only when there: pytest may have ended instead)."""
-        assert self._done is not None
-        readable, _w, _x = select.select([self._done], [], [], 0)
-        return bool(readable) and os.read(self._done, 5) == b"done\n"
-
-    def _output(self) -> str:
-        self._log.flush()
-        return (self.tmpdir / "pytest.log").read_text(errors="replace")
-
-    def _close_requests(self) -> None:
-        if self._requests is not None:
-            os.close(self._requests)
-            self._requests = None
-
-    def _stop_process(self) -> None:
-        """End the pytest process (the request pipe closed: it finishes; past a short wait, its group is ended)."""
-        self._close_requests()
-        if self._proc is not None:  # ended by force if it does not finish within 10 s of its last request
-            processes.supervise(self._proc, backstop=10, stop=None, what="verification", gentle=None)
-            self._proc = None
-        if self._done is not None:
-            os.close(self._done)
-            self._done = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def _ask(self, request: dict[str, Any], last: bool) -> tuple[SuiteProcess, int, float]:
+        """Send a request (to a pytest started again if it died): the process, the request's id, and the
+        backstop for its answer."""
+        checks = [*request["deadlines"].values(), *([DEFAULTS["verify"]] if request["hostless"] else [])]
+        with self._lock:
+            pytest = self._pytest if self._pytest is not None and self._pytest.proc.poll() is None else self._start()
+            self._count += 1
+            rid, self._asked[self._count] = self._count, sum(checks)  # each check ends by its deadline
+            pytest.send({**request, "id": rid, "results": str(self.tmpdir / f"results-{rid}.jsonl")}, last=last)
+            # its checks queue behind those asked for before: the backstop for a pytest that no longer
+            # answers comes after the slowest they may take
+            return pytest, rid, 60 + sum(self._asked.values()) / self.concurrency + max(checks, default=0)
 
     def close(self) -> None:
-        self._stop_process()
+        with self._lock:
+            if self._pytest is not None:
+                self._pytest.end()
+                self._pytest = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -309,7 +303,8 @@ def _pytest_env(
     which address, and the pipes its requests come on and its answers go to. Only testinfra's and opsrun's
     plugins are loaded (a suite names any other in its conftest.py): an installed plugin must not change how
     a suite runs, nor make every verification pay for scanning and importing it."""
-    targets = {h: f"{_data(inventory, h, 'ssh_hostname', h)}:{_data(inventory, h, 'ssh_port', 22)}" for h in hosts}
+    data = {h: inventory.hosts[h].data for h in hosts}
+    targets = {h: f"{data[h].get('ssh_hostname', h)}:{data[h].get('ssh_port', 22)}" for h in hosts}
     env = {k: v for k, v in os.environ.items() if k != AFTER_APPLY_ENV}
     return {
         **env,
@@ -343,10 +338,6 @@ def _pytest_error(returncode: int | None, results: list[TestResult], output: str
     if returncode not in (0, 1) or (returncode == 1 and not any(r.outcome != "passed" for r in results)):
         return f"pytest exited {returncode}:\n" + "\n".join(output.strip().splitlines()[-15:])
     return None
-
-
-def _data(inventory: Inventory, host: str, key: str, default: object) -> object:
-    return inventory.hosts[host].data.get(key, default)
 
 
 def _strip_host(test: str, host: str | None) -> str:

@@ -449,8 +449,29 @@ def test_verification_while_gates_are_waited_for_counts_as_the_gate_wait_not_as_
     assert run.status == "success"
     assert run.hosts["web1"].seconds["verify"] >= 1.0 and run.hosts["web2"].seconds["verify"] >= 1.0
     assert run.hosts["web2"].seconds["health"] > run.hosts["web1"].seconds["health"]
-    # the gate wait ended when web2's gate passed, not when web1's verification let the executor look
-    assert run.stage_seconds["health"] < 0.8 and run.stage_seconds["verify"] >= 1.5
+    # the gate wait ended when web2's gate passed, not when web1's verification let the executor look; the
+    # verification added after it is web2's own (web1's ran beside it)
+    assert run.stage_seconds["health"] < 0.8 and 0.9 <= run.stage_seconds["verify"] < 1.5
+
+
+def test_a_host_that_passes_its_gate_while_another_is_verified_is_verified_at_once(tmp_path):
+    """web2 passes its gate while web1's verification runs (which here ends only once web2's has begun):
+    web2 does not wait for web1's verification to end before its own starts."""
+    gates = SlowGates(["web1", "web2"])
+    gates.ready["web1"].set()
+    web2_verifying = threading.Event()
+    script = Script()
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        if hosts == ["web1"]:
+            gates.ready["web2"].set()
+            assert web2_verifying.wait(3), "web2 was not verified while web1 was"
+        else:
+            web2_verifying.set()
+        return script.verify(project, inv, suite, hosts, **kwargs)
+
+    run = gated(tmp_path, gates, script, verify).run(["web1", "web2"])
+    assert outcomes(run) == {h: ("done", None, True) for h in ["web1", "web2"]}
 
 
 def test_a_host_that_fails_its_gate_does_not_hold_back_the_others_verification(tmp_path):

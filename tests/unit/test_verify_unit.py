@@ -127,7 +127,7 @@ def test_one_pytest_serves_every_request_each_told_which_deploy_was_just_applied
     with Verifier(probe_project, inv(), "probe", []) as verifier:
         first = verifier.run([], after_apply="patching")
         second = verifier.run([])
-        server = verifier._proc.pid
+        server = verifier._pytest.proc.pid
     assert [r.outcome for r in first.results + second.results] == ["passed", "passed"]
     assert (first.error, second.error) == (None, None)
     (pid1, applied1, _), (pid2, applied2, _) = probes(probe_project)
@@ -153,8 +153,8 @@ def test_a_pytest_that_died_between_requests_is_started_again(probe_project):
 
     with Verifier(probe_project, inv(), "probe", []) as verifier:
         assert verifier.run([]).status == "passed"
-        verifier._proc.kill()
-        verifier._proc.wait()
+        verifier._pytest.proc.kill()
+        verifier._pytest.proc.wait()
         again = verifier.run([])
     assert again.status == "passed" and again.error is None
     (pid1, _, _), (pid2, _, _) = probes(probe_project)
@@ -185,6 +185,137 @@ def test_a_verification_process_killed_by_a_signal_is_an_error_not_a_pass(probe_
     assert run.status == "failed"
     assert ("test_1", "passed") in [(r.test, r.outcome) for r in run.results]
     assert any(r.outcome == "error" and "signal 9" in (r.message or "") for r in run.results), run.results
+
+
+OVERLAP_SUITE = """
+import os, pathlib, time
+
+def test_probe(applied_deploy, record_property):
+    root = pathlib.Path(os.environ["OPSRUN_PROBE"]).parent
+    with open(root / "spans.txt", "a") as f:
+        f.write(f"{applied_deploy} start {time.monotonic()}\\n")
+    (root / f"started-{applied_deploy}").touch()
+    record_property("opsrun_warning", applied_deploy)
+    try:
+        if applied_deploy == "first":
+            deadline = time.monotonic() + 5
+            while not (root / "started-second").exists():
+                assert time.monotonic() < deadline, "the second request was not served while this one ran"
+                time.sleep(0.02)
+        else:
+            time.sleep(0.3)
+    finally:
+        with open(root / "spans.txt", "a") as f:
+            f.write(f"{applied_deploy} end {time.monotonic()}\\n")
+"""
+
+
+def _two_requests_at_once(project, concurrency=4, suite=OVERLAP_SUITE):
+    """The request "first" from a thread, then, once its check runs, "second" from this one."""
+    from opsrun.verify import Verifier
+
+    (project.root / "verify" / "probe" / "test_probe.py").write_text(suite)
+    answers = {}
+    with Verifier(project, inv(), "probe", [], concurrency=concurrency) as verifier:
+        first = threading.Thread(target=lambda: answers.setdefault("first", verifier.run([], after_apply="first")))
+        first.start()
+        try:
+            _wait_for_path(project.root / "started-first")
+            answers["second"] = verifier.run([], after_apply="second")
+        finally:
+            first.join(60)
+    return answers
+
+
+def test_a_request_made_while_another_is_checked_is_served_at_once_each_answered_with_its_own_results(probe_project):
+    """A rollout's host that passes its gate while another is being verified is verified at once, not after."""
+    answers = _two_requests_at_once(probe_project)
+    for name, run in answers.items():
+        assert (run.status, run.error) == ("passed", None), (name, run.results, run.error)
+        assert [r.message for r in run.results] == [name]  # its own child's results, not the other's
+
+
+def test_requests_made_at_once_share_the_bound_on_hosts_checked_at_once(probe_project):
+    """The concurrency bound holds across requests: with 1, the second request's check starts when the
+    first's has ended (the first then waits in vain for it, and fails)."""
+    answers = _two_requests_at_once(probe_project, concurrency=1)
+    spans = {}
+    for line in (probe_project.root / "spans.txt").read_text().splitlines():
+        name, what, at = line.split()
+        spans.setdefault(name, {})[what] = float(at)
+    assert answers["first"].status == "failed" and answers["second"].status == "passed"
+    assert spans["second"]["start"] >= spans["first"]["end"]
+
+
+def inv2():
+    hosts = {h: Host(h, ("web",), {"ssh_hostname": "10.0.0.1"}) for h in ("db1", "web1")}
+    return Inventory("lab", Path("/x/inventories/lab.py"), list(hosts), {}, {"web": (list(hosts), {})}, hosts)
+
+
+def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_the_wait(probe_project, monkeypatch):
+    """With 1 host at a time, web1 (30 s to verify) may wait up to db1's 900 s for the slot: its backstop,
+    which ends the one pytest every request shares, must not come first."""
+    from opsrun import verify
+
+    backstops, release, real = [], threading.Event(), verify.processes.supervise
+
+    def supervise(proc, *, backstop, ready=None, **kwargs):
+        if ready is None:  # the end of the Verifier: the real wait
+            return real(proc, backstop=backstop, **kwargs)
+        backstops.append(backstop)
+        release.wait(10)  # both requests outstanding at once
+        return None
+
+    monkeypatch.setattr(verify.processes, "supervise", supervise)
+    with verify.Verifier(probe_project, inv2(), "probe", ["db1", "web1"], concurrency=1) as verifier:
+        first = threading.Thread(target=verifier.run, args=(["db1"],), kwargs={"deadlines": {"db1": 900}})
+        first.start()
+        try:
+            while not backstops:
+                time.sleep(0.01)
+            threading.Timer(0.5, release.set).start()
+            verifier.run(["web1"], deadlines={"web1": 30})
+        finally:
+            first.join(30)
+    assert backstops[1] >= 900 + 30, backstops
+
+
+def test_requests_ended_with_a_pytest_another_request_ended_say_why(probe_project, monkeypatch):
+    """The pytest that stops answering one request is ended for all: each request says what ended it."""
+    from opsrun import verify
+
+    suite = (
+        "import os, pathlib, time\n\ndef test_probe(applied_deploy):\n"
+        "    (pathlib.Path(os.environ['OPSRUN_PROBE']).parent / f'started-{applied_deploy}').touch()\n"
+        "    time.sleep(30)\n"
+    )
+    real, backstops = verify.processes.supervise, iter([300, 1])  # the second request's backstop comes first
+
+    def supervise(proc, *, backstop, ready=None, **kwargs):
+        return real(proc, backstop=next(backstops) if ready else backstop, ready=ready, **kwargs)
+
+    monkeypatch.setattr(verify.processes, "supervise", supervise)
+    answers = _two_requests_at_once(probe_project, suite=suite)
+    assert answers["second"].error.startswith("timed out after 1s"), answers["second"].error
+    assert answers["first"].error.startswith("the suite's pytest was ended: timed out after 1s"), answers["first"]
+
+
+def test_a_request_for_hosts_only_leaves_out_the_tests_of_no_host(probe_project):
+    """A rollout asks for each host as it passes its gate: tests that check no host are not run for each."""
+    from opsrun.verify import Verifier
+
+    with Verifier(probe_project, inv(), "probe", []) as verifier:
+        hosts_only = verifier.run([], hostless=False)
+        everything = verifier.run([])
+    assert (hosts_only.results, hosts_only.error) == ([], None)
+    assert [r.outcome for r in everything.results] == ["passed"] and len(probes(probe_project)) == 1
+
+
+def _wait_for_path(path: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not there within {seconds} s"
+        time.sleep(0.02)
 
 
 def test_a_request_for_a_host_it_was_not_started_for_is_refused(probe_project):
@@ -229,7 +360,7 @@ def test_a_hosts_checks_end_with_their_pytest_however_it_dies(probe_project):
         request.start()
         child = int(_wait_for_text(pidfile))
         try:
-            os.kill(verifier._proc.pid, signal.SIGKILL)
+            os.kill(verifier._pytest.proc.pid, signal.SIGKILL)
             request.join(30)
             assert _gone_within(child, 5), "the host's process lives on after its pytest died"
         finally:
@@ -260,7 +391,7 @@ def test_a_host_process_killed_by_a_signal_takes_its_ssh_with_it(probe_project):
             os.kill(ssh, signal.SIGKILL)
 
 
-def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path, monkeypatch):
+def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path):
     """It ended after the wait for the children returned and before the deadline was looked at: it finished,
     it did not time out."""
     from opsrun import pytest_plugin
@@ -269,10 +400,10 @@ def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path, m
     if pid == 0:  # pragma: no cover - the child: done at once
         os._exit(0)
     os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # it has ended (not reaped)
-    monkeypatch.setattr(pytest_plugin.select, "select", lambda *a: ([], [], []))  # ... after the wait returned
     results = tmp_path / "results"
-    running = {os.pidfd_open(pid): ("web1", pid, time.monotonic() - 1)}
-    pytest_plugin._reap(running, str(results), {"deadlines": {"web1": 30}})
+    request = {"deadlines": {"web1": 30}, "results": str(results)}
+    running = {os.pidfd_open(pid): ("web1", pid, time.monotonic() - 1, request)}
+    assert pytest_plugin._reap(running, set()) == [request]  # set(): not seen by the wait, which returned before
     assert running == {}
     assert not results.exists() or "(deadline)" not in results.read_text()
 

@@ -15,7 +15,7 @@ from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.results import HostOutcome, RolloutRun
+from opsrun.results import HostOutcome, RolloutRun, VerifyRun
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy
 from opsrun.rollout.settle import Settle
@@ -275,7 +275,8 @@ class Rollout:
         # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
         # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
         held = {h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)}
-        Settle(self, i, steps, {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held)}).run(live)
+        work = {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held), "verify": self._verify}
+        Settle(self, i, steps, work).run(live)
         return [h for h in live if self.result.hosts[h].outcome != "failed"]
 
     def _gate(self, host: str, held: set[str]) -> str | None:
@@ -290,24 +291,20 @@ class Rollout:
     def add_seconds(self, stage: str, took: float) -> None:
         self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + took
 
-    def verify_some(self, i: int, hosts: list[str]) -> None:
-        """The suite on `hosts` (which passed their gates): a host with a failing test, or none, fails."""
-        out = self.result.hosts
-        started = time.monotonic()
-        for h in hosts:
-            out[h].stage = "verify"
-            self.record(out[h])
-        for h in hosts:
-            self.events(i, h, "verify")
+    def _verify(self, host: str) -> VerifyRun:
+        """The suite on one host that passed its gate: its own request, served beside other hosts' (a thread each)."""
         assert self._verify_batch is not None
-        vr = self._verify_batch(hosts, self.deploy)
-        for h in hosts:
-            out[h].seconds["verify"] = time.monotonic() - started
-            failing = [r for r in vr.for_host(h) if r.outcome in ("failed", "error")]
-            if vr.error or failing or not vr.for_host(h):
-                why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
-                out[h].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)
-                self.record(out[h])
+        return self._verify_batch([host], self.deploy)
+
+    def verified(self, host: str, vr: VerifyRun) -> bool:
+        """Whether the suite passed on `host`; a host with a failing test, or none, fails."""
+        failing = [r for r in vr.for_host(host) if r.outcome in ("failed", "error")]
+        if vr.error or failing or not vr.for_host(host):
+            why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
+            self.result.hosts[host].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)
+            self.record(self.result.hosts[host])
+            return False
+        return True
 
     def _enable_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
         """Back in the balancer, and wait until it serves; a host that cannot serve is taken out again."""

@@ -1,14 +1,15 @@
 """A batch after its apply: each host goes on by itself through reboot (where needed) → health gate →
-verification, instead of the batch waiting at each stage for its slowest host. Reboots and gates are waited
-for in threads (stages.Waits); the hosts that passed their gates while the suite ran on others are verified
-together next, in the executor's thread, which alone records and announces each host's stage."""
+verification, instead of the batch waiting at each stage for its slowest host. Each step is waited for in a
+thread (stages.Waits; a host's verification is its own request to the rollout's one pytest, served beside
+the others'); the executor's thread alone records and announces each host's stage."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from opsrun.results import VerifyRun
 from opsrun.rollout.stages import Ended, Waits
 
 if TYPE_CHECKING:
@@ -17,14 +18,14 @@ if TYPE_CHECKING:
 
 class Settle:
     """One batch's hosts through `steps` (some of "reboot", "health", "verify", in that order). `work` waits
-    for a host's reboot or gate and returns what it learnt (rebooted or not; a note) or raises its failure.
+    for a host's step and returns what it learnt (rebooted or not; a gate's note; the suite's results) or
+    raises its failure.
     The time of a stage in the rollout is how long the batch waited on it after the earlier stages' last
     host (the stages overlap across hosts); each host keeps its own times."""
 
     def __init__(self, ro: Rollout, batch: int, steps: list[str], work: dict[str, Callable[[str], object]]):
         self.ro, self.batch, self.steps, self.work = ro, batch, steps, work
         self.at: dict[str, int] = {}  # the hosts not through yet -> the index of their step
-        self.ready: list[str] = []  # passed their gates, waiting for the next verification
         self.last: dict[str, float] = {}  # step -> when a host last ended it
         self.ends: dict[str, float] = {}  # step -> when the batch's last host was through it
 
@@ -34,18 +35,11 @@ class Settle:
             for h in live:
                 self._begin(h, 0)
             while self.at:
-                if not (self.ready or self.waits.running):
+                if not self.waits.running:
                     raise RuntimeError(f"hosts at no step: {sorted(self.at)}")
-                for ended in sorted(self.waits.ended(block=not self.ready), key=lambda e: order[e.host]):
+                for ended in sorted(self.waits.ended(block=True), key=lambda e: order[e.host]):
                     self._ended(ended)
                 self._stages_through()
-                if self.ready:
-                    hosts, self.ready = self.ready, []
-                    self.ro.verify_some(self.batch, hosts)
-                    self.last["verify"] = time.monotonic()
-                    for h in hosts:
-                        self.at.pop(h, None)
-                    self._stages_through()
         for step in self.steps:
             if step in self.last:  # a stage no host reached took no time
                 self.ro.add_seconds(step, self.ends[step] - started)
@@ -64,8 +58,6 @@ class Settle:
         self.at[host] = k
         if k == len(self.steps):  # through all of them
             del self.at[host]
-        elif self.steps[k] == "verify":
-            self.ready.append(host)  # recorded and announced when its verification starts
         else:
             out.stage = self.steps[k]
             self.ro.record(out)
@@ -81,8 +73,11 @@ class Settle:
             self.ro.record(out)
             del self.at[host]
             return
+        if step == "verify" and not self.ro.verified(host, cast(VerifyRun, value)):
+            del self.at[host]
+            return
         if step == "reboot":
             out.rebooted = bool(value)
-        elif value:
+        elif value and step == "health":
             out.add_note(str(value))
         self._begin(host, self.steps.index(step) + 1)

@@ -40,7 +40,7 @@ def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, d
     )
 
 
-BatchVerify = Callable[[list[str], str], VerifyRun]  # (a batch's hosts, the deploy just applied) -> results
+BatchVerify = Callable[[list[str], str], VerifyRun]  # (hosts, the deploy just applied) -> results; from any thread
 
 
 @contextlib.contextmanager
@@ -48,12 +48,13 @@ def _verification(
     project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines
 ) -> Iterator[BatchVerify]:
     """The suite's pytest started once for all the rollout's hosts (its imports and collection overlap the
-    first batch's drain and apply), then asked for each batch's hosts."""
+    first batch's drain and apply), then asked for each host as it passes its gate (the suite's tests of no
+    host are left out: no host's verdict rests on them)."""
     with verify_module.Verifier(
         project, inv, suite, hosts, connect_timeout=deadlines.connect_timeout(hosts)
     ) as verifier:
         yield lambda batch, applied: verifier.run(
-            batch, deadlines=deadlines.stage("verify", batch), after_apply=applied
+            batch, deadlines=deadlines.stage("verify", batch), after_apply=applied, hostless=False
         )
 
 
@@ -141,8 +142,8 @@ class Ended(NamedTuple):
 
 
 class Waits:
-    """Per-host waits (a reboot, a health gate) run in threads, each reported as it ends to the one thread
-    that asks (the executor's: only it records and announces)."""
+    """Per-host waits (a reboot, a health gate, a verification) run in threads, each reported as it ends to
+    the one thread that asks (the executor's: only it records and announces)."""
 
     def __init__(self, size: int):
         self._pool = ThreadPoolExecutor(max_workers=max(1, min(size, 64)))

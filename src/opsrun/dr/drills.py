@@ -82,7 +82,7 @@ def redis_failover_drill(cluster: Any, password: str | None, run: DRRun) -> Chec
     old_master = cluster.get_node_from_key(key)
     old_id = node_id(cluster, old_master)
     line = lines(cluster.get_redis_connection(old_master).execute_command("CLUSTER", "REPLICAS", old_id))[0].split()
-    host, port = line[1].split("@")[0].rsplit(":", 1)
+    replica_id, (host, port) = line[0], line[1].split("@")[0].rsplit(":", 1)
     with (
         redis.Redis(host, int(port), password=password, socket_timeout=2) as replica,
         redis.Redis(old_master.host, old_master.port, password=password, socket_timeout=2) as original,
@@ -114,6 +114,7 @@ def redis_failover_drill(cluster: Any, password: str | None, run: DRRun) -> Chec
                 lambda: replication(original).get("master_link_status") == "up", time.monotonic(), "the link up"
             )
             seconds_until(lambda: _fail_back(original), time.monotonic(), "the original master back")
+            seconds_until(lambda: _roles_seen(cluster, old_id, replica_id), time.monotonic(), "every node to see it")
             run.step("redis: original roles restored, cluster ok")
         except (WaitTimeout, redis.RedisError) as exc:
             run.degraded.append("redis")
@@ -139,6 +140,17 @@ def _fail_back(node: Any) -> bool:
     except WaitTimeout:
         return False
     return serving_ok(node)
+
+
+def _roles_seen(cluster: Any, master_id: str, replica_id: str) -> bool:
+    """Whether every node's CLUSTER NODES has `master_id` as a master and `replica_id` as its replica (a
+    failover reaches the other nodes by gossip, a moment after the two it moved)."""
+    for node in cluster.get_nodes():
+        seen = lines(cluster.get_redis_connection(node).execute_command("CLUSTER", "NODES"))
+        flags = {fields[0]: set(fields[2].split(",")) for fields in (line.split() for line in seen)}
+        if "master" not in flags.get(master_id, set()) or "slave" not in flags.get(replica_id, set()):
+            return False
+    return True
 
 
 def mongo_stepdown_drill(client: Any, run: DRRun) -> Check:

@@ -221,6 +221,8 @@ def measure(lab: Lab, n: int, plain: Path, rolling: bool, only_rolling: bool = F
             doc, load = roll(lab, project, "patching", serial="25%")
         for stage, seconds in split(doc):  # where the rollout's time went, for the note
             print(f"  rolling at {n} hosts, {stage}: {seconds:.1f} s", file=sys.stderr)
+        if load.failures:  # what the failed requests got (HAProxy's status, a refused connection)
+            print(f"  rolling at {n} hosts, failed requests: {dict(load.errors)}", file=sys.stderr)
         size.rolling = {
             "wall": doc["seconds"],
             "outside": outside_waits(doc),

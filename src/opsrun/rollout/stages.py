@@ -59,8 +59,8 @@ def _verification(
 
 
 def each_batch(verify: Callable[..., VerifyRun]) -> Callable[..., AbstractContextManager[BatchVerify]]:
-    """A verification from a function called for each batch as verify(project, inv, suite, hosts,
-    deadlines=, after_apply=) (the shape unit tests' fakes have)."""
+    """A verification from a function called for each request (a host, as it passes its gate) as
+    verify(project, inv, suite, hosts, deadlines=, after_apply=) (the shape unit tests' fakes have)."""
 
     @contextlib.contextmanager
     def verification(

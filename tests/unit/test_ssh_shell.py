@@ -78,21 +78,26 @@ def test_a_marker_of_another_run_in_the_output_does_not_end_it(backend):
     assert result.stdout == forged + "after\n"
 
 
+def _wait_gone(pid: int) -> None:
+    """Wait for a local process to end (a zombie not yet reaped by its new parent counts as ended)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        assert time.monotonic() < deadline, f"background process {pid} still runs after 10 s"
+        time.sleep(0.01)
+
+
 def test_output_of_a_background_process_after_its_command_is_nobodys(backend):
-    first = backend.run("(sleep 0.3; echo late; echo late-err >&2) & echo first")
-    assert first.stdout == "first\n"
-    time.sleep(0.5)  # the background process writes between the two commands
+    first = backend.run("(sleep 0.3; echo late; echo late-err >&2) & echo first $!")
+    assert first.stdout.split()[0] == "first" and len(first.stdout.splitlines()) == 1
+    _wait_gone(int(first.stdout.split()[1]))  # the background process wrote between the two commands
     second = backend.run("echo second")
     assert (second.stdout, second.stderr) == ("second\n", "")
-
-
-def _gone(pid: int) -> bool:
-    """Whether a local process has ended (a zombie not yet reaped by its new parent counts as ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_output_written_right_after_the_end_marker_does_not_hang_the_command(backend):
@@ -101,11 +106,7 @@ def test_output_written_right_after_the_end_marker_does_not_hang_the_command(bac
         assert result.rc == 0 and "fg" in result.stdout.split()  # with bg lines, when they came in its time
     # The last background writer may still write: its lines would be the next command's (a shell cannot tell
     # whose they are), so the check that the framing is still in step waits for it to end first.
-    writer = int(result.stdout.split()[result.stdout.split().index("fg") + 1])
-    deadline = time.monotonic() + 10
-    while not _gone(writer):
-        assert time.monotonic() < deadline, f"background writer {writer} still runs after 10 s"
-        time.sleep(0.01)
+    _wait_gone(int(result.stdout.split()[result.stdout.split().index("fg") + 1]))
     assert backend.run("echo next").stdout == "next\n"
 
 

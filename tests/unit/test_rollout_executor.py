@@ -344,6 +344,32 @@ def test_the_batch_verification_is_told_which_deploy_was_just_applied(tmp_path):
     assert run.status == "success" and script.verified_after == "app"
 
 
+def _controller_suite(root: Path, name: str) -> None:
+    (root / "verify" / name).mkdir(parents=True)
+    (root / "verify" / name / "conftest.py").write_text('opsrun_scope = "controller"\n')
+    (root / "verify" / name / "test_cloud.py").write_text("def test_cloud():\n    pass\n")
+
+
+def test_a_rollout_that_names_a_controller_suite_to_verify_its_hosts_is_refused_before_any_host(tmp_path):
+    """Its results are the controller's, not a host's: every host would fail "no test ran" after its apply."""
+    _controller_suite(tmp_path, "aws")
+    script = Script()
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify="aws", reboot="never")
+    with pytest.raises(ConfigError) as err:
+        rollout(script, FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(HOSTS)
+    assert err.value.path == "/ops/group_data/web.py" and err.value.field == "rolling.verify"
+    assert "checks from the controller" in err.value.problem and "opsrun verify prod aws" in str(err.value.fix)
+    assert script.applied == []
+
+
+def test_a_deploy_whose_namesake_suite_checks_from_the_controller_rolls_without_host_verification(tmp_path):
+    """`verify: true` is the deploy's own suite of its hosts; a controller suite of that name is not one."""
+    _controller_suite(tmp_path, "app")
+    policy = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=True, reboot="never")
+    run = rollout(Script(), FakeBalancer(HOSTS), policy, tmp_path=tmp_path).run(HOSTS)
+    assert run.status == "success" and "verify" not in run.stage_seconds
+
+
 def test_heal_puts_back_what_passes_and_keeps_out_what_does_not():
     bal = FakeBalancer(HOSTS)
     bal.admin.update(web1="drain", web2="drain")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from opsrun.balancers.base import wait_drained, wait_healthy
+from opsrun.controller import is_controller_suite
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
@@ -55,12 +56,24 @@ class Rollout:
         self.suite = self._suite()
 
     def _suite(self) -> str | None:
+        """The suite each host is verified with: one that checks hosts (a controller-scoped suite's results
+        are the controller's, so no host would pass it)."""
         if self.policy.verify is False:
             return None
         if self.policy.verify is True:
-            return self.deploy if self.deploy in self.project.suites() else None
-        self.project.suite_path(str(self.policy.verify))  # ConfigError with the choices when it does not exist
-        return str(self.policy.verify)
+            own = self.deploy in self.project.suites()
+            return self.deploy if own and not is_controller_suite(self.project.suite_path(self.deploy)) else None
+        name = str(self.policy.verify)
+        if is_controller_suite(self.project.suite_path(name)):  # suite_path: ConfigError with the choices
+            raise ConfigError(
+                self.inv.where(next(iter(self.inv.hosts)), self.policy.key),
+                f"verify/{name} checks from the controller (opsrun_scope = 'controller'), not on a host, and a "
+                "rollout verifies each host as it passes its gate.",
+                field=f"{self.policy.key}.verify",
+                fix=f"name a suite that checks hosts, or false; run `opsrun verify {self.inv.name} {name}` "
+                "after the rollout",
+            )
+        return name
 
     def server(self, host: str) -> str:
         from opsrun.balancers import server_name

@@ -27,6 +27,7 @@ class Policy:
     balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
     last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
     waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
+    key: str = "rolling"  # the group_data key it came from (DEPLOY_rolling: the deploy's own)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,4 +102,5 @@ def load_policy(
         balancer=dict(balancer) if balancer is not None else None,
         last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
         waves=rolling.waves,
+        key=rolling_key,
     )

@@ -86,8 +86,7 @@ def load_policy(
         settings.validate_key(
             models.BalancerSetting, balancer_key, balancer, where=inv.where(first, balancer_key), context=context
         )
-    gate = rolling.health
-    cli = "the command line"
+    gate, cli = rolling.health, "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
         if serial is not None

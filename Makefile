@@ -16,7 +16,7 @@ TEST_PKGS := chromium fonts-dejavu-core
 # OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
 # second run changes nothing: see opsrun.lab.demo.demo_env.
 
-.PHONY: deps test-deps venv dev demo readme-tour test lint unit lab-down clean
+.PHONY: deps test-deps venv dev demo readme-tour test test-alone lint unit lab-down clean
 
 # One `apt-get update` and one install of whatever is missing (npm: the lab's npm mirror asks this machine's npm
 # which registry to mirror).
@@ -62,8 +62,15 @@ lint: dev
 unit: dev
 	$(BIN)/pytest tests/unit
 
+# In a shuffled order (modules, and tests within each): the seed is printed first and last; replay an order
+# with `make test PYTEST_ARGS='--seed N'`.
 test: test-deps dev lint
-	$(BIN)/pytest tests --durations=25
+	$(BIN)/pytest tests --order shuffle --durations=25 $(PYTEST_ARGS)
+
+# Each test in a pytest process of its own, on one lab kept up between them (default: every lab test):
+# `make test-alone TESTS='tests/lab/test_pm2.py -k secret'`.
+test-alone: test-deps dev
+	$(BIN)/python tests/alone.py $(TESTS)
 
 lab-down: venv
 	$(BIN)/opsrun lab down

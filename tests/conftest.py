@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -273,6 +274,57 @@ def webhook_receiver():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The order tests run in. A test that passes only after the tests before it proves less than it says:
+# `--order shuffle` (what `make test` and CI run) shuffles the modules and the tests within each module
+# (module-scoped fixtures are still made once a module); the seed is printed at the start and the end of
+# the session so that a failing order can be replayed with `--order shuffle --seed N`.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opsrun")
+    group.addoption("--order", choices=("file", "reverse", "shuffle"), default="file", help="test order")
+    group.addoption("--seed", type=int, default=None, help="the shuffle's seed (default: a new one)")
+
+
+def _order(config: pytest.Config) -> tuple[str, int]:
+    if config.getoption("seed") is None:
+        config.option.seed = random.SystemRandom().randrange(10**6)
+    return config.getoption("order"), config.getoption("seed")
+
+
+def _order_line(config: pytest.Config) -> str:
+    order, seed = _order(config)
+    if order != "shuffle":
+        return f"test order: {order}"
+    return f"test order: shuffle, seed {seed} (replay: pytest --order shuffle --seed {seed} ...)"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return _order_line(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order, seed = _order(config)
+    if order == "file":
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    groups = list(modules.values())
+    if order == "reverse":
+        groups = [group[::-1] for group in groups[::-1]]
+    else:
+        rng = random.Random(seed)
+        rng.shuffle(groups)
+        for group in groups:
+            rng.shuffle(group)
+    items[:] = [item for group in groups for item in group]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    terminalreporter.write_line(_order_line(config))
 
 
 # A lab test that skips proves nothing: the session fails if any did.

@@ -1,5 +1,7 @@
-"""The lab session: three real hosts, made fresh for the session so that "the first apply changes every
-host" holds. A lab that cannot start is an error here, never a skip: these tests are the proof."""
+"""The lab session: three real hosts. Each test's fixtures bring them to the state it needs (converge,
+converge_web_tier, the modules' own), so a test passes alone and in any order (`make test-alone`, and the
+shuffled order of `make test`). A lab that cannot start is an error here, never a skip: these tests are the
+proof."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from opsrun.balancers.base import wait_healthy
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import Lab
 from opsrun.lab.hosts import ssh as lab_ssh
@@ -17,23 +20,22 @@ from opsrun.lab.hosts import ssh as lab_ssh
 pytestmark = pytest.mark.lab
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The README tour (test_tour.py) runs last: it brings the session's lab down and makes a fresh one."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("tests/lab/test_tour.py"))
-
-
 @pytest.fixture(scope="session")
 def lab() -> Lab:
+    """The session's 3 hosts: a fresh lab, or with OPSRUN_KEEP_LAB=1 the lab that is up (made if none is) and
+    left up afterwards, as `make test-alone` runs each test in a pytest of its own."""
     lab = Lab()
+    keep = bool(os.environ.get("OPSRUN_KEEP_LAB"))
     try:
-        lab.down()
+        if not keep:
+            lab.down()
         hosts = lab.up(3)
     except Exception as exc:
         pytest.fail(f"the lab could not start here (the lab tests need it; see the README): {exc}", pytrace=False)
     not_running = [h for h in hosts if h.state != "running"]
     assert not not_running, f"lab hosts not running after up: {not_running}"
     yield lab
-    if not os.environ.get("OPSRUN_KEEP_LAB"):
+    if not keep:
         lab.down()
 
 
@@ -68,16 +70,40 @@ def frontend(lab) -> str:
     return "http://{}/".format(json.loads(lab.cfg.state_file.read_text())["haproxy"]["frontend"])
 
 
-@pytest.fixture(scope="session")
-def web_tier(lab) -> None:
-    """The demo app under PM2, then nginx in front of it: what HAProxy balances. The app goes first: the
-    web group's rolling policy gates every batch on the app's /health. All hosts in one batch: the tests of
-    rolling are in test_rolling.py; this only sets the session's hosts up."""
-    from tests.conftest import opsrun_json
+HOSTS = ["web1", "web2", "web3"]
 
-    for deploy in ("pm2", "nginx"):
-        code, doc = opsrun_json("apply", "lab", deploy, "--serial", "100%")
-        assert code == 0, doc
+
+def converge(*deploys: str, project: Path | None = None) -> None:
+    """The lab's hosts as `deploys` of `project` (default: this repo) say: a plain parallel apply of each in
+    turn, no rollout (a no-change apply takes seconds); any host it could not bring there fails the test."""
+    from opsrun import engine, inventory
+    from opsrun.project import Project
+    from tests.conftest import REPO
+
+    ops = Project(project or REPO)
+    inv = inventory.load(ops, "lab")
+    for deploy in deploys:
+        run = engine.run_deploy(ops, inv, deploy, inv.select(None))
+        failed = {h.name: h.error or [(op.name, op.error) for op in h.operations if not op.success] for h in run.hosts}
+        assert run.status == "success", f"converging the lab on {deploy}: {failed}"
+
+
+def converge_web_tier(lab: Lab, balancer: HAProxy) -> None:
+    """Every lab host up, the demo app under PM2 and nginx in front of it as this repo says, each serving in
+    HAProxy: what the tests of the web tier start from, whatever the test before left."""
+    lab.up(3)
+    converge("pm2", "nginx")
+    for h in HOSTS:
+        if balancer.state(h).admin != "ready":
+            balancer.enable(h)
+    for h in HOSTS:
+        wait_healthy(balancer, h, timeout=60)
+
+
+@pytest.fixture
+def web_tier(lab, haproxy) -> None:
+    """The web tier converged (converge_web_tier) before the test."""
+    converge_web_tier(lab, haproxy)
 
 
 def wait_for_progress(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:

@@ -17,22 +17,33 @@ from PIL import Image
 
 from opsrun.lab import hosts as lab_hosts
 from tests.conftest import REPO, chromium, copy_ops, opsrun_json
+from tests.lab.conftest import converge, converge_web_tier
 
 pytestmark = pytest.mark.lab
 CONFIG_OP = "nginx configuration (validated with nginx -t)"
 
 
 @pytest.fixture(scope="module")
-def git_project(tmp_path_factory, lab, web_tier) -> Path:
-    """A copy of the ops content as its own git repository, converged on the lab."""
+def applied_project(tmp_path_factory, lab, haproxy) -> Path:
+    """A copy of the ops content as its own git repository, applied once by opsrun (its store records the
+    revision that drift tells intentional changes from corrective ones by)."""
     dest = copy_ops(tmp_path_factory.mktemp("drift") / "ops")
     git = ["git", "-C", str(dest), "-c", "user.name=ops", "-c", "user.email=ops@opsrun.invalid"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "ops repo"], check=True)
+    converge_web_tier(lab, haproxy)
     code, doc = opsrun_json("apply", "lab", "nginx", project=dest)
     assert code == 0, doc
     return dest
+
+
+@pytest.fixture
+def git_project(applied_project: Path, web_tier) -> Path:
+    """That repository, with the lab converged on it before each test (a hand edit an earlier test left is
+    gone)."""
+    converge("nginx", project=applied_project)
+    return applied_project
 
 
 def commit(project: Path, message: str) -> None:

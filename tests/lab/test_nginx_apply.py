@@ -1,8 +1,6 @@
-"""`opsrun apply lab nginx` and `opsrun verify lab nginx` against real hosts over real SSH.
-
-The tests in this module run in order on one lab: first apply, idempotency, verify, drift on a hand edit,
-an invalid configuration, a changed host key.
-"""
+"""`opsrun apply lab nginx` and `opsrun verify lab nginx` against real hosts over real SSH: the first apply
+on hosts without nginx, idempotency, verify, drift on a hand edit, an invalid configuration, a changed host
+key. Each test starts from the web tier converged (and the first apply from nginx removed)."""
 
 from __future__ import annotations
 
@@ -24,13 +22,13 @@ CONFIG_OP = "nginx configuration (validated with nginx -t)"
 
 
 @pytest.fixture(autouse=True)
-def _app(web_tier):
-    """The web group rolls behind HAProxy, gated on the app's /health: the app must be there."""
+def _web_tier(web_tier):
+    """The app and nginx as the repo says (the web group rolls behind HAProxy, gated on the app's /health)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture
 def no_nginx_yet(lab, on_host):
-    """Hosts without nginx, whatever other modules did: the first apply starts from nothing."""
+    """Hosts without nginx: the first apply starts from nothing."""
     for host in HOSTS:
         on_host(
             host,
@@ -39,7 +37,7 @@ def no_nginx_yet(lab, on_host):
         )
 
 
-def test_first_apply_changes_every_host(lab):
+def test_first_apply_changes_every_host(lab, no_nginx_yet):
     code, doc = opsrun_json("apply", "lab", "nginx")
     assert code == 0, doc
     assert doc["status"] == "success"

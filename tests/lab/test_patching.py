@@ -16,9 +16,10 @@ pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def demo_installed(lab, on_host, web_tier):
-    """The fleet as we find it: opsrun-demo 1.0 installed from the repository that patching manages."""
+    """The fleet as we find it: opsrun-demo 1.0 installed from the repository that patching manages, and
+    nothing newer in the repository yet."""
     install_demo_1_0(lab, on_host, HOSTS)
     assert demo_versions(on_host, HOSTS) == dict.fromkeys(HOSTS, "1.0")
 

@@ -19,9 +19,10 @@ HOSTS = ["web1", "web2", "web3"]
 START = "Start or reload the apps"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def from_nothing(lab, on_host, web_tier):
-    """Hosts with no PM2, no app and no boot unit (nginx stays: it is another deploy's)."""
+    """Hosts with no PM2, no app and no boot unit (nginx stays: it is another deploy's); the test brings them
+    back."""
     for h in HOSTS:
         on_host(
             h,
@@ -54,13 +55,13 @@ def test_from_nothing_brings_the_app_up_everywhere_and_verify_passes(from_nothin
     assert {h: len(verified["hosts"][h]["tests"]) for h in HOSTS} == dict.fromkeys(HOSTS, 5)
 
 
-def test_second_apply_changes_no_operation(from_nothing):
+def test_second_apply_changes_no_operation(web_tier):
     code, doc = opsrun_json("apply", "lab", "pm2")
     assert code == 0, doc
     assert changed_ops(doc) == {h: [] for h in HOSTS}
 
 
-def test_an_env_change_is_a_rolling_reload_with_no_failed_request(from_nothing, project_copy, frontend, on_host):
+def test_an_env_change_is_a_rolling_reload_with_no_failed_request(web_tier, project_copy, frontend, on_host):
     web = project_copy / "group_data" / "web.py"
     web.write_text(web.read_text() + '\npm2_apps[0]["env"]["APP_VERSION"] = "2"\n')
     pids = {h: app_health(on_host)[h]["pid"] for h in HOSTS}
@@ -80,7 +81,7 @@ def test_an_env_change_is_a_rolling_reload_with_no_failed_request(from_nothing, 
     assert code == 0, back
 
 
-def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(from_nothing, on_host):
+def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(web_tier, on_host):
     on_host("web2", "pm2 kill >/dev/null")
     assert on_host("web2", "curl -sS --max-time 2 http://127.0.0.1:3001/health", check=False).returncode != 0
 
@@ -99,7 +100,7 @@ def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(from_nothi
     assert code == 0, verified
 
 
-def test_a_missing_secret_fails_before_any_host_is_touched(from_nothing, haproxy):
+def test_a_missing_secret_fails_before_any_host_is_touched(web_tier, haproxy):
     env = {k: v for k, v in os.environ.items() if k != "OPSRUN_DEMO_API_TOKEN"}
     proc = subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(REPO), "apply", "lab", "pm2"],
@@ -117,7 +118,7 @@ def test_a_missing_secret_fails_before_any_host_is_touched(from_nothing, haproxy
     assert {h: haproxy.state(h).admin for h in HOSTS} == dict.fromkeys(HOSTS, "ready")
 
 
-def test_the_secret_appears_in_no_output_file_or_report(from_nothing, on_host, tmp_path):
+def test_the_secret_appears_in_no_output_file_or_report(web_tier, on_host, tmp_path):
     """Every way opsrun shows or keeps a run, and every log on the hosts, searched for the secret."""
     outputs = [
         opsrun("apply", "lab", "pm2"),
@@ -145,9 +146,7 @@ def test_the_secret_appears_in_no_output_file_or_report(from_nothing, on_host, t
         assert found.stdout.split() == ["0"], (h, found.stdout)
 
 
-def test_state_url_and_webhook_urls_appear_in_no_output_file_report_or_store(
-    from_nothing, postgres_url, webhook_receiver
-):
+def test_state_url_and_webhook_urls_appear_in_no_output_file_report_or_store(web_tier, postgres_url, webhook_receiver):
     """Issue 11, item 6: the state store's URL password, a chat webhook's path (answered) and another's (refused)
     in no output, results file, webhook body or row of the PostgreSQL state store."""
     import secrets as _secrets
@@ -198,7 +197,7 @@ def test_state_url_and_webhook_urls_appear_in_no_output_file_report_or_store(
     assert rows and not [r for r in rows if any(h in r for h in hidden)]
 
 
-def test_secret_uploads_leave_nothing_readable_behind(from_nothing, on_host):
+def test_secret_uploads_leave_nothing_readable_behind(web_tier, on_host):
     """The secrets file went through opsrun's own 700 folder (deploys/_ops.secret_file), which keeps no copy."""
     for h in HOSTS:
         assert on_host(h, "stat -c %a /var/lib/opsrun/secret-upload").stdout.strip() == "700"

@@ -154,10 +154,15 @@ def ops(lab, tmp_path_factory, tls):
     return ops
 
 
-@pytest.fixture(scope="module")
-def demo_installed(lab, on_host, web_tier):
-    """opsrun-demo 1.0 on every lab host, from the lab's repository."""
+@pytest.fixture
+def demo_installed(lab, on_host, web_tier, fleet):
+    """opsrun-demo 1.0 on every lab host, from the lab's repository, and every host registered in its
+    environment's target group (a test that failed mid-rollout may have left one out)."""
     install_demo_1_0(lab, on_host, PRODUCTION + STAGING)
+    ids, groups = fleet
+    elb = boto3.client("elbv2")
+    for env, members in (("production", PRODUCTION), ("staging", STAGING)):
+        elb.register_targets(TargetGroupArn=groups[env], Targets=[{"Id": ids[h]} for h in members])
 
 
 class TargetRecorder(InBackground):
@@ -268,3 +273,5 @@ def test_verify_production_aws_passes_then_fails(fleet, cloud, ops, tls):
         assert any(c["system"] == "aws" and c["status"] == "FAIL" for c in report["checks"])
     finally:
         tls.serve("shop.rehearsal", days=90)
+        boto3.client("rds").create_db_snapshot(DBInstanceIdentifier="production-orders", DBSnapshotIdentifier="nightly")
+        sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName="production-orders-dlq")["QueueUrl"])

@@ -4,8 +4,8 @@ the demo expects; the rolling patch loses no request under load; the drift repor
 report measures RTO/RPO; both HTML reports are opened in headless Chromium and their numbers are the JSON's.
 
 The tour brings the lab down and up again (its first command is `opsrun lab up` on a lab that `down` just
-removed). It runs last in a session (tests/lab/conftest.py orders it), and leaves a lab of the session's
-3 hosts behind, so the session fixture's `down` still finds what to remove."""
+removed), and leaves a lab of the session's 3 hosts behind, with the same names and addresses: the tests
+after it converge it as they would any lab."""
 
 from __future__ import annotations
 

@@ -118,7 +118,7 @@ def test_shell_and_conditional_operations_are_unknown_never_drift(git_project):
     assert code == 0, doc
     reasons = {f["operation"]: (f["verdict"], f["detail"][0]) for f in doc["findings"]}
     assert reasons["Always runs"][0] == "unknown" and "not idempotent" in reasons["Always runs"][1]
-    assert reasons["Only if"][0] == "unknown" and "conditional on an earlier operation" in reasons["Only if"][1]
+    assert reasons["Only if"][0] == "unknown" and "reads no earlier operation" in reasons["Only if"][1]
     assert doc["summary"]["drift"] == 0 and doc["summary"]["unknown"] == 3 * 2
 
 

@@ -1,5 +1,5 @@
 """What a dry run reports per operation: will it change, its commands and diff, and why it cannot tell
-(not idempotent by nature, or conditional on an earlier operation)."""
+(not idempotent by nature, or conditional in a way nobody can know before applying: engine.conditions)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from opsrun.engine.conditions import Prediction, judge
 from opsrun.results import OperationResult
 
 MAX_COMMANDS_LISTED = 20
@@ -15,23 +16,32 @@ MAX_DIFF_LINES = 200  # per operation: a large file's diff is cut there
 
 
 def operation_result(
-    state: Any, host: Any, data: Any, op_hash: str, op_name: Any, idempotent: dict[str, bool]
+    state: Any,
+    host: Any,
+    data: Any,
+    op_hash: str,
+    op_name: Any,
+    idempotent: dict[str, bool],
+    judged: dict[str, Prediction] | None = None,
 ) -> OperationResult:  # pragma: no cover
+    """One operation's prediction on `host`. `judged` holds this host's earlier predictions (op hash -> will it
+    change; None: unknown), which a condition on those operations is judged from; this one is added to it."""
     from pyinfra.context import ctx_host, ctx_state
 
+    judged = {} if judged is None else judged
     meta = data.operation_meta
+    cond = data.global_arguments.get("_if")
     with ctx_state.use(state), ctx_host.use(host):
-        will = bool(meta.will_change)
-        condition = predict_if(data.global_arguments.get("_if"))
-        if condition is False:
-            will = False
+        judgement = judge(cond, lambda m: predicted(m, judged), lambda m: str(op_name(m._hash)))
+        will = bool(meta.will_change) and judgement.holds is not False
         with _logged_diff() as diff:
             commands = [_command_text(c) for c in data.command_generator()] if will else []
     unknown = None
-    if will and not idempotent.get(op_hash, True):
+    if will and cond is None and not idempotent.get(op_hash, True):
         unknown = "not idempotent by nature: it runs every time, so no dry run can tell if it is needed"
-    elif will and condition is None:
-        unknown = "conditional on an earlier operation (_if): only known when applied"
+    elif will and judgement.holds is None:
+        unknown = judgement.reason or "conditional (_if): only known when applied"
+    judged[op_hash] = None if unknown else will
     return OperationResult(
         op_name(op_hash),
         will,
@@ -40,54 +50,24 @@ def operation_result(
         commands[:MAX_COMMANDS_LISTED],
         unknown is not None,
         unknown=unknown,
-        follows=_follows(data.global_arguments.get("_if"), op_name) if will else None,
+        follows=_follows(cond, op_name) if will else None,
         diff=diff[:MAX_DIFF_LINES] if will else [],
     )
 
 
+def predicted(meta: Any, judged: dict[str, Prediction]) -> Prediction:
+    """An earlier operation's predicted change on this host: as judged (its own condition counted), or its
+    dry run's `will_change`."""
+    op_hash = getattr(meta, "_hash", None)
+    if op_hash is not None and op_hash in judged:
+        return judged[op_hash]
+    return bool(meta.will_change)
+
+
 def predict_if(cond: Any) -> bool | None:
-    """In a dry run, what an `_if=` condition will say: pyinfra only evaluates it while executing.
-
-    `_if=op.did_change` (and did_not_change, did_succeed) is predicted from that earlier op's own dry run;
-    anything else is unknown (None) and the op is reported as `conditional`.
-    """
-    if cond is None:
-        return True
-    conds = cond if isinstance(cond, list) else [cond]
-    answers: list[bool | None] = []
-    for c in conds:
-        meta, name = getattr(c, "__self__", None), getattr(c, "__name__", "")
-        combined = _combined(c)
-        if combined is not None:  # pyinfra's any_changed(*ops) / all_changed(*ops)
-            kind, metas = combined
-            changes = [bool(m.will_change) for m in metas]
-            answers.append(any(changes) if kind == "any_changed" else all(changes))
-        elif meta is None or not hasattr(meta, "will_change"):
-            answers.append(None)
-        elif name == "did_change":
-            answers.append(bool(meta.will_change))
-        elif name == "did_not_change":
-            answers.append(not meta.will_change)
-        elif name == "did_succeed":
-            answers.append(True)
-        else:
-            answers.append(None)
-    if False in answers:
-        return False
-    return None if None in answers else True
-
-
-def _combined(cond: Any) -> tuple[str, list[Any]] | None:
-    """("any_changed" | "all_changed", the operations) for a condition made by pyinfra's helpers of those
-    names (a lambda closing over the operations' meta), else None."""
-    kind = getattr(cond, "__qualname__", "").split(".")[0]
-    cells: tuple[Any, ...] = getattr(cond, "__closure__", None) or ()
-    if kind not in ("any_changed", "all_changed") or len(cells) != 1:
-        return None
-    metas = cells[0].cell_contents
-    if not isinstance(metas, tuple) or not all(hasattr(m, "will_change") for m in metas):
-        return None
-    return kind, list(metas)
+    """In a dry run, what an `_if=` condition will say (pyinfra only evaluates it while executing), from the
+    earlier operations' own dry runs; None when nobody can know before applying (see engine.conditions)."""
+    return judge(cond, lambda m: predicted(m, {}), lambda m: str(getattr(m, "_hash", "an operation"))).holds
 
 
 def _follows(cond: Any, op_name: Any) -> str | None:

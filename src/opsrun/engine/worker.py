@@ -229,6 +229,7 @@ def _host_run(
 ) -> HostRun:  # pragma: no cover - worker side
     """One host's operations in run order: done (or predicted, for a dry run) with their errors."""
     ops: list[OperationResult] = []
+    judged: dict[str, bool | None] = {}  # dry run: each operation's prediction, for the conditions of later ones
     for op_hash in op_order:
         data = state.ops.get(host, {}).get(op_hash)
         if data is None:
@@ -237,7 +238,7 @@ def _host_run(
         if name in seen.errors and request.dry_run:
             continue  # its dry run did not finish: no prediction is reported for it
         if request.dry_run:
-            ops.append(operation_result(state, host, data, op_hash, op_name, idempotent))
+            ops.append(operation_result(state, host, data, op_hash, op_name, idempotent, judged))
         elif not meta.is_complete():
             continue  # not run on this host: it failed before, or the run stopped
         else:

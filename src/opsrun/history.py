@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsrun.dr.model import tier_numbers
 from opsrun.project import Project
 from opsrun.store import RunRow, open_store
 
@@ -38,7 +39,8 @@ def dr_tests(project: Project, state_url: str | None, inventory: str) -> list[di
 
 
 def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
-    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO."""
+    """The last DR test of each earlier month: status, failed checks, worst measured RTO and RPO, and each
+    system's RTO and RPO against its targets (the per-tier trend chart)."""
     by_month: dict[str, dict[str, Any]] = {}
     for d in docs:
         if d["run_id"] != exclude and d.get("kind") == "dr-test":
@@ -56,6 +58,7 @@ def dr_trend(docs: list[dict[str, Any]], exclude: int) -> list[dict[str, Any]]:
                 "rto": max(rto, default=None),
                 "rpo": max(rpo, default=None),
                 "run_id": d["run_id"],
+                "systems": {s["system"]: tier_numbers(s) for s in d.get("systems", [])},
             }
         )
     return trend

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opsrun.dr import FAIL, PASS, Check, DRRun, month_of, targets
+from opsrun.dr import FAIL, PASS, Check, DRRun, month_of, systems_of, targets
 from opsrun.errors import ConfigError
 
 
@@ -131,3 +131,72 @@ def test_the_lab_replica_is_made_with_the_password_in_the_environment_not_in_arg
     [(argv, env)] = calls
     assert "pg_basebackup" in argv[4] and not [a for a in argv if "lab-pw-5678" in a], argv
     assert env.get("PGPASSWORD") == "lab-pw-5678"
+
+
+# ------------------------------------------------------------------------------- every tier's RTO and RPO
+
+
+def test_every_tier_has_a_measured_rto_and_rpo_or_the_setting_that_drills_it():
+    """On main PostgreSQL's RTO and the backups' RTO were "-": no drill, and nothing said which one."""
+    from opsrun.dr.model import not_drilled
+    from opsrun.reports.model import from_document
+
+    dr = {
+        "backups": [{"name": "dumps", "files": "/b/*.dump", "max_age_hours": 26}],
+        "postgres": {"secret_env": {"primary": "P", "replica": "R"}},
+        "redis": True,
+        "mongo": True,
+    }
+    checks = [
+        Check("backups", "dumps", PASS, measured={"age_hours": 5.0, "rpo_seconds": 18000.0}),
+        Check("postgres", "RPO probe", PASS, measured={"rpo_seconds": 0.02}),
+        Check("redis", "RPO probe", PASS, measured={"rpo_seconds": 0.01}),
+        Check("mongo", "replica set health", FAIL, ["no primary"]),
+    ]
+    run = DRRun("lab", "2026-12", "2026-12-02T03:00:00Z", "ops", "0", None, targets(dr, systems_of(dr)))
+    run.checks, run.hints = checks, not_drilled(dr, drill=False)
+    systems = {s["system"]: s for s in run.to_dict()["systems"]}
+    assert systems["backups"]["rto_note"] == (
+        "not drilled (enable with dr.postgres.dumps and dr.postgres.secret_env.scratch (the restore drill))"
+    )
+    assert (systems["backups"]["rpo_seconds"], systems["backups"]["rpo_target_seconds"]) == (18000.0, 26 * 3600)
+    assert systems["postgres"]["rto_note"] == (
+        "not drilled (enable with dr.postgres.failover or dr.postgres.rds_failover, and dr-test --drill)"
+    )
+    assert systems["redis"]["rto_note"] == "not drilled (enable with dr-test --drill)"
+    assert systems["mongo"]["rpo_note"] == "not measured (see its checks)"
+    measured = [s[f"{w}_note"] for s in systems.values() for w in ("rto", "rpo") if s[f"{w}_seconds"] is not None]
+    assert measured and all(note is None for note in measured)
+    [table] = [rows for title, _h, rows in from_document(run.to_dict()).tables if title.startswith("RTO and RPO")]
+    assert not [row for row in table if "-" in row], table  # never a dash in place of a number
+
+
+def test_the_backups_rto_is_the_restore_drills_time_and_their_rpo_the_newest_backups_age():
+    from opsrun.dr.model import not_drilled
+
+    dr = {
+        "backups": [{"files": "/b/*.dump", "max_age_hours": 26}, {"s3": "s3://b/pg/", "max_age_hours": 30}],
+        "postgres": {"secret_env": {"primary": "P", "replica": "R", "scratch": "P"}, "dumps": "/b/*.dump"},
+    }
+    run = DRRun("lab", "2026-12", "2026-12-02T03:00:00Z", "ops", "0", None, targets(dr, systems_of(dr)))
+    run.hints = not_drilled(dr, drill=True)
+    run.checks = [
+        Check("backups", "files", PASS, measured={"rpo_seconds": 3600.0}),
+        Check("backups", "s3", PASS, measured={"rpo_seconds": 7200.0}),
+        Check("postgres", "restore drill", PASS, measured={"restore_seconds": 12.5}),
+        Check("postgres", "failover drill", PASS, measured={"rto_seconds": 1.5, "rpo_seconds": 0.0}),
+    ]
+    systems = {s["system"]: s for s in run.systems()}
+    assert (systems["backups"]["rto_seconds"], systems["backups"]["rpo_seconds"]) == (12.5, 7200.0)
+    assert systems["backups"]["rpo_target_seconds"] == 30 * 3600  # the largest max_age_hours
+    assert (systems["postgres"]["rto_seconds"], systems["postgres"]["rto_note"]) == (1.5, None)
+    assert run.status == "passed"
+
+
+def test_a_degraded_system_is_its_own_status_and_an_rto_over_target_fails_the_run():
+    run_ = run([Check("redis", "failover drill", PASS, measured={"rto_seconds": 1.0})], degraded=["redis"])
+    assert (run_.status, run_.exit_code) == ("degraded", 1)
+    assert {s["system"]: s["result"] for s in run_.systems()}["redis"] == "DEGRADED"
+    assert run_.next_test().endswith("(re-test: this one degraded)")
+    slow = run([Check("redis", "failover drill", PASS, measured={"rto_seconds": 75.0})])
+    assert slow.status == "failed"  # on main: "passed", with the RTO over its target among the issues

@@ -18,7 +18,8 @@ def _age_check(name: str, newest: dt.datetime | None, what: str, max_age_hours: 
     age = (now - newest).total_seconds() / 3600
     status = PASS if age <= max_age_hours else FAIL
     evidence = [f"newest {what} at {newest.isoformat(timespec='seconds')}, {age:.1f} h old (allowed {max_age_hours} h)"]
-    return Check("backups", name, status, evidence, source, {"age_hours": round(age, 2)})
+    measured = {"age_hours": round(age, 2), "rpo_seconds": round(age * 3600.0)}  # restoring it loses that much
+    return Check("backups", name, status, evidence, source, measured)
 
 
 def backup_check(spec: dict[str, Any]) -> Check:

@@ -12,7 +12,7 @@ from typing import Any
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 
-PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+PASS, FAIL, SKIP, DEGRADED = "PASS", "FAIL", "SKIP", "DEGRADED"
 DEFAULT_RTO_MINUTES, DEFAULT_RPO_MINUTES = 15.0, 5.0
 
 
@@ -42,28 +42,47 @@ class DRRun:
     trend: list[dict[str, Any]] = field(default_factory=list)  # earlier months, oldest first
     seconds: float = 0.0
     run_id: int | None = None
+    hints: dict[str, dict[str, str]] = field(default_factory=dict)  # system -> rto|rpo -> the setting that drills it
 
     def step(self, text: str) -> None:
         self.log.append(f"{dt.datetime.now(dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}")
 
     @property
     def status(self) -> str:
-        return "failed" if self.degraded or any(c.status == FAIL for c in self.checks) else "passed"
+        """failed (a check, or a measured RTO or RPO over its target), else degraded (a drill could not put a
+        system back), else passed."""
+        if any(c.status == FAIL for c in self.checks) or any(s["result"] == FAIL for s in self.systems()):
+            return "failed"
+        return "degraded" if self.degraded else "passed"
 
     @property
     def exit_code(self) -> int:
         return 0 if self.status == "passed" else 1
 
+    def measured(self, system: str, what: str) -> float | None:
+        """The worst measured RTO or RPO (`what`) of `system`. The backups' RTO is the restore drill's time
+        to a restored, counted database; their RPO the newest backup's age."""
+        key = "restore_seconds" if (system, what) == ("backups", "rto") else f"{what}_seconds"
+        mine = [c for c in self.checks if c.system == system or key == "restore_seconds"]
+        return max((c.measured[key] for c in mine if key in c.measured), default=None)
+
+    def note(self, system: str, what: str) -> str | None:
+        """Why a system has no measured RTO or RPO (`what`): the setting that would drill it, or its checks."""
+        if self.measured(system, what) is not None:
+            return None
+        hint = self.hints.get(system, {}).get(what)
+        return f"not drilled (enable with {hint})" if hint else "not measured (see its checks)"
+
     def systems(self) -> list[dict[str, Any]]:
-        """Per system: targets, the measured RTO and RPO (worst of its checks), pass/fail."""
+        """Per system: targets, the measured RTO and RPO (worst of its checks) or why there is none, result."""
         out = []
         for name, target in self.targets.items():
             mine = [c for c in self.checks if c.system == name]
-            rto = max((c.measured["rto_seconds"] for c in mine if "rto_seconds" in c.measured), default=None)
-            rpo = max((c.measured["rpo_seconds"] for c in mine if "rpo_seconds" in c.measured), default=None)
+            rto, rpo = self.measured(name, "rto"), self.measured(name, "rpo")
             ok = all(c.status != FAIL for c in mine)
             ok = ok and (rto is None or rto <= target["rto_minutes"] * 60)
             ok = ok and (rpo is None or rpo <= target["rpo_minutes"] * 60)
+            result = FAIL if not ok else (DEGRADED if name in self.degraded else (PASS if mine else SKIP))
             out.append(
                 {
                     "system": name,
@@ -71,7 +90,9 @@ class DRRun:
                     "rpo_target_seconds": target["rpo_minutes"] * 60,
                     "rto_seconds": rto,
                     "rpo_seconds": rpo,
-                    "result": PASS if ok and mine else (SKIP if not mine else FAIL),
+                    "rto_note": self.note(name, "rto"),
+                    "rpo_note": self.note(name, "rpo"),
+                    "result": result,
                 }
             )
         return out
@@ -98,7 +119,7 @@ class DRRun:
     def next_test(self) -> str:
         start = dt.date.fromisoformat(self.started[:10])
         if self.status != "passed":
-            return (start + dt.timedelta(days=30)).isoformat() + " (re-test: this one failed)"
+            return (start + dt.timedelta(days=30)).isoformat() + f" (re-test: this one {self.status})"
         year, month = (start.year + start.month // 12, start.month % 12 + 1)
         return dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1])).isoformat()
 
@@ -139,6 +160,17 @@ class DRRun:
         }
 
 
+def tier_numbers(system: dict[str, Any]) -> dict[str, Any]:
+    """A system's row of a DR document (`DRRun.systems`) as a month of its trend keeps it."""
+    return {
+        "rto": system.get("rto_seconds"),
+        "rpo": system.get("rpo_seconds"),
+        "rto_target": system.get("rto_target_seconds"),
+        "rpo_target": system.get("rpo_target_seconds"),
+        "result": system.get("result"),
+    }
+
+
 # ------------------------------------------------------------------------------------------------ settings
 
 
@@ -155,8 +187,36 @@ def settings(inv: Inventory, hosts: list[str]) -> dict[str, Any]:
 
 
 def targets(dr: dict[str, Any], systems: list[str]) -> dict[str, dict[str, float]]:
+    """Per system: `dr.targets` (15 and 5 minutes by default) under `dr.systems.NAME`. The backups' RPO is
+    the age of the newest backup: its target is the largest `max_age_hours`, unless dr.systems sets one."""
     base = {"rto_minutes": DEFAULT_RTO_MINUTES, "rpo_minutes": DEFAULT_RPO_MINUTES, **dr.get("targets", {})}
-    return {s: {**base, **dr.get("systems", {}).get(s, {})} for s in systems}
+    out = {s: {**base, **dr.get("systems", {}).get(s, {})} for s in systems}
+    if "backups" in out and "rpo_minutes" not in dr.get("systems", {}).get("backups", {}):
+        ages = [float(b.get("max_age_hours", 26)) for b in dr.get("backups", [])]
+        out["backups"]["rpo_minutes"] = max(ages, default=26.0) * 60
+    return out
+
+
+def not_drilled(dr: dict[str, Any], drill: bool) -> dict[str, dict[str, str]]:
+    """Per system, the settings that would measure its RTO or RPO when these do not: what a report says in
+    place of a number ("not drilled (enable with ...)")."""
+    pg = dr.get("postgres") or {}
+    env = pg.get("secret_env", {})
+    with_drill = "" if drill else "dr-test --drill"
+    failover = pg.get("failover") or pg.get("rds_failover")
+    hints: dict[str, dict[str, str]] = {"backups": {}, "postgres": {}, "redis": {}, "mongo": {}}
+    if not (pg.get("dumps") and env.get("scratch")):
+        hints["backups"]["rto"] = "dr.postgres.dumps and dr.postgres.secret_env.scratch (the restore drill)"
+    if not failover:
+        hints["postgres"]["rto"] = "dr.postgres.failover or dr.postgres.rds_failover, and dr-test --drill"
+    elif with_drill:
+        hints["postgres"]["rto"] = with_drill
+    if not env.get("replica") and not (failover and drill):
+        hints["postgres"]["rpo"] = "dr.postgres.secret_env.replica (the RPO probe)"
+    for system in ("redis", "mongo"):
+        if with_drill:
+            hints[system]["rto"] = with_drill
+    return {system: found for system, found in hints.items() if found}
 
 
 def month_of(value: str | None) -> str:

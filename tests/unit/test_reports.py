@@ -84,7 +84,8 @@ def test_html_is_self_contained_and_escapes_what_hosts_report():
 
 def test_markdown_has_summary_notes_and_a_diff_block():
     md = as_markdown.render(from_document(DRIFT))
-    assert md.startswith("# drift of nginx on lab\n")
+    assert md.startswith("🟡 **drift of nginx on lab: DRIFT**\n\n# drift of nginx on lab\n")
+    assert "**Status: 🟡 drift**" in md
     assert "| hosts | drift | new | persisting | resolved | unknown | unreachable | seconds |" in md
     assert "- unreachable (not drift): web3: Could not connect" in md
     assert "```diff\nWill modify /etc/nginx/nginx.conf\n@@ -1,2 +1,2 @@\n-keepalive 5;\n+keepalive 65;\n```" in md
@@ -200,7 +201,7 @@ def test_markdown_folds_a_findings_commands_under_its_diff():
     md = as_markdown.render(from_document(DRIFT))
     folded = "<details><summary>1 command</summary>\n\n```\nupload /etc/nginx/nginx.conf\n```\n\n</details>"
     assert "+keepalive 65;\n```\n\n" + folded in md
-    assert "| nginx: nginx configuration | will_change | new, corrective | the diff below |" in md
+    assert "| nginx: nginx configuration | 🟡 will_change | new, corrective | the diff below |" in md
 
 
 def test_trend_labels_tell_apart_runs_of_the_same_day():

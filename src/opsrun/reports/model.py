@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsrun.reports.charts import TierTrend
+
 QUIET_VERDICTS = frozenset({"passed", "unchanged"})
 
 
@@ -50,6 +52,8 @@ class Report:  # built by keyword only: many of its fields are strings, easy to 
     items: list[Item]
     notes: list[str] = field(default_factory=list)
     trend: list[tuple[str, int]] = field(default_factory=list)  # (when, count) of earlier runs, oldest first
+    trend_verdicts: list[str] = field(default_factory=list)  # each trend bar's verdict (default: drift when > 0)
+    tiers: list[TierTrend] = field(default_factory=list)  # a DR test's RTO and RPO per tier, month by month
     run_id: int | None = None
     first_line: str = ""  # what a reader must see before anything else (a drill left a system degraded)
     trend_label: str = "Drift findings"
@@ -91,15 +95,18 @@ def _now() -> str:
 def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = None) -> Report:
     """The report of a run's JSON document (`as_json.render`'s shape)."""
     kind = doc.get("kind", "deploy")
-    build = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply, "dr-test": _dr}.get(kind, _apply)
-    report = build(doc)
+    from opsrun.reports.dr_report import dr_report
+
+    builders = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply, "dr-test": dr_report}
+    build = builders.get(kind, _apply)
+    built = build(doc)
     if kind != "dr-test":  # drift: [when, findings] pairs in the document, or given
-        report.trend = trend if trend is not None else [(str(w), int(n)) for w, n in doc.get("trend", [])]
-    report.run_id = doc.get("run_id")
-    return report
+        built.trend = trend if trend is not None else [(str(w), int(n)) for w, n in doc.get("trend", [])]
+    built.run_id = doc.get("run_id")
+    return built
 
 
-def _report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report:
+def report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report:
     """A report whose status and inventory are the document's, generated now."""
     return Report(
         kind=kind,
@@ -165,7 +172,7 @@ def _apply(doc: dict[str, Any]) -> Report:
         "seconds": doc.get("seconds", 0),
     }
     what = "dry run" if dry else ("rolling apply" if doc.get("kind") == "rollout" else "apply")
-    return _report(
+    return report(
         doc,
         kind="apply",
         title=f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
@@ -201,7 +208,7 @@ def _verify(doc: dict[str, Any]) -> Report:
         "seconds": doc.get("seconds", 0),
     }
     notes = [f"error: {doc['error']}"] if doc.get("error") else []
-    return _report(
+    return report(
         doc,
         kind="verify",
         title=f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
@@ -248,7 +255,7 @@ def _drift(doc: dict[str, Any]) -> Report:
     notes = [f"unreachable (not drift): {host}: {why}" for host, why in unreachable.items()]
     notes += [f"resolved: {r['host']} {r['deploy']} {r['operation']}" for r in doc.get("resolved", [])]
     hosts = doc.get("hosts_checked") or sorted({i.host for i in items})
-    return _report(
+    return report(
         doc,
         kind="drift",
         title=f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
@@ -258,83 +265,3 @@ def _drift(doc: dict[str, Any]) -> Report:
         notes=notes,
         quiet_label="clean",
     )
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def _dr(doc: dict[str, Any]) -> Report:
-    """The monthly DR test: targets against measured values first, then each check with its evidence
-    (sections are systems), the drill log, issues and action items, the next test date, the trend."""
-    items = _dr_checks(doc)
-    summary: dict[str, int | str] = {**doc.get("summary", {}), "next test": doc.get("next_test", "")}
-    notes = [
-        f"environment {doc.get('inventory')}, month {doc.get('month')}",
-        f"started {doc.get('started')} by {doc.get('who')}",
-        f"opsrun {doc.get('opsrun_version')}, ops repository revision {doc.get('revision') or 'unknown'}",
-    ]
-    report = _report(
-        doc,
-        kind="dr-test",
-        title=f"DR test {doc.get('month', '')} on {doc.get('inventory', '')}",
-        summary=summary,
-        hosts=sorted({i.host for i in items}, key=[i.host for i in items].index),
-        items=items,
-        notes=notes,
-        first_line=doc.get("first_line", ""),
-        trend_label="Failed checks per month",
-        tables=_dr_tables(doc),
-        log=list(doc.get("drill_log", [])),
-        section_label="system",
-    )
-    report.trend = [(t["month"], int(t["failed"])) for t in doc.get("trend", [])]
-    return report
-
-
-def _dr_checks(doc: dict[str, Any]) -> list[Item]:
-    """Each DR check with its evidence and where it came from, under its system."""
-    return [
-        Item(
-            c["system"],
-            c["name"],
-            c["status"],
-            detail=[*c.get("evidence", []), *([f"source: {c['source']}"] if c.get("source") else [])],
-            failing=c["status"] == "FAIL",
-            skipped=c["status"] == "SKIP",
-        )
-        for c in doc.get("checks", [])
-    ]
-
-
-def _dr_tables(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """RTO and RPO targets against measured values, issues, action items and (when there is one) the trend."""
-    targets = [
-        [
-            s["system"],
-            _seconds(s["rto_target_seconds"]),
-            _seconds(s["rto_seconds"]),
-            _seconds(s["rpo_target_seconds"]),
-            _seconds(s["rpo_seconds"]),
-            s["result"],
-        ]
-        for s in doc.get("systems", [])
-    ]
-    issues = [[i["severity"], i["issue"]] for i in doc.get("issues", [])]
-    actions = [[str(n + 1), a] for n, a in enumerate(doc.get("action_items", []))]
-    tables = [
-        (
-            "RTO and RPO: targets against measured",
-            ["system", "RTO target", "RTO", "RPO target", "RPO", "result"],
-            targets,
-        ),
-        ("Issues found", ["severity", "issue"], issues or [["-", "none"]]),
-        ("Action items", ["#", "action"], actions or [["-", "none"]]),
-    ]
-    if doc.get("trend"):
-        trend = [
-            [t["month"], t["status"], str(t["failed"]), _seconds(t.get("rto")), _seconds(t.get("rpo"))]
-            for t in doc["trend"]
-        ]
-        tables.append(("Trend", ["month", "status", "failed checks", "worst RTO", "worst RPO"], trend))
-    return tables

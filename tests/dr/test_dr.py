@@ -262,7 +262,11 @@ def test_two_months_give_a_trend_the_html_renders_and_nothing_secret_leaks(proje
     ]
     html = out / "dr-test-drtest-2026-11.html"
     dom = chromium_dom(html)
-    assert dom.count("<rect") == len(november["trend"]) >= 1
+    failed_checks = re.search(r'<svg[^>]*data-key="trend".*?</svg>', dom, flags=re.S).group(0)
+    assert failed_checks.count("<rect") == len(november["trend"]) >= 1
+    for chart in ("rto-backups", "rpo-backups", "rto-postgres", "rpo-postgres"):  # a month each: October, November
+        svg = re.search(rf'<svg[^>]*data-key="{chart}".*?</svg>', dom, flags=re.S).group(0)
+        assert re.findall(r'class="label">([^<]*)<', svg) == ["2026-10", "2026-11"], chart
     assert "RTO and RPO: targets against measured" in dom and "Drill log" in dom
     history = subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(ops), "dr-test", "drtest", "--history"],

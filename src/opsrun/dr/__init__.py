@@ -16,9 +16,13 @@ Settings: `dr` in group_data (the inventory's `all` group), e.g.
             "secret_env": {"primary": "PG_PRIMARY_URL", "replica": "PG_REPLICA_URL", "scratch": "PG_SCRATCH_URL"},
             "tables": ["users", "orders"], "max_lag_seconds": 30, "max_lag_bytes": 16 * 1024 * 1024,
             "dumps": "/var/backups/pg/*.dump",                      # the restore drill's newest dump
+            # with --drill: fail the pair on this machine over (pg_promote), or an RDS Multi-AZ instance
+            "failover": {"primary_data": "/srv/pg/primary", "replica_data": "/srv/pg/replica"},
+            "rds_failover": {"instance": "orders-db"},
         },
         "redis": True,                                              # the inventory's redis_cluster
         "mongo": True,                                              # the inventory's mongo_replicaset
+        "production": True,         # failover drills refused unless their allow_in_production is True
     }
 
 Every check is PASS, FAIL or SKIP with its evidence (numbers, timestamps, the query or command). A drill
@@ -29,6 +33,7 @@ in its first line.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Any
 
@@ -42,26 +47,47 @@ from opsrun.dr.model import (
     DRRun,
     guarded,
     month_of,
+    not_drilled,
     settings,
     systems_of,
     targets,
 )
 from opsrun.dr.mongo_replicaset import mongo_checks
+from opsrun.dr.pg_failover import pg_failover_drill
 from opsrun.dr.postgres import postgres_checks
+from opsrun.dr.rds_failover import rds_failover_drill
 from opsrun.dr.redis_cluster import redis_checks
+from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 
-__all__ = ["FAIL", "PASS", "SKIP", "Check", "DRRun", "month_of", "run_dr_test", "settings", "systems_of", "targets"]
+__all__ = [
+    "FAIL",
+    "PASS",
+    "SKIP",
+    "Check",
+    "DRRun",
+    "month_of",
+    "refuse_in_production",
+    "run_dr_test",
+    "settings",
+    "systems_of",
+    "targets",
+]
 
 
 def run_dr_test(inv: Inventory, hosts: list[str], run: DRRun, drill: bool) -> DRRun:
-    """Every system the `dr` settings name, checked in turn (with `drill`, the Redis and Mongo drills too)."""
+    """Every system the `dr` settings name, checked in turn (with `drill`, the failover drills too)."""
     dr = settings(inv, hosts)
+    if drill:
+        refuse_in_production(inv, hosts, dr)
+    run.hints = not_drilled(dr, drill)
     started = time.monotonic()
     for spec in dr.get("backups", []):
         run.checks += guarded("backups", spec.get("name", "backup"), functools.partial(_backup, spec))
     if dr.get("postgres"):
         run.checks += guarded("postgres", "checks", lambda: postgres_checks(dr["postgres"], run, drills.restore_drill))
+        if drill:
+            run.checks += guarded("postgres", "failover drill", lambda: postgres_drills(dr["postgres"], run))
     if dr.get("redis"):
         failover = drills.redis_failover_drill if drill else None
         run.checks += guarded("redis", "checks", lambda: redis_checks(inv, run, failover))
@@ -74,3 +100,37 @@ def run_dr_test(inv: Inventory, hosts: list[str], run: DRRun, drill: bool) -> DR
 
 def _backup(spec: dict[str, Any]) -> list[Check]:
     return [backup_check(spec)]
+
+
+def postgres_drills(pg: dict[str, Any], run: DRRun) -> list[Check]:
+    """The failover drills of `dr.postgres`: the pair on this machine, and the RDS instance."""
+    urls = {k: os.environ[v] for k, v in pg.get("secret_env", {}).items()}
+    checks = []
+    if pg.get("failover"):
+        checks.append(pg_failover_drill(pg["failover"], urls, run))
+    if pg.get("rds_failover"):
+        checks.append(rds_failover_drill(pg["rds_failover"], urls["primary"], run))
+    return checks
+
+
+def is_production(inv: Inventory, dr: dict[str, Any]) -> bool:
+    """`dr.production`, or when it is not set, whether the inventory is named production."""
+    marked = dr.get("production")
+    return inv.name in ("production", "prod") if marked is None else bool(marked)
+
+
+def refuse_in_production(inv: Inventory, hosts: list[str], dr: dict[str, Any]) -> None:
+    """ConfigError, before anything is touched, for a failover drill in an environment marked production whose
+    group_data does not allow it."""
+    if not is_production(inv, dr):
+        return
+    for key in ("failover", "rds_failover"):
+        spec = (dr.get("postgres") or {}).get(key)
+        if spec and not spec.get("allow_in_production"):
+            raise ConfigError(
+                inv.where(hosts[0], "dr"),
+                f"{inv.name} is marked production (dr.production, or its name): its PostgreSQL failover drill "
+                "would fail the database its users write to over.",
+                field=f"dr.postgres.{key}.allow_in_production",
+                fix="set it to True to run the drill there, or run dr-test without --drill",
+            )

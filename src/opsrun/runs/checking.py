@@ -133,6 +133,8 @@ def dr_test(
     hosts = inv.select(None)
     settings.check_hosts(inv, hosts)
     dr_settings = dr.settings(inv, hosts)
+    if drill:
+        dr.refuse_in_production(inv, hosts, dr_settings)  # before the store and any system is touched
     uses = [
         "dr",
         *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),

@@ -1,4 +1,5 @@
-"""The schema of group_data `dr` (opsrun dr-test): targets, backups, PostgreSQL, Redis and Mongo."""
+"""The schema of group_data `dr` (opsrun dr-test): targets, backups, PostgreSQL (and its failover drills on
+this machine's servers or on RDS), Redis and Mongo, and whether the environment is production."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from opsrun.settings.values import AbsGlob, EnvName, Line, Strict
+from opsrun.settings.values import AbsGlob, AbsPath, EnvName, Line, Seconds, Strict
 
 # ------------------------------------------------------------------------------------------------- dr
 
@@ -34,6 +35,33 @@ class BackupSpec(Strict):
         return self
 
 
+ALLOW = "True to run this failover drill in an environment marked production (dr.production), else False"
+
+
+class PgFailover(Strict):
+    """The failover drill of a primary and its streaming replica that run on this machine (pg_ctl)."""
+
+    primary_data: AbsPath = Field(description="the primary's data directory, e.g. /var/lib/postgresql/15/main")
+    replica_data: AbsPath = Field(description="the replica's data directory")
+    rebuild: Literal["auto", "pg_rewind", "basebackup"] = Field(
+        "auto", description='"pg_rewind", "basebackup" or "auto" (pg_rewind when the server allows it)'
+    )
+    markers: Annotated[int, Field(ge=1, le=10000)] = Field(200, description="a count of RPO markers, 1 to 10000")
+    timeout_seconds: Seconds = Field(120.0, description="seconds above 0 each step may take")
+    allow_in_production: bool = Field(False, description=ALLOW)
+
+
+class RdsFailover(Strict):
+    """The Multi-AZ failover drill of an RDS instance (RebootDBInstance with ForceFailover)."""
+
+    instance: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{0,62}$")] = Field(
+        description="an RDS instance identifier"
+    )
+    markers: Annotated[int, Field(ge=1, le=10000)] = Field(50, description="a count of RPO markers, 1 to 10000")
+    timeout_seconds: Seconds = Field(900.0, description="seconds above 0 the failover may take")
+    allow_in_production: bool = Field(False, description=ALLOW)
+
+
 class PostgresDR(Strict):
     secret_env: dict[Literal["primary", "replica", "scratch"], EnvName] = Field(
         description='{"primary": "ENV_NAME", "replica": ..., "scratch": ...}'
@@ -44,6 +72,14 @@ class PostgresDR(Strict):
     max_lag_seconds: Annotated[float, Field(gt=0)] = Field(30, description="seconds above 0")
     max_lag_bytes: Annotated[int, Field(ge=0)] = Field(16 * 1024 * 1024, description="bytes, from 0")
     dumps: AbsGlob | None = Field(None, description="an absolute glob such as /var/backups/pg/*.dump")
+    failover: PgFailover | None = Field(None, description='{"primary_data": "/...", "replica_data": "/..."}')
+    rds_failover: RdsFailover | None = Field(None, description='{"instance": "orders-db"}')
+
+    @model_validator(mode="after")
+    def _failover_needs_replica(self) -> PostgresDR:
+        if self.failover is not None and "replica" not in self.secret_env:
+            raise ValueError('a failover drill needs secret_env "replica": the server it promotes')
+        return self
 
     @field_validator("secret_env")
     @classmethod
@@ -54,6 +90,9 @@ class PostgresDR(Strict):
 
 
 class DRSettings(Strict):
+    production: bool | None = Field(
+        None, description="True for an environment that serves users (None: when the inventory is named production)"
+    )
     targets: Targets = Field(default_factory=Targets, description='{"rto_minutes": 15, "rpo_minutes": 5}')
     systems: dict[Literal["backups", "postgres", "redis", "mongo"], Targets] = Field(
         default_factory=dict, description='{"redis": {"rto_minutes": 2}, ...}'

@@ -35,7 +35,9 @@ def postgres_checks(pg: dict[str, Any], run: DRRun, restore_drill: RestoreDrill)
     urls = {k: os.environ[v] for k, v in pg.get("secret_env", {}).items()}
     tables = list(pg.get("tables", []))
     primary, replica = urls["primary"], urls.get("replica")
-    checks = [one("postgres", "streaming replication", lambda: replication_check(primary, replica, pg))]
+    checks = []
+    if replica or not pg.get("rds_failover"):  # RDS Multi-AZ replicates below PostgreSQL: no standby to see there
+        checks.append(one("postgres", "streaming replication", lambda: replication_check(primary, replica, pg)))
     if replica:
         checks.append(one("postgres", "row counts primary vs replica", lambda: counts_check(primary, replica, tables)))
         checks.append(one("postgres", "RPO probe", lambda: pg_rpo_probe(primary, replica, run)))

@@ -1,9 +1,10 @@
-"""Every host of every inventory: the monthly DR test's settings (`opsrun dr-test`, src/opsrun/dr.py).
+"""Every host of every inventory: the monthly DR test's settings (`opsrun dr-test`, src/opsrun/dr/).
 
 For the lab: its Redis Cluster and MongoDB replica set (inventories/lab.py places them), and a PostgreSQL
 primary with a streaming replica on the controller's loopback, started by `opsrun lab postgres`, which
-also writes the nightly pg_dump the backup check and the restore drill read. The database URLs hold a
-password: they come from the operator's environment (secret_env), never from this file.
+also writes the nightly pg_dump the backup check and the restore drill read; `--drill` fails that pair over
+and puts it back. The database URLs hold a password: they come from the operator's environment
+(secret_env), never from this file. An inventory named production refuses the failover drill (dr.production).
 """
 
 import os as _os
@@ -27,6 +28,11 @@ dr = {
         "max_lag_seconds": 30,
         "max_lag_bytes": 16 * 1024 * 1024,
         "dumps": f"{_lab_dir}/postgres/dumps/*.dump",
+        # with --drill: the primary crashed, the replica promoted (RTO, RPO), the pair rebuilt and switched back
+        "failover": {
+            "primary_data": f"{_lab_dir}/postgres/primary/data",
+            "replica_data": f"{_lab_dir}/postgres/replica/data",
+        },
     },
     "redis": True,  # the inventory's redis group (redis_cluster_ports), password from redis_cluster_auth
     "mongo": True,  # the inventory's mongo group (mongo_replicaset_*)

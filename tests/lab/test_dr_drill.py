@@ -1,7 +1,9 @@
 """`opsrun dr-test lab --drill` against the lab's real Redis Cluster and the MongoDB replica set (the mongod
 stand-in): every check PASS with measured numbers, the Redis failover drill's measured RTO, the original
 roles restored (verify passes afterwards), and the Mongo stepdown drill timed until a new primary accepts
-writes. PostgreSQL, S3 and RDS checks are shown in tests/dr/test_dr.py."""
+writes; the PostgreSQL failover drill on the pair of `opsrun lab postgres`, put back and replicating after.
+PostgreSQL, S3 and RDS checks are shown in tests/dr/test_dr.py, the failover drill on throwaway servers in
+tests/dr/test_pg_failover.py."""
 
 from __future__ import annotations
 
@@ -115,3 +117,39 @@ def test_the_restore_drill_shows_no_password_in_any_process_list(lab_postgres, t
     assert checks["postgres: restore drill"]["status"] == "PASS", checks
     assert watch.leaks == []
     assert password not in proc.stdout + proc.stderr
+
+
+def in_recovery(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+
+
+def test_the_postgres_failover_drill_on_the_lab_pair_measures_rto_and_puts_it_back(lab_postgres, tmp_path):
+    """The shipped dr.postgres.failover on `opsrun lab postgres`'s primary and replica: RTO and RPO measured,
+    the pair rebuilt and switched back, then replicating again as the replication check sees it."""
+    ops = copy_ops(tmp_path / "ops")
+    text = (ops / "group_data" / "all.py").read_text()
+    (ops / "group_data" / "all.py").write_text(
+        text.replace('"redis": True,', '"redis": False,').replace('"mongo": True,', '"mongo": False,')
+    )
+    code, doc = opsrun_json("dr-test", "lab", "--drill", project=ops)
+    checks = {f"{c['system']}: {c['name']}": c for c in doc["checks"]}
+    drill = checks["postgres: failover drill"]
+    assert code == 0 and drill["status"] == "PASS", (drill, doc["drill_log"])
+    assert 0 < drill["measured"]["rto_seconds"] < 60 and drill["measured"]["rpo_seconds"] >= 0
+    assert drill["evidence"][2].startswith("put back:"), drill["evidence"]
+    [postgres] = [s for s in doc["systems"] if s["system"] == "postgres"]
+    assert postgres["rto_seconds"] == drill["measured"]["rto_seconds"] and postgres["result"] == "PASS"
+    [backups] = [s for s in doc["systems"] if s["system"] == "backups"]
+    assert backups["rto_seconds"] is not None and backups["rpo_seconds"] is not None  # restore time, dump age
+    assert doc["degraded"] == [] and any("roles back as they were" in line for line in doc["drill_log"])
+
+    assert not in_recovery(os.environ["OPSRUN_PG_PRIMARY_URL"])
+    assert in_recovery(os.environ["OPSRUN_PG_REPLICA_URL"])
+    code, after = opsrun_json("dr-test", "lab", project=ops)
+    checks = {f"{c['system']}: {c['name']}": c for c in after["checks"]}
+    assert code == 0, after["issues"]
+    assert checks["postgres: streaming replication"]["status"] == "PASS"
+    assert checks["postgres: RPO probe"]["status"] == "PASS"

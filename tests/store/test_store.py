@@ -188,3 +188,27 @@ def test_history_shows_a_run_whose_process_is_gone_as_interrupted(tmp_path):
 def test_the_store_has_one_identity_for_every_connection(store_factory):
     first, second = store_factory(), store_factory()
     assert first.store_id == second.store_id and len(first.store_id) == 16
+
+
+def test_the_last_paging_event_of_a_job_is_kept_per_target(store_factory):
+    store = store_factory()
+    assert store.alert_state("pagerduty:PD", "opsrun drift lab") is None
+    store.set_alert_state("pagerduty:PD", "opsrun drift lab", "triggered", "f1", 3)
+    store.set_alert_state("pagerduty:PD", "opsrun drift lab", "triggered", "f2", 4)
+    store.set_alert_state("pagerduty:OTHER", "opsrun drift lab", "resolved", None, 4)
+    again = store_factory()  # another connection: it was committed
+    kept = again.alert_state("pagerduty:PD", "opsrun drift lab")
+    assert (kept.state, kept.fingerprint, kept.run_id) == ("triggered", "f2", 4) and kept.updated_at
+    assert again.alert_state("pagerduty:OTHER", "opsrun drift lab").state == "resolved"
+    assert again.alert_state("pagerduty:PD", "opsrun dr-test lab") is None
+
+
+def test_a_finished_runs_document_can_be_updated_without_moving_its_end(store_factory):
+    store = store_factory()
+    run_id = store.start_run("drift", "lab", None, revision=None)
+    store.finish_run(run_id, {"status": "drift", "notified": []})
+    [before] = store.runs("lab")
+    store.update_document(run_id, {"status": "drift", "notified": ["pagerduty:PD: trigger (warning)"]})
+    [after] = store.runs("lab")
+    assert store.run(run_id)["notified"] == ["pagerduty:PD: trigger (warning)"]
+    assert (after.status, after.finished_at) == (before.status, before.finished_at)

@@ -27,6 +27,9 @@ SCHEMA = [
         inventory TEXT PRIMARY KEY, run_id INTEGER, who TEXT NOT NULL, machine TEXT NOT NULL,
         pid INTEGER NOT NULL, since TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS alerts (
+        target TEXT NOT NULL, dedup_key TEXT NOT NULL, state TEXT NOT NULL, fingerprint TEXT,
+        run_id INTEGER, updated_at TEXT NOT NULL, PRIMARY KEY (target, dedup_key))""",
 ]
 ADDED_COLUMNS = [("runs", "pid", "INTEGER")]  # added after the first release: created on open when missing
 
@@ -38,6 +41,7 @@ COLUMNS = {
     "findings": "id, inventory, host, deploy, operation, fingerprint, verdict, detail, cause, first_seen, "
     "last_seen, resolved_at",
     "locks": "inventory, run_id, who, machine, pid, since",
+    "alerts": "target, dedup_key, state, fingerprint, run_id, updated_at",
 }
 
 

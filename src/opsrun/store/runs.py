@@ -89,6 +89,12 @@ class RunRecords(Database):
             self._put_host(run_id, name, h)
         self._commit()
 
+    def update_document(self, run_id: int, document: dict[str, Any]) -> None:
+        """Replace a finished run's document (what its notifications did, learnt after it finished)."""
+        document = json.loads(redact(json.dumps(document)))
+        self._exec("UPDATE runs SET document = ? WHERE id = ?", (json.dumps(document), run_id))
+        self._commit()
+
     @contextlib.contextmanager
     def run_errors(self, run_id: int) -> Iterator[None]:
         """Whatever escapes the block (an error, Ctrl-C) ends run `run_id` as an error, with its type and

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -252,28 +254,47 @@ def copy_ops(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture
-def webhook_receiver():
-    """A webhook receiver on loopback: (its URL, the JSON bodies POSTed to it, {"status": its answer})."""
-    got: list[dict[str, Any]] = []
-    answer = {"status": 200}
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler of the tests' HTTP servers: no log lines, and one call to answer."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(answer["status"])
-            self.end_headers()
+    def reply(self, status: int, data: bytes = b"", headers: list[tuple[str, str]] | None = None) -> None:
+        self.send_response(status)
+        for name, value in headers or []:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-        def log_message(self, *args: object) -> None:
-            pass
+    def log_message(self, *args: object) -> None:
+        pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+@contextlib.contextmanager
+def serve_in_thread(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free loopback port for the block, in a thread: its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", got, answer
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A webhook receiver on loopback: (its URL, the JSON bodies POSTed to it, {"status": its answer,
+    "script": the answers to the next requests, before `status`})."""
+    got: list[dict[str, Any]] = []
+    answer: dict[str, Any] = {"status": 200, "script": []}
+
+    class Handler(QuietHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.reply(answer["script"].pop(0) if answer["script"] else answer["status"])
+
+    with serve_in_thread(Handler) as url:
+        yield f"{url}/hook", got, answer
 
 
 # The order tests run in. A test that passes only after the tests before it proves less than it says:

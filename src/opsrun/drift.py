@@ -75,6 +75,7 @@ class DriftRun:
     run_id: int | None = None
     fail_on_unreachable: bool = False
     trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of the last runs, this one last
+    notified: list[str] = field(default_factory=list)  # the notifications sent ("pagerduty:ENV: trigger (warning)")
     notify_errors: list[str] = field(default_factory=list)
     interrupted: str | None = None  # SIGINT/SIGTERM: nothing was concluded
 
@@ -149,6 +150,7 @@ class DriftRun:
             "resolved": self.resolved,
             "unreachable": self.unreachable,
             "trend": [list(t) for t in self.trend],
+            "notified": self.notified,
             "notify_errors": self.notify_errors,
         }
 

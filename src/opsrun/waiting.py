@@ -5,7 +5,8 @@ reboot, a server drained, a gate passing, a replica that can read a marker). Tho
 `poll_until`. Two loops elsewhere are not waits but *watchdogs*, and keep their own loops on purpose: they
 watch work that runs elsewhere and stop it at its deadline (`engine.clocks.HostClocks.watch` and `engine`'s wait
 on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
-they pace work rather than wait for a state (`lab.loadgen`).
+they pace work rather than wait for a state (`lab.loadgen`). Nor is the pause between two attempts to deliver
+a notification (`notify.delivery.backoff`): a bounded backoff, with no state to poll.
 """
 
 from __future__ import annotations

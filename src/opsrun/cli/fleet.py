@@ -193,6 +193,7 @@ def drift(
             state_url=state_url(ctx),
             notify_targets=notify_targets,
             notify_always=notify_always,
+            report_dir=out,
             stop=stop,
             deadline_overrides=deadlines.parse_overrides(deadline),
             concurrency=concurrency,

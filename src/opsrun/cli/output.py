@@ -60,9 +60,16 @@ def show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None]
             echo(f"report: {path}")
     else:
         echo(render_report(run, fmt), nl=False)
+    notifications(run)
+    finish(run.exit_code)
+
+
+def notifications(run: Any) -> None:
+    """On stderr: each notification sent, and each that could not be delivered (the exit code says so too)."""
+    for sent in getattr(run, "notified", []):
+        echo(f"notified: {sent}", err=True)
     for error in getattr(run, "notify_errors", []):
         echo(f"error: {error}", err=True)
-    finish(run.exit_code)
 
 
 def writable_out(out: Path | None) -> None:

@@ -26,8 +26,9 @@ from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.reports import as_json
 from opsrun.results import VerifyRun
-from opsrun.runs.saving import save
-from opsrun.store import git_revision, open_store
+from opsrun.runs.notifying import announce
+from opsrun.runs.saving import result_path, save
+from opsrun.store import Store, git_revision, open_store
 
 
 def drift(
@@ -40,6 +41,7 @@ def drift(
     state_url: str | None = None,
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
+    report_dir: Path | None = None,
     stop: threading.Event | None = None,
     deadline_overrides: dict[str, float] | None = None,
     concurrency: int = verify.DEFAULT_CONCURRENCY,
@@ -55,35 +57,53 @@ def drift(
     limits = deadlines.load(inv, hosts, deadline_overrides)
     store = open_store(project.state_dir, state_url)
     try:
-        revision = git_revision(project.root)
-        last_clean = store.last_clean_revision(inventory_name)
-        run_id = store.start_run("drift", inventory_name, ",".join(deploys), revision=revision)
-        with store.run_errors(run_id):
-            result = drift_module.run_drift(
-                project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
-            )
-            cloud = _cloud_findings(project, inv, hosts, result)
-        result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
-
-        def cause(deploy: str) -> str | None:
-            changed = drift_module.changed_since(project.root, last_clean, deploy)
-            return None if changed is None else ("intentional" if changed else "corrective")
-
-        if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
-            checked = {(h, d) for h in result.checked for d in deploys}
-            checked |= {(controller.HOST, suite) for suite in cloud}
-            result.resolved = store.track_findings(inventory_name, result.drifted, checked=checked, cause=cause)
-        store.finish_run(run_id, result.to_dict())
+        result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, concurrency, fail_on_unreachable)
         earlier = store.recent("drift", inventory_name)
+        previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != result.run_id), None)
+        saved_at = result_path(project, f"drift-{inventory_name}")
+        announce(
+            store, result, targets, previous=previous, always=notify_always, saved_at=saved_at, report_dir=report_dir,
+        )  # fmt: skip
     finally:
         store.close()
     result.trend = [
         (d["started_at"][:16].replace("T", " "), int(d.get("summary", {}).get("drift", 0))) for d in earlier
     ]
-    previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != run_id), None)
-    if targets and notify.should_send(result.status, previous, notify_always):
-        result.notify_errors = notify.send(targets, result.to_dict(), previous)
-    return result, save(project, f"drift-{inventory_name}", as_json.render(result))
+    return result, save(project, f"drift-{inventory_name}", as_json.render(result), saved_at)
+
+
+def _drift_recorded(
+    project: Project,
+    store: Store,
+    inv: inventory.Inventory,
+    deploys: list[str],
+    hosts: list[str],
+    limits: deadlines.Deadlines,
+    stop: threading.Event | None,
+    concurrency: int,
+    fail_on_unreachable: bool,
+) -> DriftRun:
+    """The drift run, recorded in the store: started, its findings tracked, finished."""
+    revision = git_revision(project.root)
+    last_clean = store.last_clean_revision(inv.name)
+    run_id = store.start_run("drift", inv.name, ",".join(deploys), revision=revision)
+    with store.run_errors(run_id):
+        result = drift_module.run_drift(
+            project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
+        )
+        cloud = _cloud_findings(project, inv, hosts, result)
+    result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
+
+    def cause(deploy: str) -> str | None:
+        changed = drift_module.changed_since(project.root, last_clean, deploy)
+        return None if changed is None else ("intentional" if changed else "corrective")
+
+    if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
+        checked = {(h, d) for h in result.checked for d in deploys}
+        checked |= {(controller.HOST, suite) for suite in cloud}
+        result.resolved = store.track_findings(inv.name, result.drifted, checked=checked, cause=cause)
+    store.finish_run(run_id, result.to_dict())
+    return result
 
 
 def _deploys_to_check(project: Project, inv: inventory.Inventory, hosts: list[str], deploys: list[str]) -> list[str]:

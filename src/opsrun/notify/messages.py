@@ -1,0 +1,74 @@
+"""What a notification says, from a run's document (drift or DR test): a subject and plain text (SNS, chat
+tools), and the lines a person reads first. Every text is redacted before it leaves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from opsrun.secrets import redact
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a run's outputs are, for the reader of a message."""
+
+    run_id: int | None = None
+    result: str | None = None  # the JSON document under .opsrun/results
+    report: str | None = None  # the HTML report in --out, when the command writes one
+
+    def lines(self) -> list[str]:
+        return [
+            line
+            for line in (
+                f"report: {self.report}" if self.report else "",
+                f"result: {self.result}" if self.result else "",
+                f"run: {self.run_id}" if self.run_id is not None else "",
+            )
+            if line
+        ]
+
+
+def subject(doc: dict[str, Any], previous: str | None) -> str:
+    kind, inventory, status = doc.get("kind", "run"), doc.get("inventory", ""), doc.get("status", "")
+    was = f" (was {previous})" if previous and previous != status else ""
+    return redact(f"opsrun {kind} {inventory}: {status}{was}")[:100]
+
+
+def counts(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    return list((doc.get("summary") or {}).items())
+
+
+def top_lines(doc: dict[str, Any], limit: int = 10) -> list[str]:
+    """The findings (drift: not the unknowns), unreachable hosts and DR issues, most telling first."""
+    lines = []
+    for f in doc.get("findings") or []:
+        if f.get("verdict") != "unknown":
+            lines.append(f"{f['host']} {f['deploy']}: {f['operation']} ({f['verdict']}, {f.get('status') or ''})")
+    lines += [f"{host}: unreachable: {why}" for host, why in (doc.get("unreachable") or {}).items()]
+    lines += [f"{i['issue']} ({i['severity']})" for i in doc.get("issues") or []]
+    return [redact(line) for line in lines[:limit]]
+
+
+def message(doc: dict[str, Any], previous: str | None, links: Links | None = None) -> tuple[str, str]:
+    """(subject, text) for a run's document: what it is, its status and what it was, the counts, the top
+    findings, and where the report is."""
+    first = subject(doc, previous)
+    summary = ", ".join(f"{k} {v}" for k, v in counts(doc))
+    lines = [first, summary] if summary else [first]
+    lines += [f"- {line}" for line in top_lines(doc)]
+    lines += links.lines() if links else []
+    return first, redact("\n".join(lines))
+
+
+def webhook_payload(doc: dict[str, Any], previous: str | None, links: Links | None = None) -> dict[str, Any]:
+    """A webhook's JSON body: the message as a Slack-compatible `text`, and the run's summary under `opsrun`
+    for tools."""
+    _first, text = message(doc, previous, links)
+    keys = ("kind", "inventory", "status", "run_id", "summary", "deploys", "deploy", "month")
+    tools: dict[str, Any] = {k: doc.get(k) for k in keys if k in doc} | {"previous_status": previous}
+    if links:
+        tools |= {"report": links.report, "result": links.result}
+    payload = {"text": text, "opsrun": tools}
+    return dict(json.loads(redact(json.dumps(payload))))

@@ -1,6 +1,6 @@
 """Notifications: SNS against moto's server (the message read back through an SQS subscription, as a
 real subscriber would; a blip in front of it answered by a loopback proxy), a webhook against a local HTTP
-receiver (retried on a 5xx, not on a 4xx), and targets checked before any run."""
+receiver (Slack blocks, retried on a 5xx, not on a 4xx), and targets checked before any run."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ DOC = {
 }
 
 
-def test_webhook_gets_slack_text_and_the_summary(webhook_receiver):
+def test_webhook_gets_slack_blocks_the_plain_text_and_the_summary(webhook_receiver):
     url, got, _ = webhook_receiver
     links = notify.Links(12, None, "/var/lib/opsrun/reports/lab/drift-lab.html")
     sent = notify.send(notify.parse([f"webhook:{url}"]), DOC, "clean", links=links)
@@ -46,7 +46,9 @@ def test_webhook_gets_slack_text_and_the_summary(webhook_receiver):
     assert body["text"].startswith("opsrun drift lab: drift (was clean)\nhosts 3, drift 1\n")
     assert "- web2 nginx: nginx configuration (will_change, new)" in body["text"]
     assert body["opsrun"]["summary"] == {"hosts": 3, "drift": 1} and body["opsrun"]["previous_status"] == "clean"
-    assert body["text"].endswith("\nreport: /var/lib/opsrun/reports/lab/drift-lab.html\nrun: 12")
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section", "context"]
+    assert body["blocks"][2]["text"]["text"] == "*Top findings*\n• web2 nginx: nginx configuration (will_change, new)"
+    assert body["blocks"][3]["elements"][0]["text"] == "report: /var/lib/opsrun/reports/lab/drift-lab.html"
 
 
 def test_a_failing_target_is_reported_and_the_others_still_sent(webhook_receiver):

@@ -1,11 +1,43 @@
 """Notifications, the pure parts: the retry policy's waits (bounded, with jitter, Retry-After honoured and
-capped; a refusal not retried)."""
+capped; a refusal not retried), and the Slack blocks."""
 
 from __future__ import annotations
 
 import pytest
 
-from opsrun.notify import delivery
+from opsrun.notify import delivery, messages
+
+FINDING = {
+    "host": "web2",
+    "deploy": "nginx",
+    "operation": "nginx configuration",
+    "verdict": "will_change",
+    "status": "new",
+    "fingerprint": "abc",
+}
+DRIFT = {
+    "kind": "drift",
+    "inventory": "production",
+    "status": "drift",
+    "run_id": 7,
+    "summary": {"hosts": 3, "checked": 3, "errors": 0, "drift": 1, "new": 1},
+    "findings": [FINDING],
+    "unreachable": {},
+}
+
+
+def dr_doc(*severities: str, degraded: list[str] | None = None) -> dict:
+    checks = [{"system": "backups", "name": f"b{i}", "status": "FAIL"} for i, _ in enumerate(severities)]
+    return {
+        "kind": "dr-test",
+        "inventory": "production",
+        "status": "failed",
+        "issues": [{"severity": s, "issue": f"backups: b{i}: old"} for i, s in enumerate(severities)],
+        "checks": checks,
+        "degraded": degraded or [],
+        "summary": {"issues": len(severities)},
+    }
+
 
 # ------------------------------------------------------------------------------------------------ retries
 
@@ -63,3 +95,31 @@ def test_a_refusal_is_not_retried():
     with pytest.raises(delivery.Refused):
         delivery.deliver(attempt, pause=lambda s: pytest.fail("waited after a refusal"))
     assert len(calls) == 1
+
+
+# ------------------------------------------------------------------------------------------------ slack
+
+
+def test_slack_blocks_carry_status_counts_top_findings_and_the_report():
+    many = [{**FINDING, "host": f"web{i}", "operation": "<b>&conf</b>"} for i in range(8)]
+    links = messages.Links(7, None, "/var/reports/drift-production.html")
+    payload = messages.webhook_payload({**DRIFT, "findings": many}, "clean", links)
+    header, counts, top, context = payload["blocks"]
+    assert header["text"]["text"] == "opsrun drift production: drift"
+    assert counts["fields"][0]["text"] == "*status*\ndrift (was clean)" and len(counts["fields"]) <= 10
+    assert "*hosts*\n3" in [f["text"] for f in counts["fields"]]
+    lines = top["text"]["text"].splitlines()
+    assert lines[0] == "*Top findings*" and len(lines) == 1 + messages.TOP
+    assert lines[1] == "• web0 nginx: &lt;b&gt;&amp;conf&lt;/b&gt; (will_change, new)"
+    assert [e["text"] for e in context["elements"]] == ["report: /var/reports/drift-production.html", "run: 7"]
+    assert payload["text"].startswith("opsrun drift production: drift (was clean)\nhosts 3, checked 3")
+    assert "report: /var/reports/drift-production.html" in payload["text"]
+    assert payload["opsrun"]["report"] == "/var/reports/drift-production.html"
+
+
+def test_a_dr_message_lists_its_issues():
+    subject, text = messages.message(dr_doc("high"), "passed")
+    assert subject == "opsrun dr-test production: failed (was passed)"
+    assert "- backups: b0: old (high)" in text
+    [_header, _counts, top] = messages.slack_blocks(dr_doc("high"), None)
+    assert top["text"]["text"].startswith("*Top issues*\n")

@@ -1,7 +1,7 @@
 """Notifications of a run's outcome, for the nightly drift run.
 
     --notify sns:TOPIC_ARN     an SNS message (boto3; region from the ARN; credentials as boto3 finds them)
-    --notify webhook:URL       a JSON POST with a Slack-compatible `text`, and the run's summary under `opsrun`
+    --notify webhook:URL       a JSON POST: Slack blocks, a plain `text`, and the run's summary under `opsrun`
 
 Targets are checked before anything runs (a typo must not surface at 3 a.m. after the run). A message is
 sent when the status differs from the previous run of the same kind on the inventory, or always if asked.

@@ -1,5 +1,6 @@
 """What a notification says, from a run's document (drift or DR test): a subject and plain text (SNS, chat
-tools), and the lines a person reads first. Every text is redacted before it leaves."""
+tools), Slack blocks (status, counts, the top findings, where the report is), and the lines a person reads
+first. Every text is redacted before it leaves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsrun.secrets import redact
+
+TOP = 5  # findings or issues shown in a chat message (the text lists up to 10)
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,41 @@ def message(doc: dict[str, Any], previous: str | None, links: Links | None = Non
 
 
 def webhook_payload(doc: dict[str, Any], previous: str | None, links: Links | None = None) -> dict[str, Any]:
-    """A webhook's JSON body: the message as a Slack-compatible `text`, and the run's summary under `opsrun`
-    for tools."""
+    """A webhook's JSON body: Slack blocks, the same message as plain `text` (for chat tools that read only
+    that, and Slack's notifications), and the run's summary under `opsrun` for tools."""
     _first, text = message(doc, previous, links)
     keys = ("kind", "inventory", "status", "run_id", "summary", "deploys", "deploy", "month")
     tools: dict[str, Any] = {k: doc.get(k) for k in keys if k in doc} | {"previous_status": previous}
     if links:
         tools |= {"report": links.report, "result": links.result}
-    payload = {"text": text, "opsrun": tools}
+    payload = {"text": text, "blocks": slack_blocks(doc, previous, links), "opsrun": tools}
     return dict(json.loads(redact(json.dumps(payload))))
+
+
+def slack_blocks(doc: dict[str, Any], previous: str | None, links: Links | None = None) -> list[dict[str, Any]]:
+    """Slack Block Kit: a header, the status and counts as fields, the top findings, the report's place."""
+    status = str(doc.get("status", ""))
+    was = f" (was {previous})" if previous and previous != status else ""
+    fields = [_mrkdwn(f"*status*\n{_escape(status + was)}")]
+    fields += [_mrkdwn(f"*{_escape(str(k))}*\n{_escape(str(v))}") for k, v in counts(doc)]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": subject(doc, None)[:150]}},
+        {"type": "section", "fields": fields[:10]},  # Slack's limit: 10 fields
+    ]
+    top = top_lines(doc, TOP)
+    if top:
+        title = "Top issues" if doc.get("kind") == "dr-test" else "Top findings"
+        listed = "\n".join(f"• {_escape(line)}" for line in top)
+        blocks.append({"type": "section", "text": _mrkdwn(f"*{title}*\n{listed}"[:3000])})
+    if links and links.lines():
+        blocks.append({"type": "context", "elements": [_mrkdwn(_escape(line)[:2000]) for line in links.lines()]})
+    return blocks
+
+
+def _mrkdwn(text: str) -> dict[str, str]:
+    return {"type": "mrkdwn", "text": text[:2000]}
+
+
+def _escape(text: str) -> str:
+    """Slack's three control characters in mrkdwn (a host name or a message must not become a link)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -297,6 +297,48 @@ def webhook_receiver():
         yield f"{url}/hook", got, answer
 
 
+@pytest.fixture
+def no_ssh():
+    """A TCP listener where the hosts' SSH would go: any connection to it means a host was touched."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    seen: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = server.accept()
+            except OSError:
+                continue
+            seen.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], seen
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@pytest.fixture
+def pagerduty(monkeypatch):
+    """A PagerDuty Events API v2 endpoint on loopback (tests/events_api.py), and the operator's environment
+    pointing at it: OPSRUN_PAGERDUTY_URL, and its routing key in OPSRUN_PAGERDUTY_ROUTING_KEY."""
+    from tests.events_api import EventsAPI
+
+    api = EventsAPI()
+    with serve_in_thread(api.handler()) as url:
+        monkeypatch.setenv("OPSRUN_PAGERDUTY_URL", f"{url}/v2/enqueue")
+        monkeypatch.setenv("OPSRUN_PAGERDUTY_ROUTING_KEY", api.routing_key)
+        yield api
+
+
 # The order tests run in. A test that passes only after the tests before it proves less than it says:
 # `--order shuffle` (what `make test` and CI run) shuffles the modules and the tests within each module
 # (module-scoped fixtures are still made once a module); the seed is printed at the start and the end of

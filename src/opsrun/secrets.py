@@ -142,6 +142,13 @@ def require(
     return found
 
 
+def register(value: str) -> None:
+    """Remember a secret value that opsrun read from the environment itself (a PagerDuty routing key):
+    `redact` masks it from now on, whatever the name of its variable."""
+    if len(value) >= 4:
+        _known.add(value)
+
+
 def redact(text: str) -> str:
     """`text` with every secret value that `require` found, the value of every environment variable whose
     name looks secret (AWS_SECRET_ACCESS_KEY, PGPASSWORD, ...), and the secret parts of every URL (see the

@@ -95,35 +95,3 @@ class Fleet:
         if targets:
             self.elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": t} for t in targets])
         return str(tg)
-
-
-@pytest.fixture
-def no_ssh():
-    """A TCP listener where the hosts' SSH would go: any connection to it means a host was touched."""
-    import socket
-    import threading
-
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    server.settimeout(0.2)
-    seen: list[object] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, peer = server.accept()
-            except OSError:
-                continue
-            seen.append(peer)
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield server.getsockname()[1], seen
-    finally:
-        stop.set()
-        thread.join()
-        server.close()

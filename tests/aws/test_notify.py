@@ -161,6 +161,7 @@ def test_bad_targets_are_refused_before_anything_runs(bad):
     with pytest.raises(ConfigError) as err:
         notify.parse([bad])
     assert err.value.field == "--notify" and "webhook:https://" in (err.value.fix or "")
+    assert "pagerduty[:ENV_NAME]" in (err.value.fix or "")
 
 
 def test_sent_on_a_change_of_status_or_always():

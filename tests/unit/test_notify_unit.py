@@ -1,11 +1,18 @@
-"""Notifications, the pure parts: the retry policy's waits (bounded, with jitter, Retry-After honoured and
-capped; a refusal not retried), and the Slack blocks."""
+"""Notifications, the pure parts: what PagerDuty is sent given the last event (trigger once, nothing when
+nothing changed, resolve when clean), severities from the outcome, the retry policy's waits (bounded, with
+jitter, Retry-After honoured and capped; a refusal not retried), the targets and settings refused before
+anything runs, and the Slack blocks."""
 
 from __future__ import annotations
 
 import pytest
 
-from opsrun.notify import delivery, messages
+from opsrun import inventory, notify, secrets
+from opsrun.errors import ConfigError
+from opsrun.notify import delivery, messages, pagerduty
+from opsrun.project import Project
+from opsrun.settings import models, validate_key
+from opsrun.store import AlertState
 
 FINDING = {
     "host": "web2",
@@ -37,6 +44,75 @@ def dr_doc(*severities: str, degraded: list[str] | None = None) -> dict:
         "degraded": degraded or [],
         "summary": {"issues": len(severities)},
     }
+
+
+def state(action: str, wanted: pagerduty.Outcome) -> AlertState:
+    return AlertState("triggered" if action == "trigger" else "resolved", wanted.fingerprint, 1, "now")
+
+
+def test_drift_triggers_once_then_nothing_while_the_same_then_resolves():
+    found = pagerduty.outcome(DRIFT)
+    assert (found.action, found.severity) == ("trigger", "warning")
+    assert pagerduty.decide(found, None) == "trigger"
+    assert pagerduty.decide(found, state("trigger", found)) is None  # a second identical night
+    clean = pagerduty.outcome({**DRIFT, "status": "clean", "findings": []})
+    assert pagerduty.decide(clean, state("trigger", found)) == "resolve"
+    assert pagerduty.decide(clean, state("resolve", clean)) is None  # resolved already
+    assert pagerduty.decide(clean, None) is None  # nothing was ever open
+
+
+def test_a_change_in_what_was_found_triggers_again_with_the_same_dedup_key():
+    before = pagerduty.outcome(DRIFT)
+    more = pagerduty.outcome({**DRIFT, "findings": [FINDING, {**FINDING, "host": "web3"}]})
+    failed = pagerduty.outcome({**DRIFT, "status": "error"})
+    assert pagerduty.decide(more, state("trigger", before)) == "trigger"
+    assert (failed.severity, pagerduty.decide(failed, state("trigger", before))) == ("error", "trigger")
+
+
+@pytest.mark.parametrize("status", ["partial", "interrupted"])
+def test_a_run_that_did_not_see_every_host_sends_nothing(status):
+    wanted = pagerduty.outcome({**DRIFT, "status": status})
+    assert wanted.action is None and pagerduty.decide(wanted, None, always=True) is None
+
+
+@pytest.mark.parametrize(
+    ("severities", "degraded", "expected"),
+    [
+        (["high"], None, "error"),
+        (["medium", "low"], None, "warning"),
+        (["low", "critical", "high"], None, "critical"),
+        (["high"], ["redis"], "critical"),
+        (["low"], None, "info"),
+    ],
+)
+def test_a_dr_failure_triggers_with_the_severity_of_its_worst_issue(severities, degraded, expected):
+    wanted = pagerduty.outcome(dr_doc(*severities, degraded=degraded))
+    assert (wanted.action, wanted.severity) == ("trigger", expected)
+    assert pagerduty.outcome({"kind": "dr-test", "status": "passed"}).action == "resolve"
+
+
+def test_the_trigger_event_reads_well_and_points_at_the_report():
+    wanted = pagerduty.outcome(DRIFT)
+    links = messages.Links(7, "/srv/ops/.opsrun/results/x-drift-production.json", "/var/reports/drift-production.html")
+    event = pagerduty.event("trigger", pagerduty.dedup_key("drift production"), DRIFT, wanted, links)
+    assert "routing_key" not in event
+    assert event["dedup_key"] == "opsrun drift production"
+    payload = event["payload"]
+    title = "Drift on production: 1 finding(s), 1 new: web2 nginx: nginx configuration (will_change, new)"
+    assert payload["summary"] == title
+    assert (payload["severity"], payload["source"], payload["component"]) == ("warning", "production", "drift")
+    details = payload["custom_details"]
+    assert details["run_id"] == 7 and details["report"] == "/var/reports/drift-production.html"
+    assert details["result"].endswith("x-drift-production.json") and details["command"] == "drift production"
+    assert pagerduty.event("resolve", "opsrun drift production", DRIFT, wanted, links) == {
+        "event_action": "resolve",
+        "dedup_key": "opsrun drift production",
+    }
+
+
+def test_a_long_dedup_key_is_cut_to_pagerdutys_limit_and_stays_distinct():
+    a, b = pagerduty.dedup_key("drift p " + "x" * 300), pagerduty.dedup_key("drift p " + "x" * 299 + "y")
+    assert len(a) <= 255 and len(b) <= 255 and a != b
 
 
 # ------------------------------------------------------------------------------------------------ retries
@@ -95,6 +171,110 @@ def test_a_refusal_is_not_retried():
     with pytest.raises(delivery.Refused):
         delivery.deliver(attempt, pause=lambda s: pytest.fail("waited after a refusal"))
     assert len(calls) == 1
+
+
+# ------------------------------------------------------------------------------------------------ targets
+
+
+def test_pagerduty_reads_its_key_from_the_environment(monkeypatch):
+    monkeypatch.setenv("PD_OPS_ROUTING", "r" * 32)
+    monkeypatch.delenv("OPSRUN_PAGERDUTY_URL", raising=False)
+    [target] = notify.parse(["pagerduty:PD_OPS_ROUTING"])
+    assert (str(target), target.url) == ("pagerduty:PD_OPS_ROUTING", "https://events.pagerduty.com/v2/enqueue")
+    assert "r" * 32 not in target.ident and secrets.redact("key " + "r" * 32) == "key ***"
+    monkeypatch.setenv("OPSRUN_PAGERDUTY_ROUTING_KEY", "k" * 32)
+    monkeypatch.setenv("OPSRUN_PAGERDUTY_URL", "https://events.eu.pagerduty.com/v2/enqueue")
+    [default] = notify.parse(["pagerduty"])
+    assert (default.address, default.url) == (
+        "OPSRUN_PAGERDUTY_ROUTING_KEY",
+        "https://events.eu.pagerduty.com/v2/enqueue",
+    )
+
+
+def configured(tmp_path, all_py: str, job: str, web_py: str = ""):
+    (tmp_path / "inventories").mkdir(parents=True)
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "inventories" / "prod.py").write_text('web = ["web1", "web2"]\ndb = ["db1"]\n')
+    (tmp_path / "group_data" / "all.py").write_text(all_py)
+    if web_py:
+        (tmp_path / "group_data" / "web.py").write_text(web_py)
+    inv = inventory.load(Project(tmp_path), "prod")
+    return notify.configured(inv, list(inv.hosts), job, [])
+
+
+def test_group_data_notify_gives_the_pagerduty_target_of_its_jobs(tmp_path, monkeypatch):
+    monkeypatch.setenv("PD_PROD", "p" * 32)
+    monkeypatch.delenv("OPSRUN_PAGERDUTY_URL", raising=False)
+    eu = "https://events.eu.pagerduty.com/v2/enqueue"
+    setting = (
+        f'notify = {{"pagerduty": {{"secret_env": {{"routing_key": "PD_PROD"}}, "url": "{eu}", "jobs": ["drift"]}}}}\n'
+    )
+    [target] = configured(tmp_path, setting, "drift")
+    assert (target.kind, target.address, target.url) == ("pagerduty", "PD_PROD", eu)
+    assert configured(tmp_path / "dr", setting, "dr-test") == []  # this setting pages for drift only
+
+
+def test_hosts_with_different_notify_settings_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("PD_PROD", "p" * 32)
+    setting = 'notify = {"pagerduty": {"secret_env": {"routing_key": "PD_PROD"}}}\n'
+    web = setting.replace("PD_PROD", "PD_WEB")
+    with pytest.raises(ConfigError) as err:
+        configured(tmp_path, setting, "drift", web_py=web)
+    assert err.value.field == "notify" and err.value.path == str(tmp_path / "group_data" / "all.py")
+    assert f"than web1 (set in {tmp_path / 'group_data' / 'web.py'})" in err.value.problem
+    assert "group_data/all.py" in (err.value.fix or "")
+
+
+def test_a_missing_routing_key_variable_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("PD_NOT_SET", raising=False)
+    with pytest.raises(ConfigError) as err:
+        notify.parse(["pagerduty:PD_NOT_SET"])
+    assert err.value.exit_code == 2 and err.value.field == "--notify"
+    assert "PD_NOT_SET" in str(err.value) and "export PD_NOT_SET=" in (err.value.fix or "")
+
+
+def test_a_routing_key_given_on_the_command_line_is_refused_without_showing_it():
+    key = "0123456789abcdef0123456789abcdef"
+    with pytest.raises(ConfigError) as err:
+        notify.parse([f"pagerduty:{key}"])
+    assert key not in str(err.value) and "environment variable" in str(err.value)
+    assert secrets.redact(f"argv: pagerduty:{key}") == "argv: pagerduty:***"
+
+
+@pytest.mark.parametrize("url", ["http://events.example.com/v2/enqueue", "ftp://127.0.0.1/x", "https://", "not a url"])
+def test_an_endpoint_that_would_carry_the_key_in_clear_is_refused(monkeypatch, url):
+    monkeypatch.setenv("OPSRUN_PAGERDUTY_ROUTING_KEY", "k" * 32)
+    monkeypatch.setenv("OPSRUN_PAGERDUTY_URL", url)
+    with pytest.raises(ConfigError) as err:
+        notify.parse(["pagerduty"])
+    assert err.value.path == "OPSRUN_PAGERDUTY_URL"
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "problem"),
+    [
+        ({"pagerduty": {"routing_key": "k" * 32}}, "notify.pagerduty.secret_env", "missing."),
+        (
+            {"pagerduty": {"secret_env": {"routing_key": "PD"}, "routing_key": "k" * 32}},
+            "notify.pagerduty.routing_key",
+            "unknown setting.",
+        ),
+        ({"pagerduty": {"secret_env": {"routing_key": "not a name"}}}, "notify.pagerduty.secret_env.routing_key", ""),
+        ({"pagerduty": {"secret_env": {}}}, "notify.pagerduty.secret_env", 'secret_env needs "routing_key"'),
+        (
+            {"pagerduty": {"secret_env": {"routing_key": "PD"}, "url": "http://pd.example/v2/enqueue"}},
+            "notify.pagerduty.url",
+            "not loopback",
+        ),
+        ({"pagerduty": {"secret_env": {"routing_key": "PD"}, "jobs": ["apply"]}}, "notify.pagerduty.jobs[0]", ""),
+        ({"slack": {}}, "notify.slack", "unknown setting."),
+    ],
+)
+def test_the_notify_setting_is_refused_naming_the_field_and_never_echoing_a_key(value, field, problem):
+    with pytest.raises(ConfigError) as err:
+        validate_key(models.NotifySetting, "notify", value, where="group_data/all.py")
+    assert (err.value.path, err.value.field) == ("group_data/all.py", field)
+    assert problem in err.value.problem and "k" * 32 not in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------------ slack

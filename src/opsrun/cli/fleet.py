@@ -15,8 +15,8 @@ from rich.console import Console
 
 from opsrun import deadlines, runs
 from opsrun import history as history_module
-from opsrun.cli.options import CHECKING, DEADLINE, LIMIT, OUT, REPORTED, pass_project, state_url
-from opsrun.cli.output import echo, finish, show, writable_out
+from opsrun.cli.options import CHECKING, DEADLINE, LIMIT, NOTIFY, OUT, REPORTED, pass_project, state_url
+from opsrun.cli.output import echo, finish, notifications, show, writable_out
 from opsrun.project import Project
 from opsrun.reports import as_text, render_report, write_reports
 from opsrun.results import RolloutRun
@@ -154,14 +154,7 @@ def verify(
 @click.option(
     "--fail-on-unreachable", is_flag=True, help="Exit 1 when a host cannot be reached (default: listed only)."
 )
-@click.option(
-    "--notify",
-    "notify_targets",
-    multiple=True,
-    metavar="sns:ARN|webhook:URL",
-    help="Tell this target when the drift status changed since the last run (repeatable).",
-)
-@click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change of status.")
+@NOTIFY
 @CHECKING
 @pass_project
 @click.pass_context
@@ -215,6 +208,7 @@ def drift(
     help="What goes to stdout: text (the Markdown report), json, md or html.",
 )
 @OUT
+@NOTIFY
 @pass_project
 @click.pass_context
 def dr_test(
@@ -226,6 +220,8 @@ def dr_test(
     show_history: bool,
     fmt: str,
     out: Path | None,
+    notify_targets: tuple[str, ...],
+    notify_always: bool,
 ) -> None:
     """Run the DR checks (and with --drill the drills) of group_data `dr` and write the month's report:
     RTO/RPO targets against measured values, evidence, drill log, issues, next test date, trend.
@@ -235,13 +231,23 @@ def dr_test(
         _show_dr_tests(history_module.dr_tests(project, state, inventory), fmt)
         return
     writable_out(out)
-    run, saved = runs.dr_test(project, inventory, month=month, drill=drill, state_url=state)
+    run, saved = runs.dr_test(
+        project,
+        inventory,
+        month=month,
+        drill=drill,
+        state_url=state,
+        notify_targets=notify_targets,
+        notify_always=notify_always,
+        report_dir=out,
+    )
     written = write_reports(run, out) if out is not None else []
     echo(render_report(run, "md" if fmt == "text" else fmt), nl=False)
     if fmt == "text":
         echo(f"result: {saved}")
         for path in written:
             echo(f"report: {path}")
+    notifications(run)
     finish(run.exit_code)
 
 

@@ -62,6 +62,18 @@ CONCURRENCY = click.option(
     show_default=True,
     help="Hosts verified at once (each one SSH session).",
 )
+# who hears of a drift run or a DR test (opsrun.notify); group_data `notify` adds PagerDuty without an option
+NOTIFY = stack(
+    click.option(
+        "--notify",
+        "notify_targets",
+        multiple=True,
+        metavar="sns:ARN|webhook:URL|pagerduty[:ENV]",
+        help="Tell this target of the run's outcome (repeatable): SNS and webhooks when the status changed since "
+        "the last run, PagerDuty by its open alert (routing key from $ENV, default OPSRUN_PAGERDUTY_ROUTING_KEY).",
+    ),
+    click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change."),
+)
 # the report of a run: to stdout in one format, to a folder in all
 REPORTED = stack(REPORT_FORMAT, OUT)
 # the options of a command that checks hosts many at once (verify, drift), last in its --help

@@ -43,6 +43,8 @@ class DRRun:
     seconds: float = 0.0
     run_id: int | None = None
     hints: dict[str, dict[str, str]] = field(default_factory=dict)  # system -> rto|rpo -> the setting that drills it
+    notified: list[str] = field(default_factory=list)  # the notifications sent
+    notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered
 
     def step(self, text: str) -> None:
         self.log.append(f"{dt.datetime.now(dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}")
@@ -57,7 +59,7 @@ class DRRun:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "passed" else 1
+        return 0 if self.status == "passed" and not self.notify_errors else 1
 
     def measured(self, system: str, what: str) -> float | None:
         """The worst measured RTO or RPO (`what`) of `system`. The backups' RTO is the restore drill's time
@@ -157,6 +159,8 @@ class DRRun:
             "next_test": self.next_test(),
             "degraded": self.degraded,
             "trend": self.trend,
+            "notified": self.notified,
+            "notify_errors": self.notify_errors,
         }
 
 

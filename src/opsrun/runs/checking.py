@@ -7,6 +7,7 @@ import getpass
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from opsrun import (
     controller,
@@ -47,13 +48,15 @@ def drift(
     concurrency: int = verify.DEFAULT_CONCURRENCY,
 ) -> tuple[DriftRun, Path]:
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
-    targets when the status changed since the last run (or always)."""
+    targets (--notify, group_data `notify`) what they should hear of it."""
     targets = notify.parse(notify_targets)
     inv = inventory.load(project, inventory_name)
     hosts = inv.select(limit)
     settings.check_hosts(inv, hosts)
+    job = " ".join(["drift", inventory_name, *deploys, *(["--limit", limit] if limit else [])])
     deploys = _deploys_to_check(project, inv, hosts, deploys)
     secrets.require(inv, hosts, deploys)
+    targets = notify.configured(inv, hosts, "drift", targets)
     limits = deadlines.load(inv, hosts, deadline_overrides)
     store = open_store(project.state_dir, state_url)
     try:
@@ -62,7 +65,8 @@ def drift(
         previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != result.run_id), None)
         saved_at = result_path(project, f"drift-{inventory_name}")
         announce(
-            store, result, targets, previous=previous, always=notify_always, saved_at=saved_at, report_dir=report_dir,
+            store, result, targets, job=job, previous=previous, always=notify_always, saved_at=saved_at,
+            report_dir=report_dir,
         )  # fmt: skip
     finally:
         store.close()
@@ -143,11 +147,13 @@ def dr_test(
     month: str | None = None,
     drill: bool = False,
     state_url: str | None = None,
+    notify_targets: list[str] | tuple[str, ...] = (),
+    notify_always: bool = False,
+    report_dir: Path | None = None,
 ) -> tuple[DRRun, Path]:
     """The month's DR test: the checks and (with `drill`) the drills of group_data `dr`, recorded in the
-    state store with the earlier months' results as its trend."""
-    from importlib.metadata import version
-
+    state store with the earlier months' results as its trend; the notification targets told of it."""
+    targets = notify.parse(notify_targets)
     month = dr.month_of(month)
     inv = inventory.load(project, inventory_name)
     hosts = inv.select(None)
@@ -160,29 +166,43 @@ def dr_test(
         *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),
     ]
     secrets.require(inv, hosts, uses)
+    targets = notify.configured(inv, hosts, "dr-test", targets)
+    name = f"dr-test-{inventory_name}-{month}"
     store = open_store(project.state_dir, state_url)
     try:
-        revision = git_revision(project.root)
-        run = DRRun(
-            inventory_name,
-            month,
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            getpass.getuser(),
-            version("opsrun"),
-            revision,
-            dr.targets(dr_settings, dr.systems_of(dr_settings)),
-        )
-        run_id = store.start_run("dr-test", inventory_name, month, revision=revision)
+        run = _dr_run(project, inventory_name, month, dr_settings)
+        run_id = store.start_run("dr-test", inventory_name, month, revision=run.revision)
         with store.run_errors(run_id):
             dr.run_dr_test(inv, hosts, run, drill)
             for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
                 run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
         run.run_id = run_id
-        run.trend = history.dr_trend(store.recent("dr-test", inventory_name, limit=100), exclude=run_id)
+        earlier = store.recent("dr-test", inventory_name, limit=100)
+        run.trend = history.dr_trend(earlier, exclude=run_id)
         store.finish_run(run_id, run.to_dict())
+        previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != run_id), None)
+        saved_at = result_path(project, name)
+        announce(
+            store, run, targets, job=f"dr-test {inventory_name}", previous=previous, always=notify_always,
+            saved_at=saved_at, report_dir=report_dir,
+        )  # fmt: skip
     finally:
         store.close()
-    return run, save(project, f"dr-test-{inventory_name}-{month}", as_json.render(run))
+    return run, save(project, name, as_json.render(run), saved_at)
+
+
+def _dr_run(project: Project, inventory_name: str, month: str, dr_settings: dict[str, Any]) -> DRRun:
+    from importlib.metadata import version
+
+    return DRRun(
+        inventory_name,
+        month,
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        getpass.getuser(),
+        version("opsrun"),
+        git_revision(project.root),
+        dr.targets(dr_settings, dr.systems_of(dr_settings)),
+    )
 
 
 def dr_checks(checked: VerifyRun) -> list[dr.Check]:

@@ -1,4 +1,4 @@
-"""Telling people what a checking run (drift) found, once it is recorded: each target what it
+"""Telling people what a checking run (drift, the DR test) found, once it is recorded: each target what it
 should hear (opsrun.notify), with the places of the run's result and report; what could not be delivered
 is kept beside the result, named in the run's document, and makes the command exit 1."""
 
@@ -15,7 +15,7 @@ from opsrun.store import Store
 
 
 class Notified(Protocol):
-    """A run's result that notifications are recorded on (DriftRun)."""
+    """A run's result that notifications are recorded on (DriftRun, DRRun)."""
 
     run_id: int | None
     notified: list[str]
@@ -29,6 +29,7 @@ def announce(
     result: Notified,
     targets: list[notify.Target],
     *,
+    job: str,
     previous: str | None,
     always: bool,
     saved_at: Path,
@@ -40,7 +41,7 @@ def announce(
     doc = result.to_dict()
     report = report_dir.resolve() / f"{report_name(doc)}.html" if report_dir is not None else None
     links = notify.Links(result.run_id, str(saved_at.resolve()), str(report) if report else None)
-    sent = notify.send(targets, doc, previous, always=always, links=links)
+    sent = notify.send(targets, doc, previous, always=always, job=job, links=links, alerts=store)
     result.notified = sent.sent
     if sent.failed:
         kept = save_undelivered(saved_at, [asdict(f) for f in sent.failed])

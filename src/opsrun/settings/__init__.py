@@ -220,6 +220,8 @@ def check_host(inv: Any, host: str) -> None:
         validate_key(models.DRSetting, "dr", data["dr"], where=where("dr"))
     if "deadlines" in data:
         validate_key(models.DeadlinesSetting, "deadlines", data["deadlines"], where=where("deadlines"))
+    if "notify" in data:
+        validate_key(models.NotifySetting, "notify", data["notify"], where=where("notify"))
     _check_picklable(data, host, where)
 
 

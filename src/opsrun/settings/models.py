@@ -12,9 +12,10 @@ characters it may hold.
     RedisSettings      redis_cluster_*    (deploys/redis_cluster.py)
     MongoSettings      mongo_replicaset_* (deploys/mongo_replicaset.py)
     DRSettings         dr                 (opsrun dr-test)
+    NotifySettings     notify             (opsrun drift and dr-test: PagerDuty)
 
 A field's `description` is the fix an error message gives for it. The models live by family in
-`rollout_models`, `deploy_models` and `dr_models` (their shared value types in `values`); this module
+`rollout_models`, `deploy_models`, `dr_models` and `notify_models` (their shared value types in `values`); this module
 names every model.
 """
 
@@ -37,6 +38,7 @@ from opsrun.settings.dr_models import (
     PostgresDR,
     Targets,
 )
+from opsrun.settings.notify_models import NotifySetting, NotifySettings, PagerDuty
 from opsrun.settings.rollout_models import (
     Balancer,
     BalancerSetting,
@@ -64,6 +66,9 @@ __all__ = [
     "MongoSettings",
     "NginxBalancer",
     "NginxSettings",
+    "NotifySetting",
+    "NotifySettings",
+    "PagerDuty",
     "PatchingSettings",
     "Pm2App",
     "Pm2Logrotate",

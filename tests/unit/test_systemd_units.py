@@ -50,3 +50,11 @@ def test_dr_test_reports_are_kept_per_month_under_one_folder():
     assert "opsrun dr-test %i --out /var/lib/opsrun/reports/%i/dr-test $OPSRUN_DR_ARGS" in service
     timer = (REPO / "contrib" / "systemd" / "opsrun-dr-test@.timer").read_text()
     assert "OnCalendar=Tue *-*-01..07 10:00:00" in timer and "Persistent=true" in timer
+
+
+def test_both_services_read_the_shared_notify_env_before_their_own():
+    """The PagerDuty routing key lives in one file for the nightly drift run and the monthly DR test."""
+    for service, own in (("opsrun-drift@.service", "drift.env"), ("opsrun-dr-test@.service", "dr-test.env")):
+        lines = (REPO / "contrib" / "systemd" / service).read_text().splitlines()
+        files = [line for line in lines if line.startswith("EnvironmentFile=")]
+        assert files == ["EnvironmentFile=-/etc/opsrun/notify.env", f"EnvironmentFile=-/etc/opsrun/{own}"]

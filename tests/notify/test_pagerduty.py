@@ -208,7 +208,8 @@ def test_a_dr_failure_triggers_with_its_severity_and_resolves_when_it_passes(dr_
     assert trigger["dedup_key"] == "opsrun dr-test nightly"
     payload = trigger["payload"]
     assert payload["severity"] == "error"  # the issue's severity (high) as PagerDuty's
-    assert payload["summary"].startswith("DR test 2026-11 on nightly: FAILED, 1 issue(s): backups: pg_dump files:")
+    # the stale dump is two issues: its own check, and the backups tier's RPO (the newest backup's age) over target
+    assert payload["summary"].startswith("DR test 2026-11 on nightly: FAILED, 2 issue(s): backups: pg_dump files:")
     assert payload["custom_details"]["report"] == str(out.resolve() / "dr-test-nightly-2026-11.html")
     assert f"notified: pagerduty:{ROUTING_ENV}: trigger (error)" in failed.stderr
 

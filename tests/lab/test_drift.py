@@ -110,9 +110,10 @@ def test_a_desired_state_change_is_intentional(git_project, on_host):
 
 def test_shell_and_conditional_operations_are_unknown_never_drift(git_project):
     (git_project / "deploys" / "probe.py").write_text(
-        "from io import StringIO\nfrom pyinfra.operations import files, server\n"
+        "import os\nfrom io import StringIO\nfrom pyinfra.operations import files, server\n"
         'server.shell(name="Always runs", commands=["true"])\n'
-        'files.put(name="Only if", src=StringIO("x"), dest="/tmp/opsrun-probe", _if=lambda: True)\n'
+        'files.put(name="Only if", src=StringIO("x"), dest="/tmp/opsrun-probe",\n'
+        '          _if=lambda: os.path.exists("/etc/hostname"))\n'  # known only when applied
     )
     code, doc = drift(git_project, "probe")
     assert code == 0, doc

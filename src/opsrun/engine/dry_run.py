@@ -30,7 +30,7 @@ def operation_result(
 
     judged = {} if judged is None else judged
     meta = data.operation_meta
-    cond = data.global_arguments.get("_if")
+    cond = data.global_arguments.get("_if") or None  # pyinfra's default is [], no condition
     with ctx_state.use(state), ctx_host.use(host):
         judgement = judge(cond, lambda m: predicted(m, judged), lambda m: str(op_name(m._hash)))
         will = bool(meta.will_change) and judgement.holds is not False

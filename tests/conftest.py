@@ -24,6 +24,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+if os.environ.get("OPSRUN_KEEP_LAB"):
+    # A kept lab's hosts keep the secrets they were deployed with from one session to the next (as `make demo`
+    # keeps its own in .opsrun/demo.env, which this reads and adds to): a running Redis Cluster does not
+    # learn a new password from an apply.
+    from opsrun.lab.demo import demo_env
+
+    for _name, _value in demo_env(REPO / ".opsrun" / "demo.env", environ={}).items():
+        os.environ.setdefault(_name, _value)
+
 # The demo app's secret (group_data/web.py, pm2_apps secret_env): a fresh value for each session, which
 # tests/lab/test_pm2.py (test_the_secret_appears_in_no_output_file_or_report) then looks for in every output,
 # file and log.

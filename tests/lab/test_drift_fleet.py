@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import opsrun_json
-from tests.lab.conftest import install_mongod
+from tests.lab.conftest import converge_web_tier, install_mongod
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
@@ -18,9 +18,10 @@ HAND_EDIT = "# a hand edit (opsrun drift test)"
 
 
 @pytest.fixture(scope="module")
-def converged_fleet(lab, web_tier, on_host):
-    """Every deploy with settings for the lab applied, with the shipped ops content (pm2 and nginx come from
-    web_tier): what the demo has applied when its nightly drift runs."""
+def converged_fleet(lab, haproxy, on_host):
+    """Every deploy with settings for the lab applied, with the shipped ops content: what the demo has applied
+    when its nightly drift runs (the tests of this module leave it so)."""
+    converge_web_tier(lab, haproxy)
     install_mongod(on_host, HOSTS)
     for deploy in ("patching", "redis_cluster", "mongo_replicaset"):
         code, doc = opsrun_json("apply", "lab", deploy)

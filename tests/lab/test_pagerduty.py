@@ -25,7 +25,7 @@ KEY = "opsrun drift lab nginx"
 
 
 @pytest.fixture(scope="module")
-def paging_project(tmp_path_factory, lab, web_tier) -> Path:
+def paging_project(tmp_path_factory, lab) -> Path:
     """A copy of the ops content that pages through PagerDuty, with a state store of its own."""
     ops = copy_ops(tmp_path_factory.mktemp("pagerduty") / "ops")
     all_py = ops / "group_data" / "all.py"
@@ -37,7 +37,7 @@ def paging_project(tmp_path_factory, lab, web_tier) -> Path:
 
 
 @pytest.fixture
-def converged(paging_project, on_host):
+def converged(paging_project, web_tier, on_host):
     """nginx as the repository says on every host, before the test and after it, whatever it broke."""
     code, doc = opsrun_json("apply", "lab", "nginx", project=paging_project)
     assert code == 0, doc

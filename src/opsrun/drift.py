@@ -8,6 +8,9 @@ Every finding is one of:
                   by nature); listed with its reason, never counted as drift, never shown as "no change"
     verify_failed a test of the deploy's suite failed (with its message)
     error         the deploy raised or its suite could not run on that host: drift there is not known
+    out_of_balancer  the host's balancer does not serve it (drained, in maintenance, deregistered, unhealthy);
+                  deploy "balancer", with who left it so (opsrun.membership). A host held on purpose
+                  (`opsrun hold`) is listed as intentional and is not drift until the hold is released.
 
 Unreachable hosts are listed apart. A run is never "clean" unless it saw every host: one that checked no
 host, or met an error, is `error` (exit 1); one that missed some hosts is `partial` (exit 0, listed; 1 with
@@ -37,7 +40,8 @@ from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, VerifyRun
 
-Verdict = Literal["will_change", "unknown", "verify_failed", "error"]
+Verdict = Literal["will_change", "unknown", "verify_failed", "error", "out_of_balancer"]
+MEMBERSHIP = "balancer"  # the `deploy` of out_of_balancer findings
 
 
 @dataclass
@@ -51,16 +55,19 @@ class Finding:
     first_seen: str | None = None
     cause: str | None = None  # intentional | corrective
     diff: list[str] = field(default_factory=list)  # files: what each would become ("Will modify PATH", hunks)
+    held: bool = False  # out of its balancer on purpose (opsrun hold): listed, tracked, not drift
 
     @property
     def fingerprint(self) -> str:
-        what = "\0".join([*self.detail, *self.diff]).encode()
+        # out of the balancer is one finding however its state or its cause reads from run to run
+        parts = [self.operation] if self.verdict == "out_of_balancer" else [*self.detail, *self.diff]
+        what = "\0".join(parts).encode()
         return hashlib.sha1(what).hexdigest()[:16]  # noqa: S324 - an identity, not security
 
     @property
     def counts(self) -> bool:
-        """Drift: tracked, first seen, resolved. Unknown and error findings are not drift."""
-        return self.verdict in ("will_change", "verify_failed")
+        """Tracked: first seen, resolved. Unknown and error findings are not drift."""
+        return self.verdict in ("will_change", "verify_failed", "out_of_balancer")
 
 
 @dataclass
@@ -81,6 +88,11 @@ class DriftRun:
 
     @property
     def drifted(self) -> list[Finding]:
+        return [f for f in self.findings if f.counts and not f.held]
+
+    @property
+    def tracked(self) -> list[Finding]:
+        """The findings kept in the store (drift, and the hosts held out of their balancer on purpose)."""
         return [f for f in self.findings if f.counts]
 
     @property
@@ -130,6 +142,8 @@ class DriftRun:
                 "persisting": sum(f.status == "persisting" for f in self.drifted),
                 "resolved": len(self.resolved),
                 "unknown": sum(not f.counts for f in self.findings),
+                "out_of_balancer": sum(f.verdict == "out_of_balancer" for f in self.drifted),
+                "held": sum(f.held for f in self.findings),
                 "unreachable": len(self.unreachable),
             },
             "findings": [
@@ -144,6 +158,7 @@ class DriftRun:
                     "first_seen": f.first_seen,
                     "cause": f.cause,
                     "fingerprint": f.fingerprint,
+                    "held": f.held,
                 }
                 for f in self.findings
             ],

@@ -4,7 +4,8 @@ Exit codes: 0 success (no drift), 1 a host, check or verification failed (or a d
 2 usage or configuration error (or the inventory or a host is held by another run), 3 drift found,
 130 interrupted (SIGINT/SIGTERM: stopped at a safe point).
 
-The group is here; its commands are in `fleet` (apply, verify, drift, dr-test), `history` and `lab`.
+The group is here; its commands are in `fleet` (apply, verify, drift, dr-test), `history`, `holds` (hold,
+release) and `lab`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import click
 
 from opsrun.cli.fleet import apply, dr_test, drift, verify
 from opsrun.cli.history import history
+from opsrun.cli.holds import hold, release
 from opsrun.cli.lab import lab
 from opsrun.cli.options import ProjectRef
 from opsrun.cli.output import echo
@@ -70,6 +72,8 @@ cli.add_command(verify)
 cli.add_command(drift)
 cli.add_command(dr_test)
 cli.add_command(history)
+cli.add_command(hold)
+cli.add_command(release)
 cli.add_command(lab)
 
 

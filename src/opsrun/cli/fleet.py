@@ -51,6 +51,10 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, previous)
 
 
+def _note(message: str) -> None:
+    echo(f"note: {message}", err=True)
+
+
 @contextlib.contextmanager
 def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
     """Around a run on hosts: --out checked first, then the event that SIGINT/SIGTERM set to stop the run."""
@@ -107,7 +111,7 @@ def apply(
             state_url=state_url(ctx),
             events=progress,
             on_plan=progress.plan,
-            on_notice=lambda message: echo(f"note: {message}", err=True),
+            on_notice=_note,
             stop=stop,
             deadline_overrides=deadlines.parse_overrides(deadline),
         )
@@ -123,7 +127,9 @@ def apply(
 @LIMIT
 @CHECKING
 @pass_project
+@click.pass_context
 def verify(
+    ctx: click.Context,
     project: Project,
     inventory: str,
     suite: str,
@@ -143,6 +149,8 @@ def verify(
             stop=stop,
             deadline_overrides=deadlines.parse_overrides(deadline),
             concurrency=concurrency,
+            state_url=state_url(ctx),
+            on_notice=_note,
         )
     show(run, saved, fmt, as_text.verify_run, out)
 
@@ -190,6 +198,7 @@ def drift(
             stop=stop,
             deadline_overrides=deadlines.parse_overrides(deadline),
             concurrency=concurrency,
+            on_notice=_note,
         )
     show(run, saved, fmt, as_text.drift_run, out)
 

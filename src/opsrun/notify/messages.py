@@ -47,7 +47,10 @@ def top_lines(doc: dict[str, Any], limit: int = 10) -> list[str]:
     """The findings (drift: not the unknowns), unreachable hosts and DR issues, most telling first."""
     lines = []
     for f in doc.get("findings") or []:
-        if f.get("verdict") != "unknown":
+        if f.get("verdict") == "out_of_balancer" and not f.get("held"):
+            left_by = (f.get("detail") or ["", ""])[1:2] or [""]
+            lines.append(f"{f['host']} out of the balancer ({f['operation']}; {left_by[0]}; {f.get('status') or ''})")
+        elif f.get("verdict") != "unknown" and not f.get("held"):
             lines.append(f"{f['host']} {f['deploy']}: {f['operation']} ({f['verdict']}, {f.get('status') or ''})")
     lines += [f"{host}: unreachable: {why}" for host, why in (doc.get("unreachable") or {}).items()]
     lines += [f"{i['issue']} ({i['severity']})" for i in doc.get("issues") or []]

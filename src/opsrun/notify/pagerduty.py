@@ -63,7 +63,7 @@ def outcome(doc: dict[str, Any]) -> Outcome:
         found = [
             f"{f['host']} {f['deploy']} {f['operation']} {f.get('fingerprint', '')}"
             for f in doc.get("findings") or []
-            if f.get("verdict") != "unknown"
+            if f.get("verdict") != "unknown" and not f.get("held")
         ]
         return Outcome("trigger", severity, _fingerprint(status, severity, found + list(doc.get("unreachable") or {})))
     return Outcome(None)

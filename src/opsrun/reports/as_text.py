@@ -283,7 +283,9 @@ def drift_run(run: DriftRun, console: Console) -> None:
             style = {"+": "green", "-": "red", "@": "magenta"}.get(line[:1], "")
             console.print(f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True)
     for f in run.findings:
-        if not f.counts:
+        if f.held:
+            _line(console, f"held (intentional, not drift): {f.host} out of {f.operation}: {'; '.join(f.detail)}")
+        elif not f.counts:
             _line(console, f"unknown (not drift): {f.host} {f.deploy} {f.operation!r}: {f.detail[0]}")
     for r in run.resolved:
         _line(console, f"resolved: {r['host']} {r['deploy']} {r['operation']!r} (seen since {r['first_seen']})")

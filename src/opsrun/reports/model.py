@@ -231,6 +231,8 @@ def _drift(doc: dict[str, Any]) -> Report:
             note.append(f"persisting since {f.get('first_seen')}")
         if f.get("cause"):
             note.append(f["cause"])
+        if f.get("held"):
+            note.append("held on purpose, not drift")
         unknown = f["verdict"] == "unknown"
         items.append(
             Item(
@@ -241,7 +243,7 @@ def _drift(doc: dict[str, Any]) -> Report:
                 detail=list(f.get("detail", [])),
                 diff=list(f.get("diff", [])),
                 note=", ".join(note),
-                failing=not unknown,
+                failing=not unknown and not f.get("held"),
                 skipped=unknown,
             )
         )

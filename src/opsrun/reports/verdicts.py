@@ -27,6 +27,7 @@ ALIASES = {
     "error": "failed",
     "verify_failed": "failed",
     "will_change": "drift",
+    "out_of_balancer": "drift",
     "DEGRADED": "degraded",
     "SKIP": "unknown",
     "skipped": "unknown",

@@ -17,6 +17,7 @@ from opsrun import (
     engine,
     inventory,
     leases,
+    membership,
     probes,
     rollout,
     secrets,
@@ -155,7 +156,8 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
     inventory_name = inv.name
     with store.lock(str(inv.path.resolve())):  # one key however the inventory was named
         lock_key = str(inv.path.resolve())
-        left_out = _interrupt_dead_runs(store, inv, deploy, notice)
+        _interrupt_dead_runs(store, inv, deploy, notice)
+        left_out = membership.unfinished_notices(store, inv, hosts, notice, heals=run.executor is not None)
         run_id = store.start_run(
             "apply",
             inventory_name,
@@ -186,21 +188,17 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
     return result
 
 
-def _interrupt_dead_runs(
-    store: Store, inv: inventory.Inventory, deploy: str, notice: Callable[[str], None]
-) -> dict[str, dict[str, Any]]:
-    """Mark the runs that died on this inventory interrupted, say so, and return the hosts they left out of
-    the balancer (to heal)."""
+def _interrupt_dead_runs(store: Store, inv: inventory.Inventory, deploy: str, notice: Callable[[str], None]) -> None:
+    """Mark the runs that died on this inventory interrupted, and say so (the hosts they left out of the
+    balancer are then named, and healed, from the store: membership.unfinished_notices)."""
     inventory_name = inv.name
     dead = store.interrupt_dead_runs(inventory_name, found_by=f"{deploy} on {inventory_name}")
-    left_out = {h: d for run in dead for h, d in run["hosts"].items() if not d["in_balancer"] and h in inv.hosts}
     for run in dead:
         out = [h for h, d in run["hosts"].items() if not d["in_balancer"]]
         notice(
             f"run {run['run_id']} ({run['who']}@{run['machine']}, started {run['started_at']}) did not finish: "
             f"marked interrupted; it left {', '.join(out) or 'no host'} out of the balancer"
         )
-    return left_out
 
 
 def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
@@ -233,7 +231,7 @@ def _rolling(
     hosts: list[str],
     lease: leases.LeaseRequest,
     connect: float,
-    left_out: dict[str, dict[str, Any]],
+    left_out: list[str],
     store: Store,
     run_id: int,
     notice: Callable[[str], None],

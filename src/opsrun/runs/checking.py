@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from opsrun import (
     dr,
     history,
     inventory,
+    membership,
     notify,
     secrets,
     settings,
@@ -46,6 +48,7 @@ def drift(
     stop: threading.Event | None = None,
     deadline_overrides: dict[str, float] | None = None,
     concurrency: int = verify.DEFAULT_CONCURRENCY,
+    on_notice: Callable[[str], None] | None = None,
 ) -> tuple[DriftRun, Path]:
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
     targets (--notify, group_data `notify`) what they should hear of it."""
@@ -60,6 +63,7 @@ def drift(
     limits = deadlines.load(inv, hosts, deadline_overrides)
     store = open_store(project.state_dir, state_url)
     try:
+        membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
         result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, concurrency, fail_on_unreachable)
         earlier = store.recent("drift", inventory_name)
         previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != result.run_id), None)
@@ -96,6 +100,7 @@ def _drift_recorded(
             project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
         )
         cloud = _cloud_findings(project, inv, hosts, result)
+        asked = _membership_findings(store, inv, hosts, result) if result.status != "interrupted" else []
     result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
 
     def cause(deploy: str) -> str | None:
@@ -105,9 +110,35 @@ def _drift_recorded(
     if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
         checked = {(h, d) for h in result.checked for d in deploys}
         checked |= {(controller.HOST, suite) for suite in cloud}
-        result.resolved = store.track_findings(inv.name, result.drifted, checked=checked, cause=cause)
+        checked |= {(h, drift_module.MEMBERSHIP) for h in asked}
+        result.resolved = store.track_findings(inv.name, result.tracked, checked=checked, cause=cause)
     store.finish_run(run_id, result.to_dict())
     return result
+
+
+def _membership_findings(store: Store, inv: inventory.Inventory, hosts: list[str], result: DriftRun) -> list[str]:
+    """Ask each host's balancer whether it serves the host: a host out of it is an `out_of_balancer` finding
+    (intentional when held), a balancer that cannot answer an error. Returns the hosts whose answer is known."""
+    found, errors = membership.out_of_balancer(store, inv, hosts)
+    for out in found:
+        detail = [out.state, f"left so by {out.who}"]
+        detail += [str(out.held)] if out.held else [f"bring it back: {out.fix}"]
+        result.findings.append(
+            drift_module.Finding(
+                out.host,
+                drift_module.MEMBERSHIP,
+                out.balancer,
+                "out_of_balancer",
+                detail,
+                cause="intentional" if out.held else "corrective",
+                held=out.held is not None,
+            )
+        )
+    for host, why in errors.items():
+        result.findings.append(
+            drift_module.Finding(host, drift_module.MEMBERSHIP, "(balancer)", "error", [f"could not ask: {why}"])
+        )
+    return [h for h in hosts if h not in errors]
 
 
 def _deploys_to_check(project: Project, inv: inventory.Inventory, hosts: list[str], deploys: list[str]) -> list[str]:
@@ -232,11 +263,19 @@ def verify_suite(
     stop: threading.Event | None = None,
     deadline_overrides: dict[str, float] | None = None,
     concurrency: int = verify.DEFAULT_CONCURRENCY,
+    state_url: str | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> tuple[VerifyRun, Path]:
+    """Run a suite on the hosts; first name the hosts a run that did not finish left out of their balancer."""
     inv = inventory.load(project, inventory_name)
     project.suite_path(suite)
     hosts = inv.select(limit)
     settings.check_hosts(inv, hosts)
     limits = deadlines.load(inv, hosts, deadline_overrides)
+    store = open_store(project.state_dir, state_url)
+    try:
+        membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
+    finally:
+        store.close()
     run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
     return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))

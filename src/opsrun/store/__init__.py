@@ -4,7 +4,8 @@ One schema for both (opsrun.store.database). A run is recorded when it starts (w
 repo's git revision, inventory, deploy, plan) and completed when it ends (status, each host's outcome, stage
 durations, the whole result document): opsrun.store.runs. Drift findings keep the day they were first seen
 (opsrun.store.findings). A lock per inventory keeps two applies off one inventory (opsrun.store.locks).
-The last event sent to a paging service per job is kept too (opsrun.store.alerts).
+The last event sent to a paging service per job is kept too (opsrun.store.alerts), and the hosts held out
+of their balancer on purpose (opsrun.store.holds).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from opsrun.errors import ConfigError
 from opsrun.secrets import register_url, safe_url
 from opsrun.store.alerts import Alerts, AlertState
 from opsrun.store.findings import Findings
+from opsrun.store.holds import Hold, Holds, LeftBy
 from opsrun.store.locks import Locks
 from opsrun.store.runs import RunRecords, RunRow, git_revision
 
-__all__ = ["AlertState", "RunRow", "Store", "git_revision", "open_store"]
+__all__ = ["AlertState", "Hold", "LeftBy", "RunRow", "Store", "git_revision", "open_store"]
 
 
-class Store(RunRecords, Findings, Locks, Alerts):
-    """Runs, findings, locks and paging state on one connection: SQLite or PostgreSQL."""
+class Store(RunRecords, Findings, Locks, Alerts, Holds):
+    """Runs, findings, locks, paging state and hold marks on one connection: SQLite or PostgreSQL."""
 
 
 def open_store(state_dir: Path, url: str | None = None) -> Store:

@@ -26,6 +26,9 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS locks (
         inventory TEXT PRIMARY KEY, run_id INTEGER, who TEXT NOT NULL, machine TEXT NOT NULL,
         pid INTEGER NOT NULL, since TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS holds (
+        inventory TEXT NOT NULL, host TEXT NOT NULL, reason TEXT NOT NULL, who TEXT NOT NULL,
+        since TEXT NOT NULL, PRIMARY KEY (inventory, host))""",
     """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS alerts (
         target TEXT NOT NULL, dedup_key TEXT NOT NULL, state TEXT NOT NULL, fingerprint TEXT,
@@ -41,6 +44,7 @@ COLUMNS = {
     "findings": "id, inventory, host, deploy, operation, fingerprint, verdict, detail, cause, first_seen, "
     "last_seen, resolved_at",
     "locks": "inventory, run_id, who, machine, pid, since",
+    "holds": "inventory, host, reason, who, since",
     "alerts": "target, dedup_key, state, fingerprint, run_id, updated_at",
 }
 

@@ -39,10 +39,11 @@ class Findings(Database):
             row = by_key.get((f.host, f.deploy, f.operation, f.fingerprint))
             if row is not None:
                 seen.add(row[0])
-                f.status, f.first_seen, f.cause = "persisting", row[5], row[6]
-                self._exec("UPDATE findings SET last_seen = ? WHERE id = ?", (now, row[0]))
+                # a cause the finding brings (a hold on a host) is read anew each run; others keep the first
+                f.status, f.first_seen, f.cause = "persisting", row[5], f.cause or row[6]
+                self._exec("UPDATE findings SET last_seen = ?, cause = ? WHERE id = ?", (now, f.cause, row[0]))
             else:
-                f.status, f.first_seen, f.cause = "new", now, cause(f.deploy)
+                f.status, f.first_seen, f.cause = "new", now, f.cause or cause(f.deploy)
                 self._exec(
                     "INSERT INTO findings (inventory, host, deploy, operation, fingerprint, verdict, detail, cause, "
                     "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,131 @@
+"""Membership against a real HAProxy: started here on 127.0.0.1 with its own admin socket in a temp dir, in
+front of tiny HTTP servers on loopback. A server drained by hand through the socket is found by drift's
+membership check, "nobody opsrun knows of"; put back, the finding resolves."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from opsrun import membership
+from opsrun.balancers.base import NOT_ANSWERING
+from opsrun.balancers.haproxy import HAProxy
+from opsrun.drift import DriftRun
+from opsrun.inventory import Host, Inventory
+from opsrun.runs.checking import _membership_findings
+from opsrun.store import open_store
+from opsrun.waiting import poll_until
+
+HOSTS = ["web1", "web2", "web3"]
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def haproxy(tmp_path):
+    """HAProxy with backend `web` of three servers (each a loopback HTTP server), health-checked, all up."""
+    assert shutil.which("haproxy"), "haproxy is not installed"
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Ok) for _ in HOSTS]
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for t in threads:
+        t.start()
+    sock = tmp_path / "admin.sock"
+    lines = [
+        "global",
+        f"  stats socket {sock} mode 600 level admin",
+        "defaults",
+        "  mode http",
+        "  timeout connect 2s",
+        "  timeout client 5s",
+        "  timeout server 5s",
+        "frontend web",
+        f"  bind 127.0.0.1:{_free_port()}",
+        "  default_backend web",
+        "backend web",
+        "  option httpchk GET /",
+        *(
+            f"  server {h} 127.0.0.1:{s.server_address[1]} check inter 200ms fall 2 rise 1"
+            for h, s in zip(HOSTS, servers, strict=True)
+        ),
+    ]
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        bal = HAProxy(str(sock), "web")
+        poll_until(
+            lambda: sock.exists() and all(bal.state(h).in_service for h in HOSTS),
+            timeout=15,
+            interval=0.1,
+            what="haproxy to report every server healthy",
+            retry_on=NOT_ANSWERING,
+        )
+        yield bal
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+        for s in servers:
+            s.shutdown()
+            s.server_close()
+
+
+def _inventory(sock: str) -> Inventory:
+    setting = {"type": "haproxy", "socket": sock, "backend": "web"}
+    hosts = {h: Host(h, ("web",), {"balancer": setting}) for h in HOSTS}
+    return Inventory("lab", Path("/ops/inventories/lab.py"), [], {}, {}, hosts)
+
+
+def test_a_server_drained_by_hand_is_found_nobody_opsrun_knows_of(haproxy, tmp_path):
+    inv = _inventory(haproxy.socket_path)
+    haproxy.command("set server web/web2 state drain")  # by hand, as an operator would with socat
+    with closing(open_store(tmp_path / "state")) as store:
+        found, errors = membership.out_of_balancer(store, inv, HOSTS)
+        assert errors == {}
+        assert [(o.host, o.balancer, o.who) for o in found] == [
+            ("web2", "haproxy backend web", "nobody opsrun knows of")
+        ]
+        assert found[0].state.startswith("web2: drain")
+        run = DriftRun("lab", ["nginx"], HOSTS)
+        asked = _membership_findings(store, inv, HOSTS, run)
+        store.track_findings("lab", run.tracked, checked={(h, "balancer") for h in asked}, cause=lambda _d: None)
+        assert run.exit_code == 3 and [(f.host, f.verdict) for f in run.drifted] == [("web2", "out_of_balancer")]
+        haproxy.command("set server web/web2 state ready")  # put back as it was found
+        again = DriftRun("lab", ["nginx"], HOSTS)
+        asked = _membership_findings(store, inv, HOSTS, again)
+        resolved = store.track_findings("lab", again.tracked, checked={(h, "balancer") for h in asked}, cause=str)
+        assert again.exit_code == 0 and [r["host"] for r in resolved] == ["web2"]
+
+
+def test_maintenance_and_a_failed_health_check_are_out_too(haproxy, tmp_path):
+    inv = _inventory(haproxy.socket_path)
+    haproxy.command("set server web/web1 state maint")
+    haproxy.command("disable health web/web3")
+    haproxy.command("set server web/web3 health down")
+    try:
+        with closing(open_store(tmp_path / "state")) as store:
+            found, _ = membership.out_of_balancer(store, inv, HOSTS)
+            assert {o.host: o.state.split(",")[0] for o in found} == {"web1": "web1: maint", "web3": "web3: ready"}
+    finally:
+        haproxy.command("set server web/web1 state ready")
+        haproxy.command("enable health web/web3")

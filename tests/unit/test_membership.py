@@ -4,6 +4,7 @@ driven in tests/balancers (HAProxy) and tests/aws (ALB on moto)."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,36 @@ def test_out_of_balancer_finding_keeps_its_identity_whatever_its_detail():
     a = Finding("web2", "balancer", "haproxy backend web", "out_of_balancer", ["web2: drain", "left so by x"])
     b = Finding("web2", "balancer", "haproxy backend web", "out_of_balancer", ["web2: maint", "left so by y"])
     assert a.fingerprint == b.fingerprint
+
+
+def test_hold_and_release_keep_the_mark_in_the_state_store(project_copy):
+    from click.testing import CliRunner
+
+    from opsrun.cli import cli
+
+    def opsrun(*args):
+        return CliRunner().invoke(cli, ["--project", str(project_copy), *args])
+
+    held = opsrun("hold", "lab", "web3", "--reason", "disk replacement")
+    assert held.exit_code == 0 and "web3 of lab: held by " in held.output and "disk replacement" in held.output
+    with closing(open_store(project_copy / ".opsrun")) as store:
+        assert store.holds("lab")["web3"].reason == "disk replacement"
+    assert "released (was held by " in opsrun("release", "lab", "web3").output
+    assert opsrun("release", "lab", "web3").output.strip() == "web3 of lab: was not held"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hold", "lab", "web9", "--reason", "x"], "no host 'web9' in inventory lab"),
+        (["hold", "lab", "web3", "--reason", " "], "--reason: the reason must be one line"),
+        (["release", "lab", "web9"], "no host 'web9' in inventory lab"),
+    ],
+)
+def test_hold_refuses_bad_input_with_exit_2(project_copy, args, message):
+    from click.testing import CliRunner
+
+    from opsrun.cli import cli
+
+    result = CliRunner().invoke(cli, ["--project", str(project_copy), *args])
+    assert result.exit_code == 2 and message in result.output

@@ -58,19 +58,55 @@ def _caller_file() -> str:
     return str(frame.f_globals.get("__file__", "<inventory>"))
 
 
+RETRY_MODES = ("standard", "adaptive")
+MAX_ATTEMPTS = 5  # botocore's standard mode makes 3; throttled APIs (DescribeTargetHealth) get a little more room
+ATTEMPTS_RANGE = range(1, 11)
+
+
+def client_config(*, total_max_attempts: int | None = None, **options: Any) -> Any:
+    """The botocore Config of every boto3 client opsrun makes: retry mode `standard` (or AWS_RETRY_MODE=adaptive)
+    with at most MAX_ATTEMPTS attempts a call (AWS_MAX_ATTEMPTS, 1 to 10; `total_max_attempts` when the caller
+    retries itself). `options`: more Config settings (timeouts). A bad value is a ConfigError naming the variable."""
+    import os
+
+    from botocore.config import Config
+
+    mode = os.environ.get("AWS_RETRY_MODE") or "standard"
+    if mode not in RETRY_MODES:
+        raise ConfigError(
+            "environment", f"AWS_RETRY_MODE is {mode!r}.", field="AWS_RETRY_MODE", fix="use standard or adaptive"
+        )
+    if total_max_attempts is None:
+        given = os.environ.get("AWS_MAX_ATTEMPTS") or str(MAX_ATTEMPTS)
+        if not given.isdigit() or int(given) not in ATTEMPTS_RANGE:
+            raise ConfigError(
+                "environment",
+                f"AWS_MAX_ATTEMPTS is {given!r}.",
+                field="AWS_MAX_ATTEMPTS",
+                fix=f"use a whole number from 1 to 10, or leave it unset ({MAX_ATTEMPTS})",
+            )
+        total_max_attempts = int(given)
+    return Config(retries={"mode": mode, "total_max_attempts": total_max_attempts}, **options)
+
+
+def client(service: str, **kwargs: Any) -> Any:
+    """boto3.client(service, **kwargs) with client_config() unless `config` is given: for the clients whose
+    region and errors their callers handle (the DR checks, the cloud-side suite, SNS)."""
+    import boto3
+
+    return boto3.client(service, **{"config": client_config(), **kwargs})
+
+
 def make_client(service: str, *, where: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
     """A boto3 client, with AWS's usual lookup of region, credentials and endpoint (AWS_ENDPOINT_URL...),
-    and botocore's standard retry mode (throttling retried with backoff; AWS_MAX_ATTEMPTS still applies).
+    and the retries of client_config (throttling retried with backoff by botocore).
 
     No region anywhere is a ConfigError naming `where` and the ways to give one."""
     import boto3
-    from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
     try:
-        return boto3.client(
-            service, region_name=region, endpoint_url=endpoint_url, config=Config(retries={"mode": "standard"})
-        )
+        return boto3.client(service, region_name=region, endpoint_url=endpoint_url, config=client_config())
     except NoRegionError as exc:
         raise ConfigError(
             where,

@@ -7,6 +7,7 @@
       LockHeld (2)          another run holds the inventory lock; nothing was touched
       WaitTimeout (1)       a polled condition did not hold before its deadline: what, how long, last state
       BalancerError (1)     the load balancer refused or answered unexpectedly
+        Throttled (1)       its API asked for fewer calls and botocore's retries did not get through
 
 A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
 its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
@@ -56,3 +57,7 @@ class WaitTimeout(OpsrunError):
 
 class BalancerError(OpsrunError):
     pass
+
+
+class Throttled(BalancerError):
+    """The balancer's API is throttling opsrun's calls (a wait backs off and asks again before its deadline)."""

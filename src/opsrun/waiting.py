@@ -28,12 +28,15 @@ def poll_until(
     what: str,
     describe: Callable[[T | None], object] | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
+    pause: Callable[[], float] | None = None,
 ) -> T:
     """Call `check` until it returns something truthy and return that; raise WaitTimeout at the deadline.
 
     `retry_on` names the exceptions that mean "not yet" (a host still booting: `OSError`; a cluster node
     not answering: `redis.ConnectionError`); the last one is reported in the timeout so the operator sees
     why the condition never held. Any other exception is a fault, not a state, and is raised at once.
+    `pause`, when given, says how long to wait before the next call instead of `interval` (a jittered
+    interval, a backoff that grows while an API throttles); the deadline still caps it.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -49,4 +52,4 @@ def poll_until(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeout(what, timeout, last)
-        time.sleep(min(interval, remaining))
+        time.sleep(min(pause() if pause else interval, remaining))

@@ -15,9 +15,9 @@ Region, credentials and endpoint the usual AWS way (AWS_REGION, AWS_ENDPOINT_URL
 import json
 import os
 
-import boto3
 import pytest
-from botocore.config import Config
+
+from opsrun.aws import client
 
 opsrun_scope = "controller"  # run once from the controller, not on each host (opsrun.controller)
 opsrun_settings = "aws_checks"  # drift and dr-test run this suite for inventories that set it
@@ -54,5 +54,4 @@ def aws_checks():
 
 @pytest.fixture(scope="session")
 def aws():
-    config = Config(retries={"mode": "standard"})
-    return lambda service: boto3.client(service, config=config)
+    return client  # opsrun's retry mode and bounded attempts, as every client opsrun makes

@@ -9,13 +9,16 @@ check:   the target group exists, its target type fits the servers, each server 
          `deregistration_delay.timeout_seconds` is read into `deregistration_delay` (the rollout refuses
          to start when its drain timeout is shorter; see Rollout.check)
 drain:   deregister_targets; the target is `draining` until its connections end or the delay passes
-drained: describe_target_health, polled with a deadline (balancers.base.wait_drained), says `unused`
+drained: describe_target_health, polled with a deadline (balancers.base.wait_all), says `unused`
          (Target.NotRegistered) or no longer lists it; `draining` is "not yet"
 enable:  register_targets
 healthy: describe_target_health says `healthy` (`initial` until the health checks pass), polled the same way
 
+A batch's waits read all its targets in one describe_target_health (`states`) every `poll_interval` seconds
+(3 by default, jittered by `poll_jitter`), not one call per host every 0.2 s.
 Region, credentials and endpoint come the usual AWS way (AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2 in the
-tests). Throttling is retried by botocore's standard retry mode. A target group that cannot be found, or
+tests); botocore's retry mode as opsrun.aws.client_config sets it. A call still throttled after those retries
+is `Throttled`: a wait backs off and asks again until its deadline. A target group that cannot be found, or
 that the caller may not read, is a ConfigError (exit 2) from `check`, before any host is touched.
 """
 
@@ -24,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsrun.balancers.base import ServerState
-from opsrun.errors import BalancerError, ConfigError
+from opsrun.errors import BalancerError, ConfigError, Throttled
 
 REGISTERED = {"initial", "healthy", "unhealthy", "unavailable", "unhealthy.draining"}
 DELAY = "deregistration_delay.timeout_seconds"
@@ -43,6 +46,8 @@ class ELBv2:
         region: str | None = None,
         endpoint_url: str | None = None,
         port: int | None = None,
+        poll_interval: float = 3.0,
+        poll_jitter: float = 0.2,
         client: Any = None,
         where: str = "group_data balancer",
     ):
@@ -53,6 +58,7 @@ class ELBv2:
         self.wanted_name, self.wanted_tags, self._arn = target_group, target_group_tags, target_group_arn
         self.port = port
         self.where = where
+        self.poll_interval, self.poll_jitter = poll_interval, poll_jitter  # read by balancers.base.Pace
         if target_group:
             label = target_group
         elif target_group_tags:
@@ -75,8 +81,11 @@ class ELBv2:
         try:
             return getattr(self.client, method)(**kwargs)
         except ClientError as exc:
+            from opsrun.aws import THROTTLED
+
             error = exc.response.get("Error", {})
-            raise BalancerError(f"{self.name}: {method}: {error.get('Code')}: {error.get('Message')}") from exc
+            kind = Throttled if error.get("Code") in THROTTLED else BalancerError
+            raise kind(f"{self.name}: {method}: {error.get('Code')}: {error.get('Message')}") from exc
         except BotoCoreError as exc:
             raise BalancerError(f"{self.name}: {method}: {exc}") from exc
 
@@ -189,9 +198,17 @@ class ELBv2:
         self._call("register_targets", TargetGroupArn=self.arn, Targets=[self._target(server)])
 
     def state(self, server: str) -> ServerState:
-        health = self._health([server]).get(server, {"State": "unused", "Reason": "Target.NotRegistered"})
-        state = health.get("State", "unused")
-        if state in REGISTERED:
-            return ServerState(server, "ready", state == "healthy", 0)
-        # draining: connections may still be open until the deregistration delay passes
-        return ServerState(server, "drain", False, 1 if state == "draining" else 0)
+        return self.states([server])[server]
+
+    def states(self, servers: list[str]) -> dict[str, ServerState]:
+        """The targets' states from one describe_target_health (a target it does not list is unused)."""
+        answer = self._health(servers) if servers else {}
+        return {s: _server_state(s, answer.get(s, {"State": "unused"})) for s in servers}
+
+
+def _server_state(server: str, health: dict[str, Any]) -> ServerState:
+    state = health.get("State", "unused")
+    if state in REGISTERED:
+        return ServerState(server, "ready", state == "healthy", 0)
+    # draining: connections may still be open until the deregistration delay passes
+    return ServerState(server, "drain", False, 1 if state == "draining" else 0)

@@ -25,12 +25,12 @@ def _age_check(name: str, newest: dt.datetime | None, what: str, max_age_hours: 
 def backup_check(spec: dict[str, Any]) -> Check:
     name, max_age = spec.get("name", "backup"), float(spec.get("max_age_hours", 26))
     if "s3" in spec:
-        import boto3
+        from opsrun.aws import client
 
         bucket, _, prefix = spec["s3"].removeprefix("s3://").partition("/")
         newest = None
         key = ""
-        for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 if newest is None or obj["LastModified"] > newest:
                     newest, key = obj["LastModified"], obj["Key"]
@@ -38,9 +38,9 @@ def backup_check(spec: dict[str, Any]) -> Check:
             name, newest, f"object s3://{bucket}/{key}" if key else "object", max_age, f"s3 ListObjectsV2 {spec['s3']}"
         )
     if "rds" in spec:
-        import boto3
+        from opsrun.aws import client
 
-        snaps = boto3.client("rds").describe_db_snapshots(DBInstanceIdentifier=spec["rds"])["DBSnapshots"]
+        snaps = client("rds").describe_db_snapshots(DBInstanceIdentifier=spec["rds"])["DBSnapshots"]
         done = [s for s in snaps if s.get("SnapshotCreateTime")]
         newest = max(done, key=lambda s: s["SnapshotCreateTime"]) if done else None
         return _age_check(

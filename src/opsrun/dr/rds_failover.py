@@ -45,10 +45,9 @@ class Seen:
 
 
 def client() -> Any:
-    import boto3
-    from botocore.config import Config
+    from opsrun import aws
 
-    return boto3.client("rds", config=Config(retries={"mode": "standard"}))
+    return aws.client("rds")
 
 
 def instance(rds: Any, name: str) -> dict[str, Any]:

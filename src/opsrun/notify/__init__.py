@@ -247,15 +247,14 @@ def _deliver(what: str, attempt: Callable[[], Any], copy: dict[str, Any], retry:
 
 def _sns_attempt(arn: str, subject: str, text: str) -> Callable[[], Any]:
     """One SNS publish, its failures classified: botocore's own retries are off, `deliver` does them."""
-    import boto3
-    from botocore.config import Config
+    from opsrun.aws import client, client_config
 
     clients: list[Any] = []  # made at the first attempt, where a failure is the target's, reported
 
     def attempt() -> Any:
         if not clients:
-            config = Config(retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=10, connect_timeout=10)
-            clients.append(boto3.client("sns", region_name=arn.split(":")[3], config=config))
+            config = client_config(total_max_attempts=1, read_timeout=10, connect_timeout=10)
+            clients.append(client("sns", region_name=arn.split(":")[3], config=config))
         try:
             return clients[0].publish(TopicArn=arn, Subject=subject, Message=text)
         except Exception as exc:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from opsrun.balancers.base import wait_drained, wait_healthy
+from opsrun.balancers.base import wait_all, wait_healthy
 from opsrun.controller import is_controller_suite
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
@@ -245,8 +245,15 @@ class Rollout:
             drained = self._each(live, drain)
             # the drain command itself failed: the balancer did not take it out, it serves as before
             live = self._fail_errored(drained, "drain", live, in_balancer=True)
-            waited = parallel(live, lambda h: wait_drained(bal, self.server(h), self.policy.drain_timeout))
+            waited = self._wait_all(live, self.policy.drain_timeout, "drained")
         return self._fail_errored(waited, "drain", live, in_balancer=False)
+
+    def _wait_all(self, hosts: list[str], timeout: float, want: str) -> dict[str, Exception | None]:
+        """The batch's hosts waited for together (one balancer read per poll); per host its timeout, or None."""
+        assert self.balancer is not None
+        servers = {h: self.server(h) for h in hosts}
+        seen = wait_all(self.balancer, list(servers.values()), timeout, want)
+        return {h: s if isinstance(s := seen[servers[h]], Exception) else None for h in hosts}
 
     def _put_back(self, live: list[str]) -> None:
         """Drained hosts that nothing was applied to, back in the balancer (a stop before the apply)."""
@@ -331,7 +338,7 @@ class Rollout:
             # not deployed yet) is put back in but not held to serving now: the change did not take
             # it out of service, and the balancer's own health check still decides.
             held = [h for h in live if serving_before.get(h, True)]
-            waited = parallel(held, lambda h: wait_healthy(bal, self.server(h), self.policy.healthy_timeout))
+            waited = self._wait_all(held, self.policy.healthy_timeout, "in_service")
             for h in live:
                 if h not in held and not self._in_service(h):
                     out[h].add_note(

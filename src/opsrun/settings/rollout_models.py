@@ -194,6 +194,16 @@ class ELBv2Balancer(_BalancerBase):
     )
     endpoint_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")] | None = None
     port: Port | None = Field(None, description=FIX_PORT)
+    poll_interval: float = Field(
+        3.0,
+        ge=1,
+        le=60,
+        description="seconds between two reads of the targets' health while a batch drains or comes back "
+        "(one DescribeTargetHealth for the batch each time), from 1 to 60",
+    )
+    poll_jitter: float = Field(
+        0.2, ge=0, le=0.5, description="a fraction of poll_interval added or taken at random, from 0 to 0.5"
+    )
 
     @model_validator(mode="after")
     def _one_target_group(self) -> ELBv2Balancer:

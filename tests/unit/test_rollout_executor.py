@@ -560,3 +560,41 @@ def test_a_host_that_needs_no_reboot_goes_through_its_gate_and_verification_whil
     for host in ("web1", "web2"):
         stages = [stage for h, stage in seen if h == host]
         assert stages.index("reboot") < stages.index("health") < stages.index("verify") < stages.index("enable")
+
+
+class BatchReadingBalancer(FakeBalancer):
+    """A fake balancer that reads a batch's servers in one call (as ELBv2's one DescribeTargetHealth does)."""
+
+    def __init__(self, servers, **kwargs):
+        super().__init__(servers, **kwargs)
+        self.reads: list[list[str]] = []
+
+    def states(self, servers):
+        self.reads.append(list(servers))
+        return {s: self.state(s) for s in servers}
+
+
+def test_a_batch_waits_for_its_drain_and_health_with_one_read_per_poll_for_all_its_hosts():
+    bal = BatchReadingBalancer(HOSTS)
+    policy = Policy(serial=(2,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
+    run = rollout(Script(), bal, policy).run(HOSTS)
+    assert run.status == "success"
+    # per batch: one read for the drain wait, one for the health wait, each naming the batch's two servers
+    assert bal.reads == [["web1", "web2"], ["web1", "web2"], ["web3", "web4"], ["web3", "web4"]]
+
+
+class OneServerGone(FakeBalancer):
+    """No batch read: each server's state is asked for alone, and one of them cannot be answered for once
+    it is drained."""
+
+    def state(self, server):
+        if server == "web2" and self.admin[server] == "drain":
+            raise BalancerError(f"{self.name} has no server web2")
+        return super().state(server)
+
+
+def test_without_a_batch_read_a_server_that_cannot_be_read_fails_alone():
+    policy = Policy(serial=(2,), max_fail=1, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
+    run = rollout(Script(), OneServerGone(HOSTS), policy).run(HOSTS[:2])
+    assert outcomes(run) == {"web1": ("done", None, True), "web2": ("failed", "drain", False)}
+    assert "last seen: BalancerError: fake balancer has no server web2" in run.hosts["web2"].reason

@@ -161,7 +161,7 @@ def test_the_state_store_keeps_no_url_secret(tmp_path):
         )
         finding = SimpleNamespace(
             host="web1", deploy="pm2", operation=f"call {slack}", fingerprint="f", verdict="drift",
-            detail={"command": f"curl {slack}"},
+            detail={"command": f"curl {slack}"}, cause=None,
         )  # fmt: skip
         store.track_findings("lab", [finding], checked=set(), cause=lambda _d: None)
     finally:

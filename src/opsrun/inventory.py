@@ -11,13 +11,14 @@ pyinfra Inventory and verify.py into SSH settings.
 from __future__ import annotations
 
 import ast
-import fnmatch
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsrun import patterns
 from opsrun.errors import ConfigError
 from opsrun.project import Project
 
@@ -45,34 +46,23 @@ class Inventory:
     groups: dict[str, tuple[list[HostEntry], dict[str, Any]]]  # in pyinfra's order, without "all"
     hosts: dict[str, Host] = field(default_factory=dict)
     sources: dict[str, dict[str, Path]] = field(default_factory=dict)  # group ("all" too) -> key -> group_data file
+    overrides: dict[str, Any] = field(default_factory=dict)  # --data: over every host's data, for this run
 
     def where(self, host: str, key: str) -> str:
         """The file a host's value for `key` comes from (the winner by precedence), for error messages."""
+        if key in self.overrides:
+            return "--data"
         groups = ["all", *self.hosts[host].groups]
         for group in reversed(groups):
             if key in self.sources.get(group, {}):
                 return str(self.sources[group][key])
         return str(self.path)
 
-    def select(self, limit: str | None) -> list[str]:
-        """Host names matching `--limit`: comma-separated host names, group names or globs."""
+    def select(self, limit: str | Iterable[str] | None) -> list[str]:
+        """Host names the --limit values name (Ansible host patterns, see opsrun.patterns); all without one."""
         if limit is None:
             return list(self.hosts)
-        known = f"use host names ({', '.join(self.hosts)}) or groups ({', '.join(self.groups)})"
-        if not limit.replace(",", "").strip():
-            raise ConfigError(self.path, f"--limit {limit!r} names no host or group.", field="--limit", fix=known)
-        chosen: list[str] = []
-        for item in (part.strip() for part in limit.split(",")):
-            if not item:
-                continue
-            if item in self.groups:
-                matches = [_name(h) for h in self.groups[item][0]]
-            else:
-                matches = [n for n in self.hosts if fnmatch.fnmatchcase(n, item)]
-            if not matches:
-                raise ConfigError(self.path, f"--limit {item!r} matches no host or group.", fix=known)
-            chosen += [m for m in matches if m not in chosen]
-        return [n for n in self.hosts if n in chosen]
+        return patterns.select(self, [limit] if isinstance(limit, str) else limit)
 
 
 def _name(entry: HostEntry) -> str:
@@ -139,7 +129,36 @@ def group_data_files(project: Project, inventory_path: Path) -> list[Path]:
     return [p for folder in folders if folder.is_dir() for p in sorted(folder.glob("*.py"))]
 
 
-def load(project: Project, name: str) -> Inventory:
+def data_overrides(values: Iterable[str]) -> dict[str, Any]:
+    """`--data KEY=VALUE` (repeatable) as {KEY: VALUE}: VALUE read as JSON or a Python literal when it is one
+    (512, true, ["a"], {"serial": 2}), else as the string it is. The schemas then check it like group_data."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, equals, text = item.partition("=")
+        if not equals or not key.isidentifier() or key.startswith("_"):
+            raise ConfigError(
+                "the command line",
+                f"{item!r} is not KEY=VALUE with KEY a group_data variable name.",
+                field="--data",
+                fix="write --data nginx_worker_connections=512 (a value in JSON or Python syntax, or a plain string)",
+            )
+        out[key] = _value(text)
+    return out
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def load(project: Project, name: str, overrides: Mapping[str, Any] | None = None) -> Inventory:
+    """The inventory with its group_data, and `overrides` (--data) over every host's data."""
     path = project.inventory_path(name)
     groups = _groups(path)
     all_hosts, all_data = groups.pop("all", ([], {}))
@@ -150,8 +169,8 @@ def load(project: Project, name: str) -> Inventory:
         raise ConfigError(path, "defines no hosts.", fix='add a group, e.g. web = ["web1", "web2"]')
     groups.setdefault(path.stem, (list(all_hosts), {}))
     all_data, sources = _add_group_data(group_data_files(project, path), groups, all_data)
-    inv = Inventory(name=name, path=path, all_hosts=all_hosts, all_data=all_data, groups=groups, sources=sources)
-    inv.hosts.update(_hosts(path, groups, all_hosts, all_data))
+    inv = Inventory(name, path, all_hosts, all_data, groups, sources=sources, overrides=dict(overrides or {}))
+    inv.hosts.update(_hosts(path, groups, all_hosts, all_data, inv.overrides))
     return inv
 
 
@@ -197,8 +216,10 @@ def _hosts(
     groups: dict[str, tuple[list[HostEntry], dict[str, Any]]],
     all_hosts: list[HostEntry],
     all_data: dict[str, Any],
+    overrides: dict[str, Any],
 ) -> dict[str, Host]:
-    """Each host with its groups and its data by precedence: host data > group data (later groups win) > all."""
+    """Each host with its groups and its data by precedence: --data > host data > group data (later groups
+    win) > all."""
     host_data: dict[str, dict[str, Any]] = {}
     host_groups: dict[str, list[str]] = {}
     for gname, (hosts, _gdata) in groups.items():
@@ -217,6 +238,7 @@ def _hosts(
         for gname in host_groups.get(hname, []):
             merged.update(groups[gname][1])
         merged.update(host_data.get(hname, {}))
+        merged.update(overrides)
         hosts_by_name[hname] = Host(hname, tuple(host_groups.get(hname, [])), merged)
     return hosts_by_name
 

@@ -53,7 +53,8 @@ DEPLOYS = "mongo_replicaset, nginx, patching, pm2, redis_cluster"  # deploys/*.p
         ),
         (
             ["apply", "lab", "nginx", "--limit", "db9"],
-            f"error: {REPO}/inventories/lab.py: --limit 'db9' matches no host or group.",
+            f"error: {REPO}/inventories/lab.py: --limit: 'db9' matches no host or group. "
+            "Fix: name hosts (web1, web2, web3), groups (web, redis, mongo, lab) or patterns",
         ),
     ],
 )

@@ -123,10 +123,63 @@ def test_limit_selects_hosts_groups_and_globs(tmp_path, limit, expected):
     assert inventory.load(make_project(tmp_path, INV), "prod").select(limit) == expected
 
 
-def test_limit_matching_nothing_is_an_error_that_lists_choices(tmp_path):
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        (["web-*,!web-2"], ["web-1"]),  # a glob, less a host
+        (["web:!web-2"], ["web-1"]),  # ":" joins terms as "," does
+        (["!db-1"], ["web-1", "web-2"]),  # only exclusions: from every host
+        (["prod:&db"], ["db-1"]),  # intersection
+        (["&web"], ["web-1", "web-2"]),
+        (["all"], ["web-1", "web-2", "db-1"]),
+        (["*"], ["web-1", "web-2", "db-1"]),
+        (["w*"], ["web-1", "web-2"]),  # a glob over group names too
+        (["d?"], ["db-1"]),
+        (["~^web-[12]$"], ["web-1", "web-2"]),  # a regular expression
+        (["web-1", "db-1"], ["web-1", "db-1"]),  # repeated --limit: a union
+        (["web", "!web-1"], ["web-2"]),  # ... of terms, so a later one may exclude
+        (["!web-1,web"], ["web-2"]),  # exclusions apply after the plain terms, wherever written
+    ],
+)
+def test_limit_takes_host_patterns_as_ansible_writes_them(tmp_path, limits, expected):
+    assert inventory.load(make_project(tmp_path, INV), "prod").select(limits) == expected
+
+
+def test_limit_reads_at_file_one_pattern_a_line(tmp_path):
     inv = inventory.load(make_project(tmp_path, INV), "prod")
-    with pytest.raises(ConfigError, match=r"--limit 'web-9' matches no host or group\. Fix: use host names"):
-        inv.select("web-9")
+    listed = tmp_path / "retry.txt"
+    listed.write_text("web-1\n# a comment\n\n  !web-2  \nd*\n")
+    assert inv.select(f"@{listed}") == ["web-1", "db-1"]
+    assert inv.select([f"@{listed}", "web-2"]) == ["web-1", "db-1"]  # !web-2 applies to the whole union
+
+
+@pytest.mark.parametrize(
+    ("limit", "problem"),
+    [
+        ("web-9", "'web-9' matches no host or group."),
+        ("web,!web-9", "'web-9' matches no host or group."),  # a typo in an exclusion must not widen the run
+        ("web:!web", "'web:!web' leaves no host."),
+        ("redis", "'redis' matches no host or group (group redis has no hosts in prod)."),
+        ("~web-[", "'~web-[' is not a regular expression"),
+    ],
+)
+def test_limit_naming_nothing_is_an_error_listing_the_inventorys_own_groups(tmp_path, limit, problem):
+    inv = inventory.load(make_project(tmp_path, INV, redis="port = 7000\n"), "prod")
+    with pytest.raises(ConfigError) as err:
+        inv.select(limit)
+    assert err.value.field == "--limit" and err.value.path == str(tmp_path / "inventories" / "prod.py")
+    assert err.value.problem.startswith(problem)
+    if "regular expression" not in problem:
+        # the groups the inventory puts hosts in, never a group_data file's group it lacks
+        assert err.value.fix.startswith("name hosts (web-1, web-2, db-1), groups (web, db, prod) or patterns")
+
+
+def test_limit_at_a_missing_file_names_the_file(tmp_path):
+    inv = inventory.load(make_project(tmp_path, INV), "prod")
+    with pytest.raises(ConfigError) as err:
+        inv.select(f"@{tmp_path}/nosuch")
+    assert (err.value.path, err.value.field) == (f"{tmp_path}/nosuch", "--limit")
+    assert "No such file" in err.value.problem and err.value.fix
 
 
 def test_where_names_the_file_a_value_comes_from(tmp_path):

@@ -70,25 +70,31 @@ class Project:
     def suites(self) -> list[str]:
         return self._names("verify", dirs=True)
 
-    def inventory_path(self, name: str) -> Path:
+    def _plain(self, name: str, kind: str, folder: str, what: str, names: list[str]) -> None:
+        """A name on the command line is one word (never a path out of its folder: `../evil`)."""
         if not PLAIN_NAME.fullmatch(name):
             raise ConfigError(
-                self.root / "inventories",
-                f"{name!r} is not an inventory name.",
-                fix=f"name a file of inventories/ without .py: {_choices(self.inventories())}",
+                self.root / folder,
+                f"{name!r} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} name.",
+                fix=f"name {what}: {_choices(names)}",
             )
+
+    def inventory_path(self, name: str) -> Path:
+        self._plain(name, "inventory", "inventories", "a file of inventories/ without .py", self.inventories())
         path = self.root / "inventories" / f"{name}.py"
         if not path.is_file():
             raise ConfigError(path, f"no inventory named {name!r}.", fix=f"use one of: {_choices(self.inventories())}")
         return path
 
     def deploy_path(self, name: str) -> Path:
+        self._plain(name, "deploy", "deploys", "a file of deploys/ without .py", self.deploys())
         path = self.root / "deploys" / f"{name}.py"
         if not path.is_file():
             raise ConfigError(path, f"no deploy named {name!r}.", fix=f"use one of: {_choices(self.deploys())}")
         return path
 
     def suite_path(self, name: str) -> Path:
+        self._plain(name, "verify suite", "verify", "a folder of verify/", self.suites())
         path = self.root / "verify" / name
         if not path.is_dir() or not any(path.glob("test_*.py")):
             raise ConfigError(

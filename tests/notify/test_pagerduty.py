@@ -274,7 +274,7 @@ def test_a_missing_routing_key_variable_exits_2_before_any_host_is_touched(dr_op
     assert seen == [] and not (ops / ".opsrun" / "results").exists()
     if how == "option":
         variable = "the environment variable OPSRUN_PAGERDUTY_ROUTING_KEY (the PagerDuty routing key) is not set"
-        assert proc.stderr.startswith(f"error: --notify: --notify: {variable}")
+        assert proc.stderr.startswith(f"error: the command line: --notify: {variable}")
     else:
         assert proc.stderr.startswith(
             f"error: {ops / 'group_data' / 'all.py'}: notify.pagerduty.secret_env.routing_key: "

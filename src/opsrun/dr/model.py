@@ -231,7 +231,12 @@ def month_of(value: str | None) -> str:
     except ValueError:
         parsed = None
     if parsed is None or parsed.strftime("%Y-%m") != value:
-        raise ConfigError("--month", f"{value!r} is not a month.", field="--month", fix="use YYYY-MM, e.g. 2026-11")
+        raise ConfigError(
+            "the command line",
+            f"{value!r} is not a month.",
+            field="--month",
+            fix="write YYYY-MM with a month from 01 to 12, e.g. 2026-11",
+        )
     return value
 
 

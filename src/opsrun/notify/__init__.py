@@ -85,17 +85,19 @@ def parse(values: list[str] | tuple[str, ...]) -> list[Target]:
     for value in values:
         kind, _, address = value.partition(":")
         if kind == "pagerduty":
-            targets.append(pagerduty_target(address or pagerduty.DEFAULT_ENV, "--notify"))
+            targets.append(pagerduty_target(address or pagerduty.DEFAULT_ENV, "the command line"))
             continue
         if kind == "webhook" and address:
             register_url(address, path_is_secret=True)  # before any message can show it
         shown = f"{kind}:{safe_url(address)}" if "://" in address else repr(value)
         if kind not in KINDS or not address:
-            raise ConfigError("--notify", f"{shown} is not a notification target.", field="--notify", fix=FIX)
+            raise ConfigError("the command line", f"{shown} is not a notification target.", field="--notify", fix=FIX)
         if kind == "sns" and (not address.startswith("arn:") or len(address.split(":")) < 6):
-            raise ConfigError("--notify", f"{address!r} is not an SNS topic ARN.", field="--notify", fix=FIX)
+            raise ConfigError("the command line", f"{address!r} is not an SNS topic ARN.", field="--notify", fix=FIX)
         if kind == "webhook" and urllib.parse.urlsplit(address).scheme not in ("http", "https"):
-            raise ConfigError("--notify", f"{safe_url(address)} is not an http(s) URL.", field="--notify", fix=FIX)
+            raise ConfigError(
+                "the command line", f"{safe_url(address)} is not an http(s) URL.", field="--notify", fix=FIX
+            )
         targets.append(Target(kind, address))
     return targets
 

@@ -19,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from opsrun.errors import ConfigError
 from opsrun.inventory import HOST_NAME
+from opsrun.secrets import SECRETISH
 from opsrun.settings import models
 
 
@@ -122,12 +123,16 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _expected(error: Mapping[str, Any]) -> str:
+def _expected(error: Mapping[str, Any], path: str) -> str:
+    """What was wrong, with the value given; never the value of a field that holds or names a secret (a
+    secret typed where its environment variable's name belongs would be printed)."""
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         return "unknown setting."
     if error["type"] == "missing":
         return "missing."
+    if "input" in error and SECRETISH.search(path):
+        return f"{message} (the value given is not shown: this field holds or names a secret)."
     return f"{message} (got {error['input']!r})." if "input" in error else f"{message}."
 
 
@@ -144,7 +149,7 @@ def _first_error(
         fix = f"remove it, or use one of: {known}"
     return ConfigError(
         where(key),
-        _expected(error),
+        _expected(error, ".".join(str(part) for part in loc) + "." + key),
         field=path,
         fix=f"set {path} to {fix}" if fix and error["type"] != "extra_forbidden" else fix or "correct the value",
     )

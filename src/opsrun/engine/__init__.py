@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import pickle
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from opsrun import processes
+from opsrun import logs, processes
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -44,6 +44,9 @@ class Request:
     connect_only: bool = False
     deadlines: dict[str, float] = field(default_factory=dict)  # host -> seconds for its apply / dry run
     lease: LeaseRequest | None = None
+    diff: bool = False  # a real apply also reports each file change as a diff (a dry run always does)
+    forks: int | None = None  # at most this many hosts at once (None: all of them)
+    verbosity: int = field(default_factory=logs.level)  # -v, -vv: how much of pyinfra's log the worker keeps
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,11 @@ def run_deploy(
     connect_timeout: float = 10,
     lease: LeaseRequest | None = None,
     stop: threading.Event | None = None,
+    diff: bool = False,
+    forks: int | None = None,
 ) -> DeployRun:
-    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel, in a worker process.
+    """Apply (or dry-run) deploys/DEPLOY.py on `hosts` of `inventory`, in parallel (at most `forks` at once),
+    in a worker process; with `diff`, a real apply reports each file it changes as a diff, as a dry run does.
 
     `deadlines` (host -> seconds, default 30 min) bounds each host's stage: a host past it fails with
     "timed out after N s in stage apply" and the others finish. `stop` set (SIGINT/SIGTERM): a real apply
@@ -100,6 +106,8 @@ def run_deploy(
         connect_timeout,
         deadlines=deadlines,
         lease=lease,
+        diff=diff,
+        forks=forks,
     )
     backstop = connect_timeout + max(deadlines.values(), default=0) + 60
     return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop)
@@ -118,8 +126,7 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
         spare.replenish()  # the next run's worker imports pyinfra while this run's results are handled
         worker.log.seek(0)
         output = worker.log.read().decode(errors="replace")
-        if output:
-            sys.stderr.write(output)
+        logs.worker_output(output, Path(request.project_root) / ".opsrun" / "debug.log")
         if ended is not None:  # killed: nothing it did is known beyond "it did not finish"
             return DeployRun(
                 request.inventory.name,
@@ -129,7 +136,7 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
                 interrupted=ended if stop is not None and stop.is_set() else None,
             )
         if not worker.result_path.exists():
-            tail = "\n".join(output.strip().splitlines()[-10:])
+            tail = "\n".join(logs.plain(output).strip().splitlines()[-10:])
             raise OpsrunError(f"the pyinfra worker exited {worker.proc.returncode} without a result:\n{tail}")
         outcome = pickle.loads(worker.result_path.read_bytes())  # noqa: S301 - our own worker wrote it
     finally:

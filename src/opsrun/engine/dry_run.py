@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opsrun.engine.conditions import Prediction, judge
@@ -85,28 +85,53 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def _logged_diff() -> Iterator[list[str]]:  # pragma: no cover - worker side
     """The diff lines pyinfra's file operations (and deploys._ops) log while their commands are listed:
     "Will modify PATH", then "@@ -a,b +c,d @@" hunks of "  ", "- " and "+ " lines; colours removed."""
-    import logging
-
     lines: list[str] = []
+    with _diff_lines(lines.append):
+        yield lines
+    lines[:] = [line for line in lines if line]
+
+
+@contextlib.contextmanager
+def diffs_by_operation() -> Iterator[dict[tuple[str, str], list[str]]]:  # pragma: no cover - worker side
+    """While a real apply runs with `--diff` (pyinfra's DIFF config): the diff lines each operation logs as
+    it runs on each host, by (host name, operation hash). Hosts run in greenlets, each with its own
+    `ctx_host`, and pyinfra sets the host's `current_op_hash` while the operation's commands are made."""
+    from pyinfra.context import ctx_host
+
+    found: dict[tuple[str, str], list[str]] = {}
+
+    def keep(line: str) -> None:
+        host = ctx_host.get()
+        op_hash = getattr(host, "current_op_hash", None)
+        if host is not None and op_hash and line:
+            found.setdefault((host.name, op_hash), []).append(line)
+
+    with _diff_lines(keep):
+        yield found
+
+
+@contextlib.contextmanager
+def _diff_lines(keep: Callable[[str], None]) -> Iterator[None]:  # pragma: no cover - worker side
+    """Hand each diff line of the "pyinfra" logger to `keep`, without colours, while the block runs."""
+    import logging
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             text = ANSI.sub("", record.getMessage()).rstrip()
             if text.startswith("  "):  # a diff line
-                lines.append(text[2:])
+                keep(text[2:])
             elif (said := re.sub(r"^\[[^\]]*\] ", "", text)).startswith("Will "):  # not "Connected (...)"
-                lines.append(said)
+                keep(said)
 
     log = logging.getLogger("pyinfra")
     handler, level = Collect(logging.INFO), log.level
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     try:
-        yield lines
+        yield
     finally:
         log.removeHandler(handler)
         log.setLevel(level)
-        lines[:] = [line for line in lines if line]
 
 
 def _command_text(command: Any) -> str:

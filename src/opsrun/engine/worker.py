@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases
+from opsrun import leases, logs
 from opsrun.engine import Request, hooks
 from opsrun.engine.clocks import HostClocks
-from opsrun.engine.dry_run import operation_result
+from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
 from opsrun.errors import OpsrunError
 from opsrun.leases import LeaseAnswer, LeaseRequest
 from opsrun.results import DeployRun, HostRun, OperationResult
@@ -40,6 +40,7 @@ class Seen:
     unreached: set[str] = field(default_factory=set)
     leases: dict[str, LeaseAnswer] = field(default_factory=dict)
     expired: dict[str, str] = field(default_factory=dict)
+    diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (host, op hash) -> --diff lines
 
 
 def run(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker process, tested via the lab
@@ -79,8 +80,6 @@ def run(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker
 
 def _new_state(request: Request) -> tuple[Any, Any]:  # pragma: no cover - worker side
     """pyinfra's State and Inventory for the request, set up as pyinfra's CLI does."""
-    import logging
-
     import pyinfra
     from pyinfra.api.config import Config
     from pyinfra.api.inventory import Inventory as PyInventory
@@ -88,11 +87,11 @@ def _new_state(request: Request) -> tuple[Any, Any]:  # pragma: no cover - worke
     from pyinfra.context import ctx_inventory, ctx_state
 
     pyinfra.is_cli = True  # CLI semantics: an operation is identified by its line in the deploy file
-    logging.getLogger("pyinfra").setLevel(logging.WARNING)
+    _log_records(request.verbosity)
     if request.project_root not in sys.path:
         sys.path.insert(0, request.project_root)  # deploys may import helpers as `deploys._ops`, as in the CLI
     inv = request.inventory
-    py_inv = PyInventory((inv.all_hosts, inv.all_data), **inv.groups)
+    py_inv = PyInventory((inv.all_hosts, inv.all_data), override_data=dict(inv.overrides), **inv.groups)
     state = State(check_for_changes=request.dry_run)
     state.cwd = request.project_root
     ctx_state.set(state)
@@ -100,11 +99,27 @@ def _new_state(request: Request) -> tuple[Any, Any]:  # pragma: no cover - worke
     config = Config(
         FAIL_PERCENT=None,
         CONNECT_TIMEOUT=request.connect_timeout,
-        PARALLEL=max(1, len(request.hosts)),
-        DIFF=request.dry_run,  # file operations log what each file would become (read back below)
+        PARALLEL=max(1, min(request.forks or len(request.hosts), len(request.hosts))),
+        DIFF=request.dry_run or request.diff,  # file operations log what each file becomes (read back below)
     )
     state.init(py_inv, config, initial_limit=[py_inv.get_host(n) for n in request.hosts])
     return state, py_inv
+
+
+def _log_records(verbosity: int) -> None:  # pragma: no cover - worker side
+    """Every log record (pyinfra's, paramiko's) as one tagged line of this worker's output, for the parent to
+    route (opsrun.logs): from INFO, everything at -vv."""
+    import logging
+
+    class Tagged(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sys.stderr.write(logs.record_line(record))
+
+    level = logging.DEBUG if verbosity >= logs.RAW else logging.INFO
+    root = logging.getLogger()
+    root.addHandler(Tagged(level))
+    root.setLevel(level)
+    logging.getLogger("pyinfra").setLevel(level)
 
 
 def _connect_errors(seen: Seen) -> Any:  # pragma: no cover - worker side
@@ -163,10 +178,12 @@ def _deploy(
     state.set_stage(StateStage.Prepare)
     _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, seen.errors, clock)
     if not request.dry_run and state.inventory.get_active_hosts():
-        state.set_stage(StateStage.Execute)
-        with contextlib.suppress(PyinfraError):  # "No hosts remaining!": each host's error is recorded
-            from pyinfra.api.operations import run_ops
+        from pyinfra.api.operations import run_ops
 
+        state.set_stage(StateStage.Execute)
+        watching = diffs_by_operation() if request.diff else contextlib.nullcontext(seen.diffs)
+        # "No hosts remaining!": each host's error is recorded
+        with contextlib.suppress(PyinfraError), watching as seen.diffs:
             run_ops(state)
     for host in state.inventory.iter_activated_hosts():
         if host.name not in seen.errors and not _connected(host):
@@ -247,7 +264,12 @@ def _host_run(
                 out = meta.stderr_lines or meta.stdout_lines
                 error = seen.expired.get(name) or "\n".join(out[-10:]) or "command failed with no output"
             output = meta.stdout_lines[-MAX_OUTPUT_LINES:] if meta.did_change() else []
-            ops.append(OperationResult(op_name(op_hash), meta.did_change(), meta.did_succeed(), error, output=output))
+            diff = seen.diffs.get((name, op_hash), [])[:MAX_DIFF_LINES] if meta.did_change() else []
+            ops.append(
+                OperationResult(
+                    op_name(op_hash), meta.did_change(), meta.did_succeed(), error, output=output, diff=diff
+                )
+            )
     error = seen.errors.get(name)
     if error is None and host in state.failed_hosts and all(op.success for op in ops):
         error = "failed (see the log above)"
@@ -265,6 +287,9 @@ def _host_runs(request: Request, errors: dict[str, str], unreached: set[str]) ->
 
 
 def _connected(host: Any) -> bool:  # pragma: no cover - worker side
+    """Its SSH transport is still up (a connector without one, pyinfra's @local, always is)."""
+    if not hasattr(host.connector, "client"):
+        return True
     client = getattr(host.connector, "client", None)
     transport = client.get_transport() if client is not None else None
     return transport is not None and transport.is_active()

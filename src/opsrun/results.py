@@ -9,6 +9,12 @@ from typing import Any, Literal
 UNPACKING = re.compile(r"Unpacking (\S+) \((\S+)\) over \((\S+)\)")
 
 HostStatus = Literal["ok", "changed", "failed"]
+OPSRUN_ON_HOST = "/var/lib/opsrun/"  # opsrun's own folders on a host: config swap, secret uploads, leases
+
+
+def user_commands(commands: list[str]) -> list[str]:
+    """A change's commands as a person reads them: opsrun's own steps (its folders on the host) left out."""
+    return [c for c in commands if OPSRUN_ON_HOST not in c]
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,18 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from opsrun import logs
 from opsrun.drift import DriftRun
 from opsrun.lab import LabHost
-from opsrun.results import DeployRun, RolloutRun, VerifyRun
+from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
 from opsrun.store import RunRow
 
+MAX_DIFF_LINES = 200  # of an operation's diff (the engine keeps no more)
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "green"}
 
 
-def deploy_run(run: DeployRun, console: Console) -> None:
+def deploy_run(run: DeployRun, console: Console, *, diff: bool = False) -> None:
     verb = "would change" if run.dry_run else "changed"
     title = f"{'dry run' if run.dry_run else 'apply'} {run.deploy} on {run.inventory}"
     table = Table(title=title, title_justify="left")
@@ -34,22 +36,9 @@ def deploy_run(run: DeployRun, console: Console) -> None:
         _line(console, plan_line(run.plan["batches"], run.plan["max_fail"]))
     # details as whole lines under the table: long errors stay readable and greppable
     for h in run.hosts:
-        bad = h.failed_operation()
-        if bad is not None and h.error:  # the host's own error (a deadline, a deploy error) says it all
-            console.print(f"[bold red]{h.name}[/]: {escape(h.error)}", soft_wrap=True)
-        elif bad is not None:
-            console.print(
-                f"[bold red]{h.name}[/]: operation {escape(repr(bad.name))} failed: {escape(bad.error or '')}",
-                soft_wrap=True,
-            )
-        elif h.error:
-            console.print(f"[bold red]{h.name}[/]: {escape(h.error)}", soft_wrap=True)
-        if run.dry_run:
-            for op in (op for op in h.operations if op.changed):
-                tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
-                console.print(f"{h.name}: would change {escape(repr(op.name))}{tag}", soft_wrap=True)
-                for command in op.commands[:5]:
-                    _line(console, f"    {_short(command)}")
+        _host_error(console, h)
+        if run.dry_run or diff:
+            changes(console, h.name, h.operations, verb, diff=diff)
     for host, whose in run.taken_over().items():
         console.print(f"[yellow]{host}[/]: took over the lease of {escape(whose)}", soft_wrap=True)
     if run.interrupted:
@@ -58,6 +47,39 @@ def deploy_run(run: DeployRun, console: Console) -> None:
     summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
     console.print(f"{run.status}: {summary} in {run.seconds:.1f}s", soft_wrap=True)
+
+
+def _host_error(console: Console, h: HostRun) -> None:
+    """One line for a host that failed: its own error (a deadline, a deploy error) or its failed operation."""
+    bad = h.failed_operation()
+    if h.error:
+        console.print(f"[bold red]{h.name}[/]: {escape(h.error)}", soft_wrap=True)
+    elif bad is not None:
+        console.print(
+            f"[bold red]{h.name}[/]: operation {escape(repr(bad.name))} failed: {escape(bad.error or '')}",
+            soft_wrap=True,
+        )
+
+
+def changes(console: Console, host: str, ops: list[OperationResult], verb: str, *, diff: bool) -> None:
+    """Each operation that changes the host: its name, the files it writes ("Will modify PATH"; their unified
+    diff with --diff) and the commands it runs, opsrun's own steps on the host (its swap folder) only at -vv."""
+    for op in (o for o in ops if o.changed):
+        tag = " (conditional: depends on an earlier operation)" if op.conditional else ""
+        console.print(f"{host}: {verb} {escape(repr(op.name))}{tag}", soft_wrap=True)
+        show_diff(console, op.diff if diff else [line for line in op.diff if line.startswith("Will ")])
+        for command in _commands(op.commands)[:5]:
+            _line(console, f"    {_short(command)}")
+
+
+def show_diff(console: Console, lines: list[str], limit: int = MAX_DIFF_LINES) -> None:
+    for line in lines[:limit]:
+        style = {"+": "green", "-": "red", "@": "magenta"}.get(line[:1], "")
+        console.print(f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True)
+
+
+def _commands(commands: list[str]) -> list[str]:
+    return commands if logs.level() >= logs.RAW else user_commands(commands)
 
 
 def verify_run(run: VerifyRun, console: Console) -> None:
@@ -127,14 +149,15 @@ class RolloutProgress:
     """Live progress of a rollout: batch, host, stage, elapsed. A live table on a terminal, one line per
     stage otherwise (logs, CI)."""
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, *, quiet: bool = False):
         self.console = console
+        self.quiet = quiet  # -q: nothing until the result
         self.rows: dict[str, tuple[int, str, float]] = {}
         self.started = time.monotonic()
         self.live: Live | None = None
 
     def __enter__(self) -> RolloutProgress:
-        if self.console.is_terminal:
+        if self.console.is_terminal and not self.quiet:
             self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
@@ -145,14 +168,15 @@ class RolloutProgress:
 
     def plan(self, plan: Plan) -> None:
         """Printed before anything happens."""
-        _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail))
+        if not self.quiet:
+            _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail))
 
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()
         self.rows[host] = (batch, stage, now)
         if self.live is not None:
             self.live.update(self._table())
-        else:
+        elif not self.quiet:
             _line(self.console, f"[{now - self.started:6.1f}s] batch {batch}: {host}: {stage}")
 
     def _table(self) -> Table:
@@ -165,7 +189,7 @@ class RolloutProgress:
         return table
 
 
-def rollout_run(run: RolloutRun, console: Console) -> None:
+def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> None:
     table = Table(title=f"rolling apply {run.deploy} on {run.inventory}", title_justify="left")
     for col in ("batch", "host", "outcome", "stage", "balancer", "ops changed"):
         table.add_column(col)
@@ -181,6 +205,8 @@ def rollout_run(run: RolloutRun, console: Console) -> None:
     for host, whose in run.leases_taken_over.items():
         console.print(f"[yellow]{host}[/]: took over the lease of {escape(whose)}", soft_wrap=True)
     for h in run.hosts.values():
+        if diff and h.run is not None:
+            changes(console, h.name, h.run.operations, "changed", diff=True)
         for up in h.run.upgrades if h.run else []:
             console.print(f"{h.name}: upgraded {up['package']} {up['from']} -> {up['to']}", soft_wrap=True)
         if h.rebooted:
@@ -242,6 +268,9 @@ def run_document(doc: dict[str, Any], console: Console) -> None:
     if doc.get("plan"):
         batches = " | ".join(", ".join(b) for b in doc["plan"].get("batches", []))
         console.print(f"plan: {batches}", soft_wrap=True)
+    if doc.get("data"):
+        given = ", ".join(f"{k}={v!r}" for k, v in doc["data"].items())
+        console.print(f"data: {escape(given)}", soft_wrap=True, highlight=False)
     table = Table(title_justify="left")
     for col in ("host", "outcome", "stage", "balancer", "reason", "seconds"):
         table.add_column(col)
@@ -277,11 +306,9 @@ def drift_run(run: DriftRun, console: Console) -> None:
     if run.drifted:
         console.print(table)
     for f in run.drifted:
-        for line in f.detail[:5]:
+        for line in _commands(f.detail)[:5]:
             _line(console, f"{f.host} {f.deploy} {f.operation}: {_short(line)}")
-        for line in f.diff[:40]:
-            style = {"+": "green", "-": "red", "@": "magenta"}.get(line[:1], "")
-            console.print(f"    [{style}]{escape(line)}[/]" if style else f"    {escape(line)}", soft_wrap=True)
+        show_diff(console, f.diff, 40)
     for f in run.findings:
         if f.held:
             _line(console, f"held (intentional, not drift): {f.host} out of {f.operation}: {'; '.join(f.detail)}")

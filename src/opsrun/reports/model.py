@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsrun.reports.charts import TierTrend
+from opsrun.results import user_commands
 
 QUIET_VERDICTS = frozenset({"passed", "unchanged"})
 
@@ -143,7 +144,9 @@ def _apply(doc: dict[str, Any]) -> Report:
                     op["name"],
                     verdict,
                     group=doc.get("deploy", ""),
-                    detail=[op["error"]] if op.get("error") else list(op.get("commands") or op.get("output") or []),
+                    detail=[op["error"]]
+                    if op.get("error")
+                    else user_commands(op.get("commands") or op.get("output") or []),
                     diff=list(op.get("diff", [])),
                     note=op.get("unknown") or "",
                     failing=not op.get("success", True),
@@ -240,7 +243,7 @@ def _drift(doc: dict[str, Any]) -> Report:
                 f["operation"],
                 f["verdict"],
                 group=f["deploy"],
-                detail=list(f.get("detail", [])),
+                detail=user_commands(list(f.get("detail", []))),
                 diff=list(f.get("diff", [])),
                 note=", ".join(note),
                 failing=not unknown and not f.get("held"),

@@ -13,8 +13,9 @@ Every finding is one of:
                   (`opsrun hold`) is listed as intentional and is not drift until the hold is released.
 
 Unreachable hosts are listed apart. A run is never "clean" unless it saw every host: one that checked no
-host, or met an error, is `error` (exit 1); one that missed some hosts is `partial` (exit 0, listed; 1 with
---fail-on-unreachable) and is never the clean baseline that later findings are classified against.
+host, or met an error, is `error` (exit 1); one that missed some hosts is `partial` and is never the clean
+baseline that later findings are classified against. A run that missed hosts exits 1 (whatever it found on
+the others) unless --allow-unreachable accepts it: then `partial` exits 0 and drift found 3.
 
 Findings are remembered in the state store, keyed by (host, deploy, operation, fingerprint of what would
 change): new, persisting (since first_seen) or resolved. A finding is
@@ -80,11 +81,12 @@ class DriftRun:
     resolved: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     run_id: int | None = None
-    fail_on_unreachable: bool = False
+    allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
     trend: list[tuple[str, int]] = field(default_factory=list)  # (when, drift findings) of the last runs, this one last
     notified: list[str] = field(default_factory=list)  # the notifications sent ("pagerduty:ENV: trigger (warning)")
     notify_errors: list[str] = field(default_factory=list)
     interrupted: str | None = None  # SIGINT/SIGTERM: nothing was concluded
+    data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
 
     @property
     def drifted(self) -> list[Finding]:
@@ -109,7 +111,7 @@ class DriftRun:
     def status(self) -> Literal["clean", "partial", "drift", "error", "interrupted"]:
         if self.interrupted:
             return "interrupted"
-        if self.errors or not self.checked or (self.unreachable and self.fail_on_unreachable):
+        if self.errors or not self.checked:
             return "error"
         if self.drifted:
             return "drift"
@@ -121,6 +123,8 @@ class DriftRun:
             return 130
         if self.notify_errors:
             return 1  # the nightly job must not look fine when nobody was told
+        if self.unreachable and not self.allow_unreachable:
+            return 1  # nor when it did not see every host
         return {"clean": 0, "partial": 0, "drift": 3, "error": 1}[self.status]
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +137,8 @@ class DriftRun:
             "hosts_checked": self.hosts,
             "seconds": round(self.seconds, 3),
             "interrupted": self.interrupted,
+            "allow_unreachable": self.allow_unreachable,
+            "data": self.data,
             "summary": {
                 "hosts": len(self.hosts),
                 "checked": len(self.checked),
@@ -206,8 +212,10 @@ def run_drift(
     deadlines: Deadlines | None = None,
     stop: threading.Event | None = None,
     concurrency: int = verify.DEFAULT_CONCURRENCY,
+    forks: int | None = None,
 ) -> DriftRun:
-    """Each deploy's dry run and its suite at the same time (both only read), per host within its deadlines."""
+    """Each deploy's dry run and its suite at the same time (both only read), per host within its deadlines;
+    at most `forks` hosts dry-run at once (None: all) and `concurrency` verified at once."""
     started = time.monotonic()
     deadlines = deadlines or Deadlines({})
     for d in deploys:
@@ -227,6 +235,7 @@ def run_drift(
                 deadlines=deadlines.stage("apply", hosts),
                 connect_timeout=deadlines.connect_timeout(hosts),
                 stop=stop,
+                forks=forks,
             )
             verified = None
             if deploy in project.suites():

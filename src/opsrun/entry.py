@@ -25,7 +25,7 @@ def command_of(args: Sequence[str]) -> str | None:
 
 def main() -> None:
     args = sys.argv[1:]
-    if command_of(args) in WORKER_COMMANDS and not {"--help", "-h"} & set(args):
+    if command_of(args) in WORKER_COMMANDS and not {"--help", "-h", "--list-hosts"} & set(args):
         from opsrun.engine import spare
 
         spare.prestart()

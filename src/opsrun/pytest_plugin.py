@@ -30,6 +30,7 @@ from opsrun import (
     processes,
     ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
 )
+from opsrun.results import UNREACHABLE_TEST
 
 HOST_KEY = "opsrun_host"
 AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"  # opsrun.verify.AFTER_APPLY_ENV (this module imports no opsrun.verify)
@@ -136,7 +137,7 @@ def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item
             _record(
                 os.environ["OPSRUN_VERIFY_RESULTS"],
                 host,
-                "(connect)",
+                UNREACHABLE_TEST,
                 f"could not connect to {host} ({target}): {reason[-1] if reason else 'no reason given'}",
             )
             return

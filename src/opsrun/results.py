@@ -77,12 +77,15 @@ class DeployRun:
     run_id: int | None = None  # the run's id in the state store (real runs only)
     interrupted: str | None = None  # SIGINT/SIGTERM: where it stopped and what did not run
     leases: dict[str, Any] = field(default_factory=dict)  # host -> leases.LeaseAnswer, when leases were asked for
+    allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
+    data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
         if self.interrupted:
             return "interrupted"
-        return "failed" if any(h.failed for h in self.hosts) else "success"
+        counted = [h for h in self.hosts if h.reached or not self.allow_unreachable]  # none reached: failed
+        return "failed" if not counted or any(h.failed for h in counted) else "success"
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +109,8 @@ class DeployRun:
             "seconds": round(self.seconds, 3),
             "interrupted": self.interrupted,
             "leases_taken_over": self.taken_over(),
+            "allow_unreachable": self.allow_unreachable,
+            "data": self.data,
             "hosts": {
                 h.name: {
                     "status": h.status,
@@ -134,6 +139,9 @@ class TestResult:
     start: float | None = None  # epoch seconds when it started (hosts run in parallel)
 
 
+UNREACHABLE_TEST = "(connect)"  # the one result of a host a verification could not reach
+
+
 @dataclass(frozen=True)
 class VerifyRun:
     inventory: str
@@ -143,13 +151,17 @@ class VerifyRun:
     seconds: float = 0.0
     error: str | None = None  # pytest itself could not run (collection error, bad suite)
     interrupted: str | None = None  # SIGINT/SIGTERM ended it
+    allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
+    data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
+    run_id: int | None = None  # the run's id in the state store
 
     @property
     def status(self) -> Literal["passed", "failed", "interrupted"]:
         if self.interrupted:
             return "interrupted"
-        bad = self.error or any(r.outcome in ("failed", "error") for r in self.results)
-        return "failed" if bad or not self.results else "passed"
+        counted = [r for r in self.results if not (self.allow_unreachable and r.test == UNREACHABLE_TEST)]
+        bad = self.error or any(r.outcome in ("failed", "error") for r in counted)
+        return "failed" if bad or not counted else "passed"
 
     @property
     def exit_code(self) -> int:
@@ -161,7 +173,10 @@ class VerifyRun:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "verify",
+            "run_id": self.run_id,
             "status": self.status,
+            "allow_unreachable": self.allow_unreachable,
+            "data": self.data,
             "inventory": self.inventory,
             "suite": self.suite,
             "seconds": round(self.seconds, 3),
@@ -225,12 +240,16 @@ class RolloutRun:
     run_id: int | None = None
     healed: dict[str, str] = field(default_factory=dict)  # hosts a dead run left drained: what became of them
     leases_taken_over: dict[str, str] = field(default_factory=dict)  # host -> the dead run's lease it had
+    allow_unreachable: bool = False  # --allow-unreachable: a host unreachable at its batch does not fail the run
+    data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
         if self.interrupted:
             return "interrupted"
-        if self.halted or any(h.outcome != "done" for h in self.hosts.values()):
+        unreachable = [h for h in self.hosts.values() if h.outcome == "failed" and h.stage == "connect"]
+        allowed = unreachable if self.allow_unreachable and len(unreachable) < len(self.hosts) else []
+        if self.halted or any(h.outcome != "done" and h not in allowed for h in self.hosts.values()):
             return "failed"
         return "success"
 
@@ -274,6 +293,8 @@ class RolloutRun:
             "left_out_of_balancer": self.left_out(),
             "healed": self.healed,
             "leases_taken_over": self.leases_taken_over,
+            "allow_unreachable": self.allow_unreachable,
+            "data": self.data,
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "hosts": hosts,

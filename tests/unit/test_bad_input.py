@@ -5,6 +5,9 @@ Every test here runs under the SSH guard of tests/unit/conftest.py: a way to a h
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shlex
 import socket
 import sqlite3
@@ -341,3 +344,150 @@ def test_system_exit_inside_an_inventory_is_refused(project_copy):
     add(project_copy, "inventories/lab.py", "raise SystemExit(0)")
     result = run(project_copy, "apply", "lab", "nginx", "--dry-run")
     assert result.exit_code == 2 and "raised SystemExit" in result.stderr
+
+
+# ------------------------------------------------------------------------------- issue 29: the rough edges
+
+
+def assert_clear(result, file: str, field: str | None = None) -> None:
+    """Exit 2, one `error:` line naming the file (and field) and the fix, no traceback."""
+    __tracebackhide__ = True
+    if field is not None:
+        assert_refused(result, file, field)
+    else:
+        assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+        assert result.stderr.startswith(f"error: {file}: ") and " Fix: " in result.stderr, result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "file", "field"),
+    [
+        (["apply", "lab", "nginx", "--limit", "web*,!web9"], "inventories/lab.py", "--limit"),
+        (["apply", "lab", "nginx", "--limit", "web1:!web1"], "inventories/lab.py", "--limit"),
+        (["verify", "lab", "nginx", "--limit", "@nosuch-file"], "nosuch-file", "--limit"),
+        (["drift", "lab", "nginx", "-l", "~web["], "inventories/lab.py", "--limit"),
+        (["apply", "lab", "nginx", "--data", "no equals sign"], "the command line", "--data"),
+        (["apply", "lab", "nginx", "--data", "nginx_worker_connections=lots"], "--data", "nginx_worker_connections"),
+        (["drift", "lab", "nginx", "-e", 'rolling={"serial": "x"}'], "--data", "rolling.serial"),
+        (["dr-test", "lab", "--month", "2026-13"], "the command line", "--month"),
+        (["drift", "lab", "--notify", "pager:x"], "the command line", "--notify"),
+    ],
+)
+def test_bad_command_line_is_one_clear_line(project_copy, args, file, field):
+    result = run(project_copy, *args)
+    assert_clear(result, file if not file.startswith("inventories") else str(project_copy / file), field)
+    assert f"{field}: {field}" not in result.stderr  # "--month: --month: ..." said the field twice
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (["apply", "lab", "../evil"], "a deploy"),
+        (["drift", "lab", "nginx", "../evil"], "a deploy"),
+        (["verify", "lab", "../evil"], "a verify suite"),
+        (["apply", "lab", "deploys/nginx"], "a deploy"),
+    ],
+)
+def test_deploy_and_suite_names_are_one_word_like_inventories(project_copy, args, kind):
+    """`../evil` would load a file outside deploys/ (and write its result under .opsrun/results/...-../)."""
+    (project_copy / "evil.py").write_text("raise SystemExit('loaded from outside deploys/')\n")
+    (project_copy / "evil").mkdir()
+    (project_copy / "evil" / "test_evil.py").write_text("def test_x():\n    pass\n")
+    result = run(project_copy, *args, "--dry-run") if args[0] == "apply" else run(project_copy, *args)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert f"is not {kind} name." in result.stderr and "Fix: name " in result.stderr
+    assert not (project_copy / ".opsrun" / "results").exists() or not list((project_copy / ".opsrun").rglob("*evil*"))
+
+
+SECRET = "hunter2-Secret-Value"
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "field"),
+    [
+        ("group_data/web.py", f'pm2_apps[0]["secret_env"] = {{"API_TOKEN": "{SECRET}!"}}', "pm2_apps[0].secret_env"),
+        ("group_data/redis.py", f'redis_cluster_auth = {{"secret_env": {{"requirepass": "{SECRET} x"}}}}', "auth"),
+        ("inventories/lab.py", f'all[1]["ssh_password"] = ["{SECRET}"]', "ssh_password"),
+    ],
+)
+def test_a_schema_error_in_a_secret_bearing_field_never_shows_the_value(project_copy, path, line, field):
+    add(project_copy, path, line)
+    deploy = "redis_cluster" if "redis" in path else "nginx"
+    result = run(project_copy, "apply", "lab", deploy, "--dry-run")
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert field in result.stderr and " Fix: " in result.stderr, result.stderr
+    assert SECRET not in result.output and "not shown" in result.stderr
+
+
+@contextlib.contextmanager
+def unwritable(folder: Path):
+    """`folder` that no file can be made in: read-only for a user; immutable (chattr +i) for root, whom a mode
+    does not stop."""
+    folder.mkdir(exist_ok=True)
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("damage", ["a file", "read-only"])
+@pytest.mark.parametrize(
+    "args",
+    [["apply", "lab", "nginx", "--dry-run"], ["verify", "lab", "nginx"], ["drift", "lab", "nginx"]],
+    ids=["dry-run", "verify", "drift"],
+)
+def test_an_unusable_opsrun_folder_exits_2_with_its_path_and_the_fix(project_copy, damage, args):
+    state = project_copy / ".opsrun"
+    if damage == "a file":
+        state.write_text("")
+        result = run(project_copy, *args)
+    else:
+        with unwritable(state):
+            result = run(project_copy, *args)
+    assert_clear(result, str(state))
+    assert "a folder this user can write to" in result.stderr
+
+
+def test_history_show_help_is_its_own(project_copy):
+    result = run(project_copy, "history", "show", "--help")
+    assert result.exit_code == 0 and "Usage: cli history show [OPTIONS] RUN_ID" in result.stdout, result.output
+
+
+def test_verify_runs_are_in_history_with_full_timestamps_when_piped(project_copy, monkeypatch):
+    from opsrun import verify
+    from opsrun.results import TestResult, VerifyRun
+
+    def passed(project, inv, suite, hosts, **_kw):
+        return VerifyRun(inv.name, suite, hosts, [TestResult(h, "test_nginx.py::test_up", "passed") for h in hosts])
+
+    monkeypatch.setattr(verify, "run_suite", passed)
+    assert run(project_copy, "verify", "lab", "nginx").exit_code == 0
+    rows = json.loads(run(project_copy, "history", "--format", "json").stdout)["runs"]
+    assert [(r["kind"], r["inventory"], r["deploy"], r["status"]) for r in rows] == [
+        ("verify", "lab", "nginx", "passed")
+    ]
+    table = run(project_copy, "history", "lab").stdout  # CliRunner's stdout is no terminal: as when piped
+    assert rows[0]["started_at"] in table and "…" not in table, table
+    shown = run(project_copy, "history", "show", str(rows[0]["id"]), "--format", "json")
+    assert json.loads(shown.stdout)["hosts"]["web1"]["status"] == "passed"
+
+
+def test_dr_test_prints_junit_as_out_writes_it(project_copy, tmp_path):
+    (tmp_path / "night.dump").write_text("dump")
+    (project_copy / "group_data" / "all.py").write_text(
+        f'dr = {{"backups": [{{"name": "dumps", "files": "{tmp_path}/*.dump", "max_age_hours": 26}}]}}\n'
+    )
+    result = run(project_copy, "dr-test", "lab", "--format", "junit")
+    assert result.exit_code == 0, (result.output, result.exception)
+    import xml.etree.ElementTree as ET
+
+    assert ET.fromstring(result.stdout).tag in ("testsuites", "testsuite")

@@ -10,21 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opsrun import engine, verify
+from opsrun import engine
 from opsrun.cli import cli
 from opsrun.results import DeployRun, HostRun, OperationResult
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def no_host_touched(monkeypatch):
-    def touched(*args, **kwargs):
-        raise AssertionError("a host was touched")
-
-    monkeypatch.setattr(engine, "run_deploy", touched)
-    monkeypatch.setattr(verify, "run_suite", touched)
-    monkeypatch.setattr(verify, "Verifier", touched)
+pytestmark = pytest.mark.usefixtures("no_host_touched")
 
 
 def run(*args, project=REPO):
@@ -75,14 +68,6 @@ def test_not_a_project_exits_2(tmp_path):
     result = run("apply", "lab", "nginx", project=tmp_path)
     assert result.exit_code == 2
     assert "not an opsrun project" in result.stderr
-
-
-@pytest.fixture
-def plain_project(project_copy):
-    """The repo's ops content without a rolling policy or balancer: a plain parallel apply."""
-    for path, line in (("group_data/web.py", "rolling = None"), ("inventories/lab.py", 'all[1].pop("balancer")')):
-        (project_copy / path).write_text((project_copy / path).read_text() + f"\n{line}\n")
-    return project_copy
 
 
 def fake_run(dry_run=False, fail=False):

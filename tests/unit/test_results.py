@@ -94,9 +94,13 @@ def test_drift_is_never_clean_unless_every_host_was_seen():
 
     assert (run().status, run().exit_code) == ("clean", 0)
     partial = run(unreachable={"web2": "could not connect"})
-    assert (partial.status, partial.exit_code, partial.checked) == ("partial", 0, ["web1"])
-    strict = run(unreachable={"web2": "could not connect"}, fail_on_unreachable=True)
-    assert (strict.status, strict.exit_code) == ("error", 1)
+    assert (partial.status, partial.exit_code, partial.checked) == ("partial", 1, ["web1"])  # never 0 unasked
+    allowed = run(unreachable={"web2": "could not connect"}, allow_unreachable=True)
+    assert (allowed.status, allowed.exit_code) == ("partial", 0)
+    drift_too = run(unreachable={"web2": "x"}, findings=[Finding("web1", "nginx", "op", "will_change", ["cmd"])])
+    assert (drift_too.status, drift_too.exit_code) == ("drift", 1), "an unseen host outweighs drift found"
+    drift_too.allow_unreachable = True
+    assert drift_too.exit_code == 3
     nobody = run(unreachable={"web1": "x", "web2": "y"})
     assert (nobody.status, nobody.exit_code, nobody.checked) == ("error", 1, [])
     error = run(findings=[Finding("web2", "nginx", "(dry run)", "error", ["deploys/nginx.py:3: RuntimeError: x"])])

@@ -1,8 +1,9 @@
 """opsrun's command line: parse, make one call, render, exit with the code of the outcome or the error.
 
-Exit codes: 0 success (no drift), 1 a host, check or verification failed (or a drift run that could not see),
-2 usage or configuration error (or the inventory or a host is held by another run), 3 drift found,
-130 interrupted (SIGINT/SIGTERM: stopped at a safe point).
+Exit codes (the same whatever --format; README's table): 0 success (drift: clean), 1 a host, check or
+verification failed, or a host could not be reached (unless --allow-unreachable), or a drift run could not
+see; 2 usage or configuration error (or the inventory or a host is held by another run, or .opsrun/ is
+unusable), 3 drift found, 130 interrupted (SIGINT/SIGTERM: stopped at a safe point).
 
 The group is here; its commands are in `fleet` (apply, verify, drift, dr-test), `history`, `holds` (hold,
 release) and `lab`.
@@ -19,11 +20,12 @@ from typing import Any, NoReturn
 
 import click
 
+from opsrun import logs
 from opsrun.cli.fleet import apply, dr_test, drift, verify
 from opsrun.cli.history import history
 from opsrun.cli.holds import hold, release
 from opsrun.cli.lab import lab
-from opsrun.cli.options import ProjectRef
+from opsrun.cli.options import VERBOSITY, ProjectRef
 from opsrun.cli.output import echo
 from opsrun.errors import OpsrunError
 from opsrun.project import Project
@@ -32,6 +34,12 @@ from opsrun.secrets import redact, register_url
 
 class OpsrunGroup(click.Group):
     """Turns a known error into one line on stderr and its exit code (ConfigError: 2)."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        logs.set_level(logs.NORMAL)  # each command line starts at the default (-v, -q are read after this)
+        return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,7 +53,7 @@ class OpsrunGroup(click.Group):
             _internal_error(ctx.find_object(ProjectRef))
 
 
-@click.group(cls=OpsrunGroup)
+@click.group(cls=OpsrunGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--project",
     type=click.Path(file_okay=False),
@@ -58,10 +66,14 @@ class OpsrunGroup(click.Group):
     envvar="OPSRUN_STATE",
     help="Run history and locks: postgresql://... Default: SQLite in .opsrun/state.db.",
 )
+@VERBOSITY
 @click.version_option(package_name="opsrun")
 @click.pass_context
 def cli(ctx: click.Context, project: str | None, state: str | None) -> None:
-    """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report."""
+    """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report.
+
+    Shell completion of commands, inventories, deploys and suites (bash; zsh and fish alike):
+    eval "$(_OPSRUN_COMPLETE=bash_source opsrun)" in ~/.bashrc."""
     if state:
         register_url(state)  # its password and query are masked in whatever is printed from now on
     ctx.obj = ProjectRef(project, state)

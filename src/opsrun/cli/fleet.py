@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
 import threading
@@ -13,12 +14,25 @@ from typing import Any
 import click
 from rich.console import Console
 
-from opsrun import deadlines, runs
 from opsrun import history as history_module
-from opsrun.cli.options import CHECKING, DEADLINE, LIMIT, NOTIFY, OUT, REPORTED, pass_project, state_url
-from opsrun.cli.output import echo, finish, notifications, show, writable_out
+from opsrun import logs, runs
+from opsrun.cli.options import (
+    DEPLOY,
+    DEPLOYS,
+    HOSTS,
+    INVENTORY,
+    NOTIFY,
+    OUT,
+    REPORTED,
+    SUITE,
+    VERBOSITY,
+    pass_project,
+    run_options,
+    state_url,
+)
+from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
 from opsrun.project import Project
-from opsrun.reports import as_text, render_report, write_reports
+from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
 
 
@@ -65,10 +79,11 @@ def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
 
 
 @click.command()
-@click.argument("inventory")
-@click.argument("deploy")
-@LIMIT
-@click.option("--dry-run", is_flag=True, help="Change nothing; report what would change on each host.")
+@INVENTORY
+@DEPLOY
+@HOSTS
+@click.option("--dry-run", "--check", "dry_run", is_flag=True, help="Change nothing; report what would change.")
+@click.option("--diff", is_flag=True, help="Show each file a change writes as a unified diff (with --dry-run too).")
 @click.option("--serial", metavar="N|N%|LIST", help="Batch sizes, overriding group_data: 1, 25%, or 1,50%,100%.")
 @click.option("--max-fail", metavar="N|N%", help="Failure budget for the rollout, overriding group_data.")
 @click.option(
@@ -77,33 +92,40 @@ def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
     type=int,
     help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
 )
-@DEADLINE
 @REPORTED
+@VERBOSITY
 @pass_project
 @click.pass_context
 def apply(
     ctx: click.Context,
+    /,
     project: Project,
     inventory: str,
     deploy: str,
-    limit: str | None,
     dry_run: bool,
+    diff: bool,
     serial: str | None,
     max_fail: str | None,
     resume: int | None,
-    deadline: tuple[str, ...],
     fmt: str,
     out: Path | None,
+    **given: Any,
 ) -> None:
     """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
     load balancer when group_data gives a rolling policy or a balancer)."""
-    progress = as_text.RolloutProgress(Console(stderr=True))
+    options, list_only = run_options(given, diff=diff)
+    if list_only:
+        listed = runs.list_hosts(
+            project, inventory, options, deploy=deploy, serial=_size_list(serial), max_fail=_size_list(max_fail)
+        )
+        show_hosts(listed, fmt)
+    progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
     with _touching_hosts(out) as stop, progress:
         run, saved = runs.apply(
             project,
             inventory,
             deploy,
-            limit=limit,
+            options,
             dry_run=dry_run,
             serial=_size_list(serial),
             max_fail=_size_list(max_fail),
@@ -113,111 +135,100 @@ def apply(
             on_plan=progress.plan,
             on_notice=_note,
             stop=stop,
-            deadline_overrides=deadlines.parse_overrides(deadline),
         )
-    if isinstance(run, RolloutRun):
-        show(run, saved, fmt, as_text.rollout_run, out)
-    else:
-        show(run, saved, fmt, as_text.deploy_run, out)
+    text = as_text.rollout_run if isinstance(run, RolloutRun) else as_text.deploy_run
+    show(run, saved, fmt, functools.partial(text, diff=diff), out)
 
 
 @click.command()
-@click.argument("inventory")
-@click.argument("suite")
-@LIMIT
-@CHECKING
+@INVENTORY
+@SUITE
+@HOSTS
+@REPORTED
+@VERBOSITY
 @pass_project
 @click.pass_context
 def verify(
-    ctx: click.Context,
-    project: Project,
-    inventory: str,
-    suite: str,
-    limit: str | None,
-    deadline: tuple[str, ...],
-    concurrency: int,
-    fmt: str,
-    out: Path | None,
+    ctx: click.Context, /, project: Project, inventory: str, suite: str, fmt: str, out: Path | None, **given: Any
 ) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
+    options, list_only = run_options(given)
+    if list_only:
+        project.suite_path(suite)
+        show_hosts(runs.list_hosts(project, inventory, options), fmt)
     with _touching_hosts(out) as stop:
         run, saved = runs.verify_suite(
-            project,
-            inventory,
-            suite,
-            limit=limit,
-            stop=stop,
-            deadline_overrides=deadlines.parse_overrides(deadline),
-            concurrency=concurrency,
-            state_url=state_url(ctx),
-            on_notice=_note,
+            project, inventory, suite, options, state_url=state_url(ctx), stop=stop, on_notice=_note
         )
     show(run, saved, fmt, as_text.verify_run, out)
 
 
 @click.command()
-@click.argument("inventory")
-@click.argument("deploys", nargs=-1)
-@LIMIT
-@click.option(
-    "--fail-on-unreachable", is_flag=True, help="Exit 1 when a host cannot be reached (default: listed only)."
-)
+@INVENTORY
+@DEPLOYS
+@HOSTS
+@click.option("--fail-on-unreachable", is_flag=True, hidden=True, help="The default now (see --allow-unreachable).")
 @NOTIFY
-@CHECKING
+@REPORTED
+@VERBOSITY
 @pass_project
 @click.pass_context
 def drift(
     ctx: click.Context,
+    /,
     project: Project,
     inventory: str,
     deploys: tuple[str, ...],
-    limit: str | None,
     fail_on_unreachable: bool,
     notify_targets: tuple[str, ...],
     notify_always: bool,
-    deadline: tuple[str, ...],
-    concurrency: int,
     fmt: str,
     out: Path | None,
+    **given: Any,
 ) -> None:
     """Report, host by host, what differs from the desired state: dry-run each deploy (every deploy with
     settings for the hosts when none are named) and run its verify suite. Changes nothing.
-    Exit 0 clean (or partial: some hosts unreachable, listed), 3 drift found, 1 error (a deploy or suite
-    error on a host, or no host checked), 130 interrupted."""
+    Exit 0 clean, 3 drift found, 1 error (a deploy or suite error on a host, no host checked, or a host
+    unreachable unless --allow-unreachable), 130 interrupted."""
+    options, list_only = run_options(given)
+    if fail_on_unreachable and options.allow_unreachable:
+        raise click.UsageError("--fail-on-unreachable (the default) and --allow-unreachable say opposite things")
+    if list_only:
+        for name in deploys:
+            project.deploy_path(name)
+        show_hosts(runs.list_hosts(project, inventory, options), fmt)
     with _touching_hosts(out) as stop:
         run, saved = runs.drift(
             project,
             inventory,
             list(deploys),
-            limit=limit,
-            fail_on_unreachable=fail_on_unreachable,
+            options,
             state_url=state_url(ctx),
             notify_targets=notify_targets,
             notify_always=notify_always,
             report_dir=out,
             stop=stop,
-            deadline_overrides=deadlines.parse_overrides(deadline),
-            concurrency=concurrency,
             on_notice=_note,
         )
     show(run, saved, fmt, as_text.drift_run, out)
 
 
 @click.command("dr-test")
-@click.argument("inventory")
+@INVENTORY
 @click.option("--month", metavar="YYYY-MM", help="The month the report is for (default: this month).")
 @click.option("--drill", is_flag=True, help="Also run the drills: failovers and stepdowns, timed against the RTO.")
 @click.option("--history", "show_history", is_flag=True, help="List the past DR tests of the inventory and exit.")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "md", "html"]),
+    type=click.Choice(["text", *REPORT_FORMATS]),
     default="text",
     show_default=True,
-    help="What goes to stdout: text (the Markdown report), json, md or html.",
+    help="What goes to stdout: text (the Markdown report), json, md, html or junit (XML).",
 )
 @OUT
 @NOTIFY
+@VERBOSITY
 @pass_project
 @click.pass_context
 def dr_test(

@@ -1,39 +1,70 @@
-"""`opsrun history`: the past runs of a project, or one run's document."""
+"""`opsrun history`: the past runs of a project (`history [INVENTORY]`), or one run's document (`history show`)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from opsrun import history as history_module
-from opsrun.cli.options import FORMAT, pass_project, state_url
+from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_url
 from opsrun.cli.output import console, echo
 from opsrun.project import Project
 from opsrun.reports import as_text
 
 
-@click.command()
-@click.argument("args", nargs=-1, metavar="[INVENTORY] | show RUN_ID")
+class _ListUnlessShow(click.Group):
+    """`opsrun history lab` lists lab's runs: a first word that is no subcommand is `list`'s INVENTORY."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        words = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] != "--format")]
+        if words and words[0] not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ListUnlessShow, invoke_without_command=True)
 @FORMAT
+@VERBOSITY
+@click.pass_context
+def history(ctx: click.Context, fmt: str) -> None:
+    """List past runs (newest first): `opsrun history [INVENTORY]`; show one: `opsrun history show RUN_ID`."""
+    ctx.meta["history.format"] = fmt
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_runs, inventory=None, fmt=fmt)
+
+
+def _format(ctx: click.Context, fmt: str | None) -> str:
+    return fmt or str(ctx.meta.get("history.format", "text"))
+
+
+FORMAT_HERE = click.option("--format", "fmt", type=click.Choice(["text", "json"]), help="json: one JSON document.")
+
+
+@history.command("list")
+@click.argument("inventory", required=False, shell_complete=complete_names("inventory"))
+@FORMAT_HERE
 @pass_project
 @click.pass_context
-def history(ctx: click.Context, project: Project, args: tuple[str, ...], fmt: str) -> None:
-    """List past runs (newest first), or show one: `opsrun history show RUN_ID`."""
-    state = state_url(ctx)
-    if args[:1] == ("show",):
-        if len(args) != 2 or not args[1].isdigit():
-            raise click.UsageError("usage: opsrun history show RUN_ID")
-        doc = history_module.run_document(project, state, int(args[1]))
-        if fmt == "json":
-            echo(json.dumps(doc, indent=2))
-        else:
-            as_text.run_document(doc, console())
-        return
-    if len(args) > 1:
-        raise click.UsageError("usage: opsrun history [INVENTORY] | opsrun history show RUN_ID")
-    rows = history_module.runs(project, state, args[0] if args else None)
-    if fmt == "json":
+def list_runs(ctx: click.Context, /, project: Project, inventory: str | None, fmt: str | None) -> None:
+    """The latest runs (newest first), of INVENTORY or of all: apply, verify, drift and dr-test."""
+    rows = history_module.runs(project, state_url(ctx), inventory)
+    if _format(ctx, fmt) == "json":
         echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
     else:
         as_text.history(rows, console())
+
+
+@history.command("show")
+@click.argument("run_id", type=int)
+@FORMAT_HERE
+@pass_project
+@click.pass_context
+def show_run(ctx: click.Context, /, project: Project, run_id: int, fmt: str | None) -> None:
+    """One recorded run's document: its hosts, stages, plan, and the --data it was given."""
+    doc: dict[str, Any] = history_module.run_document(project, state_url(ctx), run_id)
+    if _format(ctx, fmt) == "json":
+        echo(json.dumps(doc, indent=2))
+    else:
+        as_text.run_document(doc, console())

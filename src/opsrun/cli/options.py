@@ -8,9 +8,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
+from opsrun import deadlines, logs
+from opsrun.errors import ConfigError
+from opsrun.inventory import data_overrides
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS
+from opsrun.runs.options import Options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +31,50 @@ def stack(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
+def complete_names(kind: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    """Shell completion of the project's inventories, deploys or suites (the project as --project finds it)."""
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        try:
+            project = Project.find(ctx.find_root().params.get("project"))
+        except ConfigError:
+            return []
+        names = {"inventory": project.inventories, "deploy": project.deploys, "suite": project.suites}[kind]()
+        return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
+INVENTORY = click.argument("inventory", shell_complete=complete_names("inventory"))
+DEPLOY = click.argument("deploy", shell_complete=complete_names("deploy"))
+DEPLOYS = click.argument("deploys", nargs=-1, shell_complete=complete_names("deploy"))
+SUITE = click.argument("suite", shell_complete=complete_names("suite"))
+
+
+def _verbose(_ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        logs.set_level(max(logs.level(), 0) + value)
+
+
+def _quiet(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        logs.set_level(logs.QUIET)
+
+
+VERBOSITY = stack(
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbose,
+        help="More output: -v pyinfra's progress per host, -vv every log line as written (also in "
+        ".opsrun/debug.log), opsrun's own commands on hosts too.",
+    ),
+    click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet, help="Only the result and errors."
+    ),
+)
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -47,7 +96,34 @@ OUT = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write the report to this folder in every format (.json .md .html .xml), each file atomically.",
 )
-LIMIT = click.option("--limit", metavar="HOSTS", help="Comma-separated host names, groups or globs.")
+LIMIT = click.option(
+    "-l",
+    "--limit",
+    multiple=True,
+    metavar="PATTERN",
+    help="The hosts, as Ansible writes them: names, groups, globs (web*), !exclude, &intersect, ~regex, @FILE; "
+    "comma-separated or repeated (a union). Default: every host.",
+)
+LIST_HOSTS = click.option(
+    "--list-hosts", is_flag=True, help="Print the hosts this would work on, their groups and batches; connect to none."
+)
+DATA = click.option(
+    "-e",
+    "--data",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Over group_data for this run (repeatable), checked by the same schema and kept in the run's history. "
+    'VALUE is JSON or a Python literal (512, true, ["a"]), else a string.',
+)
+FORKS = click.option(
+    "-f",
+    "--forks",
+    "--concurrency",
+    "forks",
+    type=click.IntRange(1, 1024),
+    metavar="N",
+    help="At most N hosts at once (pyinfra's --parallel). Default: every host of a batch; verify 16.",
+)
 DEADLINE = click.option(
     "--deadline",
     "deadline",
@@ -55,12 +131,10 @@ DEADLINE = click.option(
     metavar="STAGE=SECONDS",
     help="Per-host deadline for connect, apply or verify (repeatable), over group_data `deadlines`.",
 )
-CONCURRENCY = click.option(
-    "--concurrency",
-    type=click.IntRange(1, 512),
-    default=16,
-    show_default=True,
-    help="Hosts verified at once (each one SSH session).",
+ALLOW_UNREACHABLE = click.option(
+    "--allow-unreachable",
+    is_flag=True,
+    help="Hosts that cannot be reached are listed, not failed (default: any such host fails the run, exit 1).",
 )
 # who hears of a drift run or a DR test (opsrun.notify); group_data `notify` adds PagerDuty without an option
 NOTIFY = stack(
@@ -74,10 +148,27 @@ NOTIFY = stack(
     ),
     click.option("--notify-always", is_flag=True, help="Notify after every run, not only on a change."),
 )
+# what every command on an inventory's hosts takes (see `run_options`)
+HOSTS = stack(LIMIT, LIST_HOSTS, DATA, FORKS, DEADLINE, ALLOW_UNREACHABLE)
 # the report of a run: to stdout in one format, to a folder in all
 REPORTED = stack(REPORT_FORMAT, OUT)
-# the options of a command that checks hosts many at once (verify, drift), last in its --help
-CHECKING = stack(DEADLINE, CONCURRENCY, REPORTED)
+
+HOSTS_KEYS = ("limit", "list_hosts", "data", "forks", "deadline", "allow_unreachable")
+
+
+def run_options(given: dict[str, Any], *, diff: bool = False) -> tuple[Options, bool]:
+    """HOSTS' values as the run's Options, and whether --list-hosts was asked."""
+    return (
+        Options(
+            limit=tuple(given["limit"]),
+            data=data_overrides(given["data"]),
+            forks=given["forks"],
+            deadlines=deadlines.parse_overrides(given["deadline"]),
+            allow_unreachable=given["allow_unreachable"],
+            diff=diff,
+        ),
+        bool(given["list_hosts"]),
+    )
 
 
 class ProjectRef:
@@ -88,7 +179,9 @@ class ProjectRef:
         self.state = state
 
     def get(self) -> Project:
-        return Project.find(self.path)
+        project = Project.find(self.path)
+        logs.setup(project.state_dir / "debug.log")
+        return project
 
 
 def pass_project(f: F) -> F:

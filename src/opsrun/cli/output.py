@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +14,8 @@ import click
 from rich.console import Console
 
 from opsrun.errors import ConfigError
-from opsrun.reports import render_report, write_reports
+from opsrun.reports import as_text, render_report, write_reports
+from opsrun.runs.options import HostList
 from opsrun.secrets import redact
 
 R = TypeVar("R", bound=Any)
@@ -36,8 +38,14 @@ class _Redacted(io.TextIOBase):
         return self.stream.isatty()
 
 
+PIPED_WIDTH = 200  # columns of a table written to a pipe or a file: wide enough that no cell is cut
+
+
 def console() -> Console:
-    return Console(file=cast(TextIO, _Redacted(sys.stdout)), stderr=False, highlight=False, soft_wrap=False)
+    """stdout for rich, secrets masked; piped, as wide as a table needs (a terminal: its own width)."""
+    out = _Redacted(sys.stdout)
+    width = None if out.isatty() else PIPED_WIDTH
+    return Console(file=cast(TextIO, out), stderr=False, highlight=False, soft_wrap=False, width=width)
 
 
 def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
@@ -70,6 +78,24 @@ def notifications(run: Any) -> None:
         echo(f"notified: {sent}", err=True)
     for error in getattr(run, "notify_errors", []):
         echo(f"error: {error}", err=True)
+
+
+def show_hosts(listed: HostList, fmt: str) -> None:
+    """--list-hosts: the hosts, their groups and batches (JSON with --format json), and exit 0."""
+    doc = listed.to_dict()
+    if fmt == "json":
+        echo(json.dumps(doc, indent=2))
+        finish(0)
+    echo(f"hosts ({len(doc['hosts'])}) of {listed.inventory}:")
+    width = max(len(h["name"]) for h in doc["hosts"])
+    for h in doc["hosts"]:
+        batch = f"  batch {h['batch']}" if h["batch"] else ""
+        echo(f"  {h['name']:{width}}{batch}  groups: {', '.join(h['groups'])}")
+    if listed.batches:
+        echo(as_text.plan_line(listed.batches, listed.max_fail or 0))
+    if listed.probed_last:
+        echo("note: the rolling policy's `last` moves some hosts to the end once asked, when the apply starts")
+    finish(0)
 
 
 def writable_out(out: Path | None) -> None:

@@ -29,7 +29,16 @@ def _connect(project: Project, inv: Inventory, hosts: list[str], *, deadlines: D
     return engine.check_connect(project, inv, hosts, connect_timeout=deadlines.connect_timeout(hosts)).errors
 
 
-def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, deadlines: Deadlines) -> DeployRun:
+def _apply(
+    project: Project,
+    inv: Inventory,
+    deploy: str,
+    hosts: list[str],
+    *,
+    deadlines: Deadlines,
+    diff: bool = False,
+    forks: int | None = None,
+) -> DeployRun:
     return engine.run_deploy(
         project,
         inv,
@@ -37,6 +46,8 @@ def _apply(project: Project, inv: Inventory, deploy: str, hosts: list[str], *, d
         hosts,
         deadlines=deadlines.stage("apply", hosts),
         connect_timeout=deadlines.connect_timeout(hosts),
+        diff=diff,
+        forks=forks,
     )
 
 
@@ -84,6 +95,11 @@ class StageRunners:
     verification: Callable[..., AbstractContextManager[BatchVerify]] = _verification  # opened once a rollout
     balancer: Balancer | None = None
     reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = _reboot
+
+    @classmethod
+    def real(cls, *, diff: bool = False, forks: int | None = None) -> StageRunners:
+        """The real runners, each batch's apply at most `forks` hosts at once and with --diff's diffs."""
+        return cls(apply=functools.partial(_apply, diff=diff, forks=forks))
 
 
 def parallel(hosts: list[str], fn: Callable[[str], object]) -> dict[str, Exception | None]:

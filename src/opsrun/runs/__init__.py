@@ -1,7 +1,8 @@
 """The commands' single calls: load and check every input first, then touch hosts, then keep the result.
 
-Everything that can be wrong with the input (inventory, group_data, deploy or suite name, --limit) is
-found before the first SSH connection, so a bad command line never touches a host.
+Everything that can be wrong with the input (inventory, group_data, --data, deploy or suite name, --limit,
+an unusable .opsrun/) is found before the first SSH connection, so a bad command line never touches a host.
+The command line's knobs shared by every run on hosts are `options.Options`.
 
 Apply (with its rollout, leases and healing) is in `applying`, the checking runs (drift, dr-test, verify) in
 `checking`, and where each document is kept in `saving`.
@@ -11,6 +12,18 @@ from __future__ import annotations
 
 from opsrun.runs.applying import LEASE_TTL, apply
 from opsrun.runs.checking import dr_checks, dr_test, drift, verify_suite
+from opsrun.runs.options import HostList, Options, list_hosts
 from opsrun.runs.saving import save
 
-__all__ = ["LEASE_TTL", "apply", "dr_checks", "dr_test", "drift", "save", "verify_suite"]
+__all__ = [
+    "LEASE_TTL",
+    "HostList",
+    "Options",
+    "apply",
+    "dr_checks",
+    "dr_test",
+    "drift",
+    "list_hosts",
+    "save",
+    "verify_suite",
+]

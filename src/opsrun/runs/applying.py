@@ -28,7 +28,8 @@ from opsrun.errors import ConfigError, LockHeld
 from opsrun.project import Project
 from opsrun.reports import as_json
 from opsrun.results import DeployRun, HostRun, RolloutRun
-from opsrun.runs.saving import save
+from opsrun.runs.options import Options, hosts_of
+from opsrun.runs.saving import check_state_dir, save
 from opsrun.store import Store, git_revision, open_store
 
 LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
@@ -38,8 +39,8 @@ def apply(
     project: Project,
     inventory_name: str,
     deploy: str,
+    options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    limit: str | None = None,
     dry_run: bool = False,
     serial: Any = None,
     max_fail: Any = None,
@@ -49,39 +50,34 @@ def apply(
     on_plan: Callable[[rollout.Plan], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
-    deadline_overrides: dict[str, float] | None = None,
 ) -> tuple[DeployRun | RolloutRun, Path]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
     for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer and is
     not recorded; a real run holds the inventory's lock and a lease on each of its hosts, heals what a
     dead earlier run left, and is recorded in the state store as it goes."""
     notice = on_notice or (lambda _m: None)
-    inv = inventory.load(project, inventory_name)
-    project.deploy_path(deploy)
-    _refuse_resume_with(resume, limit, dry_run)
-    hosts = inv.select(limit) if resume is None else []
+    _refuse_resume_with(resume, options.limit, dry_run)
     if resume is None:
-        settings.check_hosts(inv, hosts)  # every setting of every host, before anything connects
+        inv, hosts = hosts_of(project, inventory_name, options)  # every setting, before anything connects
+    else:
+        inv, hosts = inventory.load(project, inventory_name, options.data), []
+    project.deploy_path(deploy)
+    check_state_dir(project)
     store = None if dry_run else open_store(project.state_dir, state_url)
     try:
         if resume is not None:
             hosts = _resume_hosts(store, resume, inv, deploy)
             settings.check_hosts(inv, hosts)
         secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
-        limits = deadlines.load(inv, hosts, deadline_overrides)
+        limits = deadlines.load(inv, hosts, dict(options.deadlines))
         policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
-        hosts, plan = _plan(inv, hosts, policy)
-        executor = (
-            rollout.Rollout(project, inv, deploy, policy, events=events, stop=stop, deadlines=limits)
-            if policy
-            else None
-        )
+        hosts, plan = plan_of(inv, hosts, policy)
+        executor = _executor(project, inv, deploy, policy, options, events, stop, limits)
         if executor is not None and plan is not None:
             executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
             if on_plan is not None and not dry_run:
                 on_plan(plan)
-        connect = limits.connect_timeout(hosts)
-        run = _Run(project, inv, deploy, hosts, plan, executor, limits, connect, stop, notice)
+        run = _Run(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
             planned = _dry_run(run)
             return planned, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(planned))
@@ -92,22 +88,40 @@ def apply(
             store.close()
 
 
-def _refuse_resume_with(resume: int | None, limit: str | None, dry_run: bool) -> None:
-    if resume is not None and (limit is not None or dry_run):
+def _executor(
+    project: Project,
+    inv: inventory.Inventory,
+    deploy: str,
+    policy: rollout.Policy | None,
+    options: Options,
+    events: rollout.Events | None,
+    stop: threading.Event | None,
+    limits: deadlines.Deadlines,
+) -> rollout.Rollout | None:
+    """The rollout's executor when there is a policy (none: a plain apply of every host at once)."""
+    if policy is None:
+        return None
+    runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)
+    return rollout.Rollout(project, inv, deploy, policy, runners=runners, events=events, stop=stop, deadlines=limits)
+
+
+def _refuse_resume_with(resume: int | None, limit: tuple[str, ...], dry_run: bool) -> None:
+    if resume is not None and (limit or dry_run):
         raise ConfigError(
             "the command line",
             "--resume continues the hosts the run left, in its order; it takes no "
-            + ("--limit." if limit is not None else "--dry-run."),
+            + ("--limit." if limit else "--dry-run."),
             field="--resume",
-            fix="drop " + ("--limit" if limit is not None else "--dry-run") + ", or start a new run without --resume",
+            fix="drop " + ("--limit" if limit else "--dry-run") + ", or start a new run without --resume",
         )
 
 
-def _plan(
-    inv: inventory.Inventory, hosts: list[str], policy: rollout.Policy | None
+def plan_of(
+    inv: inventory.Inventory, hosts: list[str], policy: rollout.Policy | None, *, probe: bool = True
 ) -> tuple[list[str], rollout.Plan | None]:
-    """The hosts in the order the policy wants (some last, waves) and their batches; no plan without a policy."""
-    if policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
+    """The hosts in the order the policy wants (some last, waves) and their batches; no plan without a policy.
+    Without `probe`, the hosts `last` would move (found by asking them) stay where they are."""
+    if probe and policy is not None and policy.last:  # e.g. the replica set's primary after its secondaries
         hosts = probes.order_last(policy.last, hosts, lambda h: str(inv.hosts[h].data.get("ssh_hostname") or h))
     waves = None
     if policy is not None and policy.waves:  # e.g. patch_wave1, then patch_wave2 (opsrun.aws tags)
@@ -127,24 +141,39 @@ class _Run:
     plan: rollout.Plan | None
     executor: rollout.Rollout | None
     limits: deadlines.Deadlines
-    connect: float
+    options: Options
     stop: threading.Event | None
     notice: Callable[[str], None]
+
+    @property
+    def connect(self) -> float:
+        return self.limits.connect_timeout(self.hosts)
+
+    def deploy_run(self, *, dry_run: bool = False, lease: leases.LeaseRequest | None = None) -> DeployRun:
+        """Every host's apply (or dry run) at once, at most --forks of them, within their deadlines."""
+        return replace(
+            engine.run_deploy(
+                self.project,
+                self.inv,
+                self.deploy,
+                self.hosts,
+                dry_run=dry_run,
+                deadlines=self.limits.stage("apply", self.hosts),
+                connect_timeout=self.connect,
+                lease=lease,
+                stop=self.stop,
+                diff=self.options.diff,
+                forks=self.options.forks,
+            ),
+            allow_unreachable=self.options.allow_unreachable,
+            data=dict(self.options.data),
+        )
 
 
 def _dry_run(run: _Run) -> DeployRun:
     """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow."""
     spare.last_run()
-    result = engine.run_deploy(
-        run.project,
-        run.inv,
-        run.deploy,
-        run.hosts,
-        dry_run=True,
-        deadlines=run.limits.stage("apply", run.hosts),
-        connect_timeout=run.connect,
-        stop=run.stop,
-    )
+    result = run.deploy_run(dry_run=True)
     if run.plan is not None:
         result = replace(result, plan=run.plan.to_dict())
     return result
@@ -182,6 +211,7 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
                 result = _rolling(
                     project, inv, run.executor, plan, hosts, lease, run.connect, left_out, store, run_id, notice
                 )
+                result.allow_unreachable, result.data = run.options.allow_unreachable, dict(run.options.data)
             else:
                 result = _parallel(run, lease, run_id)
         store.finish_run(run_id, result.to_dict())
@@ -204,19 +234,7 @@ def _interrupt_dead_runs(store: Store, inv: inventory.Inventory, deploy: str, no
 def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
     """Every host at once, each holding its lease while the deploy runs."""
     spare.last_run()
-    result = replace(
-        engine.run_deploy(
-            run.project,
-            run.inv,
-            run.deploy,
-            run.hosts,
-            deadlines=run.limits.stage("apply", run.hosts),
-            connect_timeout=run.connect,
-            lease=lease,
-            stop=run.stop,
-        ),
-        run_id=run_id,
-    )
+    result = replace(run.deploy_run(lease=lease), run_id=run_id)
     _refuse_if_leased(result.leases, result.hosts)
     for host, whose in result.taken_over().items():
         run.notice(f"{host}: took over the lease of {whose}")

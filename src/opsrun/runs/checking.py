@@ -7,6 +7,7 @@ import getpass
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from opsrun import (
     membership,
     notify,
     secrets,
-    settings,
     verify,
 )
 from opsrun import drift as drift_module
@@ -30,7 +30,8 @@ from opsrun.project import Project
 from opsrun.reports import as_json
 from opsrun.results import VerifyRun
 from opsrun.runs.notifying import announce
-from opsrun.runs.saving import result_path, save
+from opsrun.runs.options import Options, hosts_of
+from opsrun.runs.saving import check_state_dir, result_path, save
 from opsrun.store import Store, git_revision, open_store
 
 
@@ -38,33 +39,29 @@ def drift(
     project: Project,
     inventory_name: str,
     deploys: list[str],
+    options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    limit: str | None = None,
-    fail_on_unreachable: bool = False,
     state_url: str | None = None,
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
     report_dir: Path | None = None,
     stop: threading.Event | None = None,
-    deadline_overrides: dict[str, float] | None = None,
-    concurrency: int = verify.DEFAULT_CONCURRENCY,
     on_notice: Callable[[str], None] | None = None,
 ) -> tuple[DriftRun, Path]:
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
     targets (--notify, group_data `notify`) what they should hear of it."""
     targets = notify.parse(notify_targets)
-    inv = inventory.load(project, inventory_name)
-    hosts = inv.select(limit)
-    settings.check_hosts(inv, hosts)
-    job = " ".join(["drift", inventory_name, *deploys, *(["--limit", limit] if limit else [])])
+    inv, hosts = hosts_of(project, inventory_name, options)
+    job = " ".join(["drift", inventory_name, *deploys, *(f"--limit={limit}" for limit in options.limit)])
     deploys = _deploys_to_check(project, inv, hosts, deploys)
     secrets.require(inv, hosts, deploys)
     targets = notify.configured(inv, hosts, "drift", targets)
-    limits = deadlines.load(inv, hosts, deadline_overrides)
+    check_state_dir(project)
+    limits = deadlines.load(inv, hosts, dict(options.deadlines))
     store = open_store(project.state_dir, state_url)
     try:
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
-        result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, concurrency, fail_on_unreachable)
+        result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, options)
         earlier = store.recent("drift", inventory_name)
         previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != result.run_id), None)
         saved_at = result_path(project, f"drift-{inventory_name}")
@@ -88,20 +85,17 @@ def _drift_recorded(
     hosts: list[str],
     limits: deadlines.Deadlines,
     stop: threading.Event | None,
-    concurrency: int,
-    fail_on_unreachable: bool,
+    options: Options,
 ) -> DriftRun:
     """The drift run, recorded in the store: started, its findings tracked, finished."""
     revision = git_revision(project.root)
     last_clean = store.last_clean_revision(inv.name)
     run_id = store.start_run("drift", inv.name, ",".join(deploys), revision=revision)
     with store.run_errors(run_id):
-        result = drift_module.run_drift(
-            project, inv, deploys, hosts, deadlines=limits, stop=stop, concurrency=concurrency
-        )
+        result = drift_module.run_drift(project, inv, deploys, hosts, deadlines=limits, stop=stop, **_forks(options))
         cloud = _cloud_findings(project, inv, hosts, result)
         asked = _membership_findings(store, inv, hosts, result) if result.status != "interrupted" else []
-    result.run_id, result.fail_on_unreachable = run_id, fail_on_unreachable
+    result.run_id, result.allow_unreachable, result.data = run_id, options.allow_unreachable, dict(options.data)
 
     def cause(deploy: str) -> str | None:
         changed = drift_module.changed_since(project.root, last_clean, deploy)
@@ -139,6 +133,13 @@ def _membership_findings(store: Store, inv: inventory.Inventory, hosts: list[str
             drift_module.Finding(host, drift_module.MEMBERSHIP, "(balancer)", "error", [f"could not ask: {why}"])
         )
     return [h for h in hosts if h not in errors]
+
+
+def _forks(options: Options) -> dict[str, Any]:
+    """--forks as a drift's caps: hosts dry-run at once, and hosts verified at once (16 without it)."""
+    if options.forks is None:
+        return {}
+    return {"forks": options.forks, "concurrency": options.forks}
 
 
 def _deploys_to_check(project: Project, inv: inventory.Inventory, hosts: list[str], deploys: list[str]) -> list[str]:
@@ -186,9 +187,7 @@ def dr_test(
     state store with the earlier months' results as its trend; the notification targets told of it."""
     targets = notify.parse(notify_targets)
     month = dr.month_of(month)
-    inv = inventory.load(project, inventory_name)
-    hosts = inv.select(None)
-    settings.check_hosts(inv, hosts)
+    inv, hosts = hosts_of(project, inventory_name, Options())
     dr_settings = dr.settings(inv, hosts)
     if drill:
         dr.refuse_in_production(inv, hosts, dr_settings)  # before the store and any system is touched
@@ -198,6 +197,7 @@ def dr_test(
     ]
     secrets.require(inv, hosts, uses)
     targets = notify.configured(inv, hosts, "dr-test", targets)
+    check_state_dir(project)
     name = f"dr-test-{inventory_name}-{month}"
     store = open_store(project.state_dir, state_url)
     try:
@@ -258,24 +258,27 @@ def verify_suite(
     project: Project,
     inventory_name: str,
     suite: str,
+    options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    limit: str | None = None,
-    stop: threading.Event | None = None,
-    deadline_overrides: dict[str, float] | None = None,
-    concurrency: int = verify.DEFAULT_CONCURRENCY,
     state_url: str | None = None,
+    stop: threading.Event | None = None,
     on_notice: Callable[[str], None] | None = None,
 ) -> tuple[VerifyRun, Path]:
-    """Run a suite on the hosts; first name the hosts a run that did not finish left out of their balancer."""
-    inv = inventory.load(project, inventory_name)
+    """Run verify/SUITE on the hosts (at most --forks at once, 16 without it), recorded in the run history;
+    first name the hosts a run that did not finish left out of their balancer."""
+    inv, hosts = hosts_of(project, inventory_name, options)
     project.suite_path(suite)
-    hosts = inv.select(limit)
-    settings.check_hosts(inv, hosts)
-    limits = deadlines.load(inv, hosts, deadline_overrides)
+    check_state_dir(project)
+    limits = deadlines.load(inv, hosts, dict(options.deadlines))
+    concurrency = options.forks or verify.DEFAULT_CONCURRENCY
     store = open_store(project.state_dir, state_url)
     try:
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
+        run_id = store.start_run("verify", inventory_name, suite, revision=git_revision(project.root))
+        with store.run_errors(run_id):
+            run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
+        run = replace(run, run_id=run_id, allow_unreachable=options.allow_unreachable, data=dict(options.data))
+        store.finish_run(run_id, run.to_dict())
     finally:
         store.close()
-    run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
     return run, save(project, f"verify-{inventory_name}-{suite}", as_json.render(run))

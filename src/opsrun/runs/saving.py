@@ -1,5 +1,5 @@
 """Keep each run's JSON document under the project's .opsrun/results/ (and, beside it, the notifications
-that could not be delivered)."""
+that could not be delivered), and check first that it can."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.reports import write_atomic
 from opsrun.secrets import redact
@@ -34,3 +35,22 @@ def undelivered_path(result: Path) -> Path:
 def save_undelivered(result: Path, failed: list[dict[str, Any]]) -> Path:
     """The messages that could not be delivered, beside the run's result, to be read or sent by hand."""
     return write_atomic(undelivered_path(result), redact(json.dumps({"undelivered": failed}, indent=2)) + "\n")
+
+
+def check_state_dir(project: Project) -> None:
+    """The project's .opsrun/ must take the run's result (and history, and debug log): checked before any
+    host is touched, so that a run never ends in a traceback after its work is done."""
+    folder = project.state_dir
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "it is a file, not a folder")
+        (folder / "results").mkdir(parents=True, exist_ok=True)
+        probe = folder / "results" / f".opsrun-write-test-{time.monotonic_ns()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(
+            folder,
+            f"opsrun keeps its results, run history and debug log here and cannot: {exc.strerror or exc}.",
+            fix=f"make {folder} a folder this user can write to (move a file of that name away; chmod u+rwx)",
+        ) from None

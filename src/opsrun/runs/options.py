@@ -1,0 +1,79 @@
+"""What the command line says about a run on hosts besides its inventory and deploy or suite (`Options`), the
+hosts it selects, checked, and `list_hosts`: those hosts, their groups and batches, with nothing touched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsrun import inventory, rollout, settings
+from opsrun.project import Project
+
+
+@dataclass(frozen=True)
+class Options:
+    """The knobs a run on hosts takes from the command line (defaults: as group_data says, every host)."""
+
+    limit: tuple[str, ...] = ()  # --limit: Ansible host patterns (opsrun.patterns); () is every host
+    data: Mapping[str, Any] = field(default_factory=dict)  # --data: over group_data, for this run only
+    forks: int | None = None  # --forks: at most this many hosts at once (None: every host of a stage)
+    deadlines: Mapping[str, float] = field(default_factory=dict)  # --deadline STAGE=SECONDS
+    allow_unreachable: bool = False  # --allow-unreachable: hosts that cannot be reached do not fail the run
+    diff: bool = False  # --diff: a real apply reports each file it changes as a diff
+
+
+def hosts_of(project: Project, inventory_name: str, options: Options) -> tuple[inventory.Inventory, list[str]]:
+    """The inventory (with --data) and the hosts --limit selects, every setting of each checked."""
+    inv = inventory.load(project, inventory_name, options.data)
+    hosts = inv.select(options.limit or None)
+    settings.check_hosts(inv, hosts)
+    return inv, hosts
+
+
+@dataclass(frozen=True)
+class HostList:
+    """The hosts a command would work on, in its order, each with its groups and (a rollout) its batch."""
+
+    inventory: str
+    hosts: dict[str, tuple[str, ...]]  # name -> its groups
+    batches: list[list[str]] = field(default_factory=list)  # empty: every host at once
+    max_fail: int | None = None
+    probed_last: bool = False  # the policy moves some hosts last once asked (at apply time, not here)
+
+    def to_dict(self) -> dict[str, Any]:
+        batch_of = {h: i for i, batch in enumerate(self.batches, 1) for h in batch}
+        return {
+            "kind": "hosts",
+            "inventory": self.inventory,
+            "hosts": [{"name": h, "groups": list(g), "batch": batch_of.get(h)} for h, g in self.hosts.items()],
+            "batches": self.batches,
+            "max_fail": self.max_fail,
+            "probed_last": self.probed_last,
+        }
+
+
+def list_hosts(
+    project: Project,
+    inventory_name: str,
+    options: Options,
+    *,
+    deploy: str | None = None,
+    serial: Any = None,
+    max_fail: Any = None,
+) -> HostList:
+    """What `--list-hosts` prints: the selected hosts and, for an apply with a rolling policy, its batches.
+    Every input is checked as the run would check it; nothing is connected to."""
+    inv, hosts = hosts_of(project, inventory_name, options)
+    if deploy is None:
+        return HostList(inv.name, {h: inv.hosts[h].groups for h in hosts})
+    project.deploy_path(deploy)
+    policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
+    if policy is None:
+        return HostList(inv.name, {h: inv.hosts[h].groups for h in hosts})
+    from opsrun.runs.applying import plan_of
+
+    hosts, plan = plan_of(inv, hosts, policy, probe=False)  # connects to nothing: `last` is found at apply
+    assert plan is not None
+    batches = [list(b) for b in plan.batches]
+    return HostList(inv.name, {h: inv.hosts[h].groups for h in hosts}, batches, plan.max_fail, bool(policy.last))

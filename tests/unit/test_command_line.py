@@ -342,3 +342,12 @@ def test_verify_with_an_unreachable_host_exits_1_unless_allowed(plain_project, f
         assert run("verify", "lab", "nginx", "--format", fmt, project=plain_project).exit_code == 1
         allowed = run("verify", "lab", "nginx", "--allow-unreachable", "--format", fmt, project=plain_project)
         assert allowed.exit_code == 0, allowed.output
+
+
+def test_the_readme_has_one_exit_code_table():
+    readme = (REPO / "README.md").read_text()
+    assert readme.count("| exit | ") == 1
+    table = readme[readme.index("| exit | ") :].split("\n\n")[0]
+    for code in ("0", "1", "2", "3", "130"):
+        assert f"\n| {code} |" in table
+    assert "--allow-unreachable" in table

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes, ssh_shell
+from opsrun import processes, progress, ssh_shell
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.results import TestResult, VerifyRun
+from opsrun.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
 
@@ -186,19 +186,21 @@ class Verifier:
         pytest, rid, backstop = self._ask(request, last)
         results_path = self.tmpdir / f"results-{rid}.jsonl"
         try:
-            ended = processes.supervise(
-                pytest.proc,
-                backstop=backstop,
-                stop=self.stop,
-                what="verification",
-                gentle=None,
-                ready=None if last else functools.partial(pytest.answered_within, rid),
-                ending=pytest.ending,
-            )
+            with progress.following(results_path, _result_progress):
+                ended = processes.supervise(
+                    pytest.proc,
+                    backstop=backstop,
+                    stop=self.stop,
+                    what="verification",
+                    gentle=None,
+                    ready=None if last else functools.partial(pytest.answered_within, rid),
+                    ending=pytest.ending,
+                )
         finally:
             with self._lock:
                 del self._asked[rid]
         results = _read_results(self.tmpdir, results_path.name)
+        _hosts_progress(hosts, results)
         error = ended
         if ended is None and last:
             error = _pytest_error(pytest.proc.returncode, results, pytest.output())
@@ -236,6 +238,27 @@ class Verifier:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _result_progress(line: str) -> None:
+    """A test result as the suite's pytest writes it: its host is being checked."""
+    try:
+        host = json.loads(line).get("host")
+    except (ValueError, AttributeError):
+        return
+    if host:
+        progress.report(host, progress.WORKING, "checking")
+
+
+def _hosts_progress(hosts: list[str], results: list[TestResult]) -> None:
+    """Each host's end: unreachable, failed (a test failed, or none ran) or done, with its count of checks."""
+    for host in hosts:
+        mine = [r for r in results if r.host == host]
+        bad = sum(r.outcome in ("failed", "error") for r in mine)
+        if any(r.test == UNREACHABLE_TEST for r in mine):
+            progress.report(host, progress.UNREACHABLE)
+        else:
+            progress.report(host, progress.FAILED if bad or not mine else progress.DONE, f"{len(mine)} checks")
 
 
 def run_suite_within(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import engine, inventory
+from opsrun import engine, inventory, progress
 from opsrun.project import Project
 from tests.conftest import opsrun
 
@@ -42,7 +42,22 @@ def test_a_dry_run_and_an_apply_with_diff_report_the_files_unified_diff(local_pr
     assert "- world" in op.diff and "+ from opsrun" in op.diff
     assert dest.read_text() == "hello\nworld\n"  # a dry run changes nothing
 
-    quiet = engine.run_deploy(project, inv, "greet", ["@local"])
+    told: list[tuple[str, str, str]] = []
+
+    class Recorder:
+        def begin(self, hosts):
+            pass
+
+        def report(self, host, state, doing):
+            told.append((host, state, doing))
+
+    with progress.listening(Recorder()):
+        quiet = engine.run_deploy(project, inv, "greet", ["@local"])
+    assert told == [  # each host's progress as it happened (read from the worker's file while it ran)
+        ("@local", "working", "connected"),
+        ("@local", "working", "Write the greeting"),
+        ("@local", "done", "1 changed"),
+    ]
     assert quiet.hosts[0].operations[0].changed and quiet.hosts[0].operations[0].diff == []
     dest.write_text("hello\nworld\n")
     applied = engine.run_deploy(project, inv, "greet", ["@local"], diff=True)

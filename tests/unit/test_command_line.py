@@ -243,6 +243,51 @@ def test_at_vv_every_line_as_written_and_always_in_the_debug_log(tmp_path, capsy
     assert "Failed to load host keys" not in capsys.readouterr().err
 
 
+def test_hosts_progress_is_a_line_a_step_off_a_terminal_and_a_table_on_one():
+    import io
+
+    from rich.console import Console
+
+    from opsrun import progress
+    from opsrun.cli.progress import HostsDisplay
+
+    out = io.StringIO()
+    with HostsDisplay(Console(file=out, width=120)):
+        progress.report("web1", "working", "before any run began")  # a rollout's stages: not this display's
+        progress.begin(["web1", "web2", "web3"])
+        for host, state, doing in [
+            ("web1", "working", "connected"),
+            ("web1", "working", "Install nginx"),
+            ("web1", "working", "Install nginx"),  # the same step again: no new line
+            ("web2", "unreachable", ""),
+            ("web1", "done", "2 changed"),
+        ]:
+            progress.report(host, state, doing)
+    assert [line.split("] ", 1)[1] for line in out.getvalue().splitlines()] == [
+        "web1: connected",
+        "web1: Install nginx",
+        "web2: unreachable",
+        "web1: done: 2 changed",
+    ]
+    silent = io.StringIO()
+    with HostsDisplay(Console(file=silent, width=120), quiet=True):  # -q
+        progress.begin(["web1"])
+        progress.report("web1", "done", "")
+    assert silent.getvalue() == ""
+    screen = Console(file=io.StringIO(), width=120, force_terminal=True)
+    display = HostsDisplay(screen)
+    with display:
+        progress.begin(["web1", "web2", "web3"])
+        progress.report("web1", "done", "")
+        progress.report("web2", "failed", "Install nginx")
+        progress.report("web3", "working", "Install nginx")
+        assert display.live is not None
+        shown = Console(file=io.StringIO(), width=120, record=True)
+        shown.print(display._table())
+    text = shown.export_text()
+    assert "1 of 3 hosts done, 1 failed" in text and "│ web3  │ Install nginx" in text and "web1" not in text
+
+
 # ------------------------------------------------------------------------------ 4. --forks, --data, completion
 
 

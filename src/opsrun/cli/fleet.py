@@ -31,6 +31,7 @@ from opsrun.cli.options import (
     state_url,
 )
 from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
+from opsrun.cli.progress import HostsDisplay
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
@@ -78,6 +79,11 @@ def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
         yield stop
 
 
+def _hosts_display() -> HostsDisplay:
+    """Each host's progress on stderr while a run goes (a table on a terminal, lines otherwise; none with -q)."""
+    return HostsDisplay(Console(stderr=True), quiet=logs.level() < 0)
+
+
 @click.command()
 @INVENTORY
 @DEPLOY
@@ -120,7 +126,7 @@ def apply(
         )
         show_hosts(listed, fmt)
     progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
-    with _touching_hosts(out) as stop, progress:
+    with _touching_hosts(out) as stop, progress, _hosts_display():
         run, saved = runs.apply(
             project,
             inventory,
@@ -156,7 +162,7 @@ def verify(
     if list_only:
         project.suite_path(suite)
         show_hosts(runs.list_hosts(project, inventory, options), fmt)
-    with _touching_hosts(out) as stop:
+    with _touching_hosts(out) as stop, _hosts_display():
         run, saved = runs.verify_suite(
             project, inventory, suite, options, state_url=state_url(ctx), stop=stop, on_notice=_note
         )
@@ -197,7 +203,7 @@ def drift(
         for name in deploys:
             project.deploy_path(name)
         show_hosts(runs.list_hosts(project, inventory, options), fmt)
-    with _touching_hosts(out) as stop:
+    with _touching_hosts(out) as stop, _hosts_display():
         run, saved = runs.drift(
             project,
             inventory,

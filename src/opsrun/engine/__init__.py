@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsrun import logs, processes
+from opsrun import logs, processes, progress
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -122,7 +122,10 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
         worker.proc.stdin.write(pickle.dumps((str(worker.result_path), request)))
         worker.proc.stdin.close()
         gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
-        ended = processes.supervise(worker.proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle)
+        with progress.following(worker.folder / progress.EVENTS, progress.report_line):
+            ended = processes.supervise(
+                worker.proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle
+            )
         spare.replenish()  # the next run's worker imports pyinfra while this run's results are handled
         worker.log.seek(0)
         output = worker.log.read().decode(errors="replace")
@@ -144,4 +147,8 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
     if isinstance(outcome, OpsrunError):
         raise outcome
     assert isinstance(outcome, DeployRun)
+    if not request.connect_only:
+        for host in outcome.hosts:
+            state = progress.UNREACHABLE if not host.reached else progress.FAILED if host.failed else progress.DONE
+            progress.report(host.name, state, f"{host.changed_count} changed" if state == progress.DONE else "")
     return outcome

@@ -1,10 +1,11 @@
 """The worker's hooks into pyinfra's internals: stop between operations when the controller asks, know which
-operations are idempotent (pyinfra 3.10 does not keep that where the results can see it), and take a connection
-that closed under a command as that host's failure."""
+operations are idempotent (pyinfra 3.10 does not keep that where the results can see it), take a connection
+that closed under a command as that host's failure, and tell the parent each host's progress."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 STOP_ASKED = threading.Event()  # set by SIGUSR1 from the controller (worker.main installs the handler)
@@ -81,3 +82,35 @@ def connection_loss_fails_the_host() -> None:
         method = getattr(Host, name)
         if not getattr(method, "opsrun_wrapped", False):
             setattr(Host, name, as_ssh_error(method))
+
+
+def progress_events(path: Path) -> Any:  # pragma: no cover - worker side
+    """The state callback that writes each host's progress to `path` as it happens (opsrun.progress reads it
+    in the parent): connected or unreachable, each operation as it starts on the host, one that failed."""
+    from pyinfra.api.state import BaseStateCallback
+
+    from opsrun import progress
+
+    out = path.open("a", encoding="utf-8", buffering=1)  # closed with the worker process
+
+    def names(state: Any, op_hash: str) -> str:
+        return ", ".join(sorted(state.get_op_meta(op_hash).names)) or op_hash
+
+    class Events(BaseStateCallback):
+        @staticmethod
+        def host_connect(state: Any, host: Any) -> None:
+            out.write(progress.event_line(host.name, progress.WORKING, "connected"))
+
+        @staticmethod
+        def host_connect_error(state: Any, host: Any, error: Any) -> None:
+            out.write(progress.event_line(host.name, progress.UNREACHABLE))  # its result says why
+
+        @staticmethod
+        def operation_host_start(state: Any, host: Any, op_hash: str) -> None:
+            out.write(progress.event_line(host.name, progress.WORKING, names(state, op_hash)))
+
+        @staticmethod
+        def operation_host_error(state: Any, host: Any, op_hash: str, *_args: Any, **_kw: Any) -> None:
+            out.write(progress.event_line(host.name, progress.FAILED, names(state, op_hash)))
+
+    return Events()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases, logs
+from opsrun import leases, logs, progress
 from opsrun.engine import Request, hooks
 from opsrun.engine.clocks import HostClocks
 from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
@@ -43,7 +43,7 @@ class Seen:
     diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (host, op hash) -> --diff lines
 
 
-def run(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker process, tested via the lab
+def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: no cover - the worker process
     import gevent
     from pyinfra.api.connect import disconnect_all
     from pyinfra.api.state import StateStage
@@ -57,6 +57,8 @@ def run(request: Request) -> DeployRun:  # pragma: no cover - runs in the worker
     state, py_inv = _new_state(request)
     seen = Seen()
     state.add_callback_handler(_connect_errors(seen))
+    if events is not None:
+        state.add_callback_handler(hooks.progress_events(events))
     watchdogs: list[Any] = []
     try:
         active = _connect(state, request, seen)
@@ -371,7 +373,7 @@ def main() -> None:  # pragma: no cover - the worker process entry point
         return
     result_path, request = pickle.loads(message)  # noqa: S301 - sent by our own parent process
     try:
-        outcome: object = run(request)
+        outcome: object = run(request, Path(result_path).with_name(progress.EVENTS))
     except OpsrunError as exc:
         outcome = exc
     Path(result_path).write_bytes(pickle.dumps(outcome))

@@ -157,10 +157,7 @@ class RolloutProgress:
         self.live: Live | None = None
 
     def __enter__(self) -> RolloutProgress:
-        if self.console.is_terminal and not self.quiet:
-            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
-            self.live.__enter__()
-        return self
+        return self  # the live table starts with the rollout's first stage: an apply that rolls nothing shows none
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
@@ -174,6 +171,9 @@ class RolloutProgress:
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()
         self.rows[host] = (batch, stage, now)
+        if self.live is None and self.console.is_terminal and not self.quiet:
+            self.live = Live(self._table(), console=self.console, refresh_per_second=4, transient=True)
+            self.live.__enter__()
         if self.live is not None:
             self.live.update(self._table())
         elif not self.quiet:

@@ -19,6 +19,7 @@ from opsrun import (
     leases,
     membership,
     probes,
+    progress,
     rollout,
     secrets,
     settings,
@@ -151,6 +152,7 @@ class _Run:
 
     def deploy_run(self, *, dry_run: bool = False, lease: leases.LeaseRequest | None = None) -> DeployRun:
         """Every host's apply (or dry run) at once, at most --forks of them, within their deadlines."""
+        progress.begin(self.hosts)
         return replace(
             engine.run_deploy(
                 self.project,

@@ -19,6 +19,7 @@ from opsrun import (
     inventory,
     membership,
     notify,
+    progress,
     secrets,
     verify,
 )
@@ -92,6 +93,7 @@ def _drift_recorded(
     last_clean = store.last_clean_revision(inv.name)
     run_id = store.start_run("drift", inv.name, ",".join(deploys), revision=revision)
     with store.run_errors(run_id):
+        progress.begin(hosts)
         result = drift_module.run_drift(project, inv, deploys, hosts, deadlines=limits, stop=stop, **_forks(options))
         cloud = _cloud_findings(project, inv, hosts, result)
         asked = _membership_findings(store, inv, hosts, result) if result.status != "interrupted" else []
@@ -276,6 +278,7 @@ def verify_suite(
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
         run_id = store.start_run("verify", inventory_name, suite, revision=git_revision(project.root))
         with store.run_errors(run_id):
+            progress.begin(hosts)
             run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
         run = replace(run, run_id=run_id, allow_unreachable=options.allow_unreachable, data=dict(options.data))
         store.finish_run(run_id, run.to_dict())

@@ -239,14 +239,15 @@ def history(rows: list[RunRow], console: Console) -> None:
         console.print("no runs recorded yet")
         return
     table = Table(title="runs", title_justify="left")
-    for col in ("id", "started", "who", "inventory", "deploy", "status", "revision", "resumes"):
+    for col in ("id", "started", "who", "kind", "inventory", "deploy or suite", "status", "revision", "resumes"):
         table.add_column(col)
     for r in rows:
-        style = {"success": "green", "running": "yellow"}.get(r.status, "bold red")
+        style = {"success": "green", "passed": "green", "clean": "green", "running": "yellow"}.get(r.status, "bold red")
         table.add_row(
             str(r.id),
             r.started_at,
             f"{r.who}@{r.machine}",
+            r.kind,
             r.inventory,
             r.deploy or "",
             f"[{style}]{r.status}[/]",

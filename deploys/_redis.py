@@ -14,7 +14,6 @@ again when they run (an earlier operation of the same run may have started a nod
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import redis
 from pyinfra import host, inventory
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
+from opsrun import secret_sources
 from opsrun import settings as schemas
 from opsrun.errors import WaitTimeout
 from opsrun.waiting import poll_until
@@ -52,8 +52,8 @@ def topology() -> list[Node]:
 
 def password() -> str | None:
     auth = schemas.for_host(host, "redis_cluster").auth
-    name = auth.secret_env.get("requirepass") if auth else None
-    return os.environ.get(name) if name else None
+    ref = auth.secret_env.get("requirepass") if auth else None
+    return secret_sources.read(ref) if ref else None
 
 
 def client(node: Node, timeout: float = 2.0) -> redis.Redis:

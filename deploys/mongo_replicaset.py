@@ -6,11 +6,11 @@ the member, stepping a primary down first. Checked by verify/mongo_replicaset/.
 
 Settings (group_data, `mongo_replicaset_*`): name, install (repository | present), version, port, bind_ip,
 cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_seconds, priority and votes
-(per host), auth {secret_env: {keyfile: NAME of the environment variable holding the key}}. Read through their
+(per host), auth {secret_env: {keyfile: where the key is kept: an environment variable's NAME,
+{"secretsmanager": ID, "key": K} or {"ssm": NAME}}}. Read through their
 schema (opsrun.settings.models.MongoSettings), in a plain `pyinfra` run too.
 """
 
-import os
 from io import StringIO
 
 from pyinfra import host
@@ -19,6 +19,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from deploys._mongo import replicaset_reconcile, restart_member
 from deploys._ops import render, secret_file
+from opsrun import secret_sources
 from opsrun import settings as schemas
 
 mongo = schemas.for_host(host, "mongo_replicaset")
@@ -52,7 +53,7 @@ elif not host.get_fact(Which, command="mongod"):
 secret_file(
     name="Member keyfile (from the environment)",
     dest=KEYFILE,
-    content=os.environ[secret_env["keyfile"]] + "\n",
+    content=secret_sources.read(secret_env["keyfile"]) + "\n",
     mode="400",
 )
 files.file(name="Keyfile owned by mongodb", path=KEYFILE, user="mongodb", group="mongodb", mode="400")

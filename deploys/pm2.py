@@ -8,7 +8,8 @@ no longer in group_data are deleted.
 
 Settings (group_data, `pm2_*`): pm2_version, pm2_logrotate {version, max_size, retain, compress, ...},
 pm2_apps [{name, source (a folder of the ops repo), script, cwd, instances, exec_mode, env,
-secret_env {VAR: NAME of the operator's environment variable}, max_memory_restart}].
+secret_env {VAR: where it is kept: NAME of the operator's environment variable,
+{"secretsmanager": ID, "key": K} or {"ssm": NAME}}, max_memory_restart}].
 Secret values never come from group_data: opsrun checks every secret_env name is set before any host
 is touched, and writes the values only to /etc/opsrun/pm2/<app>.secrets.json (mode 600) on the hosts.
 The settings are read through their schema (opsrun.settings.models.Pm2Settings), with the plain-text
@@ -16,7 +17,6 @@ secret rule (`not_secret` says an env name holds plain configuration), in a plai
 """
 
 import json
-import os
 import shlex
 from io import StringIO
 
@@ -26,6 +26,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from deploys._ops import Pm2State, npm_global, online_instances, pm2_module, render, secret_file
+from opsrun import secret_sources
 from opsrun import settings as schemas
 
 ECOSYSTEM = "/etc/opsrun/pm2/ecosystem.config.js"
@@ -62,7 +63,7 @@ for app in apps:
     changes.append(
         files.sync(name=f"{app['name']}: code from {app['source']}", src=app["source"], dest=app["cwd"], delete=True)
     )
-    secrets = {var: os.environ[name] for var, name in app["secret_env"].items()}
+    secrets = {var: secret_sources.read(ref) for var, ref in app["secret_env"].items()}
     changes.append(
         secret_file(
             name=f"{app['name']}: secrets from the environment ({', '.join(sorted(secrets)) or 'none'})",

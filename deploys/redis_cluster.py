@@ -6,11 +6,11 @@ a master only after a failover to its replica. Checked by verify/redis_cluster/.
 Settings (group_data, `redis_cluster_*`): redis_cluster_ports (per host), redis_cluster_replicas,
 redis_cluster_settings (maxmemory, maxmemory-policy, save, appendonly, tcp-backlog, timeout,
 tcp-keepalive, maxclients, ...), redis_cluster_node_timeout_ms, redis_cluster_auth {secret_env:
-{requirepass: NAME of the operator's environment variable}}. Read through their schema
+{requirepass: where it is kept: an environment variable's NAME, {"secretsmanager": ID, "key": K}
+or {"ssm": NAME}}}. Read through their schema
 (opsrun.settings.models.RedisSettings), in a plain `pyinfra` run too.
 """
 
-import os
 from io import StringIO
 
 from pyinfra import host
@@ -18,6 +18,7 @@ from pyinfra.operations import apt, files, systemd
 
 from deploys._ops import render, secret_file
 from deploys._redis import cluster_reconcile, rolling_restart
+from opsrun import secret_sources
 from opsrun import settings as schemas
 
 redis_settings = schemas.for_host(host, "redis_cluster")
@@ -25,7 +26,7 @@ settings = dict(redis_settings.settings)  # group_data/redis.py: the seed runboo
 replicas = redis_settings.replicas
 ports = list(redis_settings.ports)
 secret_env = redis_settings.auth.secret_env if redis_settings.auth else {}
-password = os.environ[secret_env["requirepass"]] if "requirepass" in secret_env else None
+password = secret_sources.read(secret_env["requirepass"]) if "requirepass" in secret_env else None
 AUTH = "/etc/redis/cluster-auth.conf"
 
 apt.packages(name="Redis", packages=["redis-server", "redis-tools"], update=True, cache_time=24 * 3600)

@@ -2,9 +2,10 @@
 
 A `secret_env` mapping anywhere in a deploy's settings (the `DEPLOY_*` keys of a host's data), such as
 {"API_TOKEN": "OPSRUN_DEMO_API_TOKEN"}, says: the app's variable API_TOKEN takes the value of the
-operator's environment variable OPSRUN_DEMO_API_TOKEN. Before any host is touched, `require` checks
-that every such variable is set, and refuses values that look like secrets written in plain text next
-to them (`check_plain_text`): an `env` entry whose name holds PASS, PWD, SECRET, TOKEN, KEY, AUTH, CRED,
+operator's environment variable OPSRUN_DEMO_API_TOKEN (or of an AWS secret: {"secretsmanager": ID, "key":
+K}, {"ssm": NAME}; see opsrun.secret_sources). Before any host is touched, `require` reads every such
+value, and refuses values that look like secrets written in plain text next to them
+(`check_plain_text`): an `env` entry whose name holds PASS, PWD, SECRET, TOKEN, KEY, AUTH, CRED,
 PRIVATE, SALT, SIGNATURE, COOKIE or DSN (DB_PASS, API_TOKENS, AUTH, STRIPE_KEYS), unless the same settings
 list it in `not_secret` (`"not_secret": ["AUTH_MODE"]`: the value is plain configuration), and any `env`
 value that is a URL with a password in it, whatever its name.
@@ -28,6 +29,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from opsrun import secret_sources
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 
@@ -106,10 +108,10 @@ def check_plain_text(key: str, value: Any, where: str) -> None:
 def require(
     inv: Inventory, hosts: list[str], deploys: list[str], environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Every secret that the hosts' settings for `deploys` (the `DEPLOY_*` keys) name, by environment
-    variable name; ConfigError if one is missing or a secret sits in group_data in plain text. The values
-    are remembered for `redact`."""
-    environ = os.environ if environ is None else environ
+    """Every secret that the hosts' settings for `deploys` (the `DEPLOY_*` keys) refer to, read now from
+    where it is kept (opsrun.secret_sources: the environment, Secrets Manager, SSM), by reference label;
+    ConfigError naming the reference if one cannot be read, or if a secret sits in group_data in plain text.
+    The values are remembered for `redact` before this returns."""
     prefixes = tuple(f"{d}_" for d in deploys)
     found: dict[str, str] = {}
     for host in hosts:
@@ -121,24 +123,10 @@ def require(
             for path, kind, mapping, _holder in _walk(value, key):
                 if kind == "env":
                     continue
-                for var, name in mapping.items():
-                    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                        raise ConfigError(
-                            where,
-                            f"{var} must name an environment variable, not hold a value.",
-                            field=f"{path}.{var}",
-                            fix=f'write {{"{var}": "NAME"}} and export NAME where opsrun runs',
-                        )
-                    if not environ.get(name):
-                        raise ConfigError(
-                            where,
-                            f"the environment variable {name} (for {var}) is not set; nothing was touched.",
-                            field=f"{path}.{var}",
-                            fix=f"export {name}=... in the environment that runs opsrun "
-                            "(secret values are never read from group_data)",
-                        )
-                    found[name] = environ[name]
-    _known.update(v for v in found.values() if len(v) >= 4)
+                for var, raw in mapping.items():
+                    field = f"{path}.{var}"
+                    ref = secret_sources.parse(raw, where, field)
+                    found[secret_sources.label(ref)] = secret_sources.read(raw, where, field, environ)
     return found
 
 

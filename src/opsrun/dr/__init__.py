@@ -33,10 +33,10 @@ in its first line.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Any
 
+from opsrun import secret_sources
 from opsrun.dr import drills
 from opsrun.dr.backups import backup_check
 from opsrun.dr.model import (
@@ -104,7 +104,7 @@ def _backup(spec: dict[str, Any]) -> list[Check]:
 
 def postgres_drills(pg: dict[str, Any], run: DRRun) -> list[Check]:
     """The failover drills of `dr.postgres`: the pair on this machine, and the RDS instance."""
-    urls = {k: os.environ[v] for k, v in pg.get("secret_env", {}).items()}
+    urls = {k: secret_sources.read(v) for k, v in pg.get("secret_env", {}).items()}
     checks = []
     if pg.get("failover"):
         checks.append(pg_failover_drill(pg["failover"], urls, run))

@@ -3,11 +3,11 @@ and the RPO probe (a marker written on the primary, timed until the replica read
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from opsrun import secret_sources
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
 from opsrun.dr.timing import rpo_check
 
@@ -32,7 +32,7 @@ def counts(url: str, tables: list[str]) -> dict[str, int]:
 
 def postgres_checks(pg: dict[str, Any], run: DRRun, restore_drill: RestoreDrill) -> list[Check]:
     """Replication, row counts and the RPO probe; with `dumps` and a scratch database, `restore_drill` too."""
-    urls = {k: os.environ[v] for k, v in pg.get("secret_env", {}).items()}
+    urls = {k: secret_sources.read(v) for k, v in pg.get("secret_env", {}).items()}
     tables = list(pg.get("tables", []))
     primary, replica = urls["primary"], urls.get("replica")
     checks = []

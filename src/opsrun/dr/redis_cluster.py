@@ -3,11 +3,11 @@ RPO probe (a key written on a master, timed until its replica reads it); the hel
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import Any
 
+from opsrun import secret_sources
 from opsrun.dr.model import FAIL, PASS, Check, DRRun
 from opsrun.dr.timing import rpo_check
 from opsrun.inventory import Inventory
@@ -25,8 +25,8 @@ def redis_nodes(inv: Inventory) -> list[tuple[str, int]]:
 
 def password_of(inv: Inventory) -> str | None:
     hosts = inv.select("redis")
-    name = ((inv.hosts[hosts[0]].data.get("redis_cluster_auth") or {}).get("secret_env") or {}).get("requirepass")
-    return os.environ.get(name) if name else None
+    ref = ((inv.hosts[hosts[0]].data.get("redis_cluster_auth") or {}).get("secret_env") or {}).get("requirepass")
+    return secret_sources.read(ref) if ref else None
 
 
 def redis_checks(inv: Inventory, run: DRRun, drill: FailoverDrill | None) -> list[Check]:

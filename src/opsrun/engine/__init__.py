@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opsrun import logs, processes, progress
+from opsrun import logs, processes, progress, secret_sources
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -47,6 +47,8 @@ class Request:
     diff: bool = False  # a real apply also reports each file change as a diff (a dry run always does)
     forks: int | None = None  # at most this many hosts at once (None: all of them)
     verbosity: int = field(default_factory=logs.level)  # -v, -vv: how much of pyinfra's log the worker keeps
+    # the secrets this run read (opsrun.secret_sources.loaded): to the worker over its stdin pipe, never to disk
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ def run_deploy(
         lease=lease,
         diff=diff,
         forks=forks,
+        secrets=secret_sources.loaded(),
     )
     backstop = connect_timeout + max(deadlines.values(), default=0) + 60
     return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop)

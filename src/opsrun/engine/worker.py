@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases, logs, progress
+from opsrun import leases, logs, progress, secret_sources
 from opsrun.engine import Request, hooks
 from opsrun.engine.clocks import HostClocks
 from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
@@ -372,6 +372,7 @@ def main() -> None:  # pragma: no cover - the worker process entry point
     if not message:
         return
     result_path, request = pickle.loads(message)  # noqa: S301 - sent by our own parent process
+    secret_sources.preload(request.secrets)  # what the controller read: the deploys ask no one again
     try:
         outcome: object = run(request, Path(result_path).with_name(progress.EVENTS))
     except OpsrunError as exc:

@@ -10,6 +10,7 @@ from opsrun.settings.values import (
     FIX_NAME,
     FIX_PATH,
     FIX_PORT,
+    FIX_REFERENCE,
     LINE_RE,
     SETTING_WORD_RE,
     AbsPath,
@@ -17,6 +18,7 @@ from opsrun.settings.values import (
     Line,
     Name,
     Port,
+    SecretRef,
     Strict,
 )
 
@@ -64,8 +66,8 @@ class Pm2App(Strict):
     env: dict[EnvName, Annotated[str, StringConstraints(pattern=LINE_RE)] | int | float | bool] = Field(
         default_factory=dict, description="{VARIABLE: value}: variable names of letters, digits and _"
     )
-    secret_env: dict[EnvName, EnvName] = Field(
-        default_factory=dict, description="{VARIABLE: NAME of the operator's environment variable}"
+    secret_env: dict[EnvName, SecretRef] = Field(
+        default_factory=dict, description="{VARIABLE: where its value is kept}: " + FIX_REFERENCE
     )
     not_secret: list[EnvName] = Field(
         default_factory=list,
@@ -131,8 +133,8 @@ class PatchingSettings(Strict):
 
 
 class SecretEnvOnly(Strict):
-    secret_env: dict[EnvName, EnvName] = Field(
-        default_factory=dict, description="{setting: NAME of the operator's environment variable}"
+    secret_env: dict[EnvName, SecretRef] = Field(
+        default_factory=dict, description="{setting: where its value is kept}: " + FIX_REFERENCE
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from opsrun.settings.values import AbsGlob, AbsPath, EnvName, Line, Seconds, Strict
+from opsrun.settings.values import AbsGlob, AbsPath, Line, Seconds, SecretRef, Strict
 
 # ------------------------------------------------------------------------------------------------- dr
 
@@ -63,7 +63,7 @@ class RdsFailover(Strict):
 
 
 class PostgresDR(Strict):
-    secret_env: dict[Literal["primary", "replica", "scratch"], EnvName] = Field(
+    secret_env: dict[Literal["primary", "replica", "scratch"], SecretRef] = Field(
         description='{"primary": "ENV_NAME", "replica": ..., "scratch": ...}'
     )
     tables: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_$]*$")]] = Field(

@@ -48,3 +48,36 @@ def template_keys(template: str) -> list[str]:
             raise ValueError(f"{{{key}}} is not a plain {{name}} placeholder")
         keys.append(key)
     return keys
+
+
+# ------------------------------------------------------------------------------------- secret references
+
+SECRET_ID_RE = r"^[A-Za-z0-9/_+=.@:-]{1,2048}$"  # noqa: S105 - a Secrets Manager name or ARN
+SSM_NAME_RE = r"^[A-Za-z0-9/_.:-]{1,2048}$"  # an SSM parameter name (/prod/redis/password) or ARN
+FIX_REFERENCE = (
+    '"ENV_NAME", {"env": "ENV_NAME"}, {"secretsmanager": "NAME_OR_ARN", "key": "JSON_KEY"} (key optional) '
+    'or {"ssm": "/PARAMETER/NAME"} (a SecureString)'
+)
+
+
+class EnvSecret(Strict):
+    """The operator's environment variable ENV_NAME holds the value."""
+
+    env: EnvName
+
+
+class SecretsManagerSecret(Strict):
+    """An AWS Secrets Manager secret (name or ARN): its string, or with `key` the value of that key of its JSON."""
+
+    secretsmanager: Annotated[str, StringConstraints(pattern=SECRET_ID_RE)]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=LINE_RE)] | None = None
+
+
+class SsmSecret(Strict):
+    """An AWS SSM Parameter Store SecureString parameter, read decrypted."""
+
+    ssm: Annotated[str, StringConstraints(pattern=SSM_NAME_RE)]
+
+
+#: where a secret_env entry's value is read (opsrun.secret_sources): a bare name is {"env": NAME}
+SecretRef = EnvName | EnvSecret | SecretsManagerSecret | SsmSecret

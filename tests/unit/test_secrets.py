@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from opsrun import notify, secrets
+from opsrun import notify, secret_sources, secrets
 from opsrun import settings as schemas
 from opsrun.cli import cli
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.settings.models import Pm2App
+from opsrun.settings.values import SecretsManagerSecret
 from opsrun.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,3 +223,52 @@ def test_a_plain_pyinfra_run_refuses_a_plain_text_secret_too():
     with pytest.raises(ConfigError) as err:
         schemas.for_host(host, "pm2")
     assert err.value.field == "pm2_apps[0].env.DB_PASS"
+
+
+ARN_TAIL = "secretsmanager:eu-west-1:1:secret:x-AbC"
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("DEMO_TOKEN", "DEMO_TOKEN"),
+        ({"env": "DEMO_TOKEN"}, "DEMO_TOKEN"),
+        ({"secretsmanager": "prod/app", "key": "password"}, "secretsmanager:prod/app key password"),
+        ({"secretsmanager": "arn:aws:secretsmanager:eu-west-1:1:secret:x-AbC"}, "secretsmanager:arn:aws:" + ARN_TAIL),
+        ({"ssm": "/prod/redis/password"}, "ssm:/prod/redis/password"),
+    ],
+)  # fmt: skip
+def test_the_three_sources_and_the_plain_name(raw, label):
+    assert secret_sources.label(secret_sources.parse(raw, "group_data/web.py", "secret_env.X")) == label
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"vault": "x"}, {"env": "A", "ssm": "/b"}, {"secretsmanager": "p", "key": ""}, {"ssm": "bad name"}, 42],
+)
+def test_a_reference_of_no_known_form_names_the_forms(raw):
+    with pytest.raises(ConfigError) as err:
+        secret_sources.parse(raw, "group_data/web.py", "pm2_apps[0].secret_env.X")
+    assert err.value.field == "pm2_apps[0].secret_env.X"
+    assert '{"ssm": "/PARAMETER/NAME"}' in (err.value.fix or "")
+
+
+def test_a_value_handed_over_by_the_controller_is_used_without_asking_again(monkeypatch):
+    monkeypatch.delenv("NOT_SET_HERE", raising=False)
+    secret_sources.preload({"NOT_SET_HERE": "handed-over-value", "ssm:/prod/x": "from-the-controller"})
+    try:
+        assert secret_sources.read("NOT_SET_HERE") == "handed-over-value"
+        assert secret_sources.read({"ssm": "/prod/x"}) == "from-the-controller"
+        assert secrets.redact("x from-the-controller") == "x ***"
+    finally:
+        secret_sources.forget()
+
+
+def test_group_data_takes_an_aws_reference_where_it_took_a_variable_name():
+    app = {
+        "name": "demo", "source": "apps/demo", "script": "server.js", "cwd": "/opt/apps/demo",
+        "secret_env": {"API_TOKEN": {"secretsmanager": "prod/app", "key": "token"}},
+    }  # fmt: skip
+    assert Pm2App.model_validate(app).secret_env["API_TOKEN"] == SecretsManagerSecret(
+        secretsmanager="prod/app", key="token"
+    )

@@ -7,11 +7,22 @@ that a failed test would print."""
 
 import pytest
 
+from opsrun import answers
+
 CLI = "REDISCLI_AUTH=$(awk '/^requirepass/ {print $2}' /etc/redis/cluster-auth.conf) redis-cli --no-auth-warning"
 
 
-def redis(host, port, *args):
-    return host.check_output(f"{CLI} -p %s " + " ".join(["%s"] * len(args)), str(port), *map(str, args))
+@pytest.fixture(scope="module")
+def redis(host, host_data):
+    """redis-cli on the host, its answer checked before it is read (a refused login says so)."""
+    source = answers.secret_source(host_data.get("redis_cluster_auth"), "requirepass")
+    name = host.backend.get_hostname()
+
+    def ask(port, *args):
+        cmd = host.run(f"{CLI} -p %s " + " ".join(["%s"] * len(args)), str(port), *map(str, args))
+        return answers.redis_reply(cmd.stdout, cmd.stderr, cmd.rc, where=f"{name}:{port}", source=source)
+
+    return ask
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +32,8 @@ def ports(host_data):
     return found
 
 
-def cluster_nodes(host, port):
-    nodes = []
-    for line in redis(host, port, "cluster", "nodes").splitlines():
-        parts = line.split()
-        nodes.append({"id": parts[0], "flags": set(parts[2].split(",")), "master": parts[3], "link": parts[7]})
-    return nodes
+def cluster_nodes(redis, host, port):
+    return answers.cluster_nodes(redis(port, "cluster", "nodes"), f"{host.backend.get_hostname()}:{port}")
 
 
 def test_units_are_enabled_and_running(host, ports):
@@ -35,9 +42,9 @@ def test_units_are_enabled_and_running(host, ports):
         assert (unit.is_enabled, unit.is_running) == (True, True), port
 
 
-def test_cluster_state_is_ok_with_every_slot_served(host, ports):
+def test_cluster_state_is_ok_with_every_slot_served(host, ports, redis):
     for port in ports:
-        info = dict(line.split(":", 1) for line in redis(host, port, "cluster", "info").split() if ":" in line)
+        info = answers.cluster_info(redis(port, "cluster", "info"), f"{host.backend.get_hostname()}:{port}")
         assert (info["cluster_state"], info["cluster_slots_assigned"], info["cluster_slots_ok"]) == (
             "ok",
             "16384",
@@ -45,9 +52,9 @@ def test_cluster_state_is_ok_with_every_slot_served(host, ports):
         ), port
 
 
-def test_masters_and_their_connected_replicas(host, ports, host_data):
+def test_masters_and_their_connected_replicas(host, ports, host_data, redis):
     replicas = host_data.get("redis_cluster_replicas", 1)
-    nodes = cluster_nodes(host, ports[0])
+    nodes = cluster_nodes(redis, host, ports[0])
     masters = [n for n in nodes if "master" in n["flags"]]
     assert len(masters) == len(nodes) // (replicas + 1)
     for m in masters:
@@ -55,20 +62,21 @@ def test_masters_and_their_connected_replicas(host, ports, host_data):
         assert len(connected) >= replicas, f"master {m['id']} has {len(connected)} connected replica(s)"
 
 
-def test_no_node_is_failing(host, ports):
-    failing = [n["id"] for n in cluster_nodes(host, ports[0]) if n["flags"] & {"fail", "fail?", "pfail"}]
+def test_no_node_is_failing(host, ports, redis):
+    failing = [n["id"] for n in cluster_nodes(redis, host, ports[0]) if n["flags"] & {"fail", "fail?", "pfail"}]
     assert failing == []
 
 
-def test_running_settings_are_as_configured(host, ports, host_data):
+def test_running_settings_are_as_configured(host, ports, host_data, redis):
     want = host_data.get("redis_cluster_settings", {})
     for port in ports:
+        where = f"{host.backend.get_hostname()}:{port}"
         for key in ("maxmemory-policy", "appendonly", "tcp-backlog", "timeout", "tcp-keepalive", "maxclients"):
             if key in want:
-                _name, value = redis(host, port, "config", "get", key).splitlines()
+                value = answers.config_value(redis(port, "config", "get", key), key, where)
                 assert value == str(want[key]), f"{port} {key}"
         if "maxmemory" in want:
-            _name, value = redis(host, port, "config", "get", "maxmemory").splitlines()
+            value = answers.config_value(redis(port, "config", "get", "maxmemory"), "maxmemory", where)
             assert int(value) == to_bytes(want["maxmemory"]), f"{port} maxmemory"
 
 

@@ -53,13 +53,28 @@ def topology() -> list[Node]:
 def password() -> str | None:
     auth = schemas.for_host(host, "redis_cluster").auth
     ref = auth.secret_env.get("requirepass") if auth else None
-    return secret_sources.read(ref) if ref else None
+    return secret_sources.read(ref, "group_data", "redis_cluster_auth.secret_env.requirepass") if ref else None
+
+
+OLD_PASSWORDS: list[str] = []  # while a password is rotated (deploys/_redis_auth.py): the ones nodes may still run
 
 
 def client(node: Node, timeout: float = 2.0) -> redis.Redis:
-    return redis.Redis(
-        host=node.address, port=node.port, password=password(), socket_timeout=timeout, socket_connect_timeout=timeout
-    )
+    """A client of `node` with the password of group_data, or (during a rotation) the old one it still runs."""
+    for secret in [password(), *OLD_PASSWORDS]:
+        c = redis.Redis(
+            host=node.address, port=node.port, password=secret, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        if not OLD_PASSWORDS:
+            return c
+        try:
+            c.ping()
+            return c
+        except redis.AuthenticationError:
+            c.close()
+        except redis.RedisError:
+            return c  # not a refused password: the caller sees the node as it is
+    return c
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT) -> None:

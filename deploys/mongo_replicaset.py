@@ -11,10 +11,13 @@ cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_sec
 schema (opsrun.settings.models.MongoSettings), in a plain `pyinfra` run too.
 """
 
-from io import StringIO
+from io import BytesIO, StringIO
 
 from pyinfra import host
+from pyinfra.api.util import get_file_sha1
+from pyinfra.facts.files import Sha1File
 from pyinfra.facts.server import Which
+from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 
 from deploys._mongo import replicaset_reconcile, restart_member
@@ -50,12 +53,19 @@ elif not host.get_fact(Which, command="mongod"):
         ],
     )
 
-secret_file(
-    name="Member keyfile (from the environment)",
-    dest=KEYFILE,
-    content=secret_sources.read(secret_env["keyfile"]) + "\n",
-    mode="400",
-)
+keyfile = secret_sources.read(secret_env["keyfile"], "group_data", "mongo_replicaset_auth.secret_env.keyfile") + "\n"
+on_disk = host.get_fact(Sha1File, path=KEYFILE)
+running = host.get_fact(SystemdStatus, services="mongod").get("mongod.service", False)
+if running and on_disk and on_disk != get_file_sha1(BytesIO(keyfile.encode())):
+    # Not built yet: moving running members to a new key live (a keyfile with both keys on every member, a
+    # restart of each, then the new key alone). Writing it now would split the set at the next restart.
+    raise RuntimeError(
+        f"mongod runs on {host.name} with a keyfile ({KEYFILE}) that differs from the one group_data names "
+        f"(mongo_replicaset_auth.secret_env.keyfile): a live keyfile rotation is not supported yet, so nothing "
+        "was changed. Fix: put the key the members run with back where secret_env.keyfile points, or rotate "
+        "by hand (a keyfile holding both keys on every member, a rolling restart, then the new key alone)"
+    )
+secret_file(name="Member keyfile (from where group_data says it is kept)", dest=KEYFILE, content=keyfile, mode="400")
 files.file(name="Keyfile owned by mongodb", path=KEYFILE, user="mongodb", group="mongodb", mode="400")
 files.directory(name="Data folder", path="/var/lib/mongodb", user="mongodb", group="mongodb", mode="750")
 files.directory(name="Log folder", path="/var/log/mongodb", user="mongodb", group="mongodb", mode="750")

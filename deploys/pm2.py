@@ -58,12 +58,15 @@ pm2_module(
 files.directory(name="Ecosystem folder", path="/etc/opsrun/pm2", mode="700")
 
 changes = []
-for app in apps:
+for i, app in enumerate(apps):
     files.directory(name=f"{app['name']}: app folder", path=app["cwd"], mode="755")
     changes.append(
         files.sync(name=f"{app['name']}: code from {app['source']}", src=app["source"], dest=app["cwd"], delete=True)
     )
-    secrets = {var: secret_sources.read(ref) for var, ref in app["secret_env"].items()}
+    secrets = {
+        var: secret_sources.read(ref, "group_data", f"pm2_apps[{i}].secret_env.{var}")
+        for var, ref in app["secret_env"].items()
+    }
     changes.append(
         secret_file(
             name=f"{app['name']}: secrets from the environment ({', '.join(sorted(secrets)) or 'none'})",

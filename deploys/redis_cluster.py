@@ -7,7 +7,8 @@ Settings (group_data, `redis_cluster_*`): redis_cluster_ports (per host), redis_
 redis_cluster_settings (maxmemory, maxmemory-policy, save, appendonly, tcp-backlog, timeout,
 tcp-keepalive, maxclients, ...), redis_cluster_node_timeout_ms, redis_cluster_auth {secret_env:
 {requirepass: where it is kept: an environment variable's NAME, {"secretsmanager": ID, "key": K}
-or {"ssm": NAME}}}. Read through their schema
+or {"ssm": NAME}; previous: the same, optional, for the password the nodes still run with when the auth
+file no longer holds it}}. A changed password is rotated live (deploys/_redis_auth.py). Read through their schema
 (opsrun.settings.models.RedisSettings), in a plain `pyinfra` run too.
 """
 
@@ -18,15 +19,19 @@ from pyinfra.operations import apt, files, systemd
 
 from deploys._ops import render, secret_file
 from deploys._redis import cluster_reconcile, rolling_restart
+from deploys._redis_auth import rotate_password
 from opsrun import secret_sources
 from opsrun import settings as schemas
 
 redis_settings = schemas.for_host(host, "redis_cluster")
+REQUIREPASS = "redis_cluster_auth.secret_env.requirepass"
 settings = dict(redis_settings.settings)  # group_data/redis.py: the seed runbook's tuning
 replicas = redis_settings.replicas
 ports = list(redis_settings.ports)
 secret_env = redis_settings.auth.secret_env if redis_settings.auth else {}
-password = secret_sources.read(secret_env["requirepass"]) if "requirepass" in secret_env else None
+password = (
+    secret_sources.read(secret_env["requirepass"], "group_data", REQUIREPASS) if "requirepass" in secret_env else None
+)
 AUTH = "/etc/redis/cluster-auth.conf"
 
 apt.packages(name="Redis", packages=["redis-server", "redis-tools"], update=True, cache_time=24 * 3600)
@@ -35,8 +40,10 @@ systemd.service(
     name="The distribution's single instance stays off", service="redis-server", running=False, enabled=False
 )
 
+rotate_password(name="Nodes run the password of group_data (changed live)", replicas=replicas)
+
 secret_file(
-    name="Cluster password (from the environment)",
+    name="Cluster password (from where group_data says it is kept)",
     dest=AUTH,
     content=f"requirepass {password}\nmasterauth {password}\n" if password else "# no password\n",
     mode="640",

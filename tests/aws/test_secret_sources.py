@@ -4,6 +4,9 @@ loopback through the environment only (AWS_ENDPOINT_URL), as an operator's shell
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -119,3 +122,35 @@ def test_a_secret_read_from_aws_is_in_no_output_or_file(aws, ops_with_aws_secret
     assert TOKEN not in proc.stdout + proc.stderr
     saved = files_under(ops / ".opsrun") if (ops / ".opsrun").exists() else ""
     assert TOKEN not in saved
+
+
+# ------------------------------------------------------------------------ a plain pyinfra run, the same way
+
+PYINFRA = Path(sys.executable).with_name("pyinfra")
+
+
+def plain_pyinfra(ops: Path, deploy: str) -> subprocess.CompletedProcess[str]:
+    """pyinfra's own CLI, `--dry` on an `@fake` host (its connector runs nothing), in `ops`."""
+    (ops / "inventories" / "fake.py").write_text('web = ["@fake/web1"]\n')
+    env = {**os.environ, "PYINFRA_FAKE_DELAY": "0", "PYINFRA_FAKE_DELAY_JITTER": "0"}
+    return subprocess.run(
+        [str(PYINFRA), "inventories/fake.py", f"deploys/{deploy}.py", "--dry", "-y"],
+        cwd=ops, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_a_plain_pyinfra_run_reads_the_same_reference(aws, ops_with_aws_secret):
+    ops, _seen = ops_with_aws_secret
+    missing = plain_pyinfra(ops, "pm2")
+    output = missing.stdout + missing.stderr
+    assert missing.returncode != 0
+    assert "pm2_apps[0].secret_env.API_TOKEN: the Secrets Manager secret opsrun/demo does not exist" in output, output[
+        -3000:
+    ]
+    sm, _ssm = aws
+    sm.create_secret(Name="opsrun/demo", SecretString=json.dumps({"api_token": TOKEN}))
+    found = plain_pyinfra(ops, "pm2")
+    output = found.stdout + found.stderr
+    # read: no ConfigError (the fake connector's empty facts stop the deploy later, past the secrets)
+    assert "ConfigError" not in output, output[-3000:]
+    assert TOKEN not in output

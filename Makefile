@@ -8,10 +8,11 @@ BIN       := $(VENV)/bin
 # and replica (and, in the tests, the PostgreSQL state store); git records the ops revision.
 DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
              postgresql git
-# Only the tests: chromium (headless) opens the HTML reports (the largest download of all: not for `make demo`).
-TEST_PKGS := chromium fonts-dejavu-core
+# Only the tests: chromium (headless) opens the HTML reports (the largest download of all: not for `make demo`);
+# redis-tools has redis-server's binary (redis-check-rdb) for tests/redis/, without a service that starts.
+TEST_PKGS := chromium fonts-dejavu-core redis-tools
 
-# Secrets (the deploys' secret_env, the DR checks' database URLs) come from the environment only. `make demo`
+# Secrets (the deploys' secret_env, the DR checks' database URLs) come from the environment (or AWS). `make demo`
 # makes up the ones you have not exported (OPSRUN_DEMO_API_TOKEN, OPSRUN_REDIS_PASSWORD, OPSRUN_MONGO_KEYFILE,
 # OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
 # second run changes nothing: see opsrun.lab.demo.demo_env.

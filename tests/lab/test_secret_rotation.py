@@ -77,7 +77,8 @@ class Writer(threading.Thread):
 
     def __init__(self, addresses, old: str, new: str):
         super().__init__(daemon=True)
-        self.clients = [cluster_client(addresses, old), cluster_client(addresses, new)]
+        self.addresses, self.new = addresses, new
+        self.clients = [cluster_client(addresses, old)]  # the new one once the old is refused (it connects at once)
         self.using, self.stop = 0, threading.Event()
         self.acked: list[int] = []
         self.failed: list[tuple[int, str]] = []
@@ -93,6 +94,7 @@ class Writer(threading.Thread):
                     break
                 except (redis.RedisError, AssertionError) as exc:
                     if refused(exc) and self.using == 0:
+                        self.clients.append(cluster_client(self.addresses, self.new))
                         self.using = 1
                         continue
                     self.failed.append((i, type(exc).__name__))

@@ -99,7 +99,7 @@ def _from_env(name: str, environ: Mapping[str, str], where: str, field: str) -> 
     if not value:
         raise ConfigError(
             where,
-            f"the environment variable {name} is not set; nothing was touched.",
+            f"the environment variable {name} (for {field.rsplit('.', 1)[-1]}) is not set; nothing was touched.",
             field=field,
             fix=f"export {name}=... in the environment that runs opsrun (secret values are never read from "
             "group_data), or keep it in AWS: " + FIX_REFERENCE,

@@ -46,7 +46,8 @@ def test_a_missing_variable_names_file_field_and_fix():
         secrets.require(inv, ["web1"], ["pm2"], environ={})
     assert err.value.path == str(GROUP_DATA)
     assert err.value.field == "pm2_apps[0].secret_env.API_TOKEN"
-    assert "DEMO_TOKEN" in err.value.problem and "export DEMO_TOKEN=" in (err.value.fix or "")
+    assert "the environment variable DEMO_TOKEN (for API_TOKEN) is not set; nothing was touched." == err.value.problem
+    assert "export DEMO_TOKEN=" in (err.value.fix or "")
 
 
 @pytest.mark.parametrize(

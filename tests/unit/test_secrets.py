@@ -273,3 +273,19 @@ def test_group_data_takes_an_aws_reference_where_it_took_a_variable_name():
     assert Pm2App.model_validate(app).secret_env["API_TOKEN"] == SecretsManagerSecret(
         secretsmanager="prod/app", key="token"
     )
+
+
+def test_the_worker_is_handed_the_values_the_controller_read_and_never_shows_them(monkeypatch, tmp_path):
+    from opsrun import engine
+
+    asked = []
+    monkeypatch.setattr(engine, "_run_worker", lambda request, **_kw: asked.append(request))
+    project = SimpleNamespace(root=tmp_path, deploy_path=lambda d: tmp_path / "deploys" / f"{d}.py")
+    secret_sources.preload({"ssm:/prod/x": "handed-over-value"})
+    try:
+        engine.run_deploy(project, inventory([]), "pm2", ["web1"], dry_run=True)
+    finally:
+        secret_sources.forget()
+    [request] = asked
+    assert request.secrets == {"ssm:/prod/x": "handed-over-value"}
+    assert "handed-over-value" not in repr(request)

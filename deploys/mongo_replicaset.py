@@ -55,7 +55,7 @@ elif not host.get_fact(Which, command="mongod"):
 
 keyfile = secret_sources.read(secret_env["keyfile"], "group_data", "mongo_replicaset_auth.secret_env.keyfile") + "\n"
 on_disk = host.get_fact(Sha1File, path=KEYFILE)
-running = host.get_fact(SystemdStatus, services="mongod").get("mongod.service", False)
+running = (host.get_fact(SystemdStatus, services="mongod") or {}).get("mongod.service", False)
 if running and on_disk and on_disk != get_file_sha1(BytesIO(keyfile.encode())):
     # Not built yet: moving running members to a new key live (a keyfile with both keys on every member, a
     # restart of each, then the new key alone). Writing it now would split the set at the next restart.

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +18,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from tests.conftest import opsrun_json
 from tests.lab.conftest import converge
+from tests.redis.writer import RotationWriter
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
@@ -39,12 +38,6 @@ def takes(addresses, host: str, port: int, password: str) -> bool:
             return bool(c.ping())
     except redis.AuthenticationError:
         return False
-
-
-def refused(exc: Exception) -> bool:
-    return isinstance(exc, redis.AuthenticationError) or any(
-        word in str(exc) for word in ("WRONGPASS", "NOAUTH", "invalid username-password")
-    )
 
 
 @pytest.fixture
@@ -70,46 +63,9 @@ def cluster_client(addresses, password: str) -> RedisCluster:
     )
 
 
-class Writer(threading.Thread):
-    """Writes k0, k1, ... and reads each back through a cluster client holding the old password, and moves
-    to the new one when the cluster refuses the old (what an app does during a rotation). A write fails when
-    it fails for any other reason, or with both passwords."""
-
-    def __init__(self, addresses, old: str, new: str):
-        super().__init__(daemon=True)
-        self.addresses, self.new = addresses, new
-        self.clients = [cluster_client(addresses, old)]  # the new one once the old is refused (it connects at once)
-        self.using, self.stop = 0, threading.Event()
-        self.acked: list[int] = []
-        self.failed: list[tuple[int, str]] = []
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            for _attempt in range(2):
-                try:
-                    self.clients[self.using].set(f"rot{i}", i)
-                    self.acked.append(i)
-                    assert self.clients[self.using].get(f"rot{i}") == str(i).encode(), f"rot{i} read back wrong"
-                    break
-                except (redis.RedisError, AssertionError) as exc:
-                    if refused(exc) and self.using == 0:
-                        self.clients.append(cluster_client(self.addresses, self.new))
-                        self.using = 1
-                        continue
-                    self.failed.append((i, type(exc).__name__))
-                    time.sleep(0.05)
-                    break
-            i += 1
-
-    def close(self) -> None:
-        for c in self.clients:
-            c.close()
-
-
 def test_the_password_is_rotated_live_under_a_writing_client(original, addresses):
     new = "opsrun-redis-rotated-" + secrets.token_hex(12)
-    writer = Writer(addresses, original, new)
+    writer = RotationWriter([(addresses[h], p) for h in HOSTS for p in PORTS[h]], original, new, prefix="rot")
     os.environ["OPSRUN_REDIS_PASSWORD"] = new
     writer.start()
     try:

@@ -5,65 +5,18 @@ tests/lab/test_secret_rotation.py drives the same through `opsrun apply` on host
 
 from __future__ import annotations
 
-import threading
-import time
-
 import redis
-from redis.cluster import ClusterNode, RedisCluster
 
 from deploys import _redis, _redis_auth
 from opsrun.waiting import poll_until
 from tests.redis.conftest import takes
-
-
-def refused(exc: Exception) -> bool:
-    return isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in str(exc) or "NOAUTH" in str(exc)
-
-
-class Writer(threading.Thread):
-    """SET then GET k0, k1, ... through a cluster client on the old password, moving to the new one when
-    the old is refused (an app during a rotation); every other failure, or one with both, is counted."""
-
-    def __init__(self, nodes, old: str, new: str):
-        super().__init__(daemon=True)
-        startup = [ClusterNode(n.address, n.port) for n in nodes]
-        self.passwords = (old, new)
-        self.connect = lambda password: RedisCluster(startup_nodes=startup, password=password, socket_timeout=2)
-        self.clients = [self.connect(old)]  # the new one once the old is refused (it connects at once)
-        self.using, self.stop = 0, threading.Event()
-        self.acked: list[int] = []
-        self.failed: list[tuple[int, str]] = []
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            for _attempt in range(2):
-                try:
-                    client = self.clients[self.using]
-                    client.set(f"k{i}", i)
-                    self.acked.append(i)
-                    if client.get(f"k{i}") != str(i).encode():
-                        self.failed.append((i, "read back wrong"))
-                    break
-                except redis.RedisError as exc:
-                    if refused(exc) and self.using == 0:
-                        self.clients.append(self.connect(self.passwords[1]))
-                        self.using = 1
-                        continue
-                    self.failed.append((i, f"{type(exc).__name__}"))
-                    time.sleep(0.05)
-                    break
-            i += 1
-
-    def close(self) -> None:
-        for c in self.clients:
-            c.close()
+from tests.redis.writer import RotationWriter
 
 
 def test_every_node_moves_to_the_new_password_with_no_failed_write(redis_cluster):
     old, new = redis_cluster.password, "new-" + old_suffix(redis_cluster.password)
     nodes = redis_cluster.nodes
-    writer = Writer(nodes, old, new)
+    writer = RotationWriter([(n.address, n.port) for n in nodes], old, new)
     writer.start()
     try:
         wrote(writer, 50)  # on the old password first
@@ -98,7 +51,7 @@ def test_a_node_already_moved_over_is_left_as_it_is(redis_cluster):
     assert all(takes(n, new) and not takes(n, old) for n in redis_cluster.nodes)
 
 
-def wrote(writer: Writer, count: int) -> None:
+def wrote(writer: RotationWriter, count: int) -> None:
     poll_until(lambda: len(writer.acked) >= count, timeout=30, interval=0.05, what=f"{count} writes acknowledged")
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from opsrun.lab import hosts as lab_hosts
+from opsrun.waiting import poll_until
 from tests.conftest import REPO, chromium, copy_ops, opsrun_json
 from tests.lab.conftest import converge, converge_web_tier
 
@@ -123,16 +124,20 @@ def test_shell_and_conditional_operations_are_unknown_never_drift(git_project):
     assert doc["summary"]["drift"] == 0 and doc["summary"]["unknown"] == 3 * 2
 
 
-def test_a_stopped_host_is_unreachable_not_drift(lab, git_project):
+def test_a_stopped_host_is_unreachable_not_drift(lab, git_project, haproxy):
+    """A host that is down is unreachable, never a configuration finding; that its balancer no longer serves
+    it is a finding of its own (capacity lost), once the balancer's health check has seen it."""
     lab_hosts.stop(lab.cfg, "web3")
     try:
+        poll_until(lambda: not haproxy.state("web3").healthy, timeout=30, what="HAProxy to see web3 down")
         code, doc = drift(git_project, "nginx")
         assert code == 1, doc  # a host not seen is never exit 0 unless the user allows it
-        assert doc["status"] == "partial" and list(doc["unreachable"]) == ["web3"] and doc["findings"] == []
+        assert doc["status"] == "drift" and list(doc["unreachable"]) == ["web3"]
+        assert [(f["host"], f["verdict"]) for f in doc["findings"]] == [("web3", "out_of_balancer")]
         code, allowed = drift(git_project, "nginx", "--allow-unreachable")
-        assert code == 0 and allowed["status"] == "partial" and list(allowed["unreachable"]) == ["web3"]
+        assert code == 3 and allowed["status"] == "drift" and list(allowed["unreachable"]) == ["web3"]
         code, strict = drift(git_project, "nginx", "--fail-on-unreachable")  # the old flag: the default now
-        assert code == 1 and strict["status"] == "partial"
+        assert code == 1 and strict["status"] == "drift"
     finally:
         lab.up(3)
 

@@ -32,9 +32,9 @@ from typing import Any
 from opsrun import secret_sources
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
+from opsrun.settings.values import SECRETISH
 
 MASK = "***"
-SECRETISH = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|AUTH|CRED|PRIVATE|SALT|SIGNATURE|COOKIE|DSN", re.IGNORECASE)
 URL_WITH_PASSWORD = re.compile(r"://[^/?#\s@:]*:[^/?#\s@]+@")
 ENV_SECRETISH = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)  # names of variables to mask
 _known: set[str] = set()

@@ -19,8 +19,8 @@ from pydantic.fields import FieldInfo
 
 from opsrun.errors import ConfigError
 from opsrun.inventory import HOST_NAME
-from opsrun.secrets import SECRETISH
 from opsrun.settings import models
+from opsrun.settings.values import SECRETISH
 
 
 @dataclass(frozen=True)

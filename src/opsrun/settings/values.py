@@ -18,6 +18,8 @@ HOSTNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$|^[0-9A-Fa-f:.]+$"  # DNS name
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 LINE_RE = r"^[^\x00-\x1f\x7f]*$"  # one line of text: no newline, carriage return or other control character
 SETTING_WORD_RE = r"^[A-Za-z0-9 ._:/,+*-]*$"
+#: a variable or field name that holds (or names) a secret: its value is never shown, and refused in plain text
+SECRETISH = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|AUTH|CRED|PRIVATE|SALT|SIGNATURE|COOKIE|DSN", re.IGNORECASE)
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE)]
 AbsPath = Annotated[str, StringConstraints(pattern=PATH_RE)]

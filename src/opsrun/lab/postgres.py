@@ -22,6 +22,7 @@ from typing import Any
 
 from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
+from opsrun.waiting import poll_until
 
 PRIMARY_ENV, REPLICA_ENV = "OPSRUN_PG_PRIMARY_URL", "OPSRUN_PG_REPLICA_URL"
 LOOPBACK = "127.0.0.1"
@@ -149,6 +150,7 @@ def ensure(cfg: LabConfig, log: Callable[[str], None], environ: dict[str, str] |
         basebackup(primary, r_dir / "data")
         log(f"postgres: replica made from the primary by pg_basebackup in {r_dir / 'data'}")
     _start(r_dir / "data", replica.port)
+    _follow(r_dir, primary, replica)
     log(f"postgres: primary on {LOOPBACK}:{primary.port}, streaming replica on {LOOPBACK}:{replica.port}")
     dump = _owned_dir(dumps_dir(cfg)) / time.strftime("%Y%m%dT%H%M%SZ.dump", time.gmtime())
     _as_postgres(
@@ -186,6 +188,27 @@ def _set_password(socket_dir: Path, server: Server) -> None:
         conn.execute(
             sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(server.user), sql.Literal(server.password))
         )
+
+
+def _follow(socket_dir: Path, primary: Server, replica: Server, timeout: float = 60) -> None:
+    """The replica streaming from the primary: its primary_conninfo (pg_basebackup -R wrote the password of
+    that day there) takes the URLs' password when `_set_password` changed it, then streaming is waited for."""
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    with _connect(socket_dir, replica, "postgres") as conn:
+        current = conninfo_to_dict(conn.execute("SHOW primary_conninfo").fetchone()[0])
+        if current.get("password") != primary.password:
+            conninfo = make_conninfo("", **{**current, "password": primary.password})
+            conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(sql.Literal(conninfo)))
+            conn.execute("SELECT pg_reload_conf()")
+
+    def streams() -> bool:
+        with _connect(socket_dir, replica, "postgres") as conn:
+            row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+        return row is not None and row[0] == "streaming"
+
+    poll_until(streams, timeout=timeout, interval=0.2, what="the lab's replica to stream from its primary")
 
 
 SEED = {

@@ -22,14 +22,14 @@ from typing import Any, Self
 
 import pytest
 
+from opsrun.lab.demo import demo_env, made_up
+
 REPO = Path(__file__).resolve().parents[1]
 
 if os.environ.get("OPSRUN_KEEP_LAB"):
     # A kept lab's hosts keep the secrets they were deployed with from one session to the next (as `make demo`
     # keeps its own in .opsrun/demo.env, which this reads and adds to): a running Redis Cluster does not
     # learn a new password from an apply.
-    from opsrun.lab.demo import demo_env
-
     for _name, _value in demo_env(REPO / ".opsrun" / "demo.env", environ={}).items():
         os.environ.setdefault(_name, _value)
 
@@ -39,6 +39,9 @@ if os.environ.get("OPSRUN_KEEP_LAB"):
 DEMO_SECRET = os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "opsrun-test-" + secrets.token_hex(12))
 REDIS_SECRET = os.environ.setdefault("OPSRUN_REDIS_PASSWORD", "opsrun-redis-" + secrets.token_hex(12))
 MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_urlsafe(48))
+# The lab's PostgreSQL pair (`opsrun lab postgres`): one password for the session, whichever test starts it
+for _name, _value in made_up(os.environ).items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,8 @@ CONFIG_OP = "nginx configuration (validated with nginx -t)"
 
 @pytest.fixture(scope="module")
 def applied_project(tmp_path_factory, lab, haproxy) -> Path:
-    """A copy of the ops content as its own git repository, applied once by opsrun (its store records the
-    revision that drift tells intentional changes from corrective ones by)."""
+    """A copy of the ops content as its own git repository, applied once by opsrun and found clean by drift
+    once: its store records the clean revision that drift tells intentional changes from corrective ones by."""
     dest = copy_ops(tmp_path_factory.mktemp("drift") / "ops")
     git = ["git", "-C", str(dest), "-c", "user.name=ops", "-c", "user.email=ops@opsrun.invalid"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -35,6 +35,8 @@ def applied_project(tmp_path_factory, lab, haproxy) -> Path:
     subprocess.run([*git, "commit", "-q", "-m", "ops repo"], check=True)
     converge_web_tier(lab, haproxy)
     code, doc = opsrun_json("apply", "lab", "nginx", project=dest)
+    assert code == 0, doc
+    code, doc = opsrun_json("drift", "lab", "nginx", project=dest)  # the clean baseline causes are told by
     assert code == 0, doc
     return dest
 

@@ -275,3 +275,23 @@ def test_verify_production_aws_passes_then_fails(fleet, cloud, ops, tls):
         tls.serve("shop.rehearsal", days=90)
         boto3.client("rds").create_db_snapshot(DBInstanceIdentifier="production-orders", DBSnapshotIdentifier="nightly")
         sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName="production-orders-dlq")["QueueUrl"])
+
+
+def test_drift_production_finds_a_target_deregistered_by_hand(fleet, cloud, ops):
+    """A target taken out of the ALB's target group behind opsrun's back (the console, another tool) is drift
+    of its own kind on the production fleet, until it is registered again."""
+    ids, groups = fleet
+    elb = boto3.client("elbv2")
+    elb.deregister_targets(TargetGroupArn=groups["production"], Targets=[{"Id": ids["web2"]}])
+    try:
+        code, doc = opsrun_json("drift", "production", project=ops)
+        assert code == 3, doc
+        out = [(f["host"], f["deploy"], f["cause"]) for f in doc["findings"] if f["verdict"] == "out_of_balancer"]
+        assert out == [("web2", "balancer", "corrective")]
+        [found] = [f for f in doc["findings"] if f["verdict"] == "out_of_balancer"]
+        assert "left so by nobody opsrun knows of" in found["detail"]
+    finally:
+        elb.register_targets(TargetGroupArn=groups["production"], Targets=[{"Id": ids["web2"]}])
+    code, doc = opsrun_json("drift", "production", project=ops)
+    assert [f for f in doc["findings"] if f["verdict"] == "out_of_balancer"] == []
+    assert ("web2", "balancer") in {(r["host"], r["deploy"]) for r in doc["resolved"]}

@@ -39,6 +39,10 @@ class AuthFilePassword(FactBase[str]):
     def command(self) -> str:
         return f"awk '$1 == \"requirepass\" {{print $2}}' {AUTH} 2>/dev/null || true"
 
+    @staticmethod
+    def default() -> str:
+        return ""  # pyinfra gives a fact whose command printed nothing its default: no file, no password
+
     def process(self, output: list[str]) -> str:
         return output[0].strip() if output else ""
 
@@ -74,7 +78,8 @@ def old_passwords(new: str) -> list[str]:
             secret_sources.read(auth.secret_env["previous"], "group_data", "redis_cluster_auth.secret_env.previous")
         )
     for value in found:
-        secrets.register(value)
+        if value:
+            secrets.register(value)
     return [p for i, p in enumerate(found) if p and p != new and p not in found[:i]]
 
 

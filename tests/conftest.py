@@ -150,14 +150,19 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="module")
 def moto_url():
-    """moto's server (the AWS APIs as boto3 sees them) on a free loopback port, in this process."""
+    """moto's server (the AWS APIs as boto3 sees them) on a free loopback port, in this process, empty: moto's
+    state is the process's, so what another module's server made (an RDS instance) would still be there."""
+    import urllib.request
+
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    url = f"http://127.0.0.1:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=10).close()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()
 

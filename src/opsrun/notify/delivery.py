@@ -72,7 +72,7 @@ RETRY = Retry()
 def backoff(seconds: float) -> None:
     """The pause between two attempts (bounded by `Retry`). A backoff, not a wait for a condition: there is
     nothing to poll, the point is to let the other side recover."""
-    time.sleep(seconds)
+    time.sleep(seconds)  # ok: a backoff between two attempts, bounded by Retry
 
 
 def deliver(

@@ -21,6 +21,8 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,19 @@ class Routed(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         worker_output(record_line(record), self.debug_log)
+
+
+@contextmanager
+def kept_as_found() -> Iterator[None]:
+    """The root logger's level and handlers put back afterwards: a command line run in-process (a test, a
+    library caller) does not leave -vv's DEBUG routing to whoever runs next."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def setup(debug_log: Path | None) -> None:

@@ -396,3 +396,14 @@ def test_the_readme_has_one_exit_code_table():
     for code in ("0", "1", "2", "3", "130"):
         assert f"\n| {code} |" in table
     assert "--allow-unreachable" in table
+
+
+def test_a_command_line_run_in_this_process_leaves_the_root_logger_as_it_found_it():
+    """-vv routes every record at DEBUG while it runs; a later caller (a test, a library user) must not inherit it."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    result = run("apply", "lab", "nginx", "--list-hosts", "-vv")
+    assert result.exit_code == 0, result.output
+    assert (root.level, root.handlers) == (level, handlers)

@@ -43,7 +43,8 @@ class OpsrunGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with logs.kept_as_found():
+                return super().invoke(ctx)
         except OpsrunError as exc:
             echo(f"error: {exc}", err=True)
             raise click.exceptions.Exit(exc.exit_code) from exc

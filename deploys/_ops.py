@@ -92,8 +92,9 @@ def secret_file(dest: str, content: str, mode: str = "600") -> Generator[Any, No
     umask (a new file is 0644 as a rule), and pyinfra uploads straight to the destination (or, with _sudo,
     to a temp file in /tmp): so the upload goes into a folder of mode 700 of opsrun's own, with the temp
     file beside it, gets the owner of the file it replaces and its mode there, and is then moved into
-    place (a rename; across file systems, a copy that keeps the mode). Connect as root, as opsrun's
-    inventories do: with _sudo the upload into that folder fails rather than pass through /tmp."""
+    place (a rename; across file systems, a copy that keeps the mode). With _sudo, SFTP writes as the SSH
+    user and pyinfra copies the upload into place with sudo: the folder then belongs to that user (sudo's
+    SUDO_USER), still mode 700, so the upload never passes through /tmp."""
     if not re.fullmatch(r"[0-7]{3,4}", mode):
         raise ValueError(f"secret_file: mode {mode!r} is not an octal mode such as 600")
     want = get_file_sha1(io.BytesIO(content.encode()))
@@ -104,7 +105,10 @@ def secret_file(dest: str, content: str, mode: str = "600") -> Generator[Any, No
         host.log(f"Will write {dest} (secret content, not shown)", logger.info)
     q = shlex.quote
     staged = f"{SECRET_STAGING}/{dest.strip('/').replace('/', '%')}"
-    yield f"mkdir -p -m 700 {q(SECRET_STAGING)} && chmod 700 {q(SECRET_STAGING)}"
+    yield (
+        f'mkdir -p -m 700 {q(SECRET_STAGING)} && chown "${{SUDO_USER:-root}}" {q(SECRET_STAGING)} && '
+        f"chmod 700 {q(SECRET_STAGING)}"
+    )
     yield FileUploadCommand(io.BytesIO(content.encode()), f"{staged}.new", remote_temp_filename=f"{staged}.tmp")
     yield (
         f"if [ -e {q(dest)} ]; then chown --reference={q(dest)} {q(staged + '.new')}; fi && "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 
+from opsrun import sudo
 from opsrun.inventory import Inventory
 from opsrun.remote import Remote
 from opsrun.waiting import poll_until
@@ -22,7 +23,7 @@ def reboot_if_needed(inv: Inventory, host: str, *, mode: str, timeout: float) ->
     remote = Remote(inv, host, timeout=30)
     rc, out, err = remote.run(f"{BOOT_ID}; test -e /var/run/reboot-required && echo needed || true")
     if rc != 0:
-        raise OSError(f"cannot read the boot state of {host}: {err.strip()}")
+        raise OSError(sudo.explain(host, err) or f"cannot read the boot state of {host}: {err.strip()}")
     lines = out.split()
     before, needed = lines[0], "needed" in lines[1:]
     if mode == "never" or (mode == "if-needed" and not needed):

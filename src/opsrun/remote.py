@@ -1,6 +1,7 @@
-"""Commands on one inventory host over OpenSSH, with the inventory's SSH settings (key, known_hosts, strict
-host key checking) and one shared connection. For the few things opsrun itself does on a host outside a
-deploy (an nginx load balancer's upstream); deploys go through the engine."""
+"""Commands on one inventory host over OpenSSH, through the run's one SSH configuration (opsrun.sshconfig:
+user, key, known_hosts, bastion, the user's ssh_config) and one shared connection, under sudo when the
+host's data says so (opsrun.sudo). For the few things opsrun itself does on a host outside a deploy (an
+nginx load balancer's upstream, a reboot); deploys go through the engine."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 import weakref
 from pathlib import Path
 
+from opsrun import sudo
 from opsrun.inventory import Inventory
 from opsrun.sshconfig import ssh_config
 
@@ -18,6 +20,7 @@ from opsrun.sshconfig import ssh_config
 class Remote:
     def __init__(self, inventory: Inventory, host: str, timeout: float = 30):
         self.host = host
+        self.data = inventory.hosts[host].data
         self.timeout = timeout
         # a short folder for the ControlPath socket (sun_path is 108 bytes); the master exits by itself
         self._dir = Path(tempfile.mkdtemp(prefix="opsrun-r-", dir="/tmp"))
@@ -28,9 +31,11 @@ class Remote:
         )
 
     def run(self, command: str, stdin: str | None = None) -> tuple[int, str, str]:
+        """`command` (one shell line) on the host, as root where the host's data turns sudo on."""
+        command, stdin = sudo.wrap(self.data, command, stdin)
         proc = subprocess.run(
             ["ssh", "-F", str(self._config), self.host, command],
-            input=stdin,
+            input=stdin if stdin is not None else "",
             capture_output=True,
             text=True,
             timeout=self.timeout,
@@ -41,4 +46,4 @@ class Remote:
     def put(self, path: str, text: str) -> None:
         rc, _out, err = self.run("cat > " + shlex.quote(path), stdin=text)
         if rc != 0:
-            raise OSError(f"{self.host}: writing {path} failed: {err.strip()}")
+            raise OSError(sudo.explain(self.host, err) or f"{self.host}: writing {path} failed: {err.strip()}")

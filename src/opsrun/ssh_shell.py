@@ -20,6 +20,7 @@ Registered with testinfra as the `opsrun-ssh` connection: `--hosts=opsrun-ssh://
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import selectors
@@ -31,7 +32,10 @@ import testinfra.backend
 from testinfra.backend import base
 from testinfra.backend.ssh import SshBackend
 
+from opsrun import sudo
+
 NAME = "opsrun-ssh"
+SUDO_ENV = "OPSRUN_VERIFY_SUDO"
 
 
 class ShellSshBackend(SshBackend):  # type: ignore[misc]
@@ -60,6 +64,8 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
         except BrokenPipeError:
             pass  # the shell is gone: _read reports why
         rc, out, err = self._read(shell, frame)
+        if self._shell is None and (refused := sudo.explain(self.host.name, err.decode(errors="replace"))):
+            raise RuntimeError(refused)  # the shell never started: sudo's answer is the host's failure
         result = self.result(rc, self.encode(command), out, err)
         if rc == 255:  # ssh's own failure (or the command's 255): testinfra's ssh backend raises too
             raise RuntimeError(result)
@@ -88,6 +94,11 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
         )
         self._owner = os.getpid()
         self._marker = b"opsrun-end-" + secrets.token_hex(8).encode()
+        escalation = _sudo(self.host.name)
+        if escalation is not None and escalation.password:  # sudo -S reads this one line, the shell the rest
+            assert self._shell.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self._shell.stdin.write(self.encode(escalation.password + "\n"))
         return self._shell
 
     def _ssh_command(self) -> list[str]:
@@ -103,7 +114,9 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
             cmd += ["-i", self.ssh_identity_file]
         if not self.ssh_config:  # opsrun's ssh_config has the inventory's; ssh keeps the first value it is given
             cmd += ["-o", f"ConnectTimeout={self.timeout}"]
-        cmd += ["--", self.host.name, "exec /bin/sh"]
+        escalation = _sudo(self.host.name)
+        shell = "exec /bin/sh" if escalation is None else "exec " + escalation.command("exec /bin/sh")
+        cmd += ["--", self.host.name, shell]
         return cmd
 
     def _read(self, shell: subprocess.Popen[bytes], frame: _Frame) -> tuple[int, bytes, bytes]:
@@ -123,6 +136,13 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
             rc = _ended(shell, timeout=5)
             return (rc if rc >= 0 else 255), frame.out.text(), frame.err.text()
         return frame.status, frame.out.text(), frame.err.text()
+
+
+def _sudo(host: str) -> sudo.Sudo | None:
+    """The host's escalation, as the controller passed it (SUDO_ENV: host -> {user, password}): the whole
+    verification shell runs under sudo, as every operation of a deploy with `_sudo` does."""
+    found = json.loads(os.environ.get(SUDO_ENV) or "{}").get(host)
+    return None if found is None else sudo.Sudo(found.get("user"), found.get("password"))
 
 
 class _Stream:

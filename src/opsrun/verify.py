@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes, progress, ssh_shell
+from opsrun import processes, progress, ssh_shell, sudo
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
@@ -333,6 +333,9 @@ def _pytest_env(
         **env,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
+        ssh_shell.SUDO_ENV: json.dumps(
+            {h: {"user": s.user, "password": s.password} for h in hosts if (s := sudo.Sudo.of(data[h])) is not None}
+        ),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
     }
 

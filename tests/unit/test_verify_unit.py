@@ -33,7 +33,7 @@ def test_ssh_config_carries_inventory_ssh_settings_and_strict_keys():
         Path("/tmp/cm"),
     )
     lines = [line.strip() for line in text.splitlines()]
-    assert lines[0] == "Host web1"
+    assert lines[0] == "Host web1 10.0.0.1"  # the inventory name, and the address pyinfra looks up
     for expected in (
         "HostName 10.0.0.1",
         "Port 2222",

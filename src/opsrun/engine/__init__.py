@@ -17,10 +17,10 @@ from __future__ import annotations
 import pickle
 import signal
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from opsrun import logs, processes, progress, secret_sources
+from opsrun import logs, processes, progress, secret_sources, sshconfig
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -49,6 +49,7 @@ class Request:
     verbosity: int = field(default_factory=logs.level)  # -v, -vv: how much of pyinfra's log the worker keeps
     # the secrets this run read (opsrun.secret_sources.loaded): to the worker over its stdin pipe, never to disk
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    ssh_config_file: str = ""  # the run's one SSH configuration (opsrun.sshconfig), written by _run_worker
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
     backstop (every host's deadline and a margin: the worker itself no longer answers) it is killed."""
     worker = spare.take()
     try:
+        config = worker.folder / "ssh_config"  # pyinfra reads the same configuration as opsrun's own ssh
+        config.write_text(
+            sshconfig.ssh_config(request.inventory, request.hosts, worker.folder, request.connect_timeout)
+        )
+        request = replace(request, ssh_config_file=str(config))
         assert worker.proc.stdin is not None
         worker.proc.stdin.write(pickle.dumps((str(worker.result_path), request)))
         worker.proc.stdin.close()

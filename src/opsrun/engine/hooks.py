@@ -114,3 +114,14 @@ def progress_events(path: Path) -> Any:  # pragma: no cover - worker side
             out.write(progress.event_line(host.name, progress.FAILED, names(state, op_hash)))
 
     return Events()
+
+
+def sudo_never_prompts() -> None:
+    """pyinfra asks on the terminal (getpass) when sudo wants a password that was not given, and waits. A
+    worker has nobody to answer: the command fails instead, in sudo's own words, and only its host with it."""
+    from pyinfra.connectors import util
+
+    def refuse(prompt: str = "", stream: Any = None) -> str:
+        raise OSError("sudo: a password is required (and opsrun never prompts for one)")
+
+    util.getpass = refuse  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import leases, logs, progress, secret_sources
-from opsrun.engine import Request, hooks
+from opsrun.engine import Request, escalation, hooks
 from opsrun.engine.clocks import HostClocks
 from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
 from opsrun.errors import OpsrunError
@@ -52,6 +52,7 @@ def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: n
     idempotent = hooks.record_idempotency()
     stopping = hooks.stop_between_operations()
     hooks.connection_loss_fails_the_host()
+    hooks.sudo_never_prompts()
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     state, py_inv = _new_state(request)
@@ -93,7 +94,8 @@ def _new_state(request: Request) -> tuple[Any, Any]:  # pragma: no cover - worke
     if request.project_root not in sys.path:
         sys.path.insert(0, request.project_root)  # deploys may import helpers as `deploys._ops`, as in the CLI
     inv = request.inventory
-    py_inv = PyInventory((inv.all_hosts, inv.all_data), override_data=dict(inv.overrides), **inv.groups)
+    overrides = dict(inv.overrides) | ({"ssh_config_file": request.ssh_config_file} if request.ssh_config_file else {})
+    py_inv = PyInventory((inv.all_hosts, inv.all_data), override_data=overrides, **inv.groups)
     state = State(check_for_changes=request.dry_run)
     state.cwd = request.project_root
     ctx_state.set(state)
@@ -150,7 +152,7 @@ def _connect(state: Any, request: Request, seen: Seen) -> list[Any]:  # pragma: 
     state.set_stage(StateStage.Connect)
     with contextlib.suppress(PyinfraError):  # "No hosts remaining!": every host is in host_errors
         connect_all(state)
-    active = list(state.inventory.get_active_hosts())
+    active = escalation.escalated(state, list(state.inventory.get_active_hosts()), seen.errors)
     if request.lease is not None and active:
         seen.leases = _leases(state, active, request.lease)
         refused = [h for h in active if not seen.leases[h.name].taken]
@@ -352,7 +354,9 @@ def _leases(state: Any, hosts: list[Any], request: LeaseRequest) -> dict[str, Le
 
     def one(host: Any) -> LeaseAnswer:
         try:
-            _ok, output = host.run_shell_command(command, print_output=False, print_input=False)
+            _ok, output = host.run_shell_command(
+                command, print_output=False, print_input=False, **escalation.sudo_arguments(host.data)
+            )
         except Exception as exc:  # noqa: BLE001 - the connection dropped: no lease
             return LeaseAnswer(False, previous_holder=f"{type(exc).__name__}: {exc}")
         return leases.parse(" ".join(output.stdout_lines), request.owner)

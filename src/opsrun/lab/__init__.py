@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from opsrun.errors import LabError
-from opsrun.lab import aptrepo, capacity, haproxy, hosts, image, network, postgres, services
+from opsrun.lab import aptrepo, capacity, fleet, haproxy, hosts, image, network, postgres, services
 from opsrun.lab.config import LabConfig, host_name
 
 Log = Callable[[str], None]
@@ -163,6 +163,7 @@ class Lab:
 
     def _write_known_hosts(self, addresses: dict[str, str]) -> None:
         lines = [f"{name},{addr} {key}" for name, addr in addresses.items() for key in hosts.host_keys(self.cfg, name)]
+        lines += fleet.known_hosts_lines(self.cfg)  # the bastion, when one was made, keeps its place
         tmp = self.cfg.known_hosts.with_suffix(".tmp")
         tmp.write_text("\n".join(lines) + "\n")
         tmp.replace(self.cfg.known_hosts)

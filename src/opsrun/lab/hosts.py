@@ -20,6 +20,7 @@ from pathlib import Path
 from opsrun import processes
 from opsrun.errors import LabError
 from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
+from opsrun.lab.image import ADMIN, ADMIN_UID
 from opsrun.waiting import poll_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -118,10 +119,20 @@ def create(cfg: LabConfig, base: Path, name: str) -> None:
         key.unlink(missing_ok=True)
         Path(f"{key}.pub").unlink(missing_ok=True)
         _check(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", f"root@{name}", "-f", str(key)])
-    auth = upper / "root/.ssh/authorized_keys"
-    auth.write_text(Path(f"{cfg.key}.pub").read_text())
-    auth.chmod(0o600)
+    _authorize(upper, "root", 0, Path(f"{cfg.key}.pub").read_text())
+    _authorize(upper, f"home/{ADMIN}", ADMIN_UID, Path(f"{cfg.key}.pub").read_text())
     (hdir / "identity.done").write_text("")
+
+
+def _authorize(upper: Path, home: str, uid: int, key: str) -> None:
+    """The lab key in HOME/.ssh/authorized_keys, owned by the user (the upper dir's owners win)."""
+    ssh_dir = upper / home / ".ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True)
+    auth = ssh_dir / "authorized_keys"
+    auth.write_text(key)
+    for path, mode in ((upper / home, 0o700 if uid == 0 else 0o755), (ssh_dir, 0o700), (auth, 0o600)):
+        os.chown(path, uid, uid)
+        path.chmod(mode)
 
 
 def lab_files(cfg: LabConfig, name: str) -> dict[str, str]:

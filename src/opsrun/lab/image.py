@@ -19,7 +19,7 @@ from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
 
 SUITE = "bookworm"
-RECIPE_VERSION = "2"  # bump to force a rebuild when a step below changes in a way the hash cannot see
+RECIPE_VERSION = "3"  # bump to force a rebuild when a step below changes in a way the hash cannot see
 INCLUDE = [
     "systemd",
     "systemd-sysv",
@@ -44,6 +44,8 @@ MASKED_UNITS = [
     "fstrim.timer",
 ]
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
+#: the login of Debian's cloud images: passwordless sudo, as their cloud-init writes it; its key goes in per host
+ADMIN, ADMIN_UID = "admin", 1000
 
 Log = Callable[[str], None]
 
@@ -101,6 +103,7 @@ def _files(sources: dict[str, str]) -> dict[str, str]:
                 "HostKey /etc/ssh/ssh_host_ed25519_key\nHostKey /etc/ssh/ssh_host_ecdsa_key\n"
                 "PasswordAuthentication no\nUseDNS no\n"
             ),
+            "/etc/sudoers.d/90-cloud-init-users": f"{ADMIN} ALL=(ALL) NOPASSWD:ALL\n",
         }
     )
     return files
@@ -168,6 +171,8 @@ def _build(root: Path, cfg: LabConfig, sources: dict[str, str], log: Log) -> Non
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()  # identity is per host
     (root / "etc/machine-id").write_text("")
+    (root / "etc/sudoers.d/90-cloud-init-users").chmod(0o440)
+    _run(["chroot", str(root), "useradd", "-m", "-u", str(ADMIN_UID), "-U", "-s", "/bin/bash", ADMIN], log)
     _run(["chroot", str(root), "systemctl", "mask", *MASKED_UNITS], log)
 
     log("  security updates and " + " ".join(BAKED))

@@ -57,6 +57,8 @@ DEPLOYS: dict[str, Family] = {
     "mongo_replicaset": Family("mongo_replicaset", models.MongoSettings, "mongo_replicaset_"),
 }
 SSH = Family("ssh", models.SSHSettings, "")
+SUDO = Family("sudo", models.SudoSettings, "_")  # _sudo -> sudo: pydantic fields cannot start with '_'
+SUDO_KEYS = ("_sudo", "_sudo_user", "_sudo_password", "_use_sudo_password", "_use_sudo_login", "_preserve_sudo_env")
 
 
 def _plain(value: Any) -> Any:
@@ -217,6 +219,8 @@ def check_host(inv: Any, host: str) -> None:
 
     context = {"host": host, "host_data": dict(data), "inventory_hosts": list(inv.hosts)}
     validate_family(SSH, {k: v for k, v in data.items() if k.startswith("ssh_")}, where=where)
+    validate_family(SUDO, {k: v for k, v in data.items() if k in SUDO_KEYS}, where=where)
+    _register_passwords(data)
     for family in DEPLOYS.values():
         validate_family(family, data, where=where)
     for key, model in policy_keys(data):
@@ -228,6 +232,15 @@ def check_host(inv: Any, host: str) -> None:
     if "notify" in data:
         validate_key(models.NotifySetting, "notify", data["notify"], where=where("notify"))
     _check_picklable(data, host, where)
+
+
+def _register_passwords(data: Mapping[str, Any]) -> None:
+    """Passwords of the connection, masked wherever opsrun prints (a sudo error, a debug log)."""
+    from opsrun import secrets
+
+    for key in ("_sudo_password", "ssh_password", "ssh_key_password"):
+        if isinstance(data.get(key), str) and data[key]:
+            secrets.register(data[key])
 
 
 def _check_picklable(data: Mapping[str, Any], host: str, where: Callable[[str], str]) -> None:

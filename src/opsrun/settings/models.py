@@ -3,7 +3,8 @@ per family, strict (no "2" for 2, no True for a port), closed (`extra="forbid"`:
 error), with ranges and, for every value that reaches a shell, a config file or a protocol line, the
 characters it may hold.
 
-    SSHSettings        ssh_* (pyinfra's SSH connector data), also written to verify's ssh_config
+    SSHSettings        ssh_* (pyinfra's SSH connector data, and ssh_jump), the one ssh_config of a run
+    SudoSettings       _sudo, _sudo_user, _sudo_password (pyinfra's escalation arguments as host data)
     RollingPolicy      rolling / DEPLOY_rolling, with its HealthGate
     Balancer           balancer / DEPLOY_balancer: HAProxyBalancer | NginxBalancer | ELBv2Balancer
     NginxSettings      nginx_*            (deploys/nginx.py)
@@ -51,6 +52,7 @@ from opsrun.settings.rollout_models import (
     RollingSetting,
     SSHSettings,
     StageDeadlines,
+    SudoSettings,
 )
 
 __all__ = [
@@ -80,5 +82,6 @@ __all__ = [
     "SSHSettings",
     "SecretEnvOnly",
     "StageDeadlines",
+    "SudoSettings",
     "Targets",
 ]

@@ -50,6 +50,41 @@ class SSHSettings(Strict):
     ssh_connect_retry_min_delay: Annotated[float, Field(ge=0)] | None = None
     ssh_connect_retry_max_delay: Annotated[float, Field(ge=0)] | None = None
     ssh_file_transfer_protocol: Literal["sftp", "scp"] | None = None
+    ssh_jump: (
+        Annotated[str, StringConstraints(pattern=r"^([a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$")]
+        | None
+    ) = Field(None, description='a bastion as [user@]host[:port], e.g. "admin@bastion.example.com"')
+
+
+class SudoSettings(Strict):
+    """pyinfra's escalation arguments set as host data (`_sudo = True` in group_data): opsrun applies them to
+    every command it runs on the host, in and outside deploys. The keys lose their leading '_' here."""
+
+    sudo: bool | None = Field(None, description="True or False")
+    sudo_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")] | None = Field(
+        None, description="a login name such as postgres"
+    )
+    sudo_password: str | None = Field(None, description="the SSH user's sudo password, from a secret source")
+    use_sudo_password: bool | None = Field(None, description="True or False")
+    use_sudo_login: bool | None = Field(None, description="True or False")
+    preserve_sudo_env: bool | None = Field(None, description="True or False")
+
+    @field_validator("sudo_password")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value):
+            raise ValueError("it holds a line break: sudo reads one line")
+        return value
+
+    @field_validator("use_sudo_password")
+    @classmethod
+    def _password_given(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and not info.data.get("sudo_password"):
+            raise ValueError(
+                "_use_sudo_password asks for a password, and opsrun never prompts: give _sudo_password (e.g. "
+                'os.environ["SUDO_PASSWORD"] in group_data) or grant the SSH user NOPASSWD in sudoers'
+            )
+        return value
 
 
 # -------------------------------------------------------------------------------------- rolling policy

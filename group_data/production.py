@@ -8,9 +8,11 @@ cloud-side checks of `opsrun verify production aws`.
 import os as _os
 
 ssh_user = "admin"  # Debian's AMIs; "ubuntu" on Ubuntu's
+_sudo = True  # pyinfra's escalation, for every command opsrun runs on the hosts (root logins are refused)
 ssh_key = _os.path.expanduser("~/.ssh/production_ed25519")  # an absolute path (the schema asks)
 ssh_known_hosts_file = _os.path.expanduser("~/.ssh/known_hosts_production")  # e.g. from EC2 Instance Connect or your CA
-ssh_strict_host_key_checking = "yes"
+ssh_strict_host_key_checking = "yes"  # the bastion's key too: it is checked against the same file
+# ssh_jump = "admin@bastion.example.com"  # the hosts are in private subnets: every connection goes through it
 
 # The ALB's target group of the web tier. Or by tags: {"type": "elbv2", "target_group_tags": {"Env":
 # "production", "Tier": "web"}}; for an ip target group add "server": "{ec2_private_ip}".

@@ -3,6 +3,7 @@
 import os as _os
 
 ssh_user = "admin"
+_sudo = True  # pyinfra's escalation, for every command opsrun runs on the hosts
 ssh_key = _os.path.expanduser("~/.ssh/staging_ed25519")  # an absolute path (the schema asks)
 ssh_known_hosts_file = _os.path.expanduser("~/.ssh/known_hosts_staging")
 ssh_strict_host_key_checking = "yes"

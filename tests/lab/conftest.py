@@ -178,3 +178,52 @@ def install_mongod(on_host, hosts: list[str]) -> None:
         )
         on_host(h, f"base64 -d > /usr/local/bin/mongod <<'EOF'\n{encoded}EOF\nchmod 755 /usr/local/bin/mongod")
         on_host(h, f"cat > /etc/systemd/system/mongod.service <<'EOF'\n{MONGOD_UNIT}EOF\nsystemctl daemon-reload")
+
+
+# ------------------------------------------------------------------------------- a fleet's way in
+
+
+@pytest.fixture(scope="session")
+def bastion(lab: Lab) -> str:
+    """The lab's bastion host, up (lab.fleet): its address."""
+    from opsrun.lab import fleet
+
+    return fleet.bastion_up(lab.cfg)
+
+
+@pytest.fixture
+def behind_bastion(lab: Lab, bastion: str):
+    """The web hosts as a fleet has them for the test (root logins refused, SSH only from the bastion), and
+    the lab's own access back afterwards. Ask for it last: the fixtures before it converge as root."""
+    from opsrun.lab import fleet
+
+    fleet.access(lab.cfg, HOSTS, True)
+    try:
+        yield
+    finally:
+        fleet.access(lab.cfg, HOSTS, False)
+
+
+@pytest.fixture(scope="session")
+def console(lab: Lab):
+    """Run a shell command on a lab host as root without SSH (lab.fleet.console); the CompletedProcess."""
+    from opsrun.lab import fleet
+
+    def run(host: str, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = fleet.console(lab.cfg, host, command)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{host}: `{command}` exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    return run
+
+
+def fleet_project(dest: Path, bastion: str | None) -> Path:
+    """This repo's ops content reaching the lab as a fleet's is reached: as admin with sudo, through
+    `bastion` (None: straight to each host, which a host behind the bastion refuses)."""
+    from tests.conftest import copy_ops
+
+    ops = copy_ops(dest)
+    jump = f'ssh_jump = "admin@{bastion}"\n' if bastion else ""
+    (ops / "group_data" / "lab.py").write_text(f'ssh_user = "admin"\n_sudo = True\n{jump}')
+    return ops

@@ -5,9 +5,11 @@ and a loopback HTTPS endpoint. Only environment variables point boto3 at moto. T
 literally: `opsrun apply production patching`, `opsrun apply staging patching`, `opsrun verify production
 aws`, `opsrun drift production`, `opsrun dr-test production`.
 
-How SSH reaches the lab hosts: the project copy's group_data/production.py and staging.py get the lab's key,
-known_hosts and apt repository, as an operator's group_data names their own (the inventory files are this
-repo's, unchanged).
+How SSH reaches the lab hosts: as a fleet's are reached. The shipped group_data/production.py and staging.py
+log in as `admin` with sudo; the project copy adds only the lab's key, known_hosts, bastion (`ssh_jump`) and
+apt repository, as an operator's group_data names their own (the inventory files are this repo's,
+unchanged). During the rollouts the hosts refuse root logins and any SSH not from the bastion
+(`behind_bastion`); the tests look at the hosts through the lab's console, not SSH.
 """
 
 from __future__ import annotations
@@ -134,7 +136,13 @@ def cloud(fleet, tls):
 
 
 @pytest.fixture(scope="module")
-def ops(lab, tmp_path_factory, tls):
+def on_host(console):
+    """The tests' own look at a host goes through the console: root cannot log in while behind_bastion."""
+    return console
+
+
+@pytest.fixture(scope="module")
+def ops(lab, tmp_path_factory, tls, bastion):
     """A copy of this repo's ops content whose production/staging group_data reach the lab as an operator's
     would reach their hosts: the lab's key, known_hosts and apt repository; the TLS endpoint to check."""
     from tests.conftest import copy_ops
@@ -145,7 +153,8 @@ def ops(lab, tmp_path_factory, tls):
         gd = ops / "group_data" / f"{env}.py"
         gd.write_text(
             gd.read_text()
-            + f'\nssh_user = "root"\nssh_key = "{lab.cfg.key}"\nssh_known_hosts_file = "{lab.cfg.known_hosts}"\n'
+            + f'\nssh_key = "{lab.cfg.key}"\nssh_known_hosts_file = "{lab.cfg.known_hosts}"\n'
+            + f'ssh_jump = "admin@{bastion}"\n'
             + f"apt_repositories = {[state['apt_repository']]!r}\n"
             + f'aws_checks["tls"] = {{"endpoints": ["{tls.url}"], "warn_days": 30, "fail_days": 14, '
             f'"ca_file": "{tls.ca_file}"}}\n'
@@ -198,7 +207,7 @@ def dpkg_upgrade_time(on_host, host: str, version: str) -> float:
 
 
 def test_apply_production_patching_drains_each_host_in_the_alb_wave_by_wave(
-    lab, on_host, fleet, cloud, ops, demo_installed
+    lab, on_host, fleet, cloud, ops, demo_installed, behind_bastion
 ):
     ids, groups = fleet
     aptrepo.publish(lab.cfg, "1.1")
@@ -225,7 +234,7 @@ def test_apply_production_patching_drains_each_host_in_the_alb_wave_by_wave(
     assert {history["hosts"][h]["balancer_target"] for h in PRODUCTION} == {ids[h] for h in PRODUCTION}
 
 
-def test_apply_production_patching_with_a_reboot(lab, on_host, fleet, cloud, ops, demo_installed):
+def test_apply_production_patching_with_a_reboot(lab, on_host, fleet, cloud, ops, demo_installed, behind_bastion):
     boot = {h: on_host(h, "cat /proc/sys/kernel/random/boot_id").stdout for h in PRODUCTION}
     aptrepo.publish(lab.cfg, "1.2", reboot=True)
     code, doc = opsrun_json("apply", "production", "patching", project=ops)
@@ -236,7 +245,9 @@ def test_apply_production_patching_with_a_reboot(lab, on_host, fleet, cloud, ops
     assert demo_versions(on_host, PRODUCTION) == dict.fromkeys(PRODUCTION, "1.2")
 
 
-def test_apply_staging_patching_touches_only_staging_hosts(lab, on_host, fleet, cloud, ops, demo_installed):
+def test_apply_staging_patching_touches_only_staging_hosts(
+    lab, on_host, fleet, cloud, ops, demo_installed, behind_bastion
+):
     before = demo_versions(on_host, PRODUCTION)
     aptrepo.publish(lab.cfg, "1.3")
     code, doc = opsrun_json("apply", "staging", "patching", project=ops)

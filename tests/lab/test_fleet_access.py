@@ -1,0 +1,103 @@
+"""The lab reached as a fleet is: as `admin` with sudo, through a bastion, root logins refused and every SSH
+connection that does not come from the bastion refused (tests/lab/conftest.py `behind_bastion`). The rolling
+apply (its leases, drains, pyinfra, reboot and boot-id wait, health gates, verify suites), verify and drift
+all go that way; a host whose sudo asks for a password fails alone, before its drain; a connection that
+skips the bastion fails, which is what makes the passing tests proof that every connection used it."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsrun.lab import aptrepo
+from tests.conftest import opsrun_json
+from tests.lab.conftest import HOSTS, fleet_project, install_demo_1_0
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def fleet_ops(tmp_path_factory, bastion):
+    return fleet_project(tmp_path_factory.mktemp("fleet") / "ops", bastion)
+
+
+@pytest.fixture
+def demo_1_0(lab, on_host, web_tier):
+    install_demo_1_0(lab, on_host, HOSTS)
+
+
+def versions(console) -> dict[str, str]:
+    return {h: console(h, "dpkg-query -W -f '${Version}' opsrun-demo").stdout for h in HOSTS}
+
+
+def test_rolling_patching_with_reboots_as_admin_with_sudo_through_the_bastion(
+    lab, haproxy, console, fleet_ops, demo_1_0, behind_bastion
+):
+    boots = {h: console(h, "cat /proc/sys/kernel/random/boot_id").stdout for h in HOSTS}
+    aptrepo.publish(lab.cfg, "1.1", reboot=True)
+    code, doc = opsrun_json("apply", "lab", "patching", project=fleet_ops)
+    assert code == 0, doc
+    for h in HOSTS:
+        host = doc["hosts"][h]
+        assert (host["outcome"], host["rebooted"], host["in_balancer"]) == ("done", True, True), host
+        assert {"package": "opsrun-demo", "from": "1.0", "to": "1.1"} in host["upgrades"]
+        assert console(h, "cat /proc/sys/kernel/random/boot_id").stdout != boots[h]
+        assert haproxy.state(h).admin == "ready"
+    assert versions(console) == dict.fromkeys(HOSTS, "1.1")
+    for h in HOSTS:  # the leases were taken and given back as root, through sudo
+        assert console(h, "test -e /var/lib/opsrun/lease && cat /var/lib/opsrun/lease || true").stdout == ""
+
+
+def test_rolling_nginx_verify_and_drift_as_admin_with_sudo_through_the_bastion(
+    haproxy, console, fleet_ops, web_tier, behind_bastion
+):
+    since = console("web1", "date -u '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    code, doc = opsrun_json("apply", "lab", "nginx", "-e", "nginx_keepalive_timeout=64", project=fleet_ops)
+    try:
+        assert code == 0, doc
+        assert [doc["hosts"][h]["outcome"] for h in HOSTS] == ["done"] * 3
+        assert all(
+            console(h, "grep -c 'keepalive_timeout 64;' /etc/nginx/nginx.conf").stdout.strip() == "1" for h in HOSTS
+        )
+        for suite in ("nginx", "pm2"):
+            code, verified = opsrun_json("verify", "lab", suite, project=fleet_ops)
+            assert code == 0, verified
+            assert set(verified["hosts"]) == set(HOSTS)
+        code, drift = opsrun_json("drift", "lab", "nginx", "pm2", project=fleet_ops)
+        assert (code, drift["unreachable"]) == (3, {}), drift  # keepalive 64 is not what the repo says
+        assert {(f["host"], f["deploy"]) for f in drift["findings"]} == {(h, "nginx") for h in HOSTS}
+    finally:
+        code, doc = opsrun_json("apply", "lab", "nginx", project=fleet_ops)
+        assert code == 0, doc
+    logins = console("web1", f"journalctl -u ssh --since '{since}' --no-pager -o cat").stdout
+    accepted = [line for line in logins.splitlines() if line.startswith("Accepted ")]
+    assert accepted and all(" for admin from " + "10.231.7.5 " in line for line in accepted), accepted
+
+
+def test_a_host_whose_sudo_asks_for_a_password_fails_alone_before_its_drain(
+    haproxy, console, fleet_ops, web_tier, behind_bastion
+):
+    console(
+        "web2", "echo 'admin ALL=(ALL) PASSWD: ALL' > /etc/sudoers.d/zz-opsrun-test && chmod 440 /etc/sudoers.d/zz-*"
+    )
+    try:
+        code, doc = opsrun_json("apply", "lab", "nginx", "-e", "nginx_keepalive_timeout=63", project=fleet_ops)
+    finally:
+        console("web2", "rm -f /etc/sudoers.d/zz-opsrun-test")
+    assert code == 1, doc
+    web2 = doc["hosts"]["web2"]
+    assert (web2["outcome"], web2["stage"], web2["in_balancer"]) == ("failed", "connect", True), web2
+    assert "web2: sudo asks for a password and none was given" in web2["reason"]
+    assert doc["hosts"]["web1"]["outcome"] == "done" and doc["hosts"]["web3"]["outcome"] == "not_reached"
+    assert all(haproxy.state(h).admin == "ready" for h in HOSTS)  # nobody left out of the balancer
+    assert "keepalive_timeout 65;" in console("web2", "cat /etc/nginx/nginx.conf").stdout
+
+
+def test_a_connection_that_skips_the_bastion_fails(tmp_path, web_tier, behind_bastion):
+    direct = fleet_project(tmp_path / "ops", None)
+    code, doc = opsrun_json("apply", "lab", "nginx", "--dry-run", project=direct)
+    assert code == 1, doc
+    assert all("Authentication error (username=admin" in (doc["hosts"][h]["error"] or "") for h in HOSTS), doc["hosts"]
+    code, verified = opsrun_json("verify", "lab", "nginx", project=direct)
+    assert code == 1, verified
+    assert all(verified["hosts"][h]["status"] == "failed" for h in HOSTS), verified["hosts"]
+    assert "Permission denied (publickey)" in str(verified["hosts"]["web1"])  # OpenSSH's words for sshd's refusal

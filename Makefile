@@ -17,7 +17,7 @@ TEST_PKGS := chromium fonts-dejavu-core redis-tools
 # OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
 # second run changes nothing: see opsrun.lab.demo.demo_env.
 
-.PHONY: deps test-deps venv dev demo readme-tour test test-alone lint unit lab-down clean
+.PHONY: deps test-deps venv dev demo tour test test-alone lint unit lab-down clean
 
 # One `apt-get update` and one install of whatever is missing (npm: the lab's npm mirror asks this machine's npm
 # which registry to mirror).
@@ -47,13 +47,13 @@ venv: $(BIN)/opsrun
 
 dev: $(VENV)/.dev
 
-# The three jobs on the lab, as README.md's tour shows them: one list of commands, src/opsrun/lab/demo.py.
-# `make readme-tour` runs the same and writes each command's real output into the README.
+# The three jobs on the lab, as docs/tour.md shows them: one list of commands, src/opsrun/lab/demo.py.
+# `make tour` runs the same and writes each command's real output into docs/tour.md.
 demo: deps venv
 	$(BIN)/python -m opsrun.lab.demo
 
-readme-tour: deps venv
-	$(BIN)/python -m opsrun.lab.demo --readme
+tour: deps venv
+	$(BIN)/python -m opsrun.lab.demo --tour
 
 lint: dev
 	$(BIN)/ruff check src tests deploys verify inventories group_data bench

@@ -1,4 +1,4 @@
-"""README.md's tour, run as written, on a fresh lab: the commands are read from the README (they must be
+"""The tour (docs/tour.md), run as written, on a fresh lab: the commands are read from the page (they must be
 the demo's steps, opsrun.lab.demo.STEPS), run in order from a fresh copy of the ops content, each exiting as
 the demo expects; the rolling patch loses no request under load; the drift report finds the hand edit; the DR
 report measures RTO/RPO; both HTML reports are opened in headless Chromium and their numbers are the JSON's.
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.lab
 
 @pytest.fixture(scope="module")
 def tour(tmp_path_factory) -> tuple[Path, list[demo.Done]]:
-    commands = demo.tour_commands((REPO / "README.md").read_text())
-    assert commands == [s.command for s in demo.STEPS], "README.md's tour and the demo's steps drifted apart"
+    commands = demo.tour_commands((REPO / demo.TOUR).read_text())
+    assert commands == [s.command for s in demo.STEPS], f"{demo.TOUR} and the demo's steps drifted apart"
     ops = copy_ops(tmp_path_factory.mktemp("tour") / "ops")
     git = ["git", "-C", str(ops), "-c", "user.name=ops", "-c", "user.email=ops@opsrun.invalid"]
     subprocess.run([*git, "init", "-q"], check=True)

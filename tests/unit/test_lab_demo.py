@@ -1,5 +1,5 @@
-"""The demo's one list of commands (opsrun.lab.demo.STEPS) and README.md's tour: the same commands in the
-same order; the README tool rewrites only the output under each command; secrets made up once and kept."""
+"""The demo's one list of commands (opsrun.lab.demo.STEPS) and the tour page (docs/tour.md): the same commands
+in the same order; `--tour` rewrites only the output under each command; secrets made up once and kept."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from opsrun.lab.config import LabConfig
 from tests.conftest import REPO
 
 
-def test_the_readme_tour_is_the_demo_steps_in_order():
-    assert demo.tour_commands((REPO / "README.md").read_text()) == [s.command for s in demo.STEPS]
+def tour_page() -> str:
+    return (REPO / demo.TOUR).read_text()
+
+
+def test_the_tour_page_is_the_demo_steps_in_order():
+    assert demo.tour_commands(tour_page()) == [s.command for s in demo.STEPS]
 
 
 def test_the_demo_covers_the_three_jobs():
@@ -36,23 +40,23 @@ def done(outputs: list[str]) -> list[demo.Done]:
 
 
 def test_rewrite_replaces_only_the_outputs_and_paths_of_this_machine():
-    readme = (REPO / "README.md").read_text()
+    page = tour_page()
     outputs = [f"output of step {i}: {REPO}/.opsrun/x\n" for i in range(len(demo.STEPS))]
-    new = demo.rewrite_readme(readme, done(outputs), REPO)
-    assert demo.tour_commands(new) == demo.tour_commands(readme)
+    new = demo.rewrite_tour(page, done(outputs), REPO)
+    assert demo.tour_commands(new) == demo.tour_commands(page)
     assert "output of step 3: ~/ops/.opsrun/x\n```" in new and str(REPO) not in new.split(demo.TOUR_END)[0]
     assert all(o.replace(str(REPO), "~/ops") in new for o in outputs)
     others = [f"other output {i}\n" for i in range(len(demo.STEPS))]
-    again = demo.rewrite_readme(new, done(others), REPO)  # only the outputs change, the prose stays
+    again = demo.rewrite_tour(new, done(others), REPO)  # only the outputs change, the prose stays
     prose = [line for line in new.splitlines() if not line.startswith("output of step")]
     assert [line for line in again.splitlines() if not line.startswith("other output")] == prose
-    assert demo.rewrite_readme(new, done(outputs), REPO) == new  # idempotent
+    assert demo.rewrite_tour(new, done(outputs), REPO) == new  # idempotent
 
 
-def test_rewrite_refuses_a_readme_whose_commands_drifted_apart():
-    readme = (REPO / "README.md").read_text().replace("$ opsrun lab publish\n", "$ opsrun lab publish 1.1\n")
+def test_rewrite_refuses_a_page_whose_commands_drifted_apart():
+    page = tour_page().replace("$ opsrun lab publish\n", "$ opsrun lab publish 1.1\n")
     with pytest.raises(ValueError, match="not the demo's steps"):
-        demo.rewrite_readme(readme, done(["x\n"] * len(demo.STEPS)), REPO)
+        demo.rewrite_tour(page, done(["x\n"] * len(demo.STEPS)), REPO)
 
 
 def test_long_outputs_are_cut_in_the_middle_saying_how_much():

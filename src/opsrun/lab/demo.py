@@ -1,10 +1,10 @@
 """The demo: the three jobs opsrun exists for, on the lab, as the commands a new user would type.
 
     python -m opsrun.lab.demo            run the steps (what `make demo` does), then list what they made
-    python -m opsrun.lab.demo --readme   run them and write each step's real output into README.md's tour
+    python -m opsrun.lab.demo --tour     run them and write each step's real output into docs/tour.md
 
-STEPS is the one list of the commands: README.md's tour shows exactly these, in this order (a unit test
-compares them, tests/lab/test_tour.py runs the README's own), and `--readme` rewrites only the output
+STEPS is the one list of the commands: the tour (docs/tour.md) shows exactly these, in this order (a unit
+test compares them, tests/lab/test_tour.py runs the page's own), and `--tour` rewrites only the output
 under each `$ command` line of the tour's ```console blocks, never the prose around them.
 
 Secrets come from the environment, as everywhere in opsrun. The demo makes up the ones that are not set
@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPORTS = ".opsrun/reports"
+TOUR = "docs/tour.md"  # the page the tour is written into, relative to the repository
 HAND_EDIT = "sed -i 's/keepalive_timeout 65/keepalive_timeout 5/' /etc/nginx/nginx.conf"
 
 
 @dataclass(frozen=True)
 class Step:
-    command: str  # exactly as README.md shows it after "$ "
+    command: str  # exactly as the tour (TOUR) shows it after "$ "
     expect: int = 0  # the exit code that means the step did what it shows
     job: str = "setup"  # web tier | data tier | patching | drift | dr-test
 
@@ -188,28 +189,28 @@ def _output(done: list[Done], prefix: str) -> str:
     return "".join(d.output for d in done if d.step.command.startswith(prefix))
 
 
-# ----------------------------------------------------------------------------------------------- README
+# ------------------------------------------------------------------------------------------------- tour
 
 BLOCK = re.compile(r"(```console\n\$ (?P<command>[^\n]*)\n)(?P<body>.*?)(```)", re.S)
 TOUR_BEGIN, TOUR_END = "<!-- tour: begin -->", "<!-- tour: end -->"
 MAX_LINES = 40
 
 
-def tour_section(readme: str) -> tuple[int, int]:
-    start, end = readme.find(TOUR_BEGIN), readme.find(TOUR_END)
+def tour_section(page: str) -> tuple[int, int]:
+    start, end = page.find(TOUR_BEGIN), page.find(TOUR_END)
     if start < 0 or end < start:
-        raise ValueError(f"README.md has no {TOUR_BEGIN} ... {TOUR_END} section")
+        raise ValueError(f"{TOUR} has no {TOUR_BEGIN} ... {TOUR_END} section")
     return start, end
 
 
-def tour_commands(readme: str) -> list[str]:
-    """The `$ command` lines of the README's tour, in order."""
-    start, end = tour_section(readme)
-    return [m["command"] for m in BLOCK.finditer(readme, start, end)]
+def tour_commands(page: str) -> list[str]:
+    """The `$ command` lines of the tour page, in order."""
+    start, end = tour_section(page)
+    return [m["command"] for m in BLOCK.finditer(page, start, end)]
 
 
 def shown(output: str, root: Path) -> str:
-    """A step's output as the README shows it: this machine's paths as ~/ops, long outputs cut in the
+    """A step's output as the tour shows it: this machine's paths as ~/ops, long outputs cut in the
     middle with the count of lines left out (the whole output is on the demo's terminal)."""
     text = output.replace(str(root), "~/ops").rstrip("\n")
     lines = text.splitlines()
@@ -219,25 +220,25 @@ def shown(output: str, root: Path) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def rewrite_readme(readme: str, done: list[Done], root: Path) -> str:
-    """README.md with each tour block's output replaced by its step's real output; the commands must be
-    the steps', in order."""
-    commands = tour_commands(readme)
+def rewrite_tour(page: str, done: list[Done], root: Path) -> str:
+    """The tour page with each block's output replaced by its step's real output; the commands must be the
+    steps', in order."""
+    commands = tour_commands(page)
     ran = [d.step.command for d in done]
     if commands != ran:
-        raise ValueError(f"README.md's tour commands {commands} are not the demo's steps {ran}")
-    start, end = tour_section(readme)
+        raise ValueError(f"{TOUR}'s commands {commands} are not the demo's steps {ran}")
+    start, end = tour_section(page)
     outputs = iter(done)
 
     def one(m: re.Match[str]) -> str:
         return m.group(1) + shown(next(outputs).output, root) + m.group(4)
 
-    return readme[:start] + BLOCK.sub(one, readme[start:end]) + readme[end:]
+    return page[:start] + BLOCK.sub(one, page[start:end]) + page[end:]
 
 
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opsrun.lab.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--readme", action="store_true", help="write the real outputs into README.md's tour")
+    parser.add_argument("--tour", action="store_true", help=f"write the real outputs into {TOUR}")
     parser.add_argument("--project", type=Path, default=Path.cwd(), help="the ops repository (default: here)")
     opts = parser.parse_args(args)
     root = opts.project.resolve()
@@ -247,10 +248,10 @@ def main(args: list[str] | None = None) -> None:
     print(f"\nThe demo ran {len(done)} commands in {time.monotonic() - started:.0f}s. What it produced:")
     for line in summary(done, root):
         print(f"  - {line}")
-    if opts.readme:
-        readme = root / "README.md"
-        readme.write_text(rewrite_readme(readme.read_text(), done, root))
-        print(f"README.md: the tour's output written from this run ({dt.date.today().isoformat()})")
+    if opts.tour:
+        page = root / TOUR
+        page.write_text(rewrite_tour(page.read_text(), done, root))
+        print(f"{TOUR}: the tour's output written from this run ({dt.date.today().isoformat()})")
 
 
 if __name__ == "__main__":

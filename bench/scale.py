@@ -1,4 +1,4 @@
-"""Benchmark: opsrun at fleet scale (issue 15), one Markdown table for the README.
+"""Benchmark: opsrun at fleet scale (issue 15), one Markdown table for bench/RESULTS.md.
 
 For each N (default 12 50 100) the lab is brought to N hosts (grown, not rebuilt: the boot figures are those of
 the hosts this `up` added, as lab.json measured them), pm2 and nginx are converged once with a plain parallel

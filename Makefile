@@ -17,7 +17,7 @@ TEST_PKGS := chromium fonts-dejavu-core redis-tools
 # OPSRUN_PG_PRIMARY_URL, OPSRUN_PG_REPLICA_URL) and keeps them in .opsrun/demo.env (mode 600), so that a
 # second run changes nothing: see opsrun.lab.demo.demo_env.
 
-.PHONY: deps test-deps venv dev demo tour test test-alone lint unit lab-down clean
+.PHONY: deps test-deps venv dev docs reference demo tour test test-alone lint unit lab-down clean
 
 # One `apt-get update` and one install of whatever is missing (npm: the lab's npm mirror asks this machine's npm
 # which registry to mirror).
@@ -43,9 +43,22 @@ $(VENV)/.dev: $(BIN)/opsrun
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
+$(VENV)/.docs: $(BIN)/opsrun
+	$(BIN)/pip install -q -e '.[docs]'
+	@touch $@
+
 venv: $(BIN)/opsrun
 
 dev: $(VENV)/.dev
+
+# The docs site (mkdocs.yml, docs/) built into site/ in strict mode: a broken link or anchor, a page missing from
+# the nav or an include that is not there fails it. NO_MKDOCS_2_WARNING keeps mkdocs-material's banner about its
+# end of life out of the build's output. `make reference` writes the generated pages (the CLI and the settings).
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+reference: venv
+	$(BIN)/python -m opsrun.docgen
 
 # The three jobs on the lab, as docs/tour.md shows them: one list of commands, src/opsrun/lab/demo.py.
 # `make tour` runs the same and writes each command's real output into docs/tour.md.
@@ -63,9 +76,9 @@ lint: dev
 unit: dev
 	$(BIN)/pytest tests/unit
 
-# In a shuffled order (modules, and tests within each): the seed is printed first and last; replay an order
-# with `make test PYTEST_ARGS='--seed N'`.
-test: test-deps dev lint
+# The docs site first (seconds), then the tests in a shuffled order (modules, and tests within each): the seed
+# is printed first and last; replay an order with `make test PYTEST_ARGS='--seed N'`.
+test: test-deps dev lint docs
 	$(BIN)/pytest tests --order shuffle --durations=25 $(PYTEST_ARGS)
 
 # Each test in a pytest process of its own, on one lab kept up between them (default: every lab test):

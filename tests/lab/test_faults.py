@@ -402,18 +402,18 @@ def test_unreachable_and_silent_hosts_read_as_one_line_each(tmp_path):
     assert "web3: could not connect to web3 (10.231.7.250:22): " in applied.stdout
 
 
-# ------------------------------------------------------------------ the README's first apply, from nothing
+# ------------------------------------------------------------------ the docs' first apply, from nothing
 
 
-def readme_first_apply() -> list[str]:
-    """The first `$ opsrun apply ...` command of the README's "Commands in detail", as its words."""
-    text = (REPO / "README.md").read_text().split("## Commands in detail", 1)[1]
+def docs_first_apply() -> list[str]:
+    """The first `$ opsrun apply ...` command of the docs' apply page (docs/apply.md), as its words."""
+    text = (REPO / "docs" / "apply.md").read_text()
     line = next(line for line in text.splitlines() if line.startswith("$ opsrun apply "))
     return line[2:].split("#")[0].split()
 
 
-def test_the_readme_first_apply_works_on_hosts_without_the_app_or_nginx(lab, haproxy, on_host, web_tier):
-    command = readme_first_apply()
+def test_the_docs_first_apply_works_on_hosts_without_the_app_or_nginx(lab, haproxy, on_host, web_tier):
+    command = docs_first_apply()
     assert command == ["opsrun", "apply", "lab", "nginx"]
     for h in HOSTS:  # as after `opsrun lab up`: no app under PM2, no nginx
         on_host(

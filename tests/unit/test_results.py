@@ -28,7 +28,7 @@ def test_deploy_run_json_shape_and_exit_code():
     assert doc["status"] == "failed" and run.exit_code == 1
     assert doc["hosts"]["web1"]["status"] == "changed"
     assert doc["hosts"]["web1"]["changed"] == 2
-    # what the README promises of each operation: name, changed, success, error
+    # what the docs promise (docs/apply.md) of each operation: name, changed, success, error
     config = doc["hosts"]["web2"]["operations"][1]
     assert [config[k] for k in ("name", "changed", "success", "error")] == ["config", False, False, "nginx -t failed"]
     assert json.loads(json.dumps(doc)) == doc  # plain JSON all the way down, as --format json prints it

@@ -1,6 +1,6 @@
 """opsrun's command line: parse, make one call, render, exit with the code of the outcome or the error.
 
-Exit codes (the same whatever --format; README's table): 0 success (drift: clean), 1 a host, check or
+Exit codes (the same whatever --format; docs/exit-codes.md): 0 success (drift: clean), 1 a host, check or
 verification failed, or a host could not be reached (unless --allow-unreachable), or a drift run could not
 see; 2 usage or configuration error (or the inventory or a host is held by another run, or .opsrun/ is
 unusable), 3 drift found, 130 interrupted (SIGINT/SIGTERM: stopped at a safe point).

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from opsrun.docgen import types
 from opsrun.docgen.markdown import cell, escape
-from opsrun.settings import DEPLOYS, SSH, Family, models
+from opsrun.settings import DEPLOYS, SSH, SUDO, SUDO_KEYS, Family, models
 from opsrun.settings.values import EnvSecret, SecretsManagerSecret, SsmSecret
 
 INTRO = """\
@@ -56,6 +56,9 @@ def sections() -> list[Section]:
     ]
     return [
         Section("ssh_*", models.SSHSettings, "every connection to the host (pyinfra, verify, leases)", family=SSH),
+        Section(
+            "sudo: " + ", ".join(SUDO_KEYS), models.SudoSettings, "every command opsrun runs on the host", family=SUDO
+        ),
         Section("rolling", models.RollingPolicy, "opsrun apply (a rolling apply)", key="rolling"),
         Section("deadlines", models.StageDeadlines, "apply, verify and drift (per host)", key="deadlines"),
         *deploy_sections,

@@ -153,3 +153,18 @@ def test_the_postgres_failover_drill_on_the_lab_pair_measures_rto_and_puts_it_ba
     assert code == 0, after["issues"]
     assert checks["postgres: streaming replication"]["status"] == "PASS"
     assert checks["postgres: RPO probe"]["status"] == "PASS"
+
+
+def test_the_drills_as_admin_behind_the_bastion_need_no_root_login(data_tier, bastion, tmp_path, behind_bastion):
+    """dr-test --drill with the fleet's access (root refused, SSH only from the bastion): its checks and drills
+    speak each system's own protocol, and nothing of it needs a root login or a way around the bastion."""
+    from tests.lab.conftest import fleet_project
+
+    ops = fleet_project(tmp_path / "ops", bastion)
+    (ops / "group_data" / "all.py").write_text(
+        'dr = {"targets": {"rto_minutes": 15, "rpo_minutes": 5}, "redis": True, "mongo": True}\n'
+    )
+    code, doc = opsrun_json("dr-test", "lab", "--drill", project=ops)
+    assert code == 0, doc
+    assert {c["status"] for c in doc["checks"]} == {"PASS"} and len(doc["checks"]) == 6, doc["checks"]
+    assert doc["degraded"] == []

@@ -13,6 +13,7 @@ from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.sshconfig import ssh_config
 from opsrun.verify import _strip_host, public_data
+from opsrun.waiting import poll_until
 
 
 def inv(**data):
@@ -268,11 +269,19 @@ def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_
 
     monkeypatch.setattr(verify.processes, "supervise", supervise)
     with verify.Verifier(probe_project, inv2(), "probe", ["db1", "web1"], concurrency=1) as verifier:
-        first = threading.Thread(target=verifier.run, args=(["db1"],), kwargs={"deadlines": {"db1": 900}})
+        failed: list[BaseException] = []
+
+        def first_request() -> None:
+            try:
+                verifier.run(["db1"], deadlines={"db1": 900})
+            except BaseException as exc:  # noqa: BLE001 - said below instead of a wait that never ends
+                failed.append(exc)
+
+        first = threading.Thread(target=first_request)
         first.start()
         try:
-            while not backstops:
-                time.sleep(0.01)
+            poll_until(lambda: backstops or failed, timeout=30, interval=0.01, what="the first request's supervise")
+            assert not failed, failed
             threading.Timer(0.5, release.set).start()
             verifier.run(["web1"], deadlines={"web1": 30})
         finally:

@@ -274,7 +274,7 @@ def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_
         def first_request() -> None:
             try:
                 verifier.run(["db1"], deadlines={"db1": 900})
-            except BaseException as exc:  # noqa: BLE001 - said below instead of a wait that never ends
+            except BaseException as exc:  # said below, instead of a wait that never ends
                 failed.append(exc)
 
         first = threading.Thread(target=first_request)

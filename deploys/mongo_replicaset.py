@@ -2,7 +2,9 @@
 already installed, `mongo_replicaset_install = "present"`), mongod.conf rendered from group_data, keyfile
 authentication between members with the key from the operator's environment, the service enabled and
 running, the set initiated or reconciled (replSetReconfig) from pymongo. A changed configuration restarts
-the member, stepping a primary down first. Checked by verify/mongo_replicaset/.
+the member, stepping a primary down first. A changed key is rotated live, as MongoDB documents it: every
+member restarted with both keys, then with the new one alone (deploys/_mongo_keyfile.py). Checked by
+verify/mongo_replicaset/.
 
 Settings (group_data, `mongo_replicaset_*`): name, install (repository | present), version, port, bind_ip,
 cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_seconds, priority and votes
@@ -11,15 +13,14 @@ cache_size_gb, max_incoming_connections, slow_op_threshold_ms, lag_threshold_sec
 schema (opsrun.settings.models.MongoSettings), in a plain `pyinfra` run too.
 """
 
-from io import BytesIO, StringIO
+from io import StringIO
 
 from pyinfra import host
-from pyinfra.api.util import get_file_sha1
-from pyinfra.facts.files import Sha1File
 from pyinfra.facts.server import Which
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 
+from deploys import _mongo_keyfile as keys
 from deploys._mongo import replicaset_reconcile, restart_member
 from deploys._ops import render, secret_file
 from opsrun import secret_sources
@@ -31,7 +32,7 @@ port = mongo.port
 version = mongo.version
 install = mongo.install
 secret_env = mongo.auth.secret_env if mongo.auth else {}
-KEYFILE = "/etc/mongod.keyfile"
+KEYFILE = keys.KEYFILE
 address = f"{schemas.for_host(host, 'ssh').ssh_hostname or host.name}:{port}"
 
 if install == "repository":
@@ -53,19 +54,31 @@ elif not host.get_fact(Which, command="mongod"):
         ],
     )
 
-keyfile = secret_sources.read(secret_env["keyfile"], "group_data", "mongo_replicaset_auth.secret_env.keyfile") + "\n"
-on_disk = host.get_fact(Sha1File, path=KEYFILE)
+ref = secret_env["keyfile"]
+keyfile = secret_sources.read(ref, "group_data", keys.FIELD) + "\n"
+new_key = keys.checked(keyfile, secret_sources.label(secret_sources.parse(ref, "group_data", keys.FIELD)))
 running = (host.get_fact(SystemdStatus, services="mongod") or {}).get("mongod.service", False)
-if running and on_disk and on_disk != get_file_sha1(BytesIO(keyfile.encode())):
-    # Not built yet: moving running members to a new key live (a keyfile with both keys on every member, a
-    # restart of each, then the new key alone). Writing it now would split the set at the next restart.
-    raise RuntimeError(
-        f"mongod runs on {host.name} with a keyfile ({KEYFILE}) that differs from the one group_data names "
-        f"(mongo_replicaset_auth.secret_env.keyfile): a live keyfile rotation is not supported yet, so nothing "
-        "was changed. Fix: put the key the members run with back where secret_env.keyfile points, or rotate "
-        "by hand (a keyfile holding both keys on every member, a rolling restart, then the new key alone)"
+rotation = keys.plan(keys.on_disk(), new_key, running)
+if rotation is None or not rotation.restarts:  # no member to move over: the file as it should be
+    secret_file(
+        name="Member keyfile (from where group_data says it is kept)", dest=KEYFILE, content=keyfile, mode="400"
     )
-secret_file(name="Member keyfile (from where group_data says it is kept)", dest=KEYFILE, content=keyfile, mode="400")
+else:  # the set runs another key: both keys on every member, one restart at a time, then the new one alone
+    keys.every_member_here()
+    if rotation.both:
+        keys.restart_with_keyfile(
+            name="Keyfile with the old and the new key (members restarted one at a time)",
+            content=keys.render(rotation.both),
+            address=address,
+            _serial=True,
+        )
+    keys.restart_with_keyfile(
+        name="Keyfile with the new key alone (members restarted one at a time)",
+        content=keyfile,
+        address=address,
+        after_first_pass=True,
+        _serial=True,
+    )
 files.file(name="Keyfile owned by mongodb", path=KEYFILE, user="mongodb", group="mongodb", mode="400")
 files.directory(name="Data folder", path="/var/lib/mongodb", user="mongodb", group="mongodb", mode="750")
 files.directory(name="Log folder", path="/var/log/mongodb", user="mongodb", group="mongodb", mode="750")
@@ -94,6 +107,7 @@ restart_member(
     name="Restart for the new mongod.conf (a primary steps down first)",
     address=address,
     _if=lambda: conf.did_change() and not started.did_change(),
+    _serial=True,  # one member at a time when a batch holds several
 )
 
 replicaset_reconcile(name=f"Replica set {name} matches the inventory", set_name=name)

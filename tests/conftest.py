@@ -38,7 +38,7 @@ if os.environ.get("OPSRUN_KEEP_LAB"):
 # file and log.
 DEMO_SECRET = os.environ.setdefault("OPSRUN_DEMO_API_TOKEN", "opsrun-test-" + secrets.token_hex(12))
 REDIS_SECRET = os.environ.setdefault("OPSRUN_REDIS_PASSWORD", "opsrun-redis-" + secrets.token_hex(12))
-MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_urlsafe(48))
+MONGO_SECRET = os.environ.setdefault("OPSRUN_MONGO_KEYFILE", secrets.token_hex(48))  # base64 characters only
 # The lab's PostgreSQL pair (`opsrun lab postgres`): one password for the session, whichever test starts it
 for _name, _value in made_up(os.environ).items():
     os.environ.setdefault(_name, _value)

@@ -96,11 +96,17 @@ def out_of_balancer(store: Store, inv: Inventory, hosts: list[str]) -> tuple[lis
 
 
 def unfinished_notices(
-    store: Store, inv: Inventory, selected: list[str], notice: Callable[[str], None], *, heals: bool = False
+    store: Store,
+    inv: Inventory,
+    selected: list[str],
+    notice: Callable[[str], None],
+    *,
+    heals: bool = False,
+    dry_run: bool = False,
 ) -> list[str]:
     """Name every host of the inventory that a run which did not finish left out of its balancer, and is still
     out (its balancer says so, or cannot be asked), with the command that brings it back; `heals`: this run
-    brings back the selected ones first. Returns them."""
+    (without `dry_run`: the apply it plans) brings back the selected ones first. Returns them."""
     left = {h: by for h, by in store.left_out(inv.name).items() if by.unfinished and h in inv.hosts}
     if not left:
         return []
@@ -110,7 +116,8 @@ def unfinished_notices(
         if host not in selected:
             where = "this run does not touch it (not in its selection)"
         else:
-            where = "this run brings it back first" if heals else "this run does not bring it back"
+            brings = "the apply without --dry-run brings" if dry_run else "this run brings"
+            where = f"{brings} it back first" if heals else "this run does not bring it back"
         asked = f" (its balancer could not be asked: {errors[host]})" if host in errors else ""
         notice(
             f"{host} is out of the balancer{asked}: {left[host]} and left it so; {where}; "

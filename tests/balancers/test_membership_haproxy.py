@@ -1,9 +1,11 @@
 """Membership against a real HAProxy: started here on 127.0.0.1 with its own admin socket in a temp dir, in
 front of tiny HTTP servers on loopback. A server drained by hand through the socket is found by drift's
-membership check, "nobody opsrun knows of"; put back, the finding resolves."""
+membership check, "nobody opsrun knows of"; put back, the finding resolves. A server a dead run left drained is
+named by `apply --dry-run` (the pyinfra dry run itself replaced: no host here)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -13,12 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from opsrun import membership
+from opsrun import engine, membership
 from opsrun.balancers.base import NOT_ANSWERING
 from opsrun.balancers.haproxy import HAProxy
+from opsrun.cli import cli
 from opsrun.drift import DriftRun
 from opsrun.inventory import Host, Inventory
+from opsrun.results import DeployRun, HostRun
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store
 from opsrun.waiting import poll_until
@@ -129,3 +134,31 @@ def test_maintenance_and_a_failed_health_check_are_out_too(haproxy, tmp_path):
     finally:
         haproxy.command("set server web/web1 state ready")
         haproxy.command("enable health web/web3")
+
+
+def test_a_dry_run_names_the_server_a_dead_run_left_drained(haproxy, project_copy, tmp_path, monkeypatch):
+    lab = tmp_path / "lab"  # inventories/lab.py reads its hosts and HAProxy's socket from the lab's lab.json
+    lab.mkdir()
+    hosts = [{"name": h, "address": "127.0.0.1"} for h in HOSTS]
+    (lab / "lab.json").write_text(json.dumps({"hosts": hosts, "haproxy": {"socket": haproxy.socket_path}}))
+    monkeypatch.setenv("OPSRUN_LAB_DIR", str(lab))
+    monkeypatch.setattr(
+        engine,
+        "run_deploy",
+        lambda _p, _i, deploy, hs, **_: DeployRun("lab", deploy, True, [HostRun(h, []) for h in hs]),
+    )
+    with closing(open_store(project_copy / ".opsrun")) as store:  # killed with -9 while web2 was drained
+        run_id = store.start_run("apply", "lab", "nginx", revision=None, plan={"batches": [[h] for h in HOSTS]})
+        store.record_host(run_id, {"name": "web2", "outcome": "running", "stage": "apply", "in_balancer": False})
+        store.interrupt_dead_runs("lab", found_by="a test")
+    haproxy.command("set server web/web2 state drain")
+    try:
+        args = ["--project", str(project_copy), "apply", "lab", "nginx", "--dry-run", "--limit", "web3"]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert f"note: web2 is out of the balancer: run {run_id} (nginx, " in result.stderr
+        assert "this run does not touch it (not in its selection); bring it back: " in result.stderr
+        assert result.stderr.rstrip().endswith("opsrun apply lab nginx --limit web2")
+        assert haproxy.state("web2").admin == "drain"  # the dry run changed nothing
+    finally:
+        haproxy.command("set server web/web2 state ready")

@@ -9,15 +9,12 @@ a writer seeing errors only around that one election and losing no acknowledged 
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 from tests.conftest import opsrun_json
 from tests.lab.conftest import converge, install_mongod
+from tests.mongo.writer import writing
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
@@ -96,38 +93,12 @@ def test_a_priority_change_is_applied_by_reconfig(replica_set, addresses, projec
     assert code == 0, verified
 
 
-class Writer(threading.Thread):
-    def __init__(self, addresses):
-        super().__init__(daemon=True)
-        self.client = rs_client(addresses, retryWrites=True)
-        self.stop = threading.Event()
-        self.acked: list[int] = []
-        self.errors: list[float] = []
-
-    def run(self) -> None:
-        i = 0
-        while not self.stop.is_set():
-            try:
-                self.client.test.writes.insert_one({"i": i})
-                self.acked.append(i)
-            except PyMongoError:
-                self.errors.append(time.monotonic())
-                time.sleep(0.05)
-            i += 1
-
-
 def test_a_rolling_restart_steps_the_primary_down_last(replica_set, addresses, project_copy):
     primary = primary_host(addresses)
     data = project_copy / "group_data" / "mongo.py"
     data.write_text(data.read_text() + "\nmongo_replicaset_slow_op_threshold_ms = 250\n")
-    writer = Writer(addresses)
-    writer.start()
-    try:
+    with writing(f"mongodb://{members(addresses)}/?replicaSet=rs0", around=0) as writer:
         code, doc = opsrun_json("apply", "lab", "mongo_replicaset", project=project_copy)
-    finally:
-        writer.stop.set()
-        writer.join(timeout=30)
-        writer.client.close()
     assert code == 0, doc
     assert doc["plan"]["batches"][-1] == [primary], "the primary's host was not last"
     for h in HOSTS:
@@ -135,9 +106,7 @@ def test_a_rolling_restart_steps_the_primary_down_last(replica_set, addresses, p
     assert primary_host(addresses) != primary, "the old primary was not stepped down"
     assert len(writer.acked) > 200, "the writer hardly wrote"
     if writer.errors:  # only around the one election
-        assert writer.errors[-1] - writer.errors[0] < 15, writer.errors
-    with rs_client(addresses) as c:
-        stored = {d["i"] for d in c.test.writes.find({})}
-    assert set(writer.acked) <= stored, "an acknowledged write was lost"
+        assert writer.errors[-1][0] - writer.errors[0][0] < 15, writer.errors
+    assert set(writer.acked) <= writer.stored(), "an acknowledged write was lost"
     code, verified = opsrun_json("verify", "lab", "mongo_replicaset", project=project_copy)
     assert code == 0, verified

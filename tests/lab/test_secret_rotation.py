@@ -2,9 +2,8 @@
 while a client writes continuously: no write fails, every node takes the new password and refuses the old
 one afterwards, the cluster stays ok, the auth files match (the verify suite logs in with them). A node
 whose auth file holds a wrong password is named by drift's verification; nodes that run a password nobody
-knows are refused before anything changes, and so is a changed MongoDB keyfile (its live rotation is not
-built). Each test starts from the cluster on the session's password
-and puts it back afterwards."""
+knows are refused before anything changes. Each test starts from the cluster on the session's password
+and puts it back afterwards. (The MongoDB keyfile's rotation: tests/lab/test_mongo_keyfile_rotation.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from tests.conftest import opsrun_json
-from tests.lab.conftest import converge, install_mongod
+from tests.lab.conftest import converge
 from tests.redis.writer import RotationWriter
 
 pytestmark = pytest.mark.lab
@@ -137,24 +136,3 @@ def test_nodes_on_an_unknown_password_are_refused_before_anything_changes(unknow
     assert "the password they run with is unknown, nothing was changed" in text
     assert "redis_cluster_auth.secret_env.previous" in text
     assert all(takes(addresses, h, p, original) for h in HOSTS for p in PORTS[h])
-
-
-@pytest.fixture
-def mongo_set(lab, on_host) -> None:
-    """The replica set on the session's keyfile (OPSRUN_MONGO_KEYFILE), mongod running on every member."""
-    install_mongod(on_host, HOSTS)
-    converge("mongo_replicaset")
-
-
-def test_a_changed_mongo_keyfile_is_refused_before_anything_changes(mongo_set, on_host):
-    before = {h: on_host(h, "sha1sum /etc/mongod.keyfile").stdout for h in HOSTS}
-    key = os.environ["OPSRUN_MONGO_KEYFILE"]
-    os.environ["OPSRUN_MONGO_KEYFILE"] = secrets.token_urlsafe(48)
-    try:
-        code, doc = opsrun_json("apply", "lab", "mongo_replicaset")
-    finally:
-        os.environ["OPSRUN_MONGO_KEYFILE"] = key
-    assert code == 1, doc
-    assert "a live keyfile rotation is not supported yet, so nothing was changed" in json.dumps(doc)
-    assert {h: on_host(h, "sha1sum /etc/mongod.keyfile").stdout for h in HOSTS} == before
-    assert all(on_host(h, "systemctl is-active mongod").stdout.strip() == "active" for h in HOSTS)

@@ -13,11 +13,16 @@ enough for pymongo to see a real 3-member replica set, and nothing more:
   retried writes (same lsid and txnNumber) are not applied twice.
 
 Members talk to each other with the same protocol (`_standin*` commands): heartbeats every 0.5 s (state,
-term, optime, config version, a hash of the keyfile: members with a different key are unhealthy to each
-other), secondaries pull the primary's oplog, and when no primary has been seen for 2 s the best healthy
-member (priority, then optime, then _id) elects itself with a higher term. Not simulated: authentication
-of clients, write concerns beyond w:1, arbiters, hidden/delayed members, priority takeover, transactions,
-indexes, any query operator. State (config, term, oplog) survives restarts in dbPath.
+term, optime, config version), secondaries pull the primary's oplog, and when no primary has been seen for
+2 s the best healthy member (priority, then optime, then _id) elects itself with a higher term. Keyfile
+authentication between members, as far as a key rotation needs it: the keyfile is read as mongod 4.2+
+reads it (one key, or a YAML sequence of keys, quoted or not; whitespace inside a key dropped), every
+`_standin*` command carries the hashes of the sender's keys, and a member refuses one that shares none of
+its own (AuthenticationFailed): members whose key sets do not intersect cannot talk, and see each other as
+unhealthy; a member holding the old and the new key talks to both. Not simulated: SCRAM, the key's
+character and length rules, authentication of clients, write concerns beyond w:1, arbiters, hidden/delayed
+members, priority takeover, transactions, indexes, any query operator. State (config, term, oplog) survives
+restarts in dbPath.
 
 Runs with the distribution's python3 only: `mongod.py --config /etc/mongod.conf` (a subset of YAML:
 net.port, net.bindIp, replication.replSetName, security.keyFile, storage.dbPath, systemLog.path).
@@ -224,7 +229,8 @@ class Member:
         self.set_name = conf.get("replication", {}).get("replSetName", "")
         self.db_path = Path(conf.get("storage", {}).get("dbPath", "/var/lib/mongodb"))
         key_file = conf.get("security", {}).get("keyFile")
-        self.key_hash = hashlib.sha256(Path(key_file).read_bytes().strip()).hexdigest() if key_file else ""
+        # what this member proves and accepts: the hashes of its keys (no keyFile: no authentication at all)
+        self.keys = {hashlib.sha256(k.encode()).hexdigest() for k in keyfile_keys(key_file)} if key_file else {""}
         self.started = time.monotonic()
         self.me = ""  # host:port as the config names it
         self.config: dict[str, Any] | None = None
@@ -292,7 +298,9 @@ class Member:
         if address == self.me:
             return True
         peer = self.peers.get(address)
-        return bool(peer and time.monotonic() - peer["seen"] < ELECTION_TIMEOUT and peer.get("key") == self.key_hash)
+        return bool(
+            peer and time.monotonic() - peer["seen"] < ELECTION_TIMEOUT and self.keys & set(peer.get("keys") or ())
+        )
 
     def primary(self) -> str | None:
         if self.state == 1:
@@ -351,6 +359,9 @@ class Member:
         handler = getattr(self, "cmd_" + name.lower().lstrip("_"), None)
         if handler is None:
             raise Error(59, "CommandNotFound", f"no such command: '{name}' (not simulated by the stand-in)")
+        if name.startswith("_standin") and not self.keys & set(body.get("keys") or ()):
+            log(f"authentication failed: {body.get('from') or 'a member'} holds no key of this member's keyFile")
+            raise Error(18, "AuthenticationFailed", "no key in common with this member's keyFile")
         return await handler(body)
 
     async def cmd_hello(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -520,7 +531,7 @@ class Member:
             "uptime": time.monotonic() - self.started,
             "configVersion": (self.config or {}).get("version", -1),
             "config": self.config,
-            "key": self.key_hash,
+            "keys": sorted(self.keys),
             "ok": 1.0,
         }
 
@@ -564,7 +575,7 @@ class Member:
 
     async def _quiet(self, address: str, body: dict[str, Any], timeout: float = 1.0) -> dict[str, Any] | None:
         try:
-            return await call(address, body, timeout)
+            return await call(address, {**body, "keys": sorted(self.keys), "from": self.me}, timeout)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
             return None
 
@@ -606,7 +617,7 @@ class Member:
         while True:
             await asyncio.sleep(HEARTBEAT)
             others = [m["host"] for m in self.members() if m["host"] != self.me]
-            answers = await asyncio.gather(*(self._quiet(a, {"_standinHeartbeat": 1, "from": self.me}) for a in others))
+            answers = await asyncio.gather(*(self._quiet(a, {"_standinHeartbeat": 1}) for a in others))
             for address, answer in zip(others, answers, strict=False):
                 if answer and answer.get("ok"):
                     self.peers[address] = {**answer, "seen": time.monotonic()}
@@ -617,7 +628,7 @@ class Member:
                             self.state = 2  # a newer primary exists
                         self._save_meta()
                 elif address in self.peers:
-                    self.peers[address]["error"] = "heartbeat failed"
+                    self.peers[address]["error"] = (answer or {}).get("errmsg") or "heartbeat failed"
             if self.config and self.me and self.state == 2 and self.primary() is None:
                 waited = time.monotonic() - max([self.started, *(p["seen"] for p in self.peers.values())] or [0])
                 quiet = all(not self.healthy(a) or self.peers[a].get("state") != 1 for a in self.peers)
@@ -684,6 +695,22 @@ def _is_local(address: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def keyfile_keys(path: str) -> list[str]:
+    """The keys of a keyfile as mongod 4.2+ reads it: one YAML scalar, or a sequence of scalars (`- KEY`,
+    optionally in single or double quotes); the whitespace inside a key is dropped. Refuses an empty one."""
+    lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    sequence = bool(lines) and all(ln.startswith("- ") for ln in lines)
+    items = [ln[2:].strip() for ln in lines] if sequence else [" ".join(lines)]
+    keys = []
+    for item in items:
+        if len(item) > 1 and item[0] == item[-1] and item[0] in "'\"":
+            item = item[1:-1].replace("''", "'") if item[0] == "'" else item[1:-1]
+        keys.append("".join(item.split()))
+    if not any(keys):
+        raise SystemExit(f"no key in the keyFile {path}")
+    return [k for k in keys if k]
 
 
 def read_conf(path: str) -> dict[str, Any]:

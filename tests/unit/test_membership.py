@@ -195,3 +195,38 @@ def test_hold_refuses_bad_input_with_exit_2(project_copy, args, message):
 
     result = CliRunner().invoke(cli, ["--project", str(project_copy), *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_dry_run_names_what_a_dead_run_left_out_as_a_real_apply_does(project_copy, fake, monkeypatch):
+    """`apply --dry-run` reads the store (marking nothing) and names the host a dead run left drained, with the
+    command that brings it back, whether the selection includes it or not."""
+    from click.testing import CliRunner
+
+    from opsrun import engine
+    from opsrun.cli import cli
+    from opsrun.results import DeployRun, HostRun
+
+    def planned(_project, _inv, deploy, hosts, dry_run=False, **_):
+        assert dry_run
+        return DeployRun("lab", deploy, True, [HostRun(h, []) for h in hosts])
+
+    monkeypatch.setattr(engine, "run_deploy", planned)
+    with closing(open_store(project_copy / ".opsrun")) as store:
+        dead_run(store, "web2")
+    fake.drain("web2")
+
+    def dry(*limit: str) -> str:
+        args = ["--project", str(project_copy), "apply", "lab", "nginx", "--dry-run", *limit]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return result.stderr
+
+    elsewhere = dry("--limit", "web3")
+    assert "note: web2 is out of the balancer: run " in elsewhere and "did not finish (interrupted)" in elsewhere
+    assert "this run does not touch it (not in its selection)" in elsewhere
+    assert "bring it back: opsrun apply lab nginx --limit web2" in elsewhere
+    assert "the apply without --dry-run brings it back first" in dry("--limit", "web2")
+    fake.enable("web2")  # put back by hand: nothing left to say
+    assert "out of the balancer" not in dry()
+    with closing(open_store(project_copy / ".opsrun")) as store:
+        assert len(store.runs("lab")) == 1  # the dead run: the dry runs recorded nothing

@@ -70,7 +70,7 @@ def made_up(names: Mapping[str, str]) -> dict[str, str]:
     if "OPSRUN_REDIS_PASSWORD" not in names:
         out["OPSRUN_REDIS_PASSWORD"] = "redis-" + secrets.token_hex(12)
     if "OPSRUN_MONGO_KEYFILE" not in names:
-        out["OPSRUN_MONGO_KEYFILE"] = secrets.token_urlsafe(48)
+        out["OPSRUN_MONGO_KEYFILE"] = secrets.token_hex(48)  # base64 characters only, as mongod wants
     if "OPSRUN_PG_PRIMARY_URL" not in names and "OPSRUN_PG_REPLICA_URL" not in names:
         password = secrets.token_hex(12)
         for name, port in zip(("OPSRUN_PG_PRIMARY_URL", "OPSRUN_PG_REPLICA_URL"), PG_PORTS, strict=True):

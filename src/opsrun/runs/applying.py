@@ -53,9 +53,10 @@ def apply(
     stop: threading.Event | None = None,
 ) -> tuple[DeployRun | RolloutRun, Path]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
-    for batches), otherwise all hosts in parallel. A dry run touches neither hosts nor the balancer and is
-    not recorded; a real run holds the inventory's lock and a lease on each of its hosts, heals what a
-    dead earlier run left, and is recorded in the state store as it goes."""
+    for batches), otherwise all hosts in parallel. A dry run changes neither hosts nor the balancer and is
+    not recorded (it reads the run history to name what a dead run left out); a real run holds the
+    inventory's lock and a lease on each of its hosts, heals what a dead earlier run left, and is recorded
+    in the state store as it goes."""
     notice = on_notice or (lambda _m: None)
     _refuse_resume_with(resume, options.limit, dry_run)
     if resume is None:
@@ -80,7 +81,7 @@ def apply(
                 on_plan(plan)
         run = _Run(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
-            planned = _dry_run(run)
+            planned = _dry_run(run, state_url)
             return planned, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(planned))
         result = _recorded(run, store, resume)
         return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
@@ -172,8 +173,14 @@ class _Run:
         )
 
 
-def _dry_run(run: _Run) -> DeployRun:
-    """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow."""
+def _dry_run(run: _Run, state_url: str | None) -> DeployRun:
+    """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow; first
+    the hosts a run that did not finish left out of their balancer, named as a real apply names them."""
+    if state_url or (run.project.state_dir / "state.db").exists():  # no history yet: no run left a host out
+        with contextlib.closing(open_store(run.project.state_dir, state_url)) as store:
+            membership.unfinished_notices(
+                store, run.inv, run.hosts, run.notice, heals=run.executor is not None, dry_run=True
+            )
     spare.last_run()
     result = run.deploy_run(dry_run=True)
     if run.plan is not None:

@@ -8,6 +8,7 @@
       WaitTimeout (1)       a polled condition did not hold before its deadline: what, how long, last state
       BalancerError (1)     the load balancer refused or answered unexpectedly
         Throttled (1)       its API asked for fewer calls and botocore's retries did not get through
+      Interrupted (130)     the operator's second Ctrl-C ended a wait (opsrun.waiting.Stop)
 
 A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
 its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
@@ -61,3 +62,7 @@ class BalancerError(OpsrunError):
 
 class Throttled(BalancerError):
     """The balancer's API is throttling opsrun's calls (a wait backs off and asks again before its deadline)."""
+
+
+class Interrupted(OpsrunError):
+    exit_code: ClassVar[int] = 130

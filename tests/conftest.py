@@ -256,6 +256,32 @@ def postgres_url():
 
 
 @pytest.fixture
+def small_disk():
+    """Mount a small tmpfs: small_disk(FOLDER, size="512k", read_only=False) -> FOLDER; all unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, size: str = "512k", *, read_only: bool = False) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        options = f"size={size}" + (",ro" if read_only else "")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "opsrun-test", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield mount
+    finally:
+        for folder in reversed(mounted):
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the filesystem of `folder` to its last byte; the filler file."""
+    filler = folder / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True, check=False)
+    return filler
+
+
+@pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     """A copy of the ops content of this repo, for tests that change group_data or deploys."""
     return copy_ops(tmp_path / "ops")

@@ -1,6 +1,6 @@
-"""The worker's hooks into pyinfra's internals: stop between operations when the controller asks, know which
-operations are idempotent (pyinfra 3.10 does not keep that where the results can see it), take a connection
-that closed under a command as that host's failure, and tell the parent each host's progress."""
+"""The worker's hooks into pyinfra's internals: stop between operations when the controller asks (or now),
+know which operations are idempotent (pyinfra 3.10 does not keep that where the results can see it), take a
+connection that closed under a command as that host's failure, and tell the parent each host's progress."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 STOP_ASKED = threading.Event()  # set by SIGUSR1 from the controller (worker.main installs the handler)
+STOP_NOW = threading.Event()  # set by SIGUSR2: the operator's second Ctrl-C (the clocks end running commands)
+
+
+def stop_now(*_args: object) -> None:
+    """The SIGUSR2 handler: no further operation, and every command running now is ended (clocks.watch)."""
+    STOP_ASKED.set()
+    STOP_NOW.set()
 
 
 def stop_between_operations() -> list[str]:  # pragma: no cover - worker side

@@ -178,7 +178,7 @@ def _deploy(
     clock = HostClocks({h.name: request.deadlines[h.name] for h in active})
     seen.expired = clock.expired
     state.add_callback_handler(clock.callbacks())
-    watchdogs.append(gevent.spawn(clock.watch, active, stage, seen.errors))
+    watchdogs.append(gevent.spawn(clock.watch, active, stage, seen.errors, hooks.STOP_NOW))
     state.set_stage(StateStage.Prepare)
     _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, seen.errors, clock)
     if not request.dry_run and state.inventory.get_active_hosts():
@@ -225,8 +225,11 @@ def _results(
         _host_run(request, state, n, py_inv.get_host(n), op_order, op_name, seen, idempotent) for n in request.hosts
     ]
     interrupted = None
-    if stopping:
-        interrupted = f"interrupted: stopped between operations; not run: {', '.join(op_name(h) for h in stopping)}"
+    not_run = f"; not run: {', '.join(op_name(h) for h in stopping)}" if stopping else ""
+    if hooks.STOP_NOW.is_set():
+        interrupted = f"interrupted: stopped now (a second Ctrl-C): the commands running were ended{not_run}"
+    elif stopping:
+        interrupted = f"interrupted: stopped between operations{not_run}"
     return DeployRun(
         request.inventory.name,
         request.deploy_name,
@@ -370,6 +373,7 @@ def main() -> None:  # pragma: no cover - the worker process entry point
     """Import pyinfra, then wait for the request: a spare worker (engine.spare) is ready before it is asked.
     An empty stdin means it was not needed after all."""
     signal.signal(signal.SIGUSR1, lambda _s, _f: hooks.STOP_ASKED.set())  # a stop may come before run() begins
+    signal.signal(signal.SIGUSR2, hooks.stop_now)
     import pyinfra_cli.util  # noqa: F401 - the bulk of pyinfra; importing pyinfra_cli monkey-patches with gevent
 
     message = sys.stdin.buffer.read()

@@ -41,6 +41,7 @@ class Seen:
     leases: dict[str, LeaseAnswer] = field(default_factory=dict)
     expired: dict[str, str] = field(default_factory=dict)
     diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (host, op hash) -> --diff lines
+    words: hooks.Words = field(default_factory=dict)  # the host's own words for a command or upload that failed
 
 
 def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: no cover - the worker process
@@ -56,7 +57,7 @@ def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: n
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     state, py_inv = _new_state(request)
-    seen = Seen()
+    seen = Seen(words=hooks.keep_failure_words())
     state.add_callback_handler(_connect_errors(seen))
     if events is not None:
         state.add_callback_handler(hooks.progress_events(events))
@@ -269,7 +270,8 @@ def _host_run(
             error = None
             if not meta.did_succeed():
                 out = meta.stderr_lines or meta.stdout_lines
-                error = seen.expired.get(name) or "\n".join(out[-10:]) or "command failed with no output"
+                words = seen.words.get((name, op_hash))
+                error = seen.expired.get(name) or words or "\n".join(out[-10:]) or "command failed with no output"
             output = meta.stdout_lines[-MAX_OUTPUT_LINES:] if meta.did_change() else []
             diff = seen.diffs.get((name, op_hash), [])[:MAX_DIFF_LINES] if meta.did_change() else []
             ops.append(

@@ -16,6 +16,7 @@ import pytest
 
 from opsrun.errors import LockHeld, StoreUnavailable
 from opsrun.store import open_store
+from opsrun.waiting import Stop, abandon_when
 from tests.conftest import fill
 
 HOST = {"name": "web1", "batch": 1, "outcome": "not_reached", "stage": "apply", "in_balancer": False}
@@ -213,3 +214,20 @@ def test_an_outcome_the_store_missed_is_recorded_when_it_is_opened_next(tmp_path
     assert [r.status for r in again.runs("lab")] == ["failed"]
     again.close()
     assert open_store(tmp_path).reconciled == []
+
+
+def test_the_operators_stop_now_ends_the_wait_for_the_store(tmp_path):
+    """A rollout stopped now while its store is retried does not wait out the window: the store is lost
+    (one try at the run's end), as if its window had passed."""
+    store = open_store(tmp_path, retry=60)
+    run_id = store.start_run("apply", "lab", "app", revision=None)
+    stop = Stop()
+    locker = Locker(tmp_path / "state.db")
+    try:
+        threading.Timer(0.5, stop.now.set).start()
+        with abandon_when(stop.now), pytest.raises(StoreUnavailable) as err:
+            store.record_host(run_id, HOST)
+    finally:
+        locker.release()
+    assert store.lost is err.value and err.value.seconds < 10 and "database is locked" in str(err.value)
+    store.close()

@@ -3,8 +3,9 @@
 Every read and write of the store is one call (`reads`, `writes`) retried as a whole while the store is away (a
 PostgreSQL restart or failover, an SQLite file locked by another process or on a full disk): with backoff, for
 the store's retry window, reconnecting a closed connection. Only the errors that mean "away" are retried
-(`is_away`); any other is a fault and surfaces at once. Past the window the call raises StoreUnavailable and
-the store is `lost`: later calls get one try each, so that a run ending without its store ends quickly.
+(`is_away`); any other is a fault and surfaces at once. Past the window (or when the operator's stop now ends
+the wait) the call raises StoreUnavailable and the store is `lost`: later calls get one try each, so that a
+run ending without its store ends quickly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from opsrun.errors import StoreUnavailable, WaitTimeout
+from opsrun.errors import Interrupted, StoreUnavailable, WaitTimeout
 from opsrun.waiting import poll_until
 
 RETRY = 60.0  # seconds a store that stopped answering is retried (--state-retry)
@@ -190,14 +191,15 @@ class Database:
             finally:
                 self._depth -= 1
 
-        window = 0.0 if self.lost else self.retry
+        window, started = (0.0 if self.lost else self.retry), time.monotonic()
         try:
             (value,) = poll_until(
                 attempt, timeout=window, what=f"the state store at {self.where}", retry_on=(_Away,), pause=backoff()
             )
-        except WaitTimeout:
+        except (WaitTimeout, Interrupted) as exc:  # past the window, or the operator stopped now meanwhile
             said = f"{type(last[0]).__name__}: {' '.join(str(last[0]).split())}" if last else "no answer"
-            self.lost = StoreUnavailable(self.where, self.retry, said, self._fix(last[0] if last else None))
+            seconds = self.retry if isinstance(exc, WaitTimeout) else round(time.monotonic() - started, 1)
+            self.lost = StoreUnavailable(self.where, seconds, said, self._fix(last[0] if last else None))
             raise self.lost from None
         self.lost = None
         return value

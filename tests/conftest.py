@@ -241,18 +241,26 @@ class PgCluster:
         return f"postgresql://opsrun:{password}@127.0.0.1:{self.port}/{db}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
-    base = Path(tempfile.mkdtemp(prefix="opsrun-pg-"))
+@contextlib.contextmanager
+def running_cluster(prefix: str = "opsrun-pg-") -> Iterator[tuple[PgCluster, str, str]]:
+    """A real PostgreSQL server on loopback in a throwaway data directory, for the block: (the cluster, its
+    URL, its password); stopped and removed after."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     password = secrets.token_hex(12)
     cluster = PgCluster.create(base, password)
     cluster.start()
     try:
-        yield cluster.url(password)
+        yield cluster, cluster.url(password), password
     finally:
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
+    with running_cluster() as (_cluster, url, _password):
+        yield url
 
 
 @pytest.fixture

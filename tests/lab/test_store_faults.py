@@ -10,11 +10,8 @@ loopback port, a throwaway data directory), never the lab's."""
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.waiting import poll_until
-from tests.conftest import PgCluster, fill
+from tests.conftest import fill, running_cluster
 from tests.lab.conftest import wait_for_progress
 from tests.lab.test_faults import (
     HOSTS,
@@ -65,15 +62,8 @@ def clean_hosts(lab, on_host, haproxy):
 @pytest.fixture(scope="module")
 def store_server():
     """A PostgreSQL server for this module's state stores, which its tests stop and start."""
-    base = Path(tempfile.mkdtemp(prefix="opsrun-lab-store-"))
-    password = secrets.token_hex(12)
-    cluster = PgCluster.create(base, password)
-    cluster.start()
-    try:
-        yield cluster, cluster.url(password), password
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with running_cluster("opsrun-lab-store-") as server:
+        yield server
 
 
 @pytest.fixture

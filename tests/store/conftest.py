@@ -3,29 +3,18 @@ serves the other tests and is never stopped)."""
 
 from __future__ import annotations
 
-import secrets
-import shutil
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import PgCluster
+from tests.conftest import running_cluster
 
 
 @pytest.fixture(scope="session")
 def cluster():
     """A PostgreSQL server of the store tests' own, which its tests stop and start: (the cluster, its URL)."""
-    base = Path(tempfile.mkdtemp(prefix="opsrun-pg-away-"))
-    password = secrets.token_hex(12)
-    pg = PgCluster.create(base, password)
-    pg.start()
-    try:
-        yield pg, pg.url(password)
-    finally:
-        pg.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with running_cluster("opsrun-pg-away-") as (pg, url, _password):
+        yield pg, url
 
 
 @pytest.fixture

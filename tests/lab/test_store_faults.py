@@ -293,11 +293,14 @@ def state_on_tmpfs(rolling_project):  # noqa: F811
             subprocess.run(["umount", "-l", str(m)], check=False)
 
 
-def test_a_full_opsrun_folder_is_found_before_any_host_is_touched(state_on_tmpfs, haproxy, on_host):
+def test_a_full_opsrun_folder_is_found_before_any_host_is_touched(state_on_tmpfs, store, haproxy, on_host):
+    """With the run history in PostgreSQL nothing else writes to .opsrun before the result document, which
+    opsrun could not keep after the hosts had been changed: the dry write finds it first."""
     project, mount = state_on_tmpfs
+    _cluster, env, _password = store
     folder = mount("512k")
     fill(folder)
-    proc = opsrun(project, "apply", "lab", "fault")
+    proc = opsrun(project, "apply", "lab", "fault", env=env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(
         f"error: {folder}: the project's state folder: cannot write results and run history here: "

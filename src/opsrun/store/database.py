@@ -206,17 +206,14 @@ class Database:
 
     def _fix(self, exc: BaseException | None) -> str:
         """What to do about a store that did not answer, by what it last said."""
-        keep = "a run that stops for it keeps its outcome in .opsrun/store-missed/ and the next run records it"
         if self.postgres:
-            return (
-                f"bring the PostgreSQL server back (or the network to it), or allow longer with --state-retry; {keep}"
-            )
+            return "bring the PostgreSQL server back (or the network to it), or allow longer with --state-retry"
         name = getattr(exc, "sqlite_errorname", "") or ""
         if name.startswith("SQLITE_FULL"):
-            return f"free space on the filesystem of {self.where} (df -h); {keep}"
+            return f"free space on the filesystem of {self.where} (df -h)"
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return f"another process holds {self.where}: find it (fuser {self.where}) and let it finish; {keep}"
-        return f"check the disk of {self.where} (dmesg, mount: is it read-only?); {keep}"
+            return f"another process holds {self.where}: find it (fuser {self.where}) and let it finish"
+        return f"check the disk of {self.where} (dmesg, mount: is it read-only?)"
 
     def _reopen(self) -> None:
         """A new connection in place of one that closed (the server restarted)."""

@@ -27,6 +27,7 @@ from opsrun import (
     rollout,
     secrets,
     settings,
+    waiting,
 )
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld, StoreUnavailable
@@ -89,8 +90,7 @@ def apply(
                 on_plan(plan)
         run = _Run(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
-            planned = _dry_run(run, state_url)
-            return save_or_say(project, f"plan-{inventory_name}-{deploy}", planned, notice)
+            return save_or_say(project, f"plan-{inventory_name}-{deploy}", _dry_run(run, state_url), notice)
         return save_or_say(project, f"apply-{inventory_name}-{deploy}", _recorded(run, store, resume), notice)
     finally:
         if store is not None:
@@ -199,7 +199,8 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
     """Under the inventory's lock: mark dead runs interrupted, record the run, lease the hosts, apply."""
     project, inv, deploy, hosts, plan, notice = run.project, run.inv, run.deploy, run.hosts, run.plan, run.notice
     inventory_name = inv.name
-    with store.lock(str(inv.path.resolve())):  # one key however the inventory was named
+    # one key however the inventory was named; a stop now also ends a wait for the store
+    with waiting.abandon_when(waiting.now_of(run.stop)), store.lock(str(inv.path.resolve())):
         lock_key = str(inv.path.resolve())
         _interrupt_dead_runs(store, inv, deploy, notice)
         left_out = membership.unfinished_notices(store, inv, hosts, notice, heals=run.executor is not None)

@@ -179,8 +179,10 @@ def ctrl_c_twice(proc: subprocess.Popen[str]) -> tuple[str, str, float]:
 
 
 def hung_on(on_host, host: str, command: str) -> None:
+    """Wait until `command` runs on `host` (its last character as a class: pgrep does not find its own shell)."""
+    pattern = f"{command[:-1]}[{command[-1]}]"
     poll_until(
-        lambda: on_host(host, f"pgrep -f '{command}'", check=False).returncode == 0,
+        lambda: on_host(host, f"pgrep -f '{pattern}'", check=False).returncode == 0,
         timeout=60,
         what=f"`{command}` to hang on {host}",
     )

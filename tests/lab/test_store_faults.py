@@ -47,16 +47,22 @@ files.put(name="upload a blob", src=io.BytesIO(b"x" * 65536), dest="/tmp/opsrun-
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_hosts(lab, on_host, haproxy):
-    """No marker, lease or hung command left by an earlier test; every host in HAProxy afterwards."""
-    for h in HOSTS:
-        on_host(h, "rm -f /tmp/opsrun-fault-* /var/lib/opsrun/lease")
-    yield
+def reset_hosts(on_host, haproxy) -> None:
+    """No marker, lease or hung command on any host; every host serving in HAProxy (`ready`)."""
     for h in HOSTS:
         on_host(h, "rm -f /tmp/opsrun-fault-* /var/lib/opsrun/lease; pkill -f 'sleep 6[0-9][0-9]' || true")
         if haproxy.state(h).admin != "ready":
             haproxy.enable(h)
+
+
+@pytest.fixture(autouse=True)
+def clean_hosts(lab, on_host, haproxy):
+    """Every host up, clean and `ready` in HAProxy before the test, whatever ran before it (a plain apply's
+    test asserts HAProxy is as it found it); markers, hung commands and HAProxy put back afterwards."""
+    lab.up(3)
+    reset_hosts(on_host, haproxy)
+    yield
+    reset_hosts(on_host, haproxy)
 
 
 @pytest.fixture(scope="module")
@@ -305,9 +311,10 @@ def test_a_full_opsrun_folder_is_found_before_any_host_is_touched(state_on_tmpfs
     proc = opsrun(project, "apply", "lab", "fault", env=env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(
-        f"error: {folder}: the project's state folder: cannot write results and run history here: "
-        "No space left on device. Fix: free at least 1 MiB"
-    )
+        f"error: {folder}: opsrun keeps its results, run history and debug log here and cannot: "
+        f"No space left on device. Fix: make {folder} a folder this user can write to"
+    ), proc.stderr
+    assert "with 1 MiB free on its filesystem" in proc.stderr
     assert not any(has_marker(on_host, h, "first-a") for h in HOSTS)
     assert in_haproxy(haproxy) == dict.fromkeys(HOSTS, "ready")
     leases = [on_host(h, "test -e /var/lib/opsrun/lease", check=False).returncode for h in HOSTS]

@@ -14,6 +14,9 @@ STOP_ASKED = threading.Event()  # set by SIGUSR1 from the controller (worker.mai
 STOP_NOW = threading.Event()  # set by SIGUSR2: the operator's second Ctrl-C (the clocks end running commands)
 SUDO_ARGUMENTS = ("_sudo", "_sudo_user", "_doas", "_doas_user", "_dzdo", "_dzdo_user", "_su_user")
 GENERIC = {"", "Failure", "failure"}  # what SFTP says for any error it has no code for (ENOSPC, EIO, EROFS ...)
+# paramiko's words when the host kept fewer bytes than were sent: pyinfra's retry of an upload that failed for
+# space gets these (the first try's "Failure" left an empty file), so the host is asked why, as for Failure
+SHORT_WRITE = "size mismatch in put"
 
 
 def stop_now(*_args: object) -> None:
@@ -167,7 +170,7 @@ def wrap_for_words(method: Any, name: str, words: Words) -> Any:
             done = method(self, *args, **kwargs)
         except Exception as exc:
             text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
-            if name == "put_file" and text in GENERIC:
+            if name == "put_file" and (text in GENERIC or text.startswith(SHORT_WRITE)):
                 text = _probe(self, _sftp_target(self, args, kwargs), _size(args[0]), _no_sudo(kwargs)) or text
             words[key] = f"upload to {args[1]} failed: {text}" if name == "put_file" else text
             raise

@@ -241,18 +241,52 @@ class PgCluster:
         return f"postgresql://opsrun:{password}@127.0.0.1:{self.port}/{db}"
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
-    base = Path(tempfile.mkdtemp(prefix="opsrun-pg-"))
+@contextlib.contextmanager
+def running_cluster(prefix: str = "opsrun-pg-") -> Iterator[tuple[PgCluster, str, str]]:
+    """A real PostgreSQL server on loopback in a throwaway data directory, for the block: (the cluster, its
+    URL, its password); stopped and removed after."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     password = secrets.token_hex(12)
     cluster = PgCluster.create(base, password)
     cluster.start()
     try:
-        yield cluster.url(password)
+        yield cluster, cluster.url(password), password
     finally:
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server for the session, on loopback, in a throwaway data directory."""
+    with running_cluster() as (_cluster, url, _password):
+        yield url
+
+
+@pytest.fixture
+def small_disk():
+    """Mount a small tmpfs: small_disk(FOLDER, size="512k", read_only=False) -> FOLDER; all unmounted after."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, size: str = "512k", *, read_only: bool = False) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        options = f"size={size}" + (",ro" if read_only else "")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "opsrun-test", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    try:
+        yield mount
+    finally:
+        for folder in reversed(mounted):
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Fill the filesystem of `folder` to its last byte; the filler file."""
+    filler = folder / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True, check=False)
+    return filler
 
 
 @pytest.fixture

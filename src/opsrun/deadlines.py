@@ -23,6 +23,11 @@ def timed_out(seconds: float, stage: str) -> str:
     return f"timed out after {seconds:g}s in stage {stage}"
 
 
+def stopped_now(stage: str) -> str:
+    """The one wording of a host whose running command the operator's second Ctrl-C ended (as a deadline would)."""
+    return f"interrupted: stopped now (a second Ctrl-C) in stage {stage}"
+
+
 @dataclass(frozen=True)
 class Deadlines:
     per_host: dict[str, dict[str, float]]

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 WORKER_COMMANDS = {"apply", "drift"}  # the commands whose work runs in pyinfra workers (opsrun.engine)
-GROUP_OPTIONS_WITH_VALUE = {"--project", "--state"}  # opsrun's own options before the command
+GROUP_OPTIONS_WITH_VALUE = {"--project", "--state", "--state-retry"}  # opsrun's own options before the command
 
 
 def command_of(args: Sequence[str]) -> str | None:

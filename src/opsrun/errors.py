@@ -8,6 +8,8 @@
       WaitTimeout (1)       a polled condition did not hold before its deadline: what, how long, last state
       BalancerError (1)     the load balancer refused or answered unexpectedly
         Throttled (1)       its API asked for fewer calls and botocore's retries did not get through
+      StoreUnavailable (4)  the state store did not answer within its retry window (its address, the fix)
+      Interrupted (130)     the operator's second Ctrl-C ended a wait (opsrun.waiting.Stop)
 
 A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
 its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
@@ -61,3 +63,18 @@ class BalancerError(OpsrunError):
 
 class Throttled(BalancerError):
     """The balancer's API is throttling opsrun's calls (a wait backs off and asks again before its deadline)."""
+
+
+class StoreUnavailable(OpsrunError):
+    """The state store did not answer within its retry window: its address (no password), the last error
+    and the fix. A run that meets it mid-way ends safely and keeps its outcome locally (opsrun.store)."""
+
+    exit_code: ClassVar[int] = 4
+
+    def __init__(self, where: str, seconds: float, last: str, fix: str):
+        self.where, self.seconds, self.last, self.fix = where, seconds, last, fix
+        super().__init__(f"the state store at {where} did not answer for {seconds:g}s ({last}). Fix: {fix}")
+
+
+class Interrupted(OpsrunError):
+    exit_code: ClassVar[int] = 130

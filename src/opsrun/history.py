@@ -7,30 +7,32 @@ from typing import Any
 
 from opsrun.dr.model import tier_numbers
 from opsrun.project import Project
-from opsrun.store import RunRow, open_store
+from opsrun.store import RETRY, RunRow, open_store
 
 
-def runs(project: Project, state_url: str | None, inventory: str | None = None) -> list[RunRow]:
+def runs(
+    project: Project, state_url: str | None, inventory: str | None = None, *, retry: float = RETRY
+) -> list[RunRow]:
     """The latest runs (newest first), of one inventory or of all."""
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=retry)
     try:
         return store.runs(inventory)
     finally:
         store.close()
 
 
-def run_document(project: Project, state_url: str | None, run_id: int) -> dict[str, Any]:
+def run_document(project: Project, state_url: str | None, run_id: int, *, retry: float = RETRY) -> dict[str, Any]:
     """The document of run `run_id`, as it was recorded."""
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=retry)
     try:
         return store.run(run_id)
     finally:
         store.close()
 
 
-def dr_tests(project: Project, state_url: str | None, inventory: str) -> list[dict[str, Any]]:
+def dr_tests(project: Project, state_url: str | None, inventory: str, *, retry: float = RETRY) -> list[dict[str, Any]]:
     """The last DR test of each month on `inventory`, oldest first (dr_trend of every recorded one)."""
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=retry)
     try:
         docs = [d for d in store.recent("dr-test", inventory, limit=100) if d.get("kind") == "dr-test"]
     finally:

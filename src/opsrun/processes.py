@@ -18,6 +18,7 @@ from typing import Any
 
 STOP_POLL = 0.2  # how often the controller looks at its stop flag while a child runs
 GRACE = 5.0  # seconds a child has after SIGTERM to end what it started before SIGKILL
+NOW_GRACE = 3.0  # seconds a child told to stop now (its `urgent` signal) has to end its commands and answer
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -57,16 +58,21 @@ def supervise(
     gentle: int | None,
     ready: int | Callable[[float], bool] | None = None,
     ending: Callable[[str], None] | None = None,
+    now: threading.Event | None = None,
+    urgent: int | None = None,
 ) -> str | None:
     """Wait for `proc`, or with `ready` until the child answers: a file descriptor that can then be read, or
     a function that waits up to the seconds it is given and says whether the answer came. None when it
     ended by itself or answered; else why it was ended.
 
     On `stop`: with `gentle` (a signal the child handles at its next safe point) that signal is sent once and
-    the wait goes on; without, the child is ended now. Past `backstop` seconds it is ended whatever it does.
+    the wait goes on; without, the child is ended now. On `now` (stop now): with `urgent` (a signal on which
+    the child ends what it runs and answers) that signal is sent once and the child has NOW_GRACE seconds;
+    without, or past them, it is ended. Past `backstop` seconds it is ended whatever it does.
     `ending` is told why before the child is ended (others waiting on the same child learn it)."""
     deadline = time.monotonic() + backstop
-    asked = False
+    urged: float | None
+    asked, urged = False, None  # the gentle signal sent; when the urgent one was
     while True:
         if _exited(proc, STOP_POLL, ready):
             return None
@@ -77,6 +83,12 @@ def supervise(
             else:
                 os.kill(proc.pid, gentle)
                 asked = True
+        if why is None and now is not None and now.is_set():
+            if urgent is None or (urged is not None and time.monotonic() > urged + NOW_GRACE):
+                why = f"interrupted: stopped now; {what} was ended"
+            elif urged is None:
+                os.kill(proc.pid, urgent)
+                urged = time.monotonic()
         if why is None and time.monotonic() > deadline:
             why = f"timed out after {backstop:g}s: {what} no longer answered and was ended"
         if why is not None:

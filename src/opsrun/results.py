@@ -17,6 +17,16 @@ def user_commands(commands: list[str]) -> list[str]:
     return [c for c in commands if OPSRUN_ON_HOST not in c]
 
 
+RECORD_LOST = 4  # the exit code of a run whose record could not be kept (its store, the controller's disk)
+
+
+def exit_code_of(status: str, record_error: str | None) -> int:
+    """A run's exit code: 130 interrupted, 4 its record could not be kept, else 0 success or 1 failed."""
+    if status == "interrupted":
+        return 130
+    return RECORD_LOST if record_error else {"success": 0, "failed": 1}[status]
+
+
 @dataclass(frozen=True)
 class OperationResult:
     name: str
@@ -79,6 +89,7 @@ class DeployRun:
     leases: dict[str, Any] = field(default_factory=dict)  # host -> leases.LeaseAnswer, when leases were asked for
     allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
     data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
+    record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -89,7 +100,7 @@ class DeployRun:
 
     @property
     def exit_code(self) -> int:
-        return {"success": 0, "failed": 1, "interrupted": 130}[self.status]
+        return exit_code_of(self.status, self.record_error)
 
     def taken_over(self) -> dict[str, str]:
         """Hosts whose lease this run took over from a dead controller or run, and whose it was."""
@@ -108,6 +119,7 @@ class DeployRun:
             "dry_run": self.dry_run,
             "seconds": round(self.seconds, 3),
             "interrupted": self.interrupted,
+            "record_error": self.record_error,
             "leases_taken_over": self.taken_over(),
             "allow_unreachable": self.allow_unreachable,
             "data": self.data,
@@ -200,7 +212,7 @@ class VerifyRun:
         }
 
 
-Outcome = Literal["done", "failed", "not_reached"]
+Outcome = Literal["done", "failed", "interrupted", "not_reached"]  # interrupted: by the operator's stop now
 
 
 @dataclass
@@ -225,6 +237,10 @@ class HostOutcome:
     def fail(self, stage: str, reason: str, *, in_balancer: bool) -> None:
         self.outcome, self.stage, self.reason, self.in_balancer = "failed", stage, reason, in_balancer
 
+    def interrupt(self, stage: str, reason: str, *, in_balancer: bool) -> None:
+        """Stopped at `stage` by the operator's stop now (the second Ctrl-C)."""
+        self.outcome, self.stage, self.reason, self.in_balancer = "interrupted", stage, reason, in_balancer
+
 
 @dataclass
 class RolloutRun:
@@ -242,6 +258,8 @@ class RolloutRun:
     leases_taken_over: dict[str, str] = field(default_factory=dict)  # host -> the dead run's lease it had
     allow_unreachable: bool = False  # --allow-unreachable: a host unreachable at its batch does not fail the run
     data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
+    stopped_now: bool = False  # the operator's second Ctrl-C: hosts in flight were interrupted, not finished
+    record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -255,7 +273,7 @@ class RolloutRun:
 
     @property
     def exit_code(self) -> int:
-        return {"success": 0, "failed": 1, "interrupted": 130}[self.status]
+        return exit_code_of(self.status, self.record_error)
 
     def left_out(self) -> list[str]:
         return [h.name for h in self.hosts.values() if not h.in_balancer]
@@ -290,6 +308,8 @@ class RolloutRun:
             "plan": self.plan,
             "policy": self.policy,
             "halted": self.halted,
+            "stopped_now": self.stopped_now,
+            "record_error": self.record_error,
             "left_out_of_balancer": self.left_out(),
             "healed": self.healed,
             "leases_taken_over": self.leases_taken_over,

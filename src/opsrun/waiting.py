@@ -7,17 +7,51 @@ watch work that runs elsewhere and stop it at its deadline (`engine.clocks.HostC
 on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
 they pace work rather than wait for a state (`lab.loadgen`). Nor is the pause between two attempts to deliver
 a notification (`notify.delivery.backoff`): a bounded backoff, with no state to poll.
+
+The operator's stop (`Stop`): the first SIGINT/SIGTERM asks for a stop at the next safe point, the second
+(`Stop.now`) for a stop now. While `abandon_when(stop.now)` holds, every wait in this process (any thread)
+raises `Interrupted` within one interval of the second signal, instead of running to its deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from opsrun.errors import WaitTimeout
+from opsrun.errors import Interrupted, WaitTimeout
 
 T = TypeVar("T")
+_abandon: list[threading.Event] = []  # the events that end every wait (abandon_when)
+
+
+class Stop(threading.Event):
+    """The operator's stop request: set by the first SIGINT/SIGTERM (stop at the next safe point); `now` is
+    set by the second (stop now: running commands are ended, waits abandoned)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = threading.Event()
+
+
+def now_of(stop: threading.Event | None) -> threading.Event | None:
+    """The "stop now" half of an operator's stop (None for a plain event: it has no second step)."""
+    return stop.now if isinstance(stop, Stop) else None
+
+
+@contextlib.contextmanager
+def abandon_when(event: threading.Event | None) -> Iterator[None]:
+    """For the block: once `event` is set, every `poll_until` raises Interrupted at its next look."""
+    if event is None:
+        yield
+        return
+    _abandon.append(event)
+    try:
+        yield
+    finally:
+        _abandon.remove(event)
 
 
 def poll_until(
@@ -36,7 +70,8 @@ def poll_until(
     not answering: `redis.ConnectionError`); the last one is reported in the timeout so the operator sees
     why the condition never held. Any other exception is a fault, not a state, and is raised at once.
     `pause`, when given, says how long to wait before the next call instead of `interval` (a jittered
-    interval, a backoff that grows while an API throttles); the deadline still caps it.
+    interval, a backoff that grows while an API throttles); the deadline still caps it. A wait abandoned
+    by the operator's stop now (`abandon_when`) raises Interrupted.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -52,4 +87,13 @@ def poll_until(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeout(what, timeout, last)
-        time.sleep(min(pause() if pause else interval, remaining))
+        _pause(min(pause() if pause else interval, remaining), what)
+
+
+def _pause(seconds: float, what: str) -> None:
+    """Sleep between two looks; woken at once, and Interrupted, by the operator's stop now."""
+    events = list(_abandon)
+    if events and (events[0].wait(seconds) or any(e.is_set() for e in events)):
+        raise Interrupted(f"interrupted: stopped now while waiting for {what}")
+    if not events:
+        time.sleep(seconds)

@@ -491,3 +491,9 @@ def test_dr_test_prints_junit_as_out_writes_it(project_copy, tmp_path):
     import xml.etree.ElementTree as ET
 
     assert ET.fromstring(result.stdout).tag in ("testsuites", "testsuite")
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "3601"])
+def test_a_bad_state_retry_is_refused_naming_the_option(value):
+    result = run(REPO, "--state-retry", value, "history")
+    assert result.exit_code == 2 and "Invalid value for '--state-retry'" in result.stderr, result.stderr

@@ -3,6 +3,7 @@ and a host's clock counts its own time, not the time it waits for slower hosts."
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,21 @@ def test_a_host_clock_counts_its_own_time_only(monkeypatch):
     clock.start("fast")
     now[0] += 2
     assert clock.used("fast") == 3.0 and clock.used("slow") == 10.0
+
+
+def test_the_stop_now_expires_the_hosts_at_work_and_a_missed_deadline_the_others(monkeypatch):
+    """The operator's second Ctrl-C ends a running command the way a missed deadline does (the watchdog
+    closes that host's connection): only hosts whose own clock runs are cut; one waiting between
+    operations is not, and no further operation starts."""
+    now = [100.0]
+    monkeypatch.setattr(clocks.time, "monotonic", lambda: now[0])
+    clock = clocks.HostClocks({"hung": 600.0, "between": 600.0, "late": 5.0})
+    clock.start("hung"), clock.start("late")
+    now[0] += 6
+    stop_now = threading.Event()
+    assert clock.due("apply", stop_now) == {"late": "timed out after 5s in stage apply"}
+    stop_now.set()
+    assert clock.due("apply", stop_now) == {
+        "hung": "interrupted: stopped now (a second Ctrl-C) in stage apply",
+        "late": "timed out after 5s in stage apply",
+    }

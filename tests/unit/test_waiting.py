@@ -1,9 +1,10 @@
 import itertools
+import threading
 
 import pytest
 
-from opsrun.errors import WaitTimeout
-from opsrun.waiting import poll_until
+from opsrun.errors import Interrupted, WaitTimeout
+from opsrun.waiting import Stop, abandon_when, now_of, poll_until
 
 
 def test_returns_the_first_truthy_value():
@@ -56,3 +57,31 @@ def test_timeout_says_what_how_long_and_the_last_state():
         )
     assert str(err.value) == "timed out after 0.05s waiting for web1 to be healthy; last seen: 0 of 1 targets healthy"
     assert err.value.exit_code == 1
+
+
+def test_every_wait_is_ended_by_the_stop_now_it_is_told_about():
+    """The second Ctrl-C ends a wait that would run a minute (a gate, a drain) at its next look, in
+    whatever thread it runs; a wait started without `abandon_when` is not concerned."""
+    stop = Stop()
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            poll_until(lambda: None, timeout=60, interval=5, what="web1 to drain")
+        except Interrupted as exc:
+            raised.append(exc)
+
+    with abandon_when(stop.now):
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        stop.set()  # the first Ctrl-C: waits go on
+        assert waiter.is_alive()
+        stop.now.set()
+        waiter.join(10)
+    assert not waiter.is_alive() and [str(e) for e in raised] == [
+        "interrupted: stopped now while waiting for web1 to drain"
+    ]
+    assert raised[0].exit_code == 130
+    with pytest.raises(WaitTimeout):  # outside the block the same event ends nothing
+        poll_until(lambda: None, timeout=0.05, interval=0.01, what="x")
+    assert now_of(stop) is stop.now and now_of(threading.Event()) is None

@@ -22,7 +22,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from opsrun.errors import BalancerError, Throttled, WaitTimeout
+from opsrun.errors import BalancerError, Interrupted, Throttled, WaitTimeout
 from opsrun.waiting import poll_until
 
 log = logging.getLogger("opsrun.balancers")
@@ -108,7 +108,8 @@ def wait_all(
     per poll for those still waiting; per server its state, or the WaitTimeout of a server it never held for.
 
     A throttled read is logged and asked again after a growing, jittered pause until the deadline: the
-    servers then time out waiting, no server fails for being throttled before it."""
+    servers then time out waiting, no server fails for being throttled before it. The operator's stop now
+    ends the wait: each server still waited for is then its Interrupted."""
     pending, pace = list(dict.fromkeys(servers)), Pace(balancer, interval)
     ended: dict[str, ServerState | Exception] = {}
     last: dict[str, object] = {}
@@ -138,6 +139,8 @@ def wait_all(
     except WaitTimeout:
         for server in pending:
             ended[server] = WaitTimeout(_what(balancer, server, want), timeout, last.get(server))
+    except Interrupted as exc:  # the operator's stop now: each server still waited for says so
+        ended.update(dict.fromkeys(pending, exc))
     return ended
 
 

@@ -3,7 +3,9 @@
 Exit codes (the same whatever --format; docs/exit-codes.md): 0 success (drift: clean), 1 a host, check or
 verification failed, or a host could not be reached (unless --allow-unreachable), or a drift run could not
 see; 2 usage or configuration error (or the inventory or a host is held by another run, or .opsrun/ is
-unusable), 3 drift found, 130 interrupted (SIGINT/SIGTERM: stopped at a safe point).
+unusable or full), 3 drift found, 4 the run's record could not be kept (the state store did not answer within
+--state-retry, or the controller's disk filled: the summary says what is true and where the outcome was kept),
+130 interrupted (SIGINT/SIGTERM: stopped at a safe point; a second one stops now).
 
 The group is here; its commands are in `fleet` (apply, verify, drift, dr-test), `history`, `holds` (hold,
 release) and `lab`.
@@ -30,6 +32,7 @@ from opsrun.cli.output import echo
 from opsrun.errors import OpsrunError
 from opsrun.project import Project
 from opsrun.secrets import redact, register_url
+from opsrun.store import RETRY
 
 
 class OpsrunGroup(click.Group):
@@ -67,17 +70,26 @@ class OpsrunGroup(click.Group):
     envvar="OPSRUN_STATE",
     help="Run history and locks: postgresql://... Default: SQLite in .opsrun/state.db.",
 )
+@click.option(
+    "--state-retry",
+    metavar="SECONDS",
+    type=click.FloatRange(0, 3600),
+    default=RETRY,
+    show_default=True,
+    envvar="OPSRUN_STATE_RETRY",
+    help="How long a state store that stops answering is retried (with backoff) before a run stops safely.",
+)
 @VERBOSITY
 @click.version_option(package_name="opsrun")
 @click.pass_context
-def cli(ctx: click.Context, project: str | None, state: str | None) -> None:
+def cli(ctx: click.Context, project: str | None, state: str | None, state_retry: float) -> None:
     """Runbooks as code: roll pyinfra deploys over a fleet, verify with testinfra, report.
 
     Shell completion of commands, inventories, deploys and suites (bash; zsh and fish alike):
     eval "$(_OPSRUN_COMPLETE=bash_source opsrun)" in ~/.bashrc."""
     if state:
         register_url(state)  # its password and query are masked in whatever is printed from now on
-    ctx.obj = ProjectRef(project, state)
+    ctx.obj = ProjectRef(project, state, state_retry)
 
 
 cli.add_command(apply)

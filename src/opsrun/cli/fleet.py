@@ -6,7 +6,6 @@ import contextlib
 import functools
 import json
 import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from opsrun.cli.options import (
     VERBOSITY,
     pass_project,
     run_options,
+    state_retry,
     state_url,
 )
 from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
@@ -35,6 +35,7 @@ from opsrun.cli.progress import HostsDisplay
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
+from opsrun.waiting import Stop
 
 
 def _size_list(value: str | None) -> Any:
@@ -46,17 +47,27 @@ def _size_list(value: str | None) -> Any:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the rollout to stop at its next safe point instead of killing it mid-batch."""
+def _stop_on_signals(stop: Stop) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the rollout to stop at its next safe point instead of killing it mid-batch; a second
+    one (SIGINT or SIGTERM) to stop now: the commands running are ended, the hosts in flight put back or left
+    out as what was done to them says."""
 
     def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
         if not stop.is_set():
             echo(
-                f"\n{signal.Signals(signum).name}: stopping at the next safe point "
-                "(an apply finishes its current operation or batch; a dry run or a check stops now)",
+                f"\n{name}: stopping at the next safe point (an apply finishes its current operation or batch; "
+                "a dry run or a check stops now). Press Ctrl-C again to stop now.",
                 err=True,
             )
-        stop.set()
+            stop.set()
+        elif not stop.now.is_set():
+            echo(
+                f"\n{name} again: stopping now (the commands running are ended; hosts in flight are put back in "
+                "the balancer when nothing was changed on them, else left out, and the summary says which)",
+                err=True,
+            )
+            stop.now.set()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -71,10 +82,11 @@ def _note(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _touching_hosts(out: Path | None) -> Iterator[threading.Event]:
-    """Around a run on hosts: --out checked first, then the event that SIGINT/SIGTERM set to stop the run."""
+def _touching_hosts(out: Path | None) -> Iterator[Stop]:
+    """Around a run on hosts: --out checked first (a dry write; the run checks .opsrun itself), then the stop
+    that SIGINT/SIGTERM set (waiting.Stop)."""
     writable_out(out)
-    stop = threading.Event()
+    stop = Stop()
     with _stop_on_signals(stop):
         yield stop
 
@@ -141,6 +153,7 @@ def apply(
             on_plan=progress.plan,
             on_notice=_note,
             stop=stop,
+            state_retry=state_retry(ctx),
         )
     text = as_text.rollout_run if isinstance(run, RolloutRun) else as_text.deploy_run
     show(run, saved, fmt, functools.partial(text, diff=diff), out)
@@ -164,7 +177,14 @@ def verify(
         show_hosts(runs.list_hosts(project, inventory, options), fmt)
     with _touching_hosts(out) as stop, _hosts_display():
         run, saved = runs.verify_suite(
-            project, inventory, suite, options, state_url=state_url(ctx), stop=stop, on_notice=_note
+            project,
+            inventory,
+            suite,
+            options,
+            state_url=state_url(ctx),
+            state_retry=state_retry(ctx),
+            stop=stop,
+            on_notice=_note,
         )
     show(run, saved, fmt, as_text.verify_run, out)
 
@@ -213,6 +233,7 @@ def drift(
             notify_targets=notify_targets,
             notify_always=notify_always,
             report_dir=out,
+            state_retry=state_retry(ctx),
             stop=stop,
             on_notice=_note,
         )
@@ -252,9 +273,9 @@ def dr_test(
     """Run the DR checks (and with --drill the drills) of group_data `dr` and write the month's report:
     RTO/RPO targets against measured values, evidence, drill log, issues, next test date, trend.
     Exit 0 all passed, 1 a check failed or a drill left a system degraded."""
-    state = state_url(ctx)
+    state, retry = state_url(ctx), state_retry(ctx)
     if show_history:
-        _show_dr_tests(history_module.dr_tests(project, state, inventory), fmt)
+        _show_dr_tests(history_module.dr_tests(project, state, inventory, retry=retry), fmt)
         return
     writable_out(out)
     run, saved = runs.dr_test(
@@ -263,6 +284,7 @@ def dr_test(
         month=month,
         drill=drill,
         state_url=state,
+        state_retry=retry,
         notify_targets=notify_targets,
         notify_always=notify_always,
         report_dir=out,

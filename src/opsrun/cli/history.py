@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from opsrun import history as history_module
-from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_url
+from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_retry, state_url
 from opsrun.cli.output import console, echo
 from opsrun.project import Project
 from opsrun.reports import as_text
@@ -49,7 +49,7 @@ FORMAT_HERE = click.option("--format", "fmt", type=click.Choice(["text", "json"]
 @click.pass_context
 def list_runs(ctx: click.Context, /, project: Project, inventory: str | None, fmt: str | None) -> None:
     """The latest runs (newest first), of INVENTORY or of all: apply, verify, drift and dr-test."""
-    rows = history_module.runs(project, state_url(ctx), inventory)
+    rows = history_module.runs(project, state_url(ctx), inventory, retry=state_retry(ctx))
     if _format(ctx, fmt) == "json":
         echo(json.dumps({"runs": [vars(r) for r in rows]}, indent=2))
     else:
@@ -63,7 +63,7 @@ def list_runs(ctx: click.Context, /, project: Project, inventory: str | None, fm
 @click.pass_context
 def show_run(ctx: click.Context, /, project: Project, run_id: int, fmt: str | None) -> None:
     """One recorded run's document: its hosts, stages, plan, and the --data it was given."""
-    doc: dict[str, Any] = history_module.run_document(project, state_url(ctx), run_id)
+    doc: dict[str, Any] = history_module.run_document(project, state_url(ctx), run_id, retry=state_retry(ctx))
     if _format(ctx, fmt) == "json":
         echo(json.dumps(doc, indent=2))
     else:

@@ -1,4 +1,5 @@
-"""The options several commands share, and the group's --project and --state handed down to the commands."""
+"""The options several commands share, and the group's --project, --state and --state-retry handed down to the
+commands."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from opsrun.inventory import data_overrides
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS
 from opsrun.runs.options import Options
+from opsrun.store import RETRY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -172,11 +174,13 @@ def run_options(given: dict[str, Any], *, diff: bool = False) -> tuple[Options, 
 
 
 class ProjectRef:
-    """The --project and --state options, resolved only by the commands that need an ops repo (not `lab`)."""
+    """The --project, --state and --state-retry options, resolved only by the commands that need an ops repo
+    (not `lab`)."""
 
-    def __init__(self, path: str | None, state: str | None = None):
+    def __init__(self, path: str | None, state: str | None = None, state_retry: float = RETRY):
         self.path = path
         self.state = state
+        self.state_retry = state_retry
 
     def get(self) -> Project:
         project = Project.find(self.path)
@@ -195,3 +199,8 @@ def pass_project(f: F) -> F:
 def state_url(ctx: click.Context) -> str | None:
     """The --state URL given to the group (None: SQLite in the project)."""
     return ctx.find_object(ProjectRef).state  # type: ignore[union-attr]
+
+
+def state_retry(ctx: click.Context) -> float:
+    """The --state-retry seconds given to the group: how long a store that stopped answering is retried."""
+    return ctx.find_object(ProjectRef).state_retry  # type: ignore[union-attr]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO, TypeVar, cast
@@ -13,9 +12,10 @@ from typing import Any, TextIO, TypeVar, cast
 import click
 from rich.console import Console
 
-from opsrun.errors import ConfigError
 from opsrun.reports import as_text, render_report, write_reports
+from opsrun.results import RECORD_LOST
 from opsrun.runs.options import HostList
+from opsrun.runs.saving import check_room
 from opsrun.secrets import redact
 
 R = TypeVar("R", bound=Any)
@@ -57,19 +57,29 @@ def finish(code: int) -> None:
     sys.exit(code)
 
 
-def show(run: R, saved: Path, fmt: str, as_text_fn: Callable[[R, Console], None], out: Path | None = None) -> None:
+def show(
+    run: R, saved: Path | None, fmt: str, as_text_fn: Callable[[R, Console], None], out: Path | None = None
+) -> None:
     """Print a run as text or as a report (json, md, html, junit), write the report files to `out` when
-    asked, and exit with the run's code. Reports are written only for a finished run, each atomically."""
-    written = write_reports(run, out) if out is not None else []
+    asked, and exit with the run's code. Reports are written only for a finished run, each atomically; a
+    report the disk will not take is said, after the summary, and the exit is 4 (its record is not kept)."""
+    written: list[Path] = []
+    unwritten = None
+    try:
+        written = write_reports(run, out) if out is not None else []
+    except OSError as exc:
+        unwritten = f"the reports could not be written to {out} ({exc.strerror or exc})"
     if fmt == "text":
         as_text_fn(run, console())
-        echo(f"result: {saved}")
+        echo(f"result: {saved}" if saved is not None else "result: not written (see above)")
         for path in written:
             echo(f"report: {path}")
     else:
         echo(render_report(run, fmt), nl=False)
+    if unwritten:
+        echo(f"error: {unwritten}", err=True)
     notifications(run)
-    finish(run.exit_code)
+    finish(RECORD_LOST if unwritten and run.exit_code in (0, 1, 3) else run.exit_code)
 
 
 def notifications(run: Any) -> None:
@@ -99,15 +109,7 @@ def show_hosts(listed: HostList, fmt: str) -> None:
 
 
 def writable_out(out: Path | None) -> None:
-    """--out is checked before any host is touched: a report that cannot be written fails now, not after."""
-    if out is None:
-        return
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".opsrun-write-test-{time.monotonic_ns()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(
-            out, f"cannot write reports here: {exc.strerror or exc}.", field="--out", fix="use a writable folder"
-        ) from None
+    """--out is checked before any host is touched (a dry write): a report that cannot be written fails now,
+    not after."""
+    if out is not None:
+        check_room(out, "reports", field="--out")

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from opsrun import logs, processes, progress, secret_sources, sshconfig
+from opsrun import logs, processes, progress, secret_sources, sshconfig, waiting
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -88,6 +88,7 @@ def run_deploy(
     connect_timeout: float = 10,
     lease: LeaseRequest | None = None,
     stop: threading.Event | None = None,
+    stop_now: threading.Event | None = None,
     diff: bool = False,
     forks: int | None = None,
 ) -> DeployRun:
@@ -97,6 +98,8 @@ def run_deploy(
     `deadlines` (host -> seconds, default 30 min) bounds each host's stage: a host past it fails with
     "timed out after N s in stage apply" and the others finish. `stop` set (SIGINT/SIGTERM): a real apply
     stops at its next safe point, between two operations; a dry run, which changes nothing, stops at once.
+    `stop_now` set (the second SIGINT; by default `stop`'s own, see waiting.Stop): the commands running are
+    ended as a missed deadline ends them, each such host failing "interrupted: stopped now".
     """
     deadlines = {h: (deadlines or {}).get(h, DEFAULT_DEADLINE) for h in hosts}
     request = Request(
@@ -114,12 +117,21 @@ def run_deploy(
         secrets=secret_sources.loaded(),
     )
     backstop = connect_timeout + max(deadlines.values(), default=0) + 60
-    return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop)
+    now = stop_now or waiting.now_of(stop)
+    return _run_worker(request, backstop=backstop, stage="dry-run" if dry_run else "apply", stop=stop, now=now)
 
 
-def _run_worker(request: Request, *, backstop: float, stage: str, stop: threading.Event | None = None) -> DeployRun:
-    """Run the worker; on `stop`, ask it to stop between operations (a dry run is simply ended). Past the
-    backstop (every host's deadline and a margin: the worker itself no longer answers) it is killed."""
+def _run_worker(
+    request: Request,
+    *,
+    backstop: float,
+    stage: str,
+    stop: threading.Event | None = None,
+    now: threading.Event | None = None,
+) -> DeployRun:
+    """Run the worker; on `stop`, ask it to stop between operations (a dry run is simply ended); on `now`, to
+    end the commands running now. Past the backstop (every host's deadline and a margin: the worker itself no
+    longer answers) it is killed."""
     worker = spare.take()
     try:
         config = worker.folder / "ssh_config"  # pyinfra reads the same configuration as opsrun's own ssh
@@ -130,10 +142,16 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
         assert worker.proc.stdin is not None
         worker.proc.stdin.write(pickle.dumps((str(worker.result_path), request)))
         worker.proc.stdin.close()
-        gentle = None if request.dry_run or request.connect_only else signal.SIGUSR1  # between operations
+        changes = not (request.dry_run or request.connect_only)
         with progress.following(worker.folder / progress.EVENTS, progress.report_line):
             ended = processes.supervise(
-                worker.proc, backstop=backstop, stop=stop, what="the pyinfra worker", gentle=gentle
+                worker.proc,
+                backstop=backstop,
+                stop=stop,
+                what="the pyinfra worker",
+                gentle=signal.SIGUSR1 if changes else None,  # between operations
+                now=now,
+                urgent=signal.SIGUSR2 if changes else None,  # the commands running now are ended
             )
         spare.replenish()  # the next run's worker imports pyinfra while this run's results are handled
         worker.log.seek(0)
@@ -145,7 +163,7 @@ def _run_worker(request: Request, *, backstop: float, stage: str, stop: threadin
                 request.deploy_name,
                 request.dry_run,
                 [HostRun(h, [], ended) for h in request.hosts],
-                interrupted=ended if stop is not None and stop.is_set() else None,
+                interrupted=ended if any(e is not None and e.is_set() for e in (stop, now)) else None,
             )
         if not worker.result_path.exists():
             tail = "\n".join(logs.plain(output).strip().splitlines()[-10:])

@@ -1,13 +1,15 @@
 """Each host's own clock in the worker: time spent loading its deploy and running its operations, checked
-against its deadline; a host past it is expired (its connection closed) while the others go on."""
+against its deadline; a host past it is expired (its connection closed) while the others go on. The operator's
+stop now expires, the same way, every host whose clock runs (it is in the middle of an operation)."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import Any
 
-from opsrun.deadlines import timed_out
+from opsrun.deadlines import stopped_now, timed_out
 
 
 class HostClocks:
@@ -55,16 +57,29 @@ class HostClocks:
 
         return Clock()
 
-    def watch(self, hosts: list[Any], stage: str, host_errors: dict[str, str]) -> None:  # pragma: no cover
+    def due(self, stage: str, now: threading.Event | None = None) -> dict[str, str]:
+        """The hosts to expire now, and why: past their deadline, or at work when `now` (stop now) is set."""
+        due = {}
+        for name in self.deadlines:
+            if name in self.expired:
+                continue
+            if self.used(name) > self.deadlines[name]:
+                due[name] = timed_out(self.deadlines[name], stage)
+            elif now is not None and now.is_set() and name in self.since:
+                due[name] = stopped_now(stage)
+        return due
+
+    def watch(
+        self, hosts: list[Any], stage: str, host_errors: dict[str, str], now: threading.Event | None = None
+    ) -> None:  # pragma: no cover - worker side
         import gevent
 
         left = {h.name: h for h in hosts}
         while left:
-            for name, host in list(left.items()):
-                if self.used(name) > self.deadlines[name]:
-                    self.expired[name] = timed_out(self.deadlines[name], stage)
-                    _expire(host, self.expired[name], host_errors)
-                    del left[name]
+            for name, why in self.due(stage, now).items():
+                if name in left:
+                    self.expired[name] = why
+                    _expire(left.pop(name), why, host_errors)
             gevent.sleep(self.TICK)  # ok: a watchdog over clocks that only run while a host works; no event to wait on
 
 

@@ -41,6 +41,7 @@ class Seen:
     leases: dict[str, LeaseAnswer] = field(default_factory=dict)
     expired: dict[str, str] = field(default_factory=dict)
     diffs: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (host, op hash) -> --diff lines
+    words: hooks.Words = field(default_factory=dict)  # the host's own words for a command or upload that failed
 
 
 def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: no cover - the worker process
@@ -56,7 +57,7 @@ def run(request: Request, events: Path | None = None) -> DeployRun:  # pragma: n
     started = time.monotonic()
     gevent.get_hub().exception_stream = None  # errors in operations are reported in the results instead
     state, py_inv = _new_state(request)
-    seen = Seen()
+    seen = Seen(words=hooks.keep_failure_words())
     state.add_callback_handler(_connect_errors(seen))
     if events is not None:
         state.add_callback_handler(hooks.progress_events(events))
@@ -178,7 +179,7 @@ def _deploy(
     clock = HostClocks({h.name: request.deadlines[h.name] for h in active})
     seen.expired = clock.expired
     state.add_callback_handler(clock.callbacks())
-    watchdogs.append(gevent.spawn(clock.watch, active, stage, seen.errors))
+    watchdogs.append(gevent.spawn(clock.watch, active, stage, seen.errors, hooks.STOP_NOW))
     state.set_stage(StateStage.Prepare)
     _load_for_each_host(state, exec_file, request.deploy_path, request.project_root, seen.errors, clock)
     if not request.dry_run and state.inventory.get_active_hosts():
@@ -225,8 +226,11 @@ def _results(
         _host_run(request, state, n, py_inv.get_host(n), op_order, op_name, seen, idempotent) for n in request.hosts
     ]
     interrupted = None
-    if stopping:
-        interrupted = f"interrupted: stopped between operations; not run: {', '.join(op_name(h) for h in stopping)}"
+    not_run = f"; not run: {', '.join(op_name(h) for h in stopping)}" if stopping else ""
+    if hooks.STOP_NOW.is_set():
+        interrupted = f"interrupted: stopped now (a second Ctrl-C): the commands running were ended{not_run}"
+    elif stopping:
+        interrupted = f"interrupted: stopped between operations{not_run}"
     return DeployRun(
         request.inventory.name,
         request.deploy_name,
@@ -266,7 +270,8 @@ def _host_run(
             error = None
             if not meta.did_succeed():
                 out = meta.stderr_lines or meta.stdout_lines
-                error = seen.expired.get(name) or "\n".join(out[-10:]) or "command failed with no output"
+                words = seen.words.get((name, op_hash))
+                error = seen.expired.get(name) or words or "\n".join(out[-10:]) or "command failed with no output"
             output = meta.stdout_lines[-MAX_OUTPUT_LINES:] if meta.did_change() else []
             diff = seen.diffs.get((name, op_hash), [])[:MAX_DIFF_LINES] if meta.did_change() else []
             ops.append(
@@ -370,6 +375,7 @@ def main() -> None:  # pragma: no cover - the worker process entry point
     """Import pyinfra, then wait for the request: a spare worker (engine.spare) is ready before it is asked.
     An empty stdin means it was not needed after all."""
     signal.signal(signal.SIGUSR1, lambda _s, _f: hooks.STOP_ASKED.set())  # a stop may come before run() begins
+    signal.signal(signal.SIGUSR2, hooks.stop_now)
     import pyinfra_cli.util  # noqa: F401 - the bulk of pyinfra; importing pyinfra_cli monkey-patches with gevent
 
     message = sys.stdin.buffer.read()

@@ -43,6 +43,8 @@ def deploy_run(run: DeployRun, console: Console, *, diff: bool = False) -> None:
         console.print(f"[yellow]{host}[/]: took over the lease of {escape(whose)}", soft_wrap=True)
     if run.interrupted:
         console.print(escape(run.interrupted), soft_wrap=True)
+    if run.record_error:
+        console.print(f"[bold red]record[/]: {escape(run.record_error)}", soft_wrap=True)
     failed = [h.name for h in run.hosts if h.failed]
     summary = f"{_n(len(run.hosts), 'host')}, {_n(sum(h.changed_count for h in run.hosts), 'operation')} {verb}"
     summary += f", failed: {', '.join(failed)}" if failed else ""
@@ -194,9 +196,11 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
     for col in ("batch", "host", "outcome", "stage", "balancer", "ops changed"):
         table.add_column(col)
     for h in run.hosts.values():
-        style = {"done": "green", "failed": "bold red", "not_reached": "yellow"}[h.outcome]
+        style = {"done": "green", "failed": "bold red", "interrupted": "bold yellow", "not_reached": "yellow"}[
+            h.outcome
+        ]
         where = "in" if h.in_balancer else "[bold red]OUT[/]"
-        stage = h.stage if h.outcome == "failed" else ""
+        stage = h.stage if h.outcome in ("failed", "interrupted") else ""
         changed = str(h.run.changed_count) if h.run else "-"
         table.add_row(str(h.batch), h.name, f"[{style}]{h.outcome}[/]", stage or "", where, changed)
     console.print(table)
@@ -218,13 +222,21 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
             console.print(
                 f"[bold red]{h.name}[/]: failed at {h.stage}: {escape(h.reason or '')} ({out})", soft_wrap=True
             )
+        elif h.outcome == "interrupted":
+            out = "it is in the balancer" if h.in_balancer else "it is left out of the balancer"
+            console.print(
+                f"[bold yellow]{h.name}[/]: interrupted at {h.stage}: {escape(h.reason or '')} ({out})", soft_wrap=True
+            )
     if run.left_out():
         console.print(f"[bold red]left out of the balancer[/]: {', '.join(run.left_out())}", soft_wrap=True)
     not_reached = [h.name for h in run.hosts.values() if h.outcome == "not_reached"]
     if run.interrupted:
-        console.print("interrupted: stopped at a safe point", soft_wrap=True)
+        how = "stopped now (a second Ctrl-C)" if run.stopped_now else "stopped at a safe point"
+        console.print(f"interrupted: {how}", soft_wrap=True)
     if run.halted:
         console.print(f"halted: {escape(run.halted)}", soft_wrap=True)
+    if run.record_error:
+        console.print(f"[bold red]record[/]: {escape(run.record_error)}", soft_wrap=True)
     if not_reached:
         console.print(f"not reached (untouched): {', '.join(not_reached)}", soft_wrap=True)
     done = sum(h.outcome == "done" for h in run.hosts.values())

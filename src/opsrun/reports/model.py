@@ -129,6 +129,20 @@ def _host_notes(host: str, h: dict[str, Any]) -> list[str]:
     return notes
 
 
+def _host_outcome(host: str, h: dict[str, Any], deploy: str) -> list[Item]:
+    """A rollout's host beside its operations: failed or interrupted at a stage, or not reached."""
+    if h.get("outcome") == "interrupted":  # by the operator's stop now: not a failure of the host
+        where = "in the balancer" if h.get("in_balancer") else "left out of the balancer"
+        detail = [f"{h.get('reason') or 'stopped now'} ({where})"]
+        return [Item(host, f"stage {h.get('stage')}", "interrupted", group=deploy, detail=detail, skipped=True)]
+    if h.get("outcome") == "failed" or h.get("error"):
+        reason = h.get("reason") or h.get("error") or "failed"
+        return [Item(host, f"stage {h.get('stage') or 'apply'}", "failed", group=deploy, detail=[reason], failing=True)]
+    if h.get("outcome") == "not_reached":
+        return [Item(host, "not reached", "skipped", group=deploy, skipped=True)]
+    return []
+
+
 def _apply(doc: dict[str, Any]) -> Report:
     dry = bool(doc.get("dry_run"))
     items: list[Item] = []
@@ -152,25 +166,24 @@ def _apply(doc: dict[str, Any]) -> Report:
                     failing=not op.get("success", True),
                 )
             )
-        if h.get("outcome") == "failed" or h.get("error"):
-            reason = h.get("reason") or h.get("error") or "failed"
-            stage = h.get("stage") or "apply"
-            items.append(
-                Item(host, f"stage {stage}", "failed", group=doc.get("deploy", ""), detail=[reason], failing=True)
-            )
-        if h.get("outcome") == "not_reached":
-            items.append(Item(host, "not reached", "skipped", group=doc.get("deploy", ""), skipped=True))
+        items += _host_outcome(host, h, doc.get("deploy", ""))
         notes += _host_notes(host, h)
     if doc.get("left_out_of_balancer"):
         notes.append("left out of the balancer: " + ", ".join(doc["left_out_of_balancer"]))
     if doc.get("halted"):
         notes.append(f"halted: {doc['halted']}")
+    if doc.get("record_error"):
+        notes.append(f"record: {doc['record_error']}")
     hosts = list(doc.get("hosts", {}))
     per_host = doc.get("hosts", {})
     summary: dict[str, int | str] = {
         "hosts": len(hosts),
         "changed hosts": sum(1 for h in per_host.values() if h.get("changed")),
-        "failed hosts": sum(1 for h in per_host.values() if h.get("outcome") == "failed" or h.get("error")),
+        "failed hosts": sum(
+            1
+            for h in per_host.values()
+            if h.get("outcome") != "interrupted" and (h.get("outcome") == "failed" or h.get("error"))
+        ),
         "operations changed": sum(h.get("changed", 0) for h in per_host.values()),
         "seconds": doc.get("seconds", 0),
     }

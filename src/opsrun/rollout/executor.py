@@ -1,7 +1,13 @@
 """The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
 health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle)
 and records each host's outcome. A failure stops the rollout after its batch:
-failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched."""
+failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched.
+
+Two ways to stop early besides a failure: `halt` (the state store stopped answering: the hosts in flight
+finish, no new host is drained) and the operator's stop (`waiting.Stop`): the first at the next safe point,
+the second (`now`) at once: the apply's running commands and every wait are ended, each host in flight is
+interrupted at its stage, put back when nothing was changed on it and left out otherwise, and its place is
+read back from the balancer."""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 
+from opsrun import waiting
 from opsrun.balancers.base import wait_all, wait_healthy
-from opsrun.controller import is_controller_suite
 from opsrun.deadlines import Deadlines
-from opsrun.errors import ConfigError
+from opsrun.errors import ConfigError, Interrupted
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun, VerifyRun
+from opsrun.rollout import stopping
 from opsrun.rollout.plan import Plan, make_plan
-from opsrun.rollout.policy import Policy
+from opsrun.rollout.policy import Policy, host_suite
 from opsrun.rollout.settle import Settle
 from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
 
@@ -47,33 +54,15 @@ class Rollout:
         self.stop = stop or threading.Event()
         self.deadlines = deadlines or Deadlines({})
         self.record = record or (lambda _h: None)
+        self.now = waiting.now_of(self.stop)  # the operator's second Ctrl-C
+        self.halting: str | None = None  # why the rollout drains no new host (`halt`)
         self.balancer = self.runners.balancer
         if self.balancer is None and policy.balancer is not None:
             from opsrun import balancers
 
             where = inv.where(next(iter(inv.hosts)), "balancer")
             self.balancer = balancers.make(policy.balancer, where=where, inventory=inv)
-        self.suite = self._suite()
-
-    def _suite(self) -> str | None:
-        """The suite each host is verified with: one that checks hosts (a controller-scoped suite's results
-        are the controller's, so no host would pass it)."""
-        if self.policy.verify is False:
-            return None
-        if self.policy.verify is True:
-            own = self.deploy in self.project.suites()
-            return self.deploy if own and not is_controller_suite(self.project.suite_path(self.deploy)) else None
-        name = str(self.policy.verify)
-        if is_controller_suite(self.project.suite_path(name)):  # suite_path: ConfigError with the choices
-            raise ConfigError(
-                self.inv.where(next(iter(self.inv.hosts)), self.policy.key),
-                f"verify/{name} checks from the controller (opsrun_scope = 'controller'), not on a host, and a "
-                "rollout verifies each host as it passes its gate.",
-                field=f"{self.policy.key}.verify",
-                fix=f"name a suite that checks hosts, or false; run `opsrun verify {self.inv.name} {name}` "
-                "after the rollout",
-            )
-        return name
+        self.suite = host_suite(project, inv, deploy, policy)
 
     def server(self, host: str) -> str:
         from opsrun.balancers import server_name
@@ -115,7 +104,7 @@ class Rollout:
                 for h in batch
             },
         )
-        with self._verification(plan.hosts) as self._verify_batch:
+        with waiting.abandon_when(self.now), self._verification(plan.hosts) as self._verify_batch:
             for i, batch in enumerate(plan.batches, 1):
                 if self.stop.is_set():
                     self.result.interrupted = True
@@ -133,13 +122,27 @@ class Rollout:
                     self.result.interrupted = True
                     break
         self.result.seconds = time.monotonic() - started
+        self.result.stopped_now = self.now_set()
         return self.result
+
+    def halt(self, reason: str) -> None:
+        """Stop after the hosts in flight, draining no other (the state store stopped answering)."""
+        self.halting = reason
+        self.result.halted = self.result.halted or reason
+
+    def _stopping(self) -> bool:
+        return self.stop.is_set() or self.halting is not None
+
+    def now_set(self) -> bool:
+        return self.now is not None and self.now.is_set()
 
     def _verification(self, hosts: list[str]) -> contextlib.AbstractContextManager[BatchVerify | None]:
         """The verify stage's suite for the rollout's hosts, opened for its whole length (None: no suite)."""
         if not self.suite:
             return contextlib.nullcontext(None)
-        return self.runners.verification(self.project, self.inv, self.suite, hosts, deadlines=self.deadlines)
+        return self.runners.verification(
+            self.project, self.inv, self.suite, hosts, deadlines=self.deadlines, stop_now=self.now
+        )
 
     def _fault(self, batch: tuple[str, ...], exc: Exception) -> None:
         """An unexpected error inside a batch: every host of it not yet done fails at the stage it was in,
@@ -166,7 +169,9 @@ class Rollout:
             wait_healthy(bal, self.server(h), self.policy.healthy_timeout)
 
         outcome = {}
-        for h, exc in parallel(hosts, back).items():
+        with waiting.abandon_when(self.now):
+            ended = parallel(hosts, back)
+        for h, exc in ended.items():
             if exc is None:
                 outcome[h] = "back in the balancer: it passed its health gate"
             else:
@@ -182,9 +187,9 @@ class Rollout:
     def _fail_errored(
         self, errors: dict[str, Exception | None], stage: str, live: list[str], *, in_balancer: bool
     ) -> list[str]:
-        """Fail the hosts whose stage raised; the hosts still live."""
+        """Fail the hosts whose stage raised (not those it left `stopping.Untouched`); the hosts still live."""
         for host, exc in errors.items():
-            if exc is not None:
+            if exc is not None and not isinstance(exc, stopping.Untouched):
                 self.result.hosts[host].fail(stage, str(exc), in_balancer=in_balancer)
                 self.record(self.result.hosts[host])
         return [h for h in live if errors.get(h) is None]
@@ -204,18 +209,21 @@ class Rollout:
     def _batch(self, i: int, batch: list[str]) -> None:
         """One batch through the stages; each stage gets the hosts still live and returns those that passed."""
         live = self._connect_stage(i, batch)
-        if self.stop.is_set():
+        if self._stopping():
             return
         healthy_before = self._healthy_now(live) if self.policy.health is not None else {}
         serving_before: dict[str, bool] = {}
         if self.balancer is not None and live:
             live = self._drain_stage(i, live, serving_before)
-            if self.stop.is_set():  # nothing applied yet: put them back untouched
-                self._put_back(live)
-                return
+            if self._stopping():  # nothing applied yet: put them back untouched
+                self.put_back(live, "drain")
+                return stopping.read_back(self, batch)
         live = self._apply_stage(i, live)
+        if self.now_set():
+            return stopping.read_back(self, batch)
         live = self._settle_stage(i, live, healthy_before, serving_before)  # reboot, health gate, verify: per host
         live = self._enable_stage(i, live, serving_before)
+        stopping.read_back(self, batch)
         for h in live:
             self.result.hosts[h].outcome, self.result.hosts[h].stage = "done", None
             self.record(self.result.hosts[h])
@@ -240,13 +248,18 @@ class Rollout:
                 serving_before[h] = bal.state(self.server(h)).in_service
                 out[h].in_balancer = False  # from here on it may be out: a crash must not hide that
                 self.record(out[h])
+                if self._stopping():  # stopped meanwhile (its store did not answer): it is not taken out
+                    out[h].in_balancer = True
+                    raise stopping.Untouched(self.halting or "stopping")
                 bal.drain(self.server(h))
 
             drained = self._each(live, drain)
             # the drain command itself failed: the balancer did not take it out, it serves as before
             live = self._fail_errored(drained, "drain", live, in_balancer=True)
             waited = self._wait_all(live, self.policy.drain_timeout, "drained")
-        return self._fail_errored(waited, "drain", live, in_balancer=False)
+        # a wait the operator's stop now ended leaves its host live: drained, unchanged, it is put back
+        ended = {h: exc for h, exc in waited.items() if not isinstance(exc, Interrupted)}
+        return self._fail_errored(ended, "drain", live, in_balancer=False)
 
     def _wait_all(self, hosts: list[str], timeout: float, want: str) -> dict[str, Exception | None]:
         """The batch's hosts waited for together (one balancer read per poll); per host its timeout, or None."""
@@ -255,16 +268,19 @@ class Rollout:
         seen = wait_all(self.balancer, list(servers.values()), timeout, want)
         return {h: s if isinstance(s := seen[servers[h]], Exception) else None for h in hosts}
 
-    def _put_back(self, live: list[str]) -> None:
-        """Drained hosts that nothing was applied to, back in the balancer (a stop before the apply)."""
+    def put_back(self, live: list[str], stage: str) -> None:
+        """Drained hosts that nothing was changed on, back in the balancer (a stop before their apply, or one
+        that came before their first change): on a stop now each is recorded as interrupted at `stage`."""
         out, bal = self.result.hosts, self.balancer
         assert bal is not None
         put_back = self._each(live, lambda h: bal.enable(self.server(h)))
         for h in live:
             if put_back[h] is None:
                 out[h].in_balancer = True
+                if self.now_set():
+                    out[h].interrupt(stage, f"stopped now at {stage}, before any change: put back", in_balancer=True)
             else:
-                out[h].fail("drain", f"could not be put back: {put_back[h]}", in_balancer=False)
+                out[h].fail(stage, f"could not be put back: {put_back[h]}", in_balancer=False)
             self.record(out[h])
 
     def _apply_stage(self, i: int, live: list[str]) -> list[str]:
@@ -272,15 +288,19 @@ class Rollout:
         if not live:
             return live
         with self._timed("apply", i, live):
-            run = self.runners.apply(self.project, self.inv, self.deploy, live, deadlines=self.deadlines)
+            run = self.runners.apply(
+                self.project, self.inv, self.deploy, live, deadlines=self.deadlines, stop_now=self.now
+            )
         for hr in run.hosts:
             out[hr.name].run = hr
-            if hr.failed:
+            if hr.failed and not self.now_set():
                 bad = hr.failed_operation()
                 reason = hr.error or (f"operation {bad.name!r} failed: {bad.error}" if bad else "failed")
                 out[hr.name].fail("apply", reason, in_balancer=out[hr.name].in_balancer)
                 self.record(out[hr.name])
-        return [h for h in live if out[h].outcome != "failed"]
+        if self.now_set():
+            stopping.interrupted_in_apply(self, run, live)
+        return [h for h in live if out[h].outcome not in ("failed", "interrupted")]
 
     def _settle_stage(
         self, i: int, live: list[str], healthy_before: dict[str, bool], serving_before: dict[str, bool]
@@ -297,7 +317,7 @@ class Rollout:
         held = {h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)}
         work = {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held), "verify": self._verify}
         Settle(self, i, steps, work).run(live)
-        return [h for h in live if self.result.hosts[h].outcome != "failed"]
+        return [h for h in live if self.result.hosts[h].outcome not in ("failed", "interrupted")]
 
     def _gate(self, host: str, held: set[str]) -> str | None:
         """A held host's health gate, waited for; a note for a host not held whose gate does not pass."""
@@ -319,6 +339,10 @@ class Rollout:
     def verified(self, host: str, vr: VerifyRun) -> bool:
         """Whether the suite passed on `host`; a host with a failing test, or none, fails."""
         failing = [r for r in vr.for_host(host) if r.outcome in ("failed", "error")]
+        if vr.interrupted and self.now_set():
+            self.result.hosts[host].interrupt("verify", vr.interrupted, in_balancer=self.balancer is None)
+            self.record(self.result.hosts[host])
+            return False
         if vr.error or failing or not vr.for_host(host):
             why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
             self.result.hosts[host].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)

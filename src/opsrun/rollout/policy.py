@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsrun import settings
+from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
 from opsrun.health import HealthGate
 from opsrun.inventory import Inventory
+from opsrun.project import Project
 from opsrun.rollout.plan import Size, parse_max_fail, parse_serial
 from opsrun.settings import models
 
@@ -103,3 +105,23 @@ def load_policy(
         waves=rolling.waves,
         key=rolling_key,
     )
+
+
+def host_suite(project: Project, inv: Inventory, deploy: str, policy: Policy) -> str | None:
+    """The suite each host is verified with: one that checks hosts (a controller-scoped suite's results
+    are the controller's, so no host would pass it)."""
+    if policy.verify is False:
+        return None
+    if policy.verify is True:
+        own = deploy in project.suites()
+        return deploy if own and not is_controller_suite(project.suite_path(deploy)) else None
+    name = str(policy.verify)
+    if is_controller_suite(project.suite_path(name)):  # suite_path: ConfigError with the choices
+        raise ConfigError(
+            inv.where(next(iter(inv.hosts)), policy.key),
+            f"verify/{name} checks from the controller (opsrun_scope = 'controller'), not on a host, and a "
+            "rollout verifies each host as it passes its gate.",
+            field=f"{policy.key}.verify",
+            fix=f"name a suite that checks hosts, or false; run `opsrun verify {inv.name} {name}` after the rollout",
+        )
+    return name

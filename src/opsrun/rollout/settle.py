@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from opsrun.errors import Interrupted
 from opsrun.results import VerifyRun
 from opsrun.rollout.stages import Ended, Waits
 
@@ -69,7 +70,8 @@ class Settle:
         out = self.ro.result.hosts[host]
         out.seconds[step], self.last[step] = took, max(at, self.last.get(step, 0.0))
         if exc is not None:
-            out.fail(step, str(exc), in_balancer=self.ro.balancer is None)
+            end = out.interrupt if isinstance(exc, Interrupted) else out.fail  # the operator's stop now
+            end(step, str(exc), in_balancer=self.ro.balancer is None)
             self.ro.record(out)
             del self.at[host]
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -38,7 +39,9 @@ def _apply(
     deadlines: Deadlines,
     diff: bool = False,
     forks: int | None = None,
+    stop_now: threading.Event | None = None,
 ) -> DeployRun:
+    """The batch's apply; the operator's first Ctrl-C lets it finish, the second (`stop_now`) ends it."""
     return engine.run_deploy(
         project,
         inv,
@@ -48,6 +51,7 @@ def _apply(
         connect_timeout=deadlines.connect_timeout(hosts),
         diff=diff,
         forks=forks,
+        stop_now=stop_now,
     )
 
 
@@ -56,13 +60,19 @@ BatchVerify = Callable[[list[str], str], VerifyRun]  # (hosts, the deploy just a
 
 @contextlib.contextmanager
 def _verification(
-    project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines
+    project: Project,
+    inv: Inventory,
+    suite: str,
+    hosts: list[str],
+    *,
+    deadlines: Deadlines,
+    stop_now: threading.Event | None = None,
 ) -> Iterator[BatchVerify]:
     """The suite's pytest started once for all the rollout's hosts (its imports and collection overlap the
     first batch's drain and apply), then asked for each host as it passes its gate (the suite's tests of no
-    host are left out: no host's verdict rests on them)."""
+    host are left out: no host's verdict rests on them). `stop_now` ends what it is checking."""
     with verify_module.Verifier(
-        project, inv, suite, hosts, connect_timeout=deadlines.connect_timeout(hosts)
+        project, inv, suite, hosts, connect_timeout=deadlines.connect_timeout(hosts), stop=stop_now
     ) as verifier:
         yield lambda batch, applied: verifier.run(
             batch, deadlines=deadlines.stage("verify", batch), after_apply=applied, hostless=False
@@ -75,7 +85,7 @@ def each_batch(verify: Callable[..., VerifyRun]) -> Callable[..., AbstractContex
 
     @contextlib.contextmanager
     def verification(
-        project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines
+        project: Project, inv: Inventory, suite: str, hosts: list[str], *, deadlines: Deadlines, **_: object
     ) -> Iterator[BatchVerify]:
         yield lambda batch, applied: verify(project, inv, suite, batch, deadlines=deadlines, after_apply=applied)
 

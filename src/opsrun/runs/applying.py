@@ -1,5 +1,9 @@
 """`opsrun apply`'s one call: a rolling or parallel apply (or its dry run) with the inventory lock, the hosts'
-leases, healing what a dead run left, and the run recorded as it goes."""
+leases, healing what a dead run left, and the run recorded as it goes.
+
+A state store that stops answering for longer than its retry window halts the rollout (the hosts in flight
+finish, no new host is drained); the run's outcome is then kept under .opsrun/store-missed/ for the next run
+to record, and the result says what the store missed (`record_error`, exit 4)."""
 
 from __future__ import annotations
 
@@ -23,15 +27,16 @@ from opsrun import (
     rollout,
     secrets,
     settings,
+    waiting,
 )
 from opsrun.engine import spare
-from opsrun.errors import ConfigError, LockHeld
+from opsrun.errors import ConfigError, LockHeld, StoreUnavailable
 from opsrun.project import Project
-from opsrun.reports import as_json
-from opsrun.results import DeployRun, HostRun, RolloutRun
+from opsrun.results import DeployRun, HostOutcome, HostRun, RolloutRun
 from opsrun.runs.options import Options, hosts_of
-from opsrun.runs.saving import check_state_dir, save
-from opsrun.store import Store, git_revision, open_store
+from opsrun.runs.saving import check_state_dir, save_or_say, with_record_error
+from opsrun.store import RETRY, Store, git_revision, open_store
+from opsrun.store.database import utc_now
 
 LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
 
@@ -51,12 +56,14 @@ def apply(
     on_plan: Callable[[rollout.Plan], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
-) -> tuple[DeployRun | RolloutRun, Path]:
+    state_retry: float = RETRY,
+) -> tuple[DeployRun | RolloutRun, Path | None]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
     for batches), otherwise all hosts in parallel. A dry run changes neither hosts nor the balancer and is
     not recorded (it reads the run history to name what a dead run left out); a real run holds the
     inventory's lock and a lease on each of its hosts, heals what a dead earlier run left, and is recorded
-    in the state store as it goes."""
+    in the state store as it goes. The result document is kept under .opsrun/results/ (None: the
+    controller's disk would not take it; the result says so)."""
     notice = on_notice or (lambda _m: None)
     _refuse_resume_with(resume, options.limit, dry_run)
     if resume is None:
@@ -65,7 +72,9 @@ def apply(
         inv, hosts = inventory.load(project, inventory_name, options.data), []
     project.deploy_path(deploy)
     check_state_dir(project)
-    store = None if dry_run else open_store(project.state_dir, state_url)
+    store = None if dry_run else open_store(project.state_dir, state_url, retry=state_retry)
+    for run_id in store.reconciled if store is not None else []:
+        notice(f"run {run_id}'s outcome, which the state store missed, is recorded in it now")
     try:
         if resume is not None:
             hosts = _resume_hosts(store, resume, inv, deploy)
@@ -81,10 +90,8 @@ def apply(
                 on_plan(plan)
         run = _Run(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
-            planned = _dry_run(run, state_url)
-            return planned, save(project, f"plan-{inventory_name}-{deploy}", as_json.render(planned))
-        result = _recorded(run, store, resume)
-        return result, save(project, f"apply-{inventory_name}-{deploy}", as_json.render(result))
+            return save_or_say(project, f"plan-{inventory_name}-{deploy}", _dry_run(run, state_url), notice)
+        return save_or_say(project, f"apply-{inventory_name}-{deploy}", _recorded(run, store, resume), notice)
     finally:
         if store is not None:
             store.close()
@@ -192,7 +199,8 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
     """Under the inventory's lock: mark dead runs interrupted, record the run, lease the hosts, apply."""
     project, inv, deploy, hosts, plan, notice = run.project, run.inv, run.deploy, run.hosts, run.plan, run.notice
     inventory_name = inv.name
-    with store.lock(str(inv.path.resolve())):  # one key however the inventory was named
+    # one key however the inventory was named; a stop now also ends a wait for the store
+    with waiting.abandon_when(waiting.now_of(run.stop)), store.lock(str(inv.path.resolve())):
         lock_key = str(inv.path.resolve())
         _interrupt_dead_runs(store, inv, deploy, notice)
         left_out = membership.unfinished_notices(store, inv, hosts, notice, heals=run.executor is not None)
@@ -205,6 +213,7 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
             resumed_from=resume,
         )
         store.set_lock_run(lock_key, run_id)
+        recorder = Recorder(store, run_id)
         owner = f"{store.store_id}:{run_id}"
         lease = leases.LeaseRequest(
             "acquire",
@@ -217,14 +226,62 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
         with store.run_errors(run_id):
             result: DeployRun | RolloutRun
             if run.executor is not None and plan is not None:
-                result = _rolling(
-                    project, inv, run.executor, plan, hosts, lease, run.connect, left_out, store, run_id, notice
-                )
+                result = _rolling(run, lease, left_out, recorder)
                 result.allow_unreachable, result.data = run.options.allow_unreachable, dict(run.options.data)
             else:
                 result = _parallel(run, lease, run_id)
+        return record_outcome(project, store, run_id, result, recorder)
+
+
+class Recorder:
+    """The rollout's record listener: each host's place written to the store as it changes. A store that does
+    not answer within its window halts the rollout (the hosts in flight finish, no new host is drained) and
+    is not asked again until the run's end."""
+
+    def __init__(self, store: Store, run_id: int):
+        self.store, self.run_id = store, run_id
+        self.lost: StoreUnavailable | None = None
+        self.since = ""  # when it stopped answering
+        self.halt: Callable[[str], None] = lambda _why: None
+
+    def __call__(self, host: HostOutcome) -> None:
+        if self.lost is not None:
+            return
+        try:
+            self.store.record_host(self.run_id, {**vars(host), "run": None})
+        except StoreUnavailable as exc:
+            self.lost, self.since = exc, utc_now()
+            self.halt(
+                f"the state store at {exc.where} did not answer for {exc.seconds:g}s: no further host was drained"
+            )
+
+
+def record_outcome(
+    project: Project, store: Store, run_id: int, result: DeployRun | RolloutRun, recorder: Recorder
+) -> DeployRun | RolloutRun:
+    """The run's outcome into the store (one try when it was lost during the run); when the store does not
+    take it, kept under .opsrun/store-missed/ for the next run, and the result says what the store missed."""
+    lost = recorder.lost
+    if lost is not None:
+        result = with_record_error(result, _store_said(lost, "by the run's end it answered again and has its outcome"))
+    try:
         store.finish_run(run_id, result.to_dict())
+        return result
+    except StoreUnavailable as exc:
+        lost = lost or exc
+    missed = f"the places of its hosts since {recorder.since} and its outcome" if recorder.lost else "its outcome"
+    folder = project.state_dir / "store-missed"
+    result = with_record_error(result, _store_said(lost, f"it missed {missed}, kept in {folder} for the next run"))
+    try:
+        store.keep_missed(project.state_dir, run_id, result.to_dict())
+    except OSError as exc:
+        why = f"it missed {missed}, which could not be kept in {folder} either ({exc.strerror or exc})"
+        return with_record_error(result, _store_said(lost, why))
     return result
+
+
+def _store_said(exc: StoreUnavailable, what: str) -> str:
+    return f"the state store at {exc.where} did not answer for {exc.seconds:g}s ({exc.last}); {what}. Fix: {exc.fix}"
 
 
 def _interrupt_dead_runs(store: Store, inv: inventory.Inventory, deploy: str, notice: Callable[[str], None]) -> None:
@@ -250,28 +307,25 @@ def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
     return result
 
 
-def _rolling(
-    project: Project,
-    inv: inventory.Inventory,
-    executor: rollout.Rollout,
-    plan: rollout.Plan,
-    hosts: list[str],
-    lease: leases.LeaseRequest,
-    connect: float,
-    left_out: list[str],
-    store: Store,
-    run_id: int,
-    notice: Callable[[str], None],
-) -> RolloutRun:
+def _rolling(run: _Run, lease: leases.LeaseRequest, left_out: list[str], recorder: Recorder) -> RolloutRun:
     """Lease every host of the plan (or touch none), heal what a dead run left drained, then roll; the
     leases are renewed while it runs and given back at the end."""
+    project, inv, executor, plan, connect, notice = (
+        run.project,
+        run.inv,
+        run.executor,
+        run.plan,
+        run.connect,
+        run.notice,
+    )
+    assert executor is not None and plan is not None
     check = engine.check_connect(project, inv, plan.hosts, connect_timeout=connect, lease=lease)
     _refuse_if_leased(check.leases, [])
     taken = [h for h, a in check.leases.items() if a.taken]
     for host, answer in check.leases.items():
         if answer.took_over:
             notice(f"{host}: took over the lease of {answer.describe()}")
-    executor.record = lambda h: store.record_host(run_id, {**vars(h), "run": None})
+    executor.record, recorder.halt = recorder, executor.halt
     renewing = threading.Event()
 
     def renew() -> None:
@@ -284,10 +338,10 @@ def _rolling(
         healed = executor.heal([h for h in plan.hosts if h in left_out])
         for host, what in healed.items():
             notice(f"{host} (left drained by a dead run): {what}")
-        result = executor.run(hosts, plan)
+        result = executor.run(run.hosts, plan)
         result.healed = healed
         result.leases_taken_over = {h: a.describe() for h, a in check.leases.items() if a.took_over}
-        result.run_id = run_id
+        result.run_id = recorder.run_id
         return result
     finally:
         renewing.set()
@@ -306,7 +360,7 @@ def _refuse_if_leased(answers: dict[str, leases.LeaseAnswer], runs: list[HostRun
 
 
 def _resume_hosts(store: Store | None, run_id: int, inv: inventory.Inventory, deploy: str) -> list[str]:
-    """A halted rollout's failed hosts first, then those it did not reach, in plan order."""
+    """A halted rollout's failed (and interrupted) hosts first, then those it did not reach, in plan order."""
     assert store is not None
     inventory_name = inv.name
     doc = store.run(run_id)
@@ -321,7 +375,8 @@ def _resume_hosts(store: Store | None, run_id: int, inv: inventory.Inventory, de
     outcome = {h: d.get("outcome") for h, d in doc.get("hosts", {}).items()}
     if not outcome:  # the run died before it could record its hosts: all of its plan again
         return order
-    hosts = [h for h in order if outcome.get(h) == "failed"] + [h for h in order if outcome.get(h) == "not_reached"]
+    first = ("failed", "interrupted")  # then those it did not reach
+    hosts = [h for h in order if outcome.get(h) in first] + [h for h in order if outcome.get(h) == "not_reached"]
     if not hosts:
         raise ConfigError(
             store.where,

@@ -33,7 +33,7 @@ from opsrun.results import VerifyRun
 from opsrun.runs.notifying import announce
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
-from opsrun.store import Store, git_revision, open_store
+from opsrun.store import RETRY, Store, git_revision, open_store
 
 
 def drift(
@@ -43,6 +43,7 @@ def drift(
     options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
     state_url: str | None = None,
+    state_retry: float = RETRY,
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
     report_dir: Path | None = None,
@@ -59,7 +60,7 @@ def drift(
     targets = notify.configured(inv, hosts, "drift", targets)
     check_state_dir(project)
     limits = deadlines.load(inv, hosts, dict(options.deadlines))
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=state_retry)
     try:
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
         result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, options)
@@ -184,6 +185,7 @@ def dr_test(
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
     report_dir: Path | None = None,
+    state_retry: float = RETRY,
 ) -> tuple[DRRun, Path]:
     """The month's DR test: the checks and (with `drill`) the drills of group_data `dr`, recorded in the
     state store with the earlier months' results as its trend; the notification targets told of it."""
@@ -201,7 +203,7 @@ def dr_test(
     targets = notify.configured(inv, hosts, "dr-test", targets)
     check_state_dir(project)
     name = f"dr-test-{inventory_name}-{month}"
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=state_retry)
     try:
         run = _dr_run(project, inventory_name, month, dr_settings)
         run_id = store.start_run("dr-test", inventory_name, month, revision=run.revision)
@@ -263,6 +265,7 @@ def verify_suite(
     options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
     state_url: str | None = None,
+    state_retry: float = RETRY,
     stop: threading.Event | None = None,
     on_notice: Callable[[str], None] | None = None,
 ) -> tuple[VerifyRun, Path]:
@@ -273,7 +276,7 @@ def verify_suite(
     check_state_dir(project)
     limits = deadlines.load(inv, hosts, dict(options.deadlines))
     concurrency = options.forks or verify.DEFAULT_CONCURRENCY
-    store = open_store(project.state_dir, state_url)
+    store = open_store(project.state_dir, state_url, retry=state_retry)
     try:
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
         run_id = store.start_run("verify", inventory_name, suite, revision=git_revision(project.root))

@@ -6,6 +6,10 @@ durations, the whole result document): opsrun.store.runs. Drift findings keep th
 (opsrun.store.findings). A lock per inventory keeps two applies off one inventory (opsrun.store.locks).
 The last event sent to a paging service per job is kept too (opsrun.store.alerts), and the hosts held out
 of their balancer on purpose (opsrun.store.holds).
+
+Each call is retried while the store is away, for its retry window (opsrun.store.database); a run whose
+store did not answer at its end keeps its outcome under .opsrun/store-missed/, and the next opening of that
+store records it (`reconcile`).
 """
 
 from __future__ import annotations
@@ -17,28 +21,36 @@ from typing import Any
 from opsrun.errors import ConfigError
 from opsrun.secrets import register_url, safe_url
 from opsrun.store.alerts import Alerts, AlertState
+from opsrun.store.database import RETRY
 from opsrun.store.findings import Findings
 from opsrun.store.holds import Hold, Holds, LeftBy
 from opsrun.store.locks import Locks
 from opsrun.store.runs import RunRecords, RunRow, git_revision
 
-__all__ = ["AlertState", "Hold", "LeftBy", "RunRow", "Store", "git_revision", "open_store"]
+__all__ = ["RETRY", "AlertState", "Hold", "LeftBy", "RunRow", "Store", "git_revision", "open_store"]
+
+SQLITE_BUSY_WAIT = 2.0  # seconds one statement waits for another process's write; the retry window does the rest
 
 
 class Store(RunRecords, Findings, Locks, Alerts, Holds):
     """Runs, findings, locks, paging state and hold marks on one connection: SQLite or PostgreSQL."""
 
+    reconciled: list[int]  # the runs whose outcome it missed, recorded on opening
 
-def open_store(state_dir: Path, url: str | None = None) -> Store:
+
+def open_store(state_dir: Path, url: str | None = None, *, retry: float = RETRY) -> Store:
     """SQLite at STATE_DIR/state.db, or PostgreSQL when `url` is postgresql://... The URL is a secret (its
-    password, its query): it is shown as `safe_url` gives it, and masked wherever else it appears."""
+    password, its query): it is shown as `safe_url` gives it, and masked wherever else it appears. `retry`:
+    the seconds a store that stops answering is retried. Outcomes it missed are recorded now (`reconciled`)."""
     if url:
         register_url(url)
     if url and url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
         try:
-            conn = psycopg.connect(url, connect_timeout=10)
+            store = Store(
+                lambda: psycopg.connect(url, connect_timeout=10), postgres=True, where=safe_url(url), retry=retry
+            )
         except (psycopg.Error, ValueError) as exc:
             raise ConfigError(
                 "--state",
@@ -46,11 +58,17 @@ def open_store(state_dir: Path, url: str | None = None) -> Store:
                 fix="check the URL (postgresql://USER@HOST:PORT/DB; the password in PGPASSWORD or ~/.pgpass) "
                 "and that the server is up",
             ) from None
-        return Store(conn, postgres=True, where=safe_url(url))
-    return _open_sqlite(state_dir, url)
+    else:
+        store = _open_sqlite(state_dir, url, retry)
+    try:
+        store.reconciled = store.reconcile(state_dir)
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
-def _open_sqlite(state_dir: Path, url: str | None) -> Store:
+def _open_sqlite(state_dir: Path, url: str | None, retry: float) -> Store:
     if url:
         raise ConfigError(
             "--state", f"unknown state store {safe_url(url)}.", fix="use postgresql://... or leave it out (SQLite)"
@@ -60,9 +78,13 @@ def _open_sqlite(state_dir: Path, url: str | None) -> Store:
         state_dir.mkdir(parents=True, exist_ok=True)
         if path.exists() and not path.is_file():
             raise ConfigError(path, "is not a file.", fix="move it away; opsrun keeps its run history in this file")
-        sqlite = sqlite3.connect(path, timeout=30, isolation_level=None)
-        sqlite.execute("PRAGMA journal_mode=WAL")
-        return Store(_AutoTx(sqlite), postgres=False, where=str(path))
+
+        def connect() -> _AutoTx:
+            sqlite = sqlite3.connect(path, timeout=SQLITE_BUSY_WAIT, isolation_level=None)
+            sqlite.execute("PRAGMA journal_mode=WAL")
+            return _AutoTx(sqlite)
+
+        return Store(connect, postgres=False, where=str(path), retry=retry)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(
             path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opsrun.store.database import Database, utc_now
+from opsrun.store.database import Database, reads, utc_now, writes
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class AlertState:
 class Alerts(Database):
     """One row per (target, dedup key), written only once the service accepted the event."""
 
+    @reads
     def alert_state(self, target: str, dedup_key: str) -> AlertState | None:
         row = self._exec(
             "SELECT state, fingerprint, run_id, updated_at FROM alerts WHERE target = ? AND dedup_key = ?",
@@ -26,6 +27,7 @@ class Alerts(Database):
         ).fetchone()
         return AlertState(*row) if row is not None else None
 
+    @writes
     def set_alert_state(
         self, target: str, dedup_key: str, state: str, fingerprint: str | None, run_id: int | None
     ) -> None:

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from opsrun.secrets import redact
-from opsrun.store.database import Database, utc_now
+from opsrun.store.database import Database, reads, utc_now, writes
 
 
 class Findings(Database):
     """Open findings matched run after run by (host, deploy, operation, fingerprint)."""
 
+    @reads
     def last_clean_revision(self, inventory: str) -> str | None:
         row = self._exec(
             "SELECT revision FROM runs WHERE kind = 'drift' AND inventory = ? AND status = 'clean' "
@@ -21,6 +22,7 @@ class Findings(Database):
         ).fetchone()
         return row[0] if row else None
 
+    @writes
     def track_findings(
         self, inventory: str, findings: list[Any], *, checked: set[tuple[str, str]], cause: Callable[[str], str | None]
     ) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsrun import processes
-from opsrun.store.database import Database, current_user, utc_now
+from opsrun.store.database import Database, current_user, reads, utc_now, writes
 
 UNFINISHED = ("running", "interrupted", "error")  # a run that did not end as planned
 
@@ -55,6 +55,7 @@ class LeftBy:
 class Holds(Database):
     """The hold marks of an inventory's hosts, and the runs that left hosts out."""
 
+    @writes
     def hold(self, inventory: str, host: str, reason: str) -> Hold:
         now, who = utc_now(), current_user()
         self._exec(
@@ -66,16 +67,19 @@ class Holds(Database):
         self._commit()
         return Hold(host, reason, who, now)
 
+    @writes
     def release(self, inventory: str, host: str) -> Hold | None:
         held = self.holds(inventory).get(host)
         self._exec("DELETE FROM holds WHERE inventory = ? AND host = ?", (inventory, host))
         self._commit()
         return held
 
+    @reads
     def holds(self, inventory: str) -> dict[str, Hold]:
         rows = self._exec("SELECT host, reason, who, since FROM holds WHERE inventory = ?", (inventory,)).fetchall()
         return {r[0]: Hold(*r) for r in rows}
 
+    @reads
     def left_out(self, inventory: str) -> dict[str, LeftBy]:
         """Each host whose last recorded apply on `inventory` left it out of the balancer, and that run (a
         run still `running` whose process is gone on this machine reads as interrupted)."""

@@ -4,7 +4,11 @@
   transaction. A row whose process is gone on this machine is stale and taken over.
 - PostgreSQL: a session advisory lock, taken on the store's one connection and held for the whole run
   (the server releases it when that connection ends, so also if opsrun dies), plus the same row for the
-  message that names the holder.
+  message that names the holder. A connection made again after the server restarted takes it again (the
+  hosts' leases keep another run off them meanwhile).
+
+Giving a lock back never fails a run: a store lost by then leaves a row of a dead process (SQLite: taken over
+by the next run) or a session the server has ended (PostgreSQL: its lock went with it).
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from opsrun import processes
-from opsrun.errors import LockHeld
-from opsrun.store.database import Database, current_user, utc_now
+from opsrun.errors import LockHeld, StoreUnavailable
+from opsrun.store.database import Database, current_user, utc_now, writes
 
 
 class Locks(Database):
     """The lock of an inventory, held for a block; its holder named to whoever is refused."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._pg_keys: set[int] = set()  # the advisory locks this store's PostgreSQL session holds
+        super().__init__(*args, **kwargs)
 
     @contextlib.contextmanager
     def lock(self, inventory: str, run_id: int | None = None) -> Iterator[None]:
@@ -34,12 +42,16 @@ class Locks(Database):
         try:
             yield
         finally:
-            self._exec(
-                "DELETE FROM locks WHERE inventory = ? AND machine = ? AND pid = ?",
-                (inventory, self.machine, os.getpid()),
-            )
-            self._commit()
+            with contextlib.suppress(StoreUnavailable):
+                self._sqlite_give_back(inventory)
 
+    @writes
+    def _sqlite_give_back(self, inventory: str) -> None:
+        self._exec(
+            "DELETE FROM locks WHERE inventory = ? AND machine = ? AND pid = ?", (inventory, self.machine, os.getpid())
+        )
+
+    @writes
     def set_lock_run(self, inventory: str, run_id: int) -> None:
         self._exec("UPDATE locks SET run_id = ? WHERE inventory = ?", (run_id, inventory))
         self._commit()
@@ -60,41 +72,49 @@ class Locks(Database):
             "nothing was touched. Wait for that run, or see `opsrun history`."
         )
 
+    @writes
     def _sqlite_take(self, inventory: str, run_id: int | None) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            holder = self._holder(inventory)
-            if holder is not None:
-                _holder_who, machine, pid, _since, _run = holder
-                stale = machine == self.machine and not processes.alive(int(pid))
-                if not stale:
-                    raise self._refuse(inventory, holder)
-                self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
-            self._exec(
-                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
-                (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
-            )
-            self.conn.commit()
-        except BaseException:
-            self.conn.rollback()
-            raise
+        holder = self._holder(inventory)
+        if holder is not None:
+            _holder_who, machine, pid, _since, _run = holder
+            stale = machine == self.machine and not processes.alive(int(pid))
+            if not stale:
+                raise self._refuse(inventory, holder)
+            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+        self._exec(
+            "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+            (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
+        )
 
     @contextlib.contextmanager
     def _pg_lock(self, inventory: str, run_id: int | None) -> Iterator[None]:
         key = zlib.crc32(f"opsrun:{inventory}".encode())
-        got = self._exec("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
-        self._commit()
-        if not got:
-            raise self._refuse(inventory, self._holder(inventory))
+        self._pg_take(inventory, run_id, key)
         try:
-            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
-            self._exec(
-                "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
-                (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
-            )
-            self._commit()
             yield
         finally:
-            self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
-            self._exec("SELECT pg_advisory_unlock(?)", (key,))
-            self._commit()
+            with contextlib.suppress(StoreUnavailable):
+                self._pg_give_back(inventory, key)
+
+    @writes
+    def _pg_take(self, inventory: str, run_id: int | None, key: int) -> None:
+        got = self._exec("SELECT pg_try_advisory_lock(?)", (key,)).fetchone()[0]
+        if not got:
+            raise self._refuse(inventory, self._holder(inventory))
+        self._pg_keys.add(key)
+        self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+        self._exec(
+            "INSERT INTO locks (inventory, run_id, who, machine, pid, since) VALUES (?, ?, ?, ?, ?, ?)",
+            (inventory, run_id, current_user(), self.machine, os.getpid(), utc_now()),
+        )
+
+    @writes
+    def _pg_give_back(self, inventory: str, key: int) -> None:
+        self._pg_keys.discard(key)
+        self._exec("DELETE FROM locks WHERE inventory = ?", (inventory,))
+        self._exec("SELECT pg_advisory_unlock(?)", (key,))
+
+    def _reconnected(self) -> None:
+        for key in sorted(self._pg_keys):  # the old session's locks went with it
+            self._exec("SELECT pg_try_advisory_lock(?)", (key,))
+        self._commit()

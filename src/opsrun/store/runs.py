@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import processes
-from opsrun.errors import ConfigError
+from opsrun.errors import ConfigError, StoreUnavailable
 from opsrun.secrets import redact
-from opsrun.store.database import Database, current_user, utc_now
+from opsrun.store.database import Database, current_user, reads, utc_now, writes
+
+MISSED = "store-missed"  # under the state folder: the outcomes of runs whose store did not answer at their end
 
 
 def git_revision(root: Path) -> str | None:
@@ -50,6 +52,7 @@ class RunRow:
 class RunRecords(Database):
     """A run's row (who, where, when, revision, plan), its hosts' places and its result document."""
 
+    @writes
     def start_run(
         self,
         kind: str,
@@ -79,6 +82,7 @@ class RunRecords(Database):
         self._commit()
         return int(row[0])
 
+    @writes
     def finish_run(self, run_id: int, document: dict[str, Any]) -> None:
         document = json.loads(redact(json.dumps(document)))
         self._exec(
@@ -102,9 +106,11 @@ class RunRecords(Database):
         try:
             yield
         except BaseException as exc:
-            self.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+            with contextlib.suppress(StoreUnavailable):  # a store that is gone cannot learn it: the error goes on
+                self.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
             raise
 
+    @writes
     def record_host(self, run_id: int, host: dict[str, Any]) -> None:
         """A host's place in a running rollout (stage, outcome, in the balancer or not), kept as it changes, so
         that a run killed with -9 still says where it left each host."""
@@ -129,12 +135,14 @@ class RunRecords(Database):
             ),
         )
 
+    @reads
     def live_runs(self) -> list[int]:
         """Applies recorded as running (call after `interrupt_dead_runs`, under the inventory's lock): their
         leases on hosts still hold; any other run of this store holds none."""
         rows = self._exec("SELECT id FROM runs WHERE kind = 'apply' AND status = 'running'").fetchall()
         return [int(r[0]) for r in rows]
 
+    @writes
     def interrupt_dead_runs(self, inventory: str, *, found_by: str) -> list[dict[str, Any]]:
         """Call while holding the inventory's lock: an apply of it still `running` is one whose opsrun died
         (killed, machine lost). Each is marked `interrupted`, its document saying where it left each host;
@@ -168,6 +176,7 @@ class RunRecords(Database):
         self._commit()
         return dead
 
+    @reads
     def runs(self, inventory: str | None = None, limit: int = 50) -> list[RunRow]:
         cols = "id, kind, inventory, deploy, who, machine, started_at, finished_at, status, revision, resumed_from, pid"
         # cols is a constant: only the values are parameters
@@ -186,6 +195,7 @@ class RunRecords(Database):
             return row
         return RunRow(**{**vars(row), "status": "interrupted"})
 
+    @reads
     def run(self, run_id: int) -> dict[str, Any]:
         row = self._exec(
             "SELECT status, document, plan, kind, inventory, deploy FROM runs WHERE id = ?", (run_id,)
@@ -208,6 +218,7 @@ class RunRecords(Database):
             "hosts": {},
         }
 
+    @reads
     def recent(self, kind: str, inventory: str, limit: int = 12) -> list[dict[str, Any]]:
         """The documents of the last finished runs of `kind` on `inventory`, oldest first, with `started_at`."""
         rows = self._exec(
@@ -216,3 +227,30 @@ class RunRecords(Database):
             (kind, inventory, limit),
         ).fetchall()
         return [{**json.loads(doc), "run_id": rid, "started_at": started} for rid, started, doc in reversed(rows)]
+
+    def keep_missed(self, state_dir: Path, run_id: int, document: dict[str, Any]) -> Path:
+        """Keep the outcome of run `run_id`, which this store did not answer for, beside the project's results
+        (.opsrun/store-missed/STORE-RUN.json): the next run with this store records it (`reconcile`)."""
+        folder = state_dir / MISSED
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.store_id}-{run_id}.json"
+        part = path.with_suffix(".part")
+        part.write_text(redact(json.dumps(document, indent=2)))
+        os.replace(part, path)
+        return path
+
+    def reconcile(self, state_dir: Path) -> list[int]:
+        """Record the outcomes this store missed (kept by `keep_missed`), and forget them; the runs' ids."""
+        done = []
+        for path in sorted((state_dir / MISSED).glob(f"{self.store_id}-*.json")):
+            run_id = int(path.stem.rpartition("-")[2])
+            try:
+                document = json.loads(path.read_text())
+            except (ValueError, OSError) as exc:
+                raise ConfigError(
+                    path, f"cannot be read back: {exc}.", fix="move it away (the run's outcome in it is lost)"
+                ) from None
+            self.finish_run(run_id, document)
+            path.unlink()
+            done.append(run_id)
+        return done

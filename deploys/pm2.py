@@ -3,8 +3,9 @@ started from a rendered ecosystem file, kept across reboots (pm2-root.service), 
 pm2-logrotate. Checked by verify/pm2/.
 
 An app is started or reloaded (`pm2 startOrReload`, graceful in cluster mode) only when its ecosystem,
-code or secrets changed, or when it does not have its instances online; then `pm2 save`. Apps that are
-no longer in group_data are deleted.
+code or secrets changed, or when it does not have its instances online; then `pm2 save`. An app whose env
+loses a variable is deleted and started instead: PM2's reload would keep the old value. Apps that are no
+longer in group_data are deleted.
 
 Settings (group_data, `pm2_*`): pm2_version, pm2_logrotate {version, max_size, retain, compress, ...},
 pm2_apps [{name, source (a folder of the ops repo), script, cwd, instances, exec_mode, env,
@@ -22,6 +23,7 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -37,7 +39,14 @@ version = pm2.version
 # pm2-logrotate's own four settings always, then the ones group_data sets (its schema's order)
 logrotate = {"version": "3.0.0", "max_size": "100M", "retain": 30, "compress": True}
 logrotate.update(pm2.logrotate.model_dump(exclude_unset=True))
-apps = [{**app.model_dump(), "secrets_file": f"/etc/opsrun/pm2/{app.name}.secrets.json"} for app in pm2.apps]
+apps = [
+    {
+        **app.model_dump(),
+        "secrets_file": f"/etc/opsrun/pm2/{app.name}.secrets.json",
+        "names_file": f"/etc/opsrun/pm2/{app.name}.env-names",  # the variables opsrun gave it, by name
+    }
+    for app in pm2.apps
+]
 
 apt.packages(name="Node.js and npm", packages=["nodejs", "npm"], update=True, cache_time=24 * 3600)
 
@@ -82,13 +91,33 @@ changes.append(
 )
 
 state = host.get_fact(Pm2State)
-missing = [a["name"] for a in apps if online_instances(state, a["name"]) != a["instances"]]
+# PM2 keeps a variable that the reloaded ecosystem no longer sets (a reload merges the new env over the old),
+# and what it got from the shell that started it is mixed in: which variables opsrun gave each app is kept in
+# a file beside its secrets, and an app that loses one is deleted and started again without it.
+stale = {}
+for app in apps:
+    given = host.get_fact(Command, f"cat {shlex.quote(app['names_file'])} 2>/dev/null || true")
+    stale[app["name"]] = sorted(set((given or "").split()) - {*app["env"], *app["secret_env"]})
+    if stale[app["name"]]:
+        server.shell(
+            name=f"{app['name']}: restarted without {', '.join(stale[app['name']])} (a reload would keep them)",
+            commands=[f"pm2 delete {shlex.quote(app['name'])}"],
+        )
+missing = [a["name"] for a in apps if online_instances(state, a["name"]) != a["instances"] or stale[a["name"]]]
 reload_apps = f"pm2 startOrReload {ECOSYSTEM} --update-env && pm2 save"
 if missing:
     server.shell(name=f"Start or reload the apps ({', '.join(missing)} not fully online)", commands=[reload_apps])
 else:
     server.shell(
         name="Start or reload the apps (their files changed)", commands=[reload_apps], _if=any_changed(*changes)
+    )
+
+for app in apps:
+    files.put(
+        name=f"{app['name']}: the names of the variables it was given",
+        src=StringIO("".join(f"{n}\n" for n in sorted({*app["env"], *app["secret_env"]}))),
+        dest=app["names_file"],
+        mode="600",
     )
 
 gone = sorted({p["name"] for p in state["processes"] if not p["module"]} - {a["name"] for a in apps})

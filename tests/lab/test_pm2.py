@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,30 @@ def test_an_env_change_is_a_rolling_reload_with_no_failed_request(web_tier, proj
     assert load.result.failures == 0, load.result.errors
     code, back = opsrun_json("apply", "lab", "pm2", "--serial", "100%")  # the fleet as the repository says
     assert code == 0, back
+
+
+def app_env_names(on_host, host: str) -> set[str]:
+    """The names of the variables the demo app's workers on `host` run with: the top level of each process's
+    pm2_env in `pm2 jlist`, which PM2 gives the worker (in cluster mode a worker takes its variables from PM2
+    at start, so /proc/PID/environ does not show them). The values stay on the host."""
+    script = "import json,sys; print(*{k for p in json.load(sys.stdin) if p['name'] == 'demo' for k in p['pm2_env']})"
+    return set(on_host(host, f"pm2 jlist | python3 -c {shlex.quote(script)}").stdout.split())
+
+
+def test_an_env_variable_removed_from_group_data_is_gone_from_the_app(web_tier, project_copy, on_host):
+    """PM2's reload merges the new env over the old one, so a variable the repository no longer sets (a debug
+    flag, an old endpoint) would stay in the app. An apply that removes one restarts the app without it."""
+    web = project_copy / "group_data" / "web.py"
+    web.write_text(web.read_text() + '\npm2_apps[0]["env"]["OPSRUN_TEST_FLAG"] = "on"\n')
+    code, doc = opsrun_json("apply", "lab", "pm2", "--serial", "100%", project=project_copy)
+    assert code == 0, doc
+    assert all("OPSRUN_TEST_FLAG" in app_env_names(on_host, h) for h in HOSTS)
+    code, doc = opsrun_json("apply", "lab", "pm2", "--serial", "100%")  # the repository's settings: no such variable
+    assert code == 0, doc
+    assert [h for h in HOSTS if "OPSRUN_TEST_FLAG" in app_env_names(on_host, h)] == []
+    assert all("APP_VERSION" in app_env_names(on_host, h) for h in HOSTS)
+    code, again = opsrun_json("apply", "lab", "pm2", "--dry-run")
+    assert code == 0 and all(again["hosts"][h]["changed"] == 0 for h in HOSTS), again
 
 
 def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(web_tier, on_host):

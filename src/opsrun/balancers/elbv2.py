@@ -14,6 +14,8 @@ drained: describe_target_health, polled with a deadline (balancers.base.wait_all
 enable:  register_targets
 healthy: describe_target_health says `healthy` (`initial` until the health checks pass), polled the same way
 
+stats:   CloudWatch's target-group metrics (balancers.elbv2_metrics), for a canary's figures
+
 A batch's waits read all its targets in one describe_target_health (`states`) every `poll_interval` seconds
 (3 by default, jittered by `poll_jitter`), not one call per host every 0.2 s.
 Region, credentials and endpoint come the usual AWS way (AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2 in the
@@ -199,6 +201,19 @@ class ELBv2:
 
     def state(self, server: str) -> ServerState:
         return self.states([server])[server]
+
+    def stats_check(self, servers: list[str]) -> None:
+        """The target group is behind an ALB, whose CloudWatch metrics a canary is judged by."""
+        from opsrun.balancers.elbv2_metrics import load_balancers
+
+        self.metric_balancers = load_balancers(self)
+
+    def stats_window(self, canary: list[str], others: list[str]) -> Any:
+        """The target group's figures from now on (every target's: CloudWatch has none per target)."""
+        from opsrun.balancers.elbv2_metrics import TargetGroupWindow, load_balancers
+
+        found = getattr(self, "metric_balancers", None)
+        return TargetGroupWindow(self, found if found is not None else load_balancers(self))
 
     def states(self, servers: list[str]) -> dict[str, ServerState]:
         """The targets' states from one describe_target_health (a target it does not list is unused)."""

@@ -4,6 +4,9 @@ drain:   `set server BACKEND/SERVER state drain`  (no new connections; current o
 drained: admin state drain and `scur` (current sessions) 0 in `show stat`
 enable:  `set server BACKEND/SERVER state ready`
 healthy: operational state running (2) in `show servers state`, health check passing
+stats:   `show stat` per server (a canary's figures, balancers.stats): responses (req_tot), 5xx (hrsp_5xx),
+         responses that never came (eresp: a timeout or an abort, which HAProxy answers 504 or 502 and counts
+         nowhere else), and rtime (the mean response time of the last 512 responses, in ms)
 
 The parsers are pure and tested on recorded output (tests/data/haproxy/).
 """
@@ -17,7 +20,8 @@ import socket as _socket
 from dataclasses import dataclass
 
 from opsrun.balancers.base import Admin, ServerState
-from opsrun.errors import BalancerError
+from opsrun.balancers.stats import Figures, combine
+from opsrun.errors import BalancerError, ConfigError
 
 # srv_admin_state bits (haproxy/include/haproxy/server-t.h)
 FMAINT, IMAINT, CMAINT, FDRAIN, IDRAIN, RMAINT, HMAINT = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x80
@@ -88,12 +92,61 @@ def plain_name(what: str, name: str) -> str:
     return name
 
 
+SAMPLES = 512  # HAProxy's TIME_STATS_SAMPLES: rtime is the mean of the last 512 responses (or of all, while fewer)
+HTTP_CODES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+
+
+@dataclass(frozen=True)
+class Counters:
+    """A server's counters in `show stat` at one moment (they only grow, until HAProxy reloads)."""
+
+    responses: int  # req_tot: the responses it gave (each timed into rtime)
+    errors_5xx: int  # hrsp_5xx
+    failed: int  # eresp: responses that never came (a timeout or an abort)
+    rtime_ms: float  # the mean response time of the last SAMPLES responses
+
+
+def counters(row: dict[str, str]) -> Counters:
+    """One server's row of `show stat` as its Counters (req_tot, or the hrsp_* sum where it is empty)."""
+
+    def num(key: str) -> int:
+        return int(row.get(key) or 0)
+
+    given = row.get("req_tot")
+    responses = int(given) if given else sum(num(f"hrsp_{code}") for code in HTTP_CODES)
+    return Counters(responses, num("hrsp_5xx"), num("eresp"), float(row.get("rtime") or 0))
+
+
+def window_figures(start: Counters, end: Counters) -> Figures:
+    """The requests a server passed between two readings. Counters that went down were reset (a reload):
+    the window then counts from zero. The window's mean response time is recovered from rtime, a running
+    mean whose older part is the start's rtime with the weight its responses keep among the last SAMPLES."""
+    if end.responses < start.responses or end.errors_5xx < start.errors_5xx or end.failed < start.failed:
+        start = Counters(0, 0, 0, 0.0)
+    new, failed = end.responses - start.responses, end.failed - start.failed
+    mean = None
+    if new > 0:
+        if end.responses <= SAMPLES:
+            kept = start.responses / end.responses
+        else:
+            kept = (
+                min(start.responses, SAMPLES)
+                / SAMPLES
+                * (1 - 1 / SAMPLES) ** (end.responses - max(start.responses, SAMPLES))
+            )
+        mean = max(0.0, (end.rtime_ms - start.rtime_ms * kept) / (1 - kept)) / 1000
+    return Figures(new + failed, end.errors_5xx - start.errors_5xx + failed, mean)
+
+
 class HAProxy:
-    def __init__(self, socket: str, backend: str, timeout: float = 5.0):
+    takes_where = True  # balancers.make passes the group_data file, for ConfigError messages
+
+    def __init__(self, socket: str, backend: str, timeout: float = 5.0, where: str = "group_data balancer"):
         plain_name("backend", backend)
         self.socket_path = socket
         self.backend = backend
         self.timeout = timeout
+        self.where = where
         self.name = f"haproxy backend {backend}"
 
     def command(self, line: str) -> str:
@@ -139,3 +192,45 @@ class HAProxy:
         sessions = int(stat.get("scur") or 0)
         healthy = row.op_state == SRV_ST_RUNNING and not stat.get("status", "UP").startswith(("DOWN", "NOLB"))
         return ServerState(server, row.admin, healthy, sessions)
+
+    def counters(self, servers: list[str]) -> dict[str, Counters]:
+        """The servers' counters from one `show stat`."""
+        rows = parse_stat(self.command("show stat"))
+        missing = [s for s in servers if (self.backend, s) not in rows]
+        if missing:
+            raise BalancerError(f"{self.name} has no server {', '.join(missing)} in `show stat`")
+        return {s: counters(rows[(self.backend, s)]) for s in servers}
+
+    def stats_check(self, servers: list[str]) -> None:
+        """A canary's figures are HTTP ones: a backend in TCP mode has none."""
+        mode = parse_stat(self.command("show stat")).get((self.backend, "BACKEND"), {}).get("mode")
+        if mode != "http":
+            raise ConfigError(
+                self.where,
+                f"{self.name} is in {mode or 'an unknown'} mode: HAProxy counts no HTTP status or response time "
+                "for it, and a canary is judged by them.",
+                field="balancer.backend",
+                fix=f"use `mode http` in HAProxy's backend {self.backend}, or remove the rolling policy's canary",
+            )
+        self.counters(servers)
+
+    def stats_window(self, canary: list[str], others: list[str]) -> HAProxyWindow:
+        return HAProxyWindow(self, canary, others)
+
+
+class HAProxyWindow:
+    """The canary servers' and the others' figures since it opened (balancers.stats.Window)."""
+
+    def __init__(self, haproxy: HAProxy, canary: list[str], others: list[str]):
+        self.haproxy, self.canary, self.others = haproxy, canary, others
+        self.source = f"haproxy show stat (backend {haproxy.backend})"
+        self.scope = "server" + ("s " if len(canary) > 1 else " ") + ", ".join(canary)
+        self.start = haproxy.counters([*canary, *others])
+
+    def read(self) -> tuple[Figures, Figures | None]:
+        now = self.haproxy.counters([*self.canary, *self.others])
+
+        def over(servers: list[str]) -> Figures:
+            return combine(window_figures(self.start[s], now[s]) for s in servers)
+
+        return over(self.canary), over(self.others) if self.others else None

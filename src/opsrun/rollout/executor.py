@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 
 from opsrun import waiting
-from opsrun.balancers.base import wait_all, wait_healthy
+from opsrun.balancers.base import wait_all
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError, Interrupted
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun, VerifyRun
-from opsrun.rollout import stopping
+from opsrun.rollout import healing, stopping
 from opsrun.rollout.plan import Plan, make_plan
 from opsrun.rollout.policy import Policy, host_suite
 from opsrun.rollout.settle import Settle
@@ -156,29 +156,8 @@ class Rollout:
         self.result.halted = why
 
     def heal(self, hosts: list[str]) -> dict[str, str]:
-        """Hosts a dead run left drained: back through the health gate into the balancer, before anything
-        else. Per host what happened (a host that fails the gate stays out, and says why)."""
-        if self.balancer is None or not hosts:
-            return {}
-        bal, gate = self.balancer, self.policy.health
-
-        def back(h: str) -> None:
-            if gate is not None:
-                gate.wait(h, self.address(h))
-            bal.enable(self.server(h))
-            wait_healthy(bal, self.server(h), self.policy.healthy_timeout)
-
-        outcome = {}
-        with waiting.abandon_when(self.now):
-            ended = parallel(hosts, back)
-        for h, exc in ended.items():
-            if exc is None:
-                outcome[h] = "back in the balancer: it passed its health gate"
-            else:
-                with contextlib.suppress(Exception):
-                    bal.drain(self.server(h))
-                outcome[h] = f"still out of the balancer: {exc}"
-        return outcome
+        """Hosts a dead run left drained, back into the balancer (rollout.healing.heal)."""
+        return healing.heal(self, hosts)
 
     def _timed(self, stage: str, batch: int, hosts: list[str]) -> StageTimer:
         outcomes = [self.result.hosts[h] for h in hosts]

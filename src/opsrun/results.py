@@ -260,6 +260,7 @@ class RolloutRun:
     data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
     stopped_now: bool = False  # the operator's second Ctrl-C: hosts in flight were interrupted, not finished
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
+    canary: dict[str, Any] | None = None  # the canary's verdict and figures (rollout.canary), when baked
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -310,6 +311,7 @@ class RolloutRun:
             "halted": self.halted,
             "stopped_now": self.stopped_now,
             "record_error": self.record_error,
+            "canary": self.canary,
             "left_out_of_balancer": self.left_out(),
             "healed": self.healed,
             "leases_taken_over": self.leases_taken_over,

@@ -63,6 +63,7 @@ def poll_until(
     describe: Callable[[T | None], object] | None = None,
     retry_on: tuple[type[BaseException], ...] = (),
     pause: Callable[[], float] | None = None,
+    stop: threading.Event | None = None,
 ) -> T:
     """Call `check` until it returns something truthy and return that; raise WaitTimeout at the deadline.
 
@@ -70,8 +71,9 @@ def poll_until(
     not answering: `redis.ConnectionError`); the last one is reported in the timeout so the operator sees
     why the condition never held. Any other exception is a fault, not a state, and is raised at once.
     `pause`, when given, says how long to wait before the next call instead of `interval` (a jittered
-    interval, a backoff that grows while an API throttles); the deadline still caps it. A wait abandoned
-    by the operator's stop now (`abandon_when`) raises Interrupted.
+    interval, a backoff that grows while an API throttles); the deadline still caps it. `stop`, when given,
+    ends a pause as soon as it is set (a stop request): `check` is called at once, and must then return.
+    A wait abandoned by the operator's stop now (`abandon_when`) raises Interrupted.
     """
     deadline = time.monotonic() + timeout
     last: object = None
@@ -87,13 +89,22 @@ def poll_until(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise WaitTimeout(what, timeout, last)
-        _pause(min(pause() if pause else interval, remaining), what)
+        _pause(min(pause() if pause else interval, remaining), what, stop)
 
 
-def _pause(seconds: float, what: str) -> None:
-    """Sleep between two looks; woken at once, and Interrupted, by the operator's stop now."""
-    events = list(_abandon)
-    if events and (events[0].wait(seconds) or any(e.is_set() for e in events)):
-        raise Interrupted(f"interrupted: stopped now while waiting for {what}")
-    if not events:
-        time.sleep(seconds)
+def _pause(seconds: float, what: str, stop: threading.Event | None = None) -> None:
+    """Sleep between two looks. Ended at once by `stop` (the caller's next look follows); woken at once, and
+    Interrupted, by the operator's stop now (`abandon_when`)."""
+    abandon = list(_abandon)
+    watched = abandon + ([stop] if stop is not None else [])
+    end = time.monotonic() + seconds
+    while True:
+        if any(e.is_set() for e in abandon):
+            raise Interrupted(f"interrupted: stopped now while waiting for {what}")
+        left = end - time.monotonic()
+        if (stop is not None and stop.is_set()) or left <= 0:
+            return
+        if not watched:
+            time.sleep(left)
+        else:  # one event: wait on it; more: look at each in short slices (threading has no wait for any)
+            watched[0].wait(left if len(watched) == 1 else min(left, 0.05))

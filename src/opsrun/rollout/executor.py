@@ -1,5 +1,6 @@
 """The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
-health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle)
+health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle;
+a canary batch is then baked and judged, rollout.canary; `pause` waits between batches)
 and records each host's outcome. A failure stops the rollout after its batch:
 failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched.
 
@@ -23,8 +24,8 @@ from opsrun.errors import ConfigError, Interrupted
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import HostOutcome, RolloutRun, VerifyRun
-from opsrun.rollout import healing, stopping
-from opsrun.rollout.plan import Plan, make_plan
+from opsrun.rollout import canary, healing, stopping
+from opsrun.rollout.plan import Plan
 from opsrun.rollout.policy import Policy, host_suite
 from opsrun.rollout.settle import Settle
 from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
@@ -74,6 +75,8 @@ class Rollout:
 
     def check(self, hosts: list[str]) -> None:
         """Everything that can be found wrong before a host is touched."""
+        if self.policy.canary is not None:
+            canary.check_source(self, hosts)
         if self.balancer is not None:
             self.balancer.check([self.server(h) for h in hosts])
             delay = getattr(self.balancer, "deregistration_delay", None)  # read by check (ELBv2)
@@ -90,7 +93,7 @@ class Rollout:
                 )
 
     def run(self, hosts: list[str], plan: Plan | None = None) -> RolloutRun:
-        plan = plan or make_plan(hosts, self.policy.serial, self.policy.max_fail)
+        plan = plan or self.policy.plan(hosts)
         self.check(plan.hosts)
         started = time.monotonic()
         self.result = RolloutRun(
@@ -111,6 +114,8 @@ class Rollout:
                     break
                 try:
                     self._batch(i, list(batch))
+                    if i == 1 and plan.canary:  # baked and judged by the balancer's statistics
+                        canary.run(self, i, list(batch), plan.hosts[len(batch) :])
                 except Exception as exc:  # noqa: BLE001 - an opsrun fault mid-batch: its hosts fail, the run reports
                     self._fault(batch, exc)
                 failed = sum(h.outcome == "failed" for h in self.result.hosts.values())
@@ -121,6 +126,10 @@ class Rollout:
                 if self.stop.is_set():
                     self.result.interrupted = True
                     break
+                if self.policy.pause and i < len(plan.batches):  # a wait that a stop request ends
+                    for h in plan.batches[i]:
+                        self.events(i + 1, h, "pause")
+                    self.stop.wait(self.policy.pause)
         self.result.seconds = time.monotonic() - started
         self.result.stopped_now = self.now_set()
         return self.result

@@ -5,7 +5,9 @@ rollout stops. No I/O.
 (`[1, "50%", "100%"]`): entry i sizes batch i, the last entry repeats. A percentage is rounded down, and a
 batch is never empty. `max_fail` is the failure budget for the whole rollout, in hosts (`1`) or percent
 (`"10%"`, rounded down); the rollout halts once more hosts than that have failed. A ramp that starts with
-1 is a canary: one host alone first.
+1 is a canary: one host alone first. With `rolling.canary` (`canary`: its `hosts`), the first batch is the
+canary that is baked and judged (rollout.canary): `hosts` hosts alone when given, the rest batched as
+`serial` says (percentages of the rest).
 
 `waves` (a group-name prefix such as `"patch_"`) orders a rollout wave by wave: the hosts of each group
 starting with the prefix (patch_wave1, patch_wave2, ..., in natural order) form a wave, hosts in none
@@ -87,6 +89,7 @@ class Plan:
     batches: tuple[tuple[str, ...], ...]
     max_fail: int  # hosts that may fail; one more halts the rollout
     waves: tuple[str, ...] = ()  # with a `waves` policy: the wave of each batch
+    canary: bool = False  # the first batch is a canary, baked and judged before the next
 
     @property
     def hosts(self) -> list[str]:
@@ -96,23 +99,37 @@ class Plan:
         doc: dict[str, Any] = {"batches": [list(b) for b in self.batches], "max_fail": self.max_fail}
         if self.waves:
             doc["waves"] = list(self.waves)
+        if self.canary and self.batches:
+            doc["canary"] = list(self.batches[0])
         return doc
 
 
 def make_plan(
-    hosts: list[str], serial: tuple[Size, ...], max_fail: Size = 0, waves: list[tuple[str, list[str]]] | None = None
+    hosts: list[str],
+    serial: tuple[Size, ...],
+    max_fail: Size = 0,
+    waves: list[tuple[str, list[str]]] | None = None,
+    *,
+    canary: bool = False,
+    canary_hosts: int | None = None,
 ) -> Plan:
     """Batches in inventory order (already narrowed by --limit); with `waves` (from `group_waves`), each
-    wave batched on its own, in wave order."""
+    wave batched on its own, in wave order. `canary`: the first batch is a canary, of the first
+    `canary_hosts` hosts alone when given."""
     batches: list[tuple[str, ...]] = []
     labels: list[str] = []
     for label, members in waves if waves is not None else [("", hosts)]:
+        if canary and canary_hosts and not batches and members:  # the canary's own batch, then the rest
+            batches.append(tuple(members[:canary_hosts]))
+            labels.append(label)
+            members = members[canary_hosts:]
         start = 0
         for size in batch_sizes(serial, len(members)):
             batches.append(tuple(members[start : start + size]))
             labels.append(label)
             start += size
-    return Plan(tuple(batches), resolve(max_fail, len(hosts)), tuple(labels) if waves is not None else ())
+    waved = tuple(labels) if waves is not None else ()
+    return Plan(tuple(batches), resolve(max_fail, len(hosts)), waved, canary=canary and bool(batches))
 
 
 NO_WAVE = "(no wave)"

@@ -12,7 +12,7 @@ from opsrun.errors import ConfigError
 from opsrun.health import HealthGate
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.rollout.plan import Size, parse_max_fail, parse_serial
+from opsrun.rollout.plan import Plan, Size, make_plan, parse_max_fail, parse_serial
 from opsrun.settings import models
 
 
@@ -29,7 +29,15 @@ class Policy:
     balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
     last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
     waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
+    canary: models.CanaryPolicy | None = None  # bake the first batch, judged by the balancer's statistics
+    pause: float = 0.0  # seconds between two batches
     key: str = "rolling"  # the group_data key it came from (DEPLOY_rolling: the deploy's own)
+
+    def plan(self, hosts: list[str], waves: list[tuple[str, list[str]]] | None = None) -> Plan:
+        """The batches of `hosts` (rollout.plan.make_plan), the first a canary when there is one."""
+        canary = self.canary is not None
+        size = self.canary.hosts if self.canary is not None else None
+        return make_plan(hosts, self.serial, self.max_fail, waves, canary=canary, canary_hosts=size)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +51,8 @@ class Policy:
             "balancer": (self.balancer or {}).get("type"),
             "last": self.last,
             "waves": self.waves,
+            "canary": self.canary.model_dump() if self.canary else None,
+            "pause": self.pause,
         }
 
 
@@ -64,16 +74,7 @@ def load_policy(
         return mine if deploy and any(mine in inv.hosts[h].data for h in hosts) else key
 
     rolling_key, balancer_key = own("rolling"), own("balancer")
-    for key in (rolling_key, balancer_key):
-        values = {h: inv.hosts[h].data.get(key) for h in hosts}
-        odd = [h for h in hosts if values[h] != values[first]]
-        if odd:
-            raise ConfigError(
-                inv.where(odd[0], key),
-                f"hosts {first} and {odd[0]} of this rollout differ.",
-                field=key,
-                fix="give the hosts of one rollout one value, or use --limit",
-            )
+    _one_value(inv, hosts, (rolling_key, balancer_key))
     data = inv.hosts[first].data
     if data.get(rolling_key) is None and data.get(balancer_key) is None and serial is None and max_fail is None:
         return None
@@ -88,6 +89,8 @@ def load_policy(
         settings.validate_key(
             models.BalancerSetting, balancer_key, balancer, where=inv.where(first, balancer_key), context=context
         )
+    if rolling.canary is not None:
+        _check_canary_source(balancer, where=where, field=f"{rolling_key}.canary")
     gate, cli = rolling.health, "the command line"
     return Policy(
         serial=parse_serial(serial, where=cli, field="--serial")
@@ -103,6 +106,8 @@ def load_policy(
         balancer=dict(balancer) if balancer is not None else None,
         last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
         waves=rolling.waves,
+        canary=rolling.canary,
+        pause=float(rolling.pause),
         key=rolling_key,
     )
 
@@ -125,3 +130,38 @@ def host_suite(project: Project, inv: Inventory, deploy: str, policy: Policy) ->
             fix=f"name a suite that checks hosts, or false; run `opsrun verify {inv.name} {name}` after the rollout",
         )
     return name
+
+
+def _one_value(inv: Inventory, hosts: list[str], keys: tuple[str, ...]) -> None:
+    """Every host of one rollout has the same value of each of `keys`; a ConfigError naming two that differ."""
+    first = hosts[0]
+    for key in keys:
+        values = {h: inv.hosts[h].data.get(key) for h in hosts}
+        odd = [h for h in hosts if values[h] != values[first]]
+        if odd:
+            raise ConfigError(
+                inv.where(odd[0], key),
+                f"hosts {first} and {odd[0]} of this rollout differ.",
+                field=key,
+                fix="give the hosts of one rollout one value, or use --limit",
+            )
+
+
+# balancer type -> why a canary cannot be judged behind it (the others keep per-server statistics)
+NO_STATISTICS = {
+    "nginx": "open source nginx keeps no per-server statistics of the requests it passes (no 5xx count, "
+    "no response time per upstream server)",
+}
+
+
+def _check_canary_source(balancer: Any, *, where: str, field: str) -> None:
+    """A canary is judged from the balancer's own statistics: refused without a balancer that keeps them."""
+    kind = balancer.get("type") if isinstance(balancer, dict) else None
+    if kind is None or kind in NO_STATISTICS:
+        why = NO_STATISTICS.get(str(kind), "these hosts have no balancer")
+        raise ConfigError(
+            where,
+            f"a canary is judged from the balancer's per-server statistics, and {why}.",
+            field=field,
+            fix="remove canary (a rolling apply without it), or put the hosts behind a haproxy or elbv2 balancer",
+        )

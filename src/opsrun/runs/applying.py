@@ -135,7 +135,7 @@ def plan_of(
     waves = None
     if policy is not None and policy.waves:  # e.g. patch_wave1, then patch_wave2 (opsrun.aws tags)
         waves = rollout.group_waves(hosts, {h: inv.hosts[h].groups for h in hosts}, policy.waves)
-    plan = rollout.make_plan(hosts, policy.serial, policy.max_fail, waves) if policy else None
+    plan = policy.plan(hosts, waves) if policy else None
     return hosts, plan
 
 

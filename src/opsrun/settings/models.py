@@ -5,7 +5,7 @@ characters it may hold.
 
     SSHSettings        ssh_* (pyinfra's SSH connector data, and ssh_jump), the one ssh_config of a run
     SudoSettings       _sudo, _sudo_user, _sudo_password (pyinfra's escalation arguments as host data)
-    RollingPolicy      rolling / DEPLOY_rolling, with its HealthGate
+    RollingPolicy      rolling / DEPLOY_rolling, with its HealthGate and CanaryPolicy
     Balancer           balancer / DEPLOY_balancer: HAProxyBalancer | NginxBalancer | ELBv2Balancer
     NginxSettings      nginx_*            (deploys/nginx.py)
     Pm2Settings        pm2_* with Pm2App  (deploys/pm2.py)
@@ -43,6 +43,7 @@ from opsrun.settings.notify_models import NotifySetting, NotifySettings, PagerDu
 from opsrun.settings.rollout_models import (
     Balancer,
     BalancerSetting,
+    CanaryPolicy,
     DeadlinesSetting,
     ELBv2Balancer,
     HAProxyBalancer,
@@ -59,6 +60,7 @@ __all__ = [
     "BackupSpec",
     "Balancer",
     "BalancerSetting",
+    "CanaryPolicy",
     "DRSetting",
     "DRSettings",
     "DeadlinesSetting",

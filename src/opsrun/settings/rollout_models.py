@@ -117,6 +117,31 @@ class HealthGate(Strict):
         return self
 
 
+class CanaryPolicy(Strict):
+    """rolling.canary: the first batch (or the first `hosts` hosts alone) is enabled and baked while the
+    balancer's own statistics of its requests are read (opsrun.rollout.canary); the defaults are our users'
+    runbooks' (error rate above 5 %, response time above 1 s, for 5 minutes)."""
+
+    hosts: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="a count of hosts baked alone before the rest (1, 2, ...), or None: the first batch"
+    )
+    bake: Seconds = Field(300.0, description="the seconds the canary serves before its verdict, e.g. 300")
+    error_rate: float = Field(
+        5.0, gt=0, le=100, description="a percentage above 0 and at most 100: the 5xx share that fails the canary"
+    )
+    response_time: Seconds = Field(1.0, description="the seconds of mean response time that fail the canary")
+    min_requests: Annotated[int, Field(ge=1)] = Field(
+        100, description="a count of requests from 1: fewer over the bake is no verdict (never a pass)"
+    )
+    interval: Seconds = Field(5.0, description="the seconds between two reads of the balancer's statistics")
+
+    @model_validator(mode="after")
+    def _interval_within_bake(self) -> CanaryPolicy:
+        if self.interval > self.bake:
+            raise ValueError(f"interval ({self.interval:g}s) is longer than the bake ({self.bake:g}s)")
+        return self
+
+
 SERIAL_FIX = 'a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]'
 BatchSize = Annotated[str, StringConstraints(pattern=r"^\d+(\.\d+)?%$")] | Annotated[int, Field(ge=1)]
 
@@ -137,6 +162,12 @@ class RollingPolicy(Strict):
         None,
         description='a group-name prefix: roll wave by wave, e.g. "patch_" for patch_wave1, then patch_wave2',
     )
+    canary: CanaryPolicy | None = Field(
+        None,
+        description='{"bake": 300, "error_rate": 5, "response_time": 1.0, "min_requests": 100} (or {} for those) '
+        "to bake the first batch behind a haproxy or elbv2 balancer, or None",
+    )
+    pause: float = Field(0.0, ge=0, le=86400, description="the seconds to wait between two batches, from 0 to 86400")
 
     @field_validator("serial", "max_fail")
     @classmethod

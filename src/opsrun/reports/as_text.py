@@ -13,6 +13,7 @@ from rich.table import Table
 from opsrun import logs
 from opsrun.drift import DriftRun
 from opsrun.lab import LabHost
+from opsrun.reports.model import canary_line
 from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
 from opsrun.store import RunRow
@@ -33,7 +34,7 @@ def deploy_run(run: DeployRun, console: Console, *, diff: bool = False) -> None:
         table.add_row(h.name, f"[{STYLE.get(h.status, '')}]{status}[/]", str(h.changed_count))
     console.print(table)
     if run.plan is not None:
-        _line(console, plan_line(run.plan["batches"], run.plan["max_fail"]))
+        _line(console, plan_line(run.plan["batches"], run.plan["max_fail"], canary="canary" in run.plan))
     # details as whole lines under the table: long errors stay readable and greppable
     for h in run.hosts:
         _host_error(console, h)
@@ -129,9 +130,10 @@ def lab_hosts(hosts: list[LabHost], console: Console) -> None:
     console.print(table)
 
 
-def plan_line(batches: list[list[str]], max_fail: int) -> str:
+def plan_line(batches: list[list[str]], max_fail: int, *, canary: bool = False) -> str:
     listed = " | ".join(f"{i}: {', '.join(b)}" for i, b in enumerate(batches, 1))
-    return f"plan: {len(batches)} batches ({listed}); failure budget {max_fail}"
+    baked = "; batch 1 is a canary, baked and judged before the next" if canary and batches else ""
+    return f"plan: {len(batches)} batches ({listed}); failure budget {max_fail}{baked}"
 
 
 def _line(console: Console, text: str) -> None:
@@ -168,7 +170,7 @@ class RolloutProgress:
     def plan(self, plan: Plan) -> None:
         """Printed before anything happens."""
         if not self.quiet:
-            _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail))
+            _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail, canary=plan.canary))
 
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()
@@ -230,6 +232,8 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
     if run.left_out():
         console.print(f"[bold red]left out of the balancer[/]: {', '.join(run.left_out())}", soft_wrap=True)
     not_reached = [h.name for h in run.hosts.values() if h.outcome == "not_reached"]
+    if run.canary:
+        _line(console, canary_line(run.canary))
     if run.interrupted:
         how = "stopped now (a second Ctrl-C)" if run.stopped_now else "stopped at a safe point"
         console.print(f"interrupted: {how}", soft_wrap=True)
@@ -298,6 +302,8 @@ def run_document(doc: dict[str, Any], console: Console) -> None:
             secs,
         )
     console.print(table)
+    if doc.get("canary"):
+        _line(console, canary_line(doc["canary"]))
     if doc.get("halted"):
         console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)
 

@@ -119,6 +119,12 @@ def report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report
     )
 
 
+def canary_line(verdict: dict[str, Any]) -> str:
+    """A rollout's canary verdict in a line: its hosts, the outcome and the figures (rollout.canary)."""
+    outcome = str(verdict.get("outcome", "")).replace("_", " ")
+    return f"canary {', '.join(verdict.get('hosts', []))} ({outcome}, {verdict.get('source')}): {verdict.get('reason')}"
+
+
 def _host_notes(host: str, h: dict[str, Any]) -> list[str]:
     """What an apply did to a host beside its operations: packages upgraded, a reboot, a note."""
     notes = [f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}" for up in h.get("upgrades", [])]
@@ -170,6 +176,8 @@ def _apply(doc: dict[str, Any]) -> Report:
         notes += _host_notes(host, h)
     if doc.get("left_out_of_balancer"):
         notes.append("left out of the balancer: " + ", ".join(doc["left_out_of_balancer"]))
+    if doc.get("canary"):
+        notes.append(canary_line(doc["canary"]))
     if doc.get("halted"):
         notes.append(f"halted: {doc['halted']}")
     if doc.get("record_error"):

@@ -1,98 +1,32 @@
 """Membership against a real HAProxy: started here on 127.0.0.1 with its own admin socket in a temp dir, in
-front of tiny HTTP servers on loopback. A server drained by hand through the socket is found by drift's
-membership check, "nobody opsrun knows of"; put back, the finding resolves. A server a dead run left drained is
-named by `apply --dry-run` (the pyinfra dry run itself replaced: no host here)."""
+front of tiny HTTP servers on loopback (tests/balancers/conftest.py). A server drained by hand through the
+socket is found by drift's membership check, "nobody opsrun knows of"; put back, the finding resolves. A server
+a dead run left drained is named by `apply --dry-run` (the pyinfra dry run itself replaced: no host here)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import threading
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from opsrun import engine, membership
-from opsrun.balancers.base import NOT_ANSWERING
-from opsrun.balancers.haproxy import HAProxy
 from opsrun.cli import cli
 from opsrun.drift import DriftRun
 from opsrun.inventory import Host, Inventory
 from opsrun.results import DeployRun, HostRun
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store
-from opsrun.waiting import poll_until
 
 HOSTS = ["web1", "web2", "web3"]
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok\n")
-
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
-def haproxy(tmp_path):
-    """HAProxy with backend `web` of three servers (each a loopback HTTP server), health-checked, all up."""
-    assert shutil.which("haproxy"), "haproxy is not installed"
-    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Ok) for _ in HOSTS]
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
-    for t in threads:
-        t.start()
-    sock = tmp_path / "admin.sock"
-    lines = [
-        "global",
-        f"  stats socket {sock} mode 600 level admin",
-        "defaults",
-        "  mode http",
-        "  timeout connect 2s",
-        "  timeout client 5s",
-        "  timeout server 5s",
-        "frontend web",
-        f"  bind 127.0.0.1:{_free_port()}",
-        "  default_backend web",
-        "backend web",
-        "  option httpchk GET /",
-        *(
-            f"  server {h} 127.0.0.1:{s.server_address[1]} check inter 200ms fall 2 rise 1"
-            for h, s in zip(HOSTS, servers, strict=True)
-        ),
-    ]
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        bal = HAProxy(str(sock), "web")
-        poll_until(
-            lambda: sock.exists() and all(bal.state(h).in_service for h in HOSTS),
-            timeout=15,
-            interval=0.1,
-            what="haproxy to report every server healthy",
-            retry_on=NOT_ANSWERING,
-        )
-        yield bal
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=10)
-        for s in servers:
-            s.shutdown()
-            s.server_close()
+def haproxy(haproxy_backends):
+    """HAProxy with backend `web` of three servers (tests/balancers/conftest.py), health-checked, all up."""
+    return haproxy_backends.balancer
 
 
 def _inventory(sock: str) -> Inventory:

@@ -135,3 +135,32 @@ def test_the_window_response_time_is_recovered_from_haproxys_running_mean(start,
 def test_a_window_without_responses_has_no_response_time():
     got = window_figures(Counters(10, 0, 0, 5.0), Counters(10, 0, 2, 5.0))
     assert (got.requests, got.errors, got.response_time) == (2, 2, None)
+
+
+# ------------------------------------------------------------------------------------ CloudWatch's answer
+
+
+def test_cloudwatch_results_add_up_over_minutes_and_load_balancers():
+    from opsrun.balancers.elbv2_metrics import figures
+
+    results = [
+        {"Id": "errors_0", "Values": [3.0, 2.0]},
+        {"Id": "requests_0", "Values": [60.0, 40.0]},
+        {"Id": "time_sum_0", "Values": [3.0, 2.0]},
+        {"Id": "time_count_0", "Values": [60.0, 40.0]},
+        {"Id": "requests_1", "Values": [100.0]},  # a second load balancer forwarding to the group
+        {"Id": "time_sum_1", "Values": [15.0]},
+        {"Id": "time_count_1", "Values": [100.0]},
+        {"Id": "errors_1", "Values": []},  # CloudWatch leaves out a minute without data
+    ]
+    got = figures(results)
+    assert (got.requests, got.errors, got.error_rate) == (200, 5, 2.5)
+    assert got.response_time == pytest.approx(0.1)
+
+
+def test_cloudwatch_dimensions_are_the_arns_suffixes():
+    from opsrun.balancers.elbv2_metrics import dimension
+
+    base = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:"
+    assert dimension(base + "targetgroup/web/0123456789abcdef", "targetgroup") == "targetgroup/web/0123456789abcdef"
+    assert dimension(base + "loadbalancer/app/web-lb/50dc6c495c0c9188", "loadbalancer") == "app/web-lb/50dc6c495c0c9188"

@@ -87,7 +87,7 @@ class TargetGroupWindow:
         self.client = client or make_client("cloudwatch", where=elb.where, region=region)
         self.source = f"CloudWatch {NAMESPACE} ({', '.join(balancers)})"
         self.scope = f"{elb.name} (every target: an ALB publishes no figure per target)"
-        self.started = dt.datetime.now(dt.UTC)
+        self.started = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)  # as CloudWatch rounds it
 
     def _queries(self) -> list[dict[str, Any]]:
         group = dimension(self.elb.arn, "targetgroup")

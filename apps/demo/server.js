@@ -6,6 +6,11 @@
 // Settings come from the environment that PM2 gives it (group_data pm2_apps[].env):
 //   PORT (3001), APP_VERSION, STARTUP_DELAY_MS (warm-up before listening, like a real app loading its
 //   caches), RESPONSE_DELAY_MS (a little work per request). Secrets (API_TOKEN) are used, never printed.
+//
+// A release is this code with its env (APP_VERSION and the rest), rolled out by deploys/pm2.py. Two knobs
+// make a misbehaving release that still answers /health, so that only what users see can catch it (a
+// canary, rolling.canary): FAIL_ONE_IN=5 answers 500 to one request in five (each worker counts its own),
+// SLOW_MS=1500 answers every request 1.5 s late. Neither touches /health.
 "use strict";
 
 const http = require("http");
@@ -15,7 +20,10 @@ const port = Number(process.env.PORT || 3001);
 const version = process.env.APP_VERSION || "unknown";
 const startupDelay = Number(process.env.STARTUP_DELAY_MS || 0);
 const responseDelay = Number(process.env.RESPONSE_DELAY_MS || 0);
+const failOneIn = Number(process.env.FAIL_ONE_IN || 0);
+const slow = Number(process.env.SLOW_MS || 0);
 const started = Date.now();
+let served = 0;
 
 function reply(res, status, type, body) {
   res.writeHead(status, { "Content-Type": type, "Content-Length": Buffer.byteLength(body) });
@@ -34,7 +42,15 @@ const server = http.createServer((req, res) => {
       };
       reply(res, 200, "application/json", JSON.stringify(health) + "\n");
     } else {
-      reply(res, 200, "text/plain", `${os.hostname()} demo ${version} worker ${process.pid}\n`);
+      served += 1;
+      const failing = failOneIn > 0 && served % failOneIn === 0;
+      setTimeout(() => {
+        if (failing) {
+          reply(res, 500, "text/plain", `demo ${version}: failed on purpose (FAIL_ONE_IN=${failOneIn})\n`);
+        } else {
+          reply(res, 200, "text/plain", `${os.hostname()} demo ${version} worker ${process.pid}\n`);
+        }
+      }, slow);
     }
   }, responseDelay);
 });

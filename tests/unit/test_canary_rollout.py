@@ -118,7 +118,7 @@ def test_pause_waits_between_batches_and_a_stop_ends_it():
     ro = rollout(Script(), FakeBalancer(HOSTS), pausing, stop=stop)
     ro.events = events
     result = ro.run(HOSTS)
-    assert (2, "web2", "pause") in seen and result.interrupted
+    assert (2, "web2", "pause") in seen and result.interrupted and "pause" in result.stage_seconds
     assert [outcomes(result)[h][0] for h in HOSTS] == ["done", "not_reached", "not_reached", "not_reached"]
     assert result.seconds < 600  # the stop ended the pause
 

@@ -129,7 +129,9 @@ class Rollout:
                 if self.policy.pause and i < len(plan.batches):  # a wait that a stop request ends
                     for h in plan.batches[i]:
                         self.events(i + 1, h, "pause")
+                    paused = time.monotonic()
                     self.stop.wait(self.policy.pause)
+                    self.add_seconds("pause", time.monotonic() - paused)
         self.result.seconds = time.monotonic() - started
         self.result.stopped_now = self.now_set()
         return self.result

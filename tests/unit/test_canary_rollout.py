@@ -57,7 +57,7 @@ def test_a_breach_fails_the_canary_batch_and_halts_before_the_next():
     assert script.applied == [["web1"]] and bal.admin["web1"] == "drain"
     assert result.halted is not None and result.halted.startswith("canary: error rate 20.0 % > 5 % over 100 requests")
     assert "; unchanged hosts: error rate 0.0 %, response time 0.010 s over 300 requests" in result.halted
-    assert result.hosts["web1"].reason == result.halted
+    assert result.halted == f"canary: {result.hosts['web1'].reason}"
     doc = result.to_dict()["canary"]
     assert (doc["outcome"], doc["hosts"], doc["source"]) == ("breach", ["web1"], "fake statistics")
     assert doc["canary"] == {"requests": 100, "errors": 20, "error_rate": 20.0, "response_time": 0.01}
@@ -131,6 +131,24 @@ def test_a_balancer_without_statistics_is_refused_before_any_host():
     with pytest.raises(ConfigError, match=r"rolling\.canary: a canary is judged from the balancer's per-server"):
         rollout(script, NoStatistics(HOSTS), policy()).run(HOSTS)
     assert script.applied == []
+
+
+def test_the_summary_and_the_reports_give_the_verdict_with_its_figures():
+    from rich.console import Console
+
+    from opsrun.reports import as_markdown, as_text
+    from opsrun.reports.model import from_document
+
+    result = rollout(Script(), FakeBalancer(HOSTS, served=Traffic(failing={"web1"})), policy(bake=30)).run(HOSTS)
+    console = Console(record=True, width=200)
+    as_text.rollout_run(result, console)
+    text = console.export_text()
+    line = "canary web1 (fake statistics): failed: error rate 20.0 % > 5 % over 100 requests in 0 s; unchanged hosts"
+    assert line in text
+    assert "web1: failed at canary: error rate 20.0 % > 5 % over 100 requests" in text
+    assert "halted: canary: error rate 20.0 % > 5 %" in text
+    assert "failed: 0 of 4 hosts done" in text
+    assert f"- {line}" in as_markdown.render(from_document(result.to_dict()))
 
 
 # ------------------------------------------------------------------------------------------- settings

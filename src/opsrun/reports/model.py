@@ -121,8 +121,8 @@ def report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report
 
 def canary_line(verdict: dict[str, Any]) -> str:
     """A rollout's canary verdict in a line: its hosts, the outcome and the figures (rollout.canary)."""
-    outcome = str(verdict.get("outcome", "")).replace("_", " ")
-    return f"canary {', '.join(verdict.get('hosts', []))} ({outcome}, {verdict.get('source')}): {verdict.get('reason')}"
+    failed = "failed: " if verdict.get("outcome") == "breach" else ""  # the other reasons say what they are
+    return f"canary {', '.join(verdict.get('hosts', []))} ({verdict.get('source')}): {failed}{verdict.get('reason')}"
 
 
 def _host_notes(host: str, h: dict[str, Any]) -> list[str]:

@@ -180,6 +180,6 @@ def run(ro: Rollout, batch: int, hosts: list[str], later: list[str]) -> None:
     taken_out = ro._each(done, lambda h: bal.drain(ro.server(h)))
     for h in done:
         failed_too = f"; taking it out of {bal.name} failed: {taken_out[h]}" if taken_out[h] else ""
-        out[h].fail("canary", f"canary: {verdict.reason}{failed_too}", in_balancer=taken_out[h] is not None)
+        out[h].fail("canary", f"{verdict.reason}{failed_too}", in_balancer=taken_out[h] is not None)
         ro.record(out[h])
     ro.result.halted = f"canary: {verdict.reason}"

@@ -142,6 +142,9 @@ def test_a_network_load_balancer_is_refused_before_any_host(alb):
         Port=80,
         DefaultActions=[{"Type": "forward", "TargetGroupArn": tcp}],
     )
+    fleet.elb.modify_target_group_attributes(
+        TargetGroupArn=tcp, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "1"}]
+    )
     fleet.elb.register_targets(TargetGroupArn=tcp, Targets=[{"Id": i} for i in alb.ids])
     alb.arn = tcp
     with pytest.raises(ConfigError, match=r"balancer: elbv2 target group \S+ is behind \S+/tcp-lb/\S+ \(network\)"):

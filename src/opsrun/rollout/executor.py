@@ -75,8 +75,6 @@ class Rollout:
 
     def check(self, hosts: list[str]) -> None:
         """Everything that can be found wrong before a host is touched."""
-        if self.policy.canary is not None:
-            canary.check_source(self, hosts)
         if self.balancer is not None:
             self.balancer.check([self.server(h) for h in hosts])
             delay = getattr(self.balancer, "deregistration_delay", None)  # read by check (ELBv2)
@@ -91,6 +89,8 @@ class Rollout:
                     fix=f"set drain_timeout to at least {delay:g}, or lower the target group's "
                     "deregistration_delay.timeout_seconds",
                 )
+        if self.policy.canary is not None:  # its balancer keeps statistics of these hosts
+            canary.check_source(self, hosts)
 
     def run(self, hosts: list[str], plan: Plan | None = None) -> RolloutRun:
         plan = plan or self.policy.plan(hosts)

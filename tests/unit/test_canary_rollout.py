@@ -123,6 +123,15 @@ def test_pause_waits_between_batches_and_a_stop_ends_it():
     assert result.seconds < 600  # the stop ended the pause
 
 
+def test_a_canary_batch_over_the_failure_budget_is_not_baked():
+    bal = FakeBalancer(HOSTS, served=Traffic())
+    canary = CanaryPolicy(bake=60, interval=0.02, min_requests=100)
+    two = Policy(serial=(2,), drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never", canary=canary)
+    result = rollout(Script(apply_fails={"web2"}), bal, two).run(HOSTS)
+    assert result.halted == "1 failed host(s), over the failure budget of 0" and result.canary is None
+    assert ("stats", "web1") not in bal.calls and outcomes(result)["web1"] == ("done", None, True)
+
+
 def test_a_balancer_without_statistics_is_refused_before_any_host():
     class NoStatistics(FakeBalancer):
         stats_window = None

@@ -159,8 +159,9 @@ def run(ro: Rollout, batch: int, hosts: list[str], later: list[str]) -> None:
     in the rollout's result."""
     limits, bal, out = ro.policy.canary, ro.balancer, ro.result.hosts
     done = [h for h in hosts if out[h].outcome == "done"]
-    if limits is None or bal is None or not done or ro.stop.is_set() or ro.result.halted:
-        return
+    spent = sum(h.outcome == "failed" for h in out.values()) > ro.result.plan.get("max_fail", 0)
+    if limits is None or bal is None or not done or ro.stop.is_set() or spent:
+        return  # nothing to judge, or the rollout stops here anyway
     with ro._timed("canary", batch, done):
         try:
             source_of = cast(Source, bal)

@@ -72,12 +72,21 @@ class Fleet:
         return str(answer["Instances"][0]["InstanceId"])
 
     def target_group(
-        self, name: str, targets: list[str], *, delay: int = 300, target_type: str = "instance", tags=None
+        self,
+        name: str,
+        targets: list[str],
+        *,
+        delay: int = 300,
+        target_type: str = "instance",
+        tags=None,
+        lb_type: str = "application",
     ) -> str:
-        lb = self.elb.create_load_balancer(Name=f"{name}-lb", Subnets=list(self.subnets.values()))
+        """A target group behind a new load balancer's listener (HTTP; TCP for a network one), `targets` in it."""
+        protocol = "TCP" if lb_type == "network" else "HTTP"
+        lb = self.elb.create_load_balancer(Name=f"{name}-lb", Subnets=list(self.subnets.values()), Type=lb_type)
         tg = self.elb.create_target_group(
             Name=name,
-            Protocol="HTTP",
+            Protocol=protocol,
             Port=3001,
             VpcId=self.vpc,
             TargetType=target_type,
@@ -85,7 +94,7 @@ class Fleet:
         )["TargetGroups"][0]["TargetGroupArn"]
         self.elb.create_listener(
             LoadBalancerArn=lb["LoadBalancers"][0]["LoadBalancerArn"],
-            Protocol="HTTP",
+            Protocol=protocol,
             Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
         )

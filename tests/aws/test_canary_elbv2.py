@@ -132,21 +132,7 @@ def test_no_metrics_is_no_verdict_never_a_pass(alb):
 
 
 def test_a_network_load_balancer_is_refused_before_any_host(alb):
-    fleet = alb.fleet
-    nlb = fleet.elb.create_load_balancer(Name="tcp-lb", Subnets=list(fleet.subnets.values()), Type="network")
-    group = fleet.elb.create_target_group(Name="tcp", Protocol="TCP", Port=3001, VpcId=fleet.vpc)
-    tcp = group["TargetGroups"][0]["TargetGroupArn"]
-    fleet.elb.create_listener(
-        LoadBalancerArn=nlb["LoadBalancers"][0]["LoadBalancerArn"],
-        Protocol="TCP",
-        Port=80,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": tcp}],
-    )
-    fleet.elb.modify_target_group_attributes(
-        TargetGroupArn=tcp, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "1"}]
-    )
-    fleet.elb.register_targets(TargetGroupArn=tcp, Targets=[{"Id": i} for i in alb.ids])
-    alb.arn = tcp
+    alb.arn = alb.fleet.target_group("tcp", alb.ids, delay=1, lb_type="network")
     with pytest.raises(ConfigError, match=r"balancer: elbv2 target group \S+ is behind \S+/tcp-lb/\S+ \(network\)"):
         alb.rollout().run(HOSTS)
     assert alb.applied == []

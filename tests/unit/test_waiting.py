@@ -1,5 +1,6 @@
 import itertools
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -85,3 +86,34 @@ def test_every_wait_is_ended_by_the_stop_now_it_is_told_about():
     with pytest.raises(WaitTimeout):  # outside the block the same event ends nothing
         poll_until(lambda: None, timeout=0.05, interval=0.01, what="x")
     assert now_of(stop) is stop.now and now_of(threading.Event()) is None
+
+
+def test_a_wait_given_a_stop_event_inside_abandon_when_is_ended_by_either():
+    """A wait told of both (the canary's bake: `stop=` the first Ctrl-C, inside `abandon_when` of the second):
+    the first ends its pause and `check` is called at once; the second raises Interrupted though its pause
+    also watches a stop event that is not set."""
+    stop, other = Stop(), threading.Event()
+    looks: list[bool] = []
+    ended: list[object] = []
+
+    def baked() -> str | None:
+        looks.append(stop.is_set())
+        return "ended" if stop.is_set() else None
+
+    def wait(event: threading.Event, check: Callable[[], object]) -> None:
+        try:
+            ended.append(poll_until(check, timeout=60, interval=30, what="the canary's bake", stop=event))
+        except Interrupted as exc:
+            ended.append(str(exc))
+
+    with abandon_when(stop.now):
+        for event, check, signal in ((stop, baked, stop.set), (other, lambda: looks.append(True), stop.now.set)):
+            seen = len(looks)
+            waiter = threading.Thread(target=wait, args=(event, check))
+            waiter.start()
+            poll_until(lambda n=seen: len(looks) > n, timeout=10, interval=0.01, what="the wait's first look")
+            signal()
+            waiter.join(10)
+            assert not waiter.is_alive()
+    assert looks == [False, True, True]
+    assert ended == ["ended", "interrupted: stopped now while waiting for the canary's bake"]

@@ -1,4 +1,4 @@
-"""The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
+"""The rollout executor: walks a plan batch by batch through the stages (connect, check, drain, apply, reboot,
 health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle;
 a canary batch is then baked and judged, rollout.canary; `pause` waits between batches)
 and records each host's outcome. A failure stops the rollout after its batch:
@@ -198,7 +198,7 @@ class Rollout:
 
     def _batch(self, i: int, batch: list[str]) -> None:
         """One batch through the stages; each stage gets the hosts still live and returns those that passed."""
-        live = self._connect_stage(i, batch)
+        live = self._check_stage(i, self._connect_stage(i, batch))
         if self._stopping():
             return
         healthy_before = self._healthy_now(live) if self.policy.health is not None else {}
@@ -227,6 +227,18 @@ class Rollout:
                 out[host].fail("connect", error, in_balancer=True)
                 self.record(out[host])
         return [h for h in batch if not errors.get(h)]
+
+    def _check_stage(self, i: int, live: list[str]) -> list[str]:
+        """What must hold before a host is drained (StageRunners.check); a host it refuses is left untouched."""
+        if self.runners.check is None or not live:
+            return live
+        with self._timed("check", i, live):
+            problems = self.runners.check(live)
+        for host in live:
+            if problems.get(host):
+                self.result.hosts[host].fail("check", str(problems[host]), in_balancer=True)
+                self.record(self.result.hosts[host])
+        return [h for h in live if not problems.get(h)]
 
     def _drain_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
         """Take the hosts out of the balancer and wait until drained; `serving_before` learns which served."""

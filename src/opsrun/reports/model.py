@@ -182,6 +182,7 @@ def _apply(doc: dict[str, Any]) -> Report:
         notes.append(f"halted: {doc['halted']}")
     if doc.get("record_error"):
         notes.append(f"record: {doc['record_error']}")
+    notes += rollback_notes(doc.get("rollback"))
     hosts = list(doc.get("hosts", {}))
     per_host = doc.get("hosts", {})
     summary: dict[str, int | str] = {
@@ -206,6 +207,26 @@ def _apply(doc: dict[str, Any]) -> Report:
         notes=notes,
         quiet_label="with nothing to change" if dry else "unchanged",
     )
+
+
+def rollback_notes(back: dict[str, Any] | None) -> list[str]:
+    """A rollback in a run's document, as the report's notes: where to, from where, how it went."""
+    if not back:
+        return []
+    to = f"revision {str(back.get('to_revision') or '?')[:12]}" + (
+        f" (run {back['to_run']})" if back.get("to_run") is not None else ""
+    )
+    if not back.get("automatic"):
+        came = ", ".join(f"{h} from {str(r or '?')[:12]}" for h, r in (back.get("from") or {}).items())
+        return [f"rolled back to {to}: {came}"]
+    if back.get("run") is None:
+        return [f"not rolled back: {back.get('reason')}"]
+    notes = [f"rollback to {to} {back.get('status')}"]
+    for h, d in (back["run"].get("hosts") or {}).items():
+        where = "in the balancer" if d.get("in_balancer") else "out of the balancer"
+        state = "back" if d.get("outcome") == "done" else f"{d.get('outcome')} at {d.get('stage')}: {d.get('reason')}"
+        notes.append(f"rollback {h}: {state}, {where}")
+    return notes
 
 
 def _verify(doc: dict[str, Any]) -> Report:

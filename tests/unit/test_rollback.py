@@ -139,6 +139,7 @@ def write_project(root: Path, version: str, *, rolling: str = ROLLING) -> Path:
         "inventories/prod.py": INVENTORY,
         "group_data/web.py": rolling,
         "deploys/app.py": version + "\n",
+        ".gitignore": ".opsrun/\n",
     }.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
@@ -315,3 +316,32 @@ def test_a_rollback_with_nowhere_to_go_is_refused_before_any_host(repo, host_gua
     assert message.replace("FIRST", orphan[:12]) in result.stderr, result.stderr
     assert host_guard == []
     assert not (root / ".opsrun" / "rollback").exists() or not any((root / ".opsrun" / "rollback").iterdir())
+
+
+def test_an_apply_from_uncommitted_changes_records_exactly_what_it_applied(tmp_path, monkeypatch):
+    from opsrun import engine
+
+    root = tmp_path / "ops"
+    root.mkdir()
+    git(root, "init", "-q")
+    head = commit(root, "VERSION = 1", rolling="")  # no rolling policy: a plain apply of every host at once
+    (root / "deploys" / "app.py").write_text("VERSION = 'uncommitted'\n")
+    seen = []
+
+    def fake(project, inv, deploy, hosts, **_):
+        seen.append((project.root / "deploys" / f"{deploy}.py").read_text())
+        return DeployRun(inv.name, deploy, False, [HostRun(h, [OperationResult("op", True, True)]) for h in hosts])
+
+    monkeypatch.setattr(engine, "run_deploy", fake)
+    result = CliRunner().invoke(cli, ["--project", str(root), "apply", "prod", "app", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    store = open_store(root / ".opsrun")
+    try:
+        [row] = store.runs("prod")
+    finally:
+        store.close()
+    assert row.revision is not None and row.revision.endswith("+dirty")
+    snapshot = row.revision.removesuffix("+dirty")
+    assert git(root, "show", f"{snapshot}:deploys/app.py") == seen[0].strip() == "VERSION = 'uncommitted'"
+    assert git(root, "rev-parse", f"{snapshot}^") == head
+    assert git(root, "status", "--porcelain") == "M deploys/app.py"

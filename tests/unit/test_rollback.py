@@ -345,3 +345,34 @@ def test_an_apply_from_uncommitted_changes_records_exactly_what_it_applied(tmp_p
     assert git(root, "show", f"{snapshot}:deploys/app.py") == seen[0].strip() == "VERSION = 'uncommitted'"
     assert git(root, "rev-parse", f"{snapshot}^") == head
     assert git(root, "status", "--porcelain") == "M deploys/app.py"
+
+
+class DownGate:
+    """A health gate that never passes (the host's app does not answer before or after)."""
+
+    http = "http://{address}/health"
+
+    def probe(self, host, address):
+        return False, "connection refused"
+
+    def wait(self, host, address):
+        raise TimeoutError(f"{host}: health gate never passed")
+
+
+@pytest.mark.parametrize(("held", "outcome"), [(set(), ("done", None)), ({"web1"}, ("failed", "health"))])
+def test_a_rollback_holds_its_hosts_to_the_gate_even_when_they_were_out_before(tmp_path, held, outcome):
+    """A drained host whose gate failed (the failed host of the run a rollback undoes) would pass as 'not
+    serving before'; a rollback holds it, so a way back that does not serve stops there."""
+    root = write_project(tmp_path / "ops", "VERSION = 1")
+    bal = FakeBalancer(HOSTS)
+    bal.drain("web1")
+    policy = Policy(
+        serial=(1,), drain_timeout=0.2, healthy_timeout=0.2, health=DownGate(), verify=False, reboot="never"
+    )  # type: ignore[arg-type]
+    executor = Rollout(Project(root), ops_inventory(root), "app", policy, runners=Hosts().runners(bal))
+    executor.held = held
+    run = executor.run(["web1"])
+    assert (
+        run.hosts["web1"].outcome,
+        run.hosts["web1"].stage if run.hosts["web1"].outcome == "failed" else None,
+    ) == outcome

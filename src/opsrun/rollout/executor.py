@@ -64,6 +64,10 @@ class Rollout:
             where = inv.where(next(iter(inv.hosts)), "balancer")
             self.balancer = balancers.make(policy.balancer, where=where, inventory=inv)
         self.suite = host_suite(project, inv, deploy, policy)
+        # hosts held to their gate and to serving whatever they did before (a rollback's: they served before
+        # the run it undoes), and per host whether this rollout held it
+        self.held: set[str] = set()
+        self.was_held: dict[str, bool] = {}
 
     def server(self, host: str) -> str:
         from opsrun.balancers import server_name
@@ -316,7 +320,8 @@ class Rollout:
         # A host that was not serving before the change, by its gate and by its balancer (the other half of
         # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
         # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
-        held = {h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)}
+        held = {h for h in live if h in self.held or healthy_before.get(h, True) or serving_before.get(h, True)}
+        self.was_held.update({h: h in held for h in live})
         work = {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held), "verify": self._verify}
         Settle(self, i, steps, work).run(live)
         return [h for h in live if self.result.hosts[h].outcome not in ("failed", "interrupted")]
@@ -363,7 +368,7 @@ class Rollout:
             # A host that was not serving before (a new host, or one whose other half of the stack is
             # not deployed yet) is put back in but not held to serving now: the change did not take
             # it out of service, and the balancer's own health check still decides.
-            held = [h for h in live if serving_before.get(h, True)]
+            held = [h for h in live if h in self.held or serving_before.get(h, True)]
             waited = self._wait_all(held, self.policy.healthy_timeout, "in_service")
             for h in live:
                 if h not in held and not self._in_service(h):

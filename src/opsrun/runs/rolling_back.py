@@ -63,6 +63,7 @@ def rollback(
             runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)
             executor = undo.rollout_back(back, deploy, way.hosts, runners, way.downgrades, deadlines=limits)
             executor.events, executor.stop = events or executor.events, stop or executor.stop
+            executor.held = set(way.hosts)  # back to serving as they did: each held to its gate
             plan = undo.plan_back(executor, way.hosts)
             if on_plan is not None:
                 on_plan(plan)

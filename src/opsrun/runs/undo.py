@@ -151,6 +151,7 @@ class OnFailure:
         executor.events = lambda b, h, s: forward.events(b, h, f"rollback: {s}")
         executor.stop, executor.now, executor.deadlines = forward.stop, forward.now, forward.deadlines
         executor.record = forward.record
+        executor.held = {h for h in hosts if forward.was_held.get(h, True)}  # the failed host served before
         rolled.run = executor.run(hosts, plan_back(executor, hosts))
         for h in rolled.run.hosts.values():
             there = result.hosts[h.name]

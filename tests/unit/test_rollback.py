@@ -17,7 +17,7 @@ from opsrun import inventory
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.cli import cli
 from opsrun.project import Project
-from opsrun.reports import as_text
+from opsrun.reports.model import rollback_notes
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.rollout.downgrade import Downgrades, available, install_command, missing
@@ -213,7 +213,7 @@ def test_on_failure_sends_the_changed_hosts_and_the_failed_one_back_newest_first
         ["web2"],
         ["web1"],
     ]
-    assert as_text.rollback_lines(result) == [
+    assert rollback_notes(result.to_dict()["rollback"]) == [
         f"rollback to revision {a[:12]} (run {good}) succeeded",
         f"  web2: back on {a[:12]}, in the balancer",
         f"  web1: back on {a[:12]}, in the balancer",
@@ -241,7 +241,7 @@ def test_a_rollback_that_fails_stops_and_says_which_hosts_are_where(repo):
         store.close()
     assert [h for v, hs in hosts.applied if v == "VERSION = 1" for h in hs] == ["web3", "web2"]
     assert result.rollback is not None and result.rollback.status == "failed"
-    lines = as_text.rollback_lines(result)
+    lines = rollback_notes(result.to_dict()["rollback"])
     assert lines[0].startswith(f"rollback to revision {a[:12]}") and "failed" in lines[0]
     assert lines[1:] == [
         f"  web3: back on {a[:12]}, in the balancer",
@@ -266,7 +266,7 @@ def test_on_failure_without_a_successful_run_halts_and_says_why(repo):
         store.close()
     assert len(hosts.applied) == 1 and bal.admin["web1"] == "drain"
     assert result.rollback is not None and result.rollback.status == "not attempted"
-    assert as_text.rollback_lines(result) == [
+    assert rollback_notes(result.to_dict()["rollback"]) == [
         "not rolled back: no successful apply of app on prod recorded a revision to go back to"
     ]
     assert notes and "a failure will halt the rollout" in notes[0]

@@ -13,7 +13,7 @@ from rich.table import Table
 from opsrun import logs
 from opsrun.drift import DriftRun
 from opsrun.lab import LabHost
-from opsrun.reports.model import canary_line
+from opsrun.reports.model import canary_line, rollback_notes
 from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
 from opsrun.rollout.rollback import Target
@@ -250,38 +250,13 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
         console.print(f"[bold red]record[/]: {escape(run.record_error)}", soft_wrap=True)
     if not_reached:
         console.print(f"not reached (untouched): {', '.join(not_reached)}", soft_wrap=True)
-    for line in rollback_lines(run):
-        console.print(escape(line), soft_wrap=True)
+    for line in rollback_notes(run.rollback.to_dict() if run.rollback else None):
+        _line(console, line)
     done = sum(h.outcome == "done" for h in run.hosts.values())
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.stage_seconds.items())
     console.print(
         f"{run.status}: {done} of {_n(len(run.hosts), 'host')} done in {run.seconds:.1f}s ({stages})", soft_wrap=True
     )
-
-
-def rollback_lines(run: RolloutRun) -> list[str]:
-    """What a rollback did: `opsrun rollback`'s target, or an on_failure rollback's outcome and where each
-    of its hosts is (shared by the text summary and the reports)."""
-    back = run.rollback
-    if back is None:
-        return []
-    to = f"revision {(back.to_revision or '?')[:12]}" + (f" (run {back.to_run})" if back.to_run is not None else "")
-    if not back.automatic:
-        return [f"rolled back to {to}: " + ", ".join(f"{h} from {(r or '?')[:12]}" for h, r in back.came_from.items())]
-    if back.run is None:
-        return [f"not rolled back: {back.reason}"]
-    lines = [f"rollback to {to} {back.status}" + (f": {back.run.halted}" if back.run.halted else "")]
-    for h in back.run.hosts.values():
-        where = "in the balancer" if h.in_balancer else "OUT of the balancer"
-        if h.outcome == "done":
-            state = f"back on {(back.to_revision or '?')[:12]}"
-        elif h.outcome == "failed":
-            state = f"rollback failed at {h.stage}: {h.reason}"
-        else:
-            state = f"not rolled back: still on {(back.came_from.get(h.name) or '?')[:12]}"
-        went = ", ".join(f"{p} {v}" for p, v in sorted(back.downgrades.get(h.name, {}).items()))
-        lines.append(f"  {h.name}: {state}{f' ({went})' if went else ''}, {where}")
-    return lines
 
 
 def history(rows: list[RunRow], console: Console) -> None:
@@ -340,6 +315,8 @@ def run_document(doc: dict[str, Any], console: Console) -> None:
         _line(console, canary_line(doc["canary"]))
     if doc.get("halted"):
         console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)
+    for line in rollback_notes(doc.get("rollback")):
+        _line(console, line)
 
 
 def drift_run(run: DriftRun, console: Console) -> None:

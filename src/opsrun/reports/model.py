@@ -210,23 +210,30 @@ def _apply(doc: dict[str, Any]) -> Report:
 
 
 def rollback_notes(back: dict[str, Any] | None) -> list[str]:
-    """A rollback in a run's document, as the report's notes: where to, from where, how it went."""
+    """A rollback in a run's document (results.Rollback), as lines: where to and from where, and for
+    on_failure how it went and where each of its hosts is (the text summary, `history show`, the reports)."""
     if not back:
         return []
-    to = f"revision {str(back.get('to_revision') or '?')[:12]}" + (
-        f" (run {back['to_run']})" if back.get("to_run") is not None else ""
-    )
+    to_revision = str(back.get("to_revision") or "?")[:12]
+    to = f"revision {to_revision}" + (f" (run {back['to_run']})" if back.get("to_run") is not None else "")
+    came = {h: str(r or "?")[:12] for h, r in (back.get("from") or {}).items()}
     if not back.get("automatic"):
-        came = ", ".join(f"{h} from {str(r or '?')[:12]}" for h, r in (back.get("from") or {}).items())
-        return [f"rolled back to {to}: {came}"]
-    if back.get("run") is None:
+        return [f"rolled back to {to}: " + ", ".join(f"{h} from {r}" for h, r in came.items())]
+    run = back.get("run")
+    if run is None:
         return [f"not rolled back: {back.get('reason')}"]
-    notes = [f"rollback to {to} {back.get('status')}"]
-    for h, d in (back["run"].get("hosts") or {}).items():
-        where = "in the balancer" if d.get("in_balancer") else "out of the balancer"
-        state = "back" if d.get("outcome") == "done" else f"{d.get('outcome')} at {d.get('stage')}: {d.get('reason')}"
-        notes.append(f"rollback {h}: {state}, {where}")
-    return notes
+    lines = [f"rollback to {to} {back.get('status')}" + (f": {run['halted']}" if run.get("halted") else "")]
+    for h, d in (run.get("hosts") or {}).items():
+        if d.get("outcome") == "done":
+            state = f"back on {to_revision}"
+        elif d.get("outcome") == "failed":
+            state = f"rollback failed at {d.get('stage')}: {d.get('reason')}"
+        else:
+            state = f"not rolled back: still on {came.get(h, '?')}"
+        went = ", ".join(f"{p} {v}" for p, v in sorted((back.get("downgrades") or {}).get(h, {}).items()))
+        where = "in the balancer" if d.get("in_balancer") else "OUT of the balancer"
+        lines.append(f"  {h}: {state}{f' ({went})' if went else ''}, {where}")
+    return lines
 
 
 def _verify(doc: dict[str, Any]) -> Report:

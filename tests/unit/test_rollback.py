@@ -17,7 +17,7 @@ from opsrun import inventory
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.cli import cli
 from opsrun.project import Project
-from opsrun.reports.model import rollback_notes
+from opsrun.reports.model import from_document, rollback_notes
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.rollout.downgrade import Downgrades, available, install_command, missing
@@ -221,6 +221,8 @@ def test_on_failure_sends_the_changed_hosts_and_the_failed_one_back_newest_first
     assert notes == [
         f"1 failed host(s), over the failure budget of 0: rolling back web2, web1 to {a[:12]} (run {good})"
     ]
+    report = from_document(doc)  # the Markdown, HTML and JUnit reports' notes
+    assert report.notes[-3:] == rollback_notes(doc["rollback"])
 
 
 def test_a_rollback_that_fails_stops_and_says_which_hosts_are_where(repo):

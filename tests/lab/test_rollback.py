@@ -7,7 +7,6 @@ as this repo says and leaves it so."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,22 +14,13 @@ import pytest
 
 from opsrun.lab import aptrepo
 from opsrun.lab.loadgen import LoadGenerator
-from tests.conftest import opsrun, opsrun_json
+from tests.conftest import git, opsrun, opsrun_json
 from tests.lab.conftest import demo_versions
 from tests.lab.test_rolling import admin_states, health_versions
 
 pytestmark = pytest.mark.lab
 HOSTS = ["web1", "web2", "web3"]
 WEB = "group_data/web.py"
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=lab", "-c", "user.email=lab@opsrun.invalid", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 @pytest.fixture

@@ -3,22 +3,13 @@ temp folders (opsrun.revisions)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from opsrun import revisions
 from opsrun.errors import ConfigError
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+from tests.conftest import git
 
 
 def write(root: Path, files: dict[str, str]) -> None:

@@ -6,7 +6,6 @@ tests/lab/test_rollback.py."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,12 +17,13 @@ from opsrun.balancers.fake import FakeBalancer
 from opsrun.cli import cli
 from opsrun.project import Project
 from opsrun.reports.model import from_document, rollback_notes
-from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.rollout.downgrade import Downgrades, available, install_command, missing
 from opsrun.runs import undo
 from opsrun.runs.options import Options
 from opsrun.store import open_store
+from tests.conftest import git
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "apt"
 HOSTS = ["web1", "web2", "web3"]
@@ -119,15 +119,6 @@ def test_a_host_whose_archive_lacks_the_version_is_refused_before_its_drain(tmp_
 # --------------------------------------------------------------------------------- a real git project
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
 INVENTORY = 'web = [("web1", {"ssh_hostname": "10.231.7.11"}), ("web2", {"ssh_hostname": "10.231.7.12"}), ' + (
     '("web3", {"ssh_hostname": "10.231.7.13"})]\n'
 )
@@ -178,21 +169,35 @@ def done(batch: int) -> dict:
     return {"outcome": "done", "batch": batch, "changed": 1, "in_balancer": True}
 
 
+def roll_with_a_way_back(root: Path, forward: Rollout, revision: str) -> tuple[RolloutRun, list[str], list[Path]]:
+    """`forward` run with on_failure "rollback" (the way back prepared first, run if it halts): its result,
+    the notices, and what was checked out aside while it ran."""
+    store, notes = open_store(root / ".opsrun"), []
+    try:
+        with undo.OnFailure(
+            Project(root),
+            forward.inv,
+            "app",
+            HOSTS,
+            options=Options(),
+            store=store,
+            revision=revision,
+            notice=notes.append,
+        ) as way_back:
+            aside = list((root / ".opsrun" / "rollback").glob("*"))
+            result = forward.run(HOSTS)
+            way_back.after_halt(result, forward)
+    finally:
+        store.close()
+    return result, notes, aside
+
+
 def test_on_failure_sends_the_changed_hosts_and_the_failed_one_back_newest_first(repo):
     root, a, b = repo
     good = record(root, a, "success", {h: done(i) for i, h in enumerate(HOSTS, 1)})
     inv, bal, hosts = ops_inventory(root), FakeBalancer(HOSTS), Hosts(apply_fails={("web2", "VERSION = 2")})
     forward = Rollout(Project(root), inv, "app", POLICY, runners=hosts.runners(bal))
-    store, notes = open_store(root / ".opsrun"), []
-    try:
-        with undo.OnFailure(
-            Project(root), inv, "app", HOSTS, options=Options(), store=store, revision=b, notice=notes.append
-        ) as way_back:
-            aside = list((root / ".opsrun" / "rollback").iterdir())
-            result = forward.run(HOSTS)
-            way_back.after_halt(result, forward)
-    finally:
-        store.close()
+    result, notes, aside = roll_with_a_way_back(root, forward, b)
 
     assert hosts.applied == [
         ("VERSION = 2", ["web1"]),
@@ -232,15 +237,7 @@ def test_a_rollback_that_fails_stops_and_says_which_hosts_are_where(repo):
     hosts = Hosts(apply_fails={("web3", "VERSION = 2"), ("web2", "VERSION = 1")})
     policy = Policy(serial=(1,), max_fail=0, drain_timeout=0.2, healthy_timeout=0.2, verify=False, reboot="never")
     forward = Rollout(Project(root), inv, "app", policy, runners=hosts.runners(bal))
-    store = open_store(root / ".opsrun")
-    try:
-        with undo.OnFailure(
-            Project(root), inv, "app", HOSTS, options=Options(), store=store, revision=b, notice=lambda _m: None
-        ) as way_back:
-            result = forward.run(HOSTS)
-            way_back.after_halt(result, forward)
-    finally:
-        store.close()
+    result, _notes, _aside = roll_with_a_way_back(root, forward, b)
     assert [h for v, hs in hosts.applied if v == "VERSION = 1" for h in hs] == ["web3", "web2"]
     assert result.rollback is not None and result.rollback.status == "failed"
     lines = rollback_notes(result.to_dict()["rollback"])
@@ -257,15 +254,7 @@ def test_on_failure_without_a_successful_run_halts_and_says_why(repo):
     root, _a, b = repo
     inv, bal, hosts = ops_inventory(root), FakeBalancer(HOSTS), Hosts(apply_fails={"web1"})
     forward = Rollout(Project(root), inv, "app", POLICY, runners=hosts.runners(bal))
-    store, notes = open_store(root / ".opsrun"), []
-    try:
-        with undo.OnFailure(
-            Project(root), inv, "app", HOSTS, options=Options(), store=store, revision=b, notice=notes.append
-        ) as way_back:
-            result = forward.run(HOSTS)
-            way_back.after_halt(result, forward)
-    finally:
-        store.close()
+    result, notes, _aside = roll_with_a_way_back(root, forward, b)
     assert len(hosts.applied) == 1 and bal.admin["web1"] == "drain"
     assert result.rollback is not None and result.rollback.status == "not attempted"
     assert rollback_notes(result.to_dict()["rollback"]) == [

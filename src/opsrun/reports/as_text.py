@@ -201,7 +201,8 @@ class RolloutProgress:
 
 
 def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> None:
-    table = Table(title=f"rolling apply {run.deploy} on {run.inventory}", title_justify="left")
+    what = "rollback" if run.rollback is not None and not run.rollback.automatic else "rolling apply"
+    table = Table(title=f"{what} {run.deploy} on {run.inventory}", title_justify="left")
     for col in ("batch", "host", "outcome", "stage", "balancer", "ops changed"):
         table.add_column(col)
     for h in run.hosts.values():

@@ -112,7 +112,9 @@ class OnFailure:
 
     def __enter__(self) -> OnFailure:
         revisions.prefix(self.project.root)  # outside git there is never a way back: refused here
-        self.good = next((a for a in history(self.store, self.inv.name, self.deploy) if a.status == "success"), None)
+        rows = self.store.runs(self.inv.name, limit=HISTORY)
+        good = next((r for r in rows if (r.kind, r.deploy, r.status) == ("apply", self.deploy, "success")), None)
+        self.good = Applied(good.id, good.revision, good.status) if good else None
         if self.good is None or self.good.revision is None:
             self.reason = f"no successful apply of {self.deploy} on {self.inv.name} recorded a revision to go back to"
         else:

@@ -257,10 +257,10 @@ class Rollback:
 
     @property
     def status(self) -> str:
-        """succeeded | failed | not attempted (automatic); `opsrun rollback`'s own is its run's status."""
+        """succeeded | failed | interrupted | not attempted (automatic); `opsrun rollback`'s is its run's."""
         if self.run is None:
             return "not attempted"
-        return "succeeded" if self.run.status == "success" else "failed"
+        return {"success": "succeeded", "interrupted": "interrupted"}.get(self.run.status, "failed")
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {

@@ -222,6 +222,7 @@ def _applied(run: Prepared, store: Store, resume: int | None) -> DeployRun | Rol
         store=store,
         revision=run.revision,
         notice=run.notice,
+        policy=policy,
     )
     with way_back:
         return recorded(replace(run, on_halt=way_back.after_halt), store, resume)

@@ -61,7 +61,10 @@ def rollback(
         with undo.checked_out(project, inv.name, commit, options) as back:
             limits = deadlines.load(back.inv, way.hosts, dict(options.deadlines))
             runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)
-            executor = undo.rollout_back(back, deploy, way.hosts, runners, way.downgrades, deadlines=limits)
+            today = rollout.load_policy(inv, way.hosts, deploy=deploy)  # when the revision had none
+            executor = undo.rollout_back(
+                back, deploy, way.hosts, runners, way.downgrades, fallback=today, deadlines=limits
+            )
             executor.events, executor.stop = events or executor.events, stop or executor.stop
             executor.held = set(way.hosts)  # back to serving as they did: each held to its gate
             plan = undo.plan_back(executor, way.hosts)

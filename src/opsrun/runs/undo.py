@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from types import TracebackType
 
 from opsrun import inventory, probes, revisions, rollout, secrets, settings
 from opsrun.deadlines import Deadlines
@@ -101,9 +100,11 @@ class OnFailure:
         store: Store,
         revision: str | None,
         notice: Callable[[str], None],
+        policy: rollout.Policy | None = None,
     ):
         self.project, self.inv, self.deploy, self.hosts = project, inv, deploy, hosts
         self.options, self.store, self.revision, self.notice = options, store, revision, notice
+        self.policy = policy  # the rollout's own: the way back's when its revision has none
         self.stack = contextlib.ExitStack()
         self.back: Back | None = None
         self.executor: rollout.Rollout | None = None
@@ -123,7 +124,9 @@ class OnFailure:
                 commit = revisions.resolve(self.project.root, self.good.revision, where=where, field=field)
                 revisions.check_deploy(self.project.root, commit, self.deploy, where=where, field=field)
                 self.back = self.stack.enter_context(checked_out(self.project, self.inv.name, commit, self.options))
-                self.executor = rollout_back(self.back, self.deploy, self.hosts, rollout.StageRunners(), {})
+                self.executor = rollout_back(
+                    self.back, self.deploy, self.hosts, rollout.StageRunners(), {}, fallback=self.policy
+                )
             except ConfigError as exc:
                 self.reason = f"the way back cannot be prepared: {exc}"
                 self.stack.close()
@@ -131,7 +134,7 @@ class OnFailure:
             self.notice(f"on_failure is rollback, but {self.reason}: a failure will halt the rollout")
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stack.close()
 
     def after_halt(self, result: RolloutRun, forward: rollout.Rollout) -> None:
@@ -156,10 +159,13 @@ class OnFailure:
         executor.held = {h for h in hosts if forward.was_held.get(h, True)}  # the failed host served before
         rolled.run = executor.run(hosts, plan_back(executor, hosts))
         for h in rolled.run.hosts.values():
-            there = result.hosts[h.name]
-            there.in_balancer = h.in_balancer
-            went = "rolled back" if h.outcome == "done" else f"rollback {h.outcome} at {h.stage}: {h.reason}"
-            there.add_note(f"{went} to {str(to)[:12]}" if h.outcome == "done" else went)
+            result.hosts[h.name].in_balancer = h.in_balancer
+            if h.outcome == "done":
+                result.hosts[h.name].add_note(f"rolled back to {str(to)[:12]}")
+            elif h.outcome == "failed":
+                result.hosts[h.name].add_note(f"rollback failed at {h.stage}: {h.reason}")
+            else:
+                result.hosts[h.name].add_note("not rolled back: the rollback stopped before it")
 
 
 def _went_from(out: HostOutcome) -> dict[str, str]:

@@ -367,3 +367,17 @@ def test_a_rollback_holds_its_hosts_to_the_gate_even_when_they_were_out_before(t
         run.hosts["web1"].outcome,
         run.hosts["web1"].stage if run.hosts["web1"].outcome == "failed" else None,
     ) == outcome
+
+
+@pytest.mark.usefixtures("no_host_touched")
+def test_a_revision_whose_settings_are_refused_names_its_file_by_the_revision(tmp_path, host_guard):
+    root = tmp_path / "ops"
+    root.mkdir()
+    git(root, "init", "-q")
+    bad = commit(root, "VERSION = 1", rolling='rolling = {"serial": 0}\n')
+    commit(root, "VERSION = 2")
+    result = cli_run(root, "--revision", bad)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: revision {bad[:12]}/group_data/web.py: rolling.serial: "), result.stderr
+    assert host_guard == []
+    assert not any((root / ".opsrun" / "rollback").iterdir())

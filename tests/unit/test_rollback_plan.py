@@ -115,6 +115,13 @@ def test_a_revision_no_run_recorded_takes_every_host():
     run, hosts, came_from = plan(history, revision=C)
     assert run is None
     assert hosts == ["web2", "web3", "web1"] and came_from == {"web2": B, "web3": A}
+    lines = target(C, None, history, HOSTS).plan_lines()
+    assert lines[0] == f"rollback to revision {C[:12]}: 3 host(s), newest changed first"
+    assert lines[1:] == [
+        f"  web2: from {B[:12]} (run 8)",
+        f"  web3: from {A[:12]} (run 7)",
+        "  web1: no recorded run changed it",
+    ]
 
 
 def test_a_dirty_recorded_revision_is_matched_by_its_snapshot_commit():

@@ -77,9 +77,12 @@ class Target:
         to = f"revision {self.revision[:12]}" + (f" (run {self.run_id})" if self.run_id is not None else "")
         lines = [f"rollback to {to}: {len(self.hosts)} host(s), newest changed first"]
         for h in self.hosts:
-            was = (self.came_from.get(h) or "an unrecorded revision")[:12]
             went = ", ".join(f"{p} back to {v}" for p, v in sorted(self.downgrades.get(h, {}).items()))
-            lines.append(f"  {h}: from {was} (run {self.from_run[h]})" + (f"; {went}" if went else ""))
+            if h in self.from_run:
+                was = (self.came_from.get(h) or "an unrecorded revision")[:12]
+                lines.append(f"  {h}: from {was} (run {self.from_run[h]})" + (f"; {went}" if went else ""))
+            else:
+                lines.append(f"  {h}: no recorded run changed it")
         return lines
 
 

@@ -56,8 +56,6 @@ def rollback(
         way = _target(project, store, inventory_name, deploy, to_run, revision, selected)
         commit = revisions.resolve(project.root, way.revision, where=_where(way), field="revision")
         revisions.check_deploy(project.root, commit, deploy, where=_where(way), field="revision")
-        if on_target is not None:
-            on_target(way)
         with undo.checked_out(project, inv.name, commit, options) as back:
             limits = deadlines.load(back.inv, way.hosts, dict(options.deadlines))
             runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)
@@ -68,6 +66,8 @@ def rollback(
             executor.events, executor.stop = events or executor.events, stop or executor.stop
             executor.held = set(way.hosts)  # back to serving as they did: each held to its gate
             plan = undo.plan_back(executor, way.hosts)
+            if on_target is not None:  # everything checked: where to, and from where, before any host is touched
+                on_target(way)
             if on_plan is not None:
                 on_plan(plan)
             went = Rollback(way.revision, way.run_id, dict(way.came_from), way.downgrades)

@@ -45,11 +45,21 @@ class Back:
 @contextlib.contextmanager
 def checked_out(project: Project, inventory_name: str, commit: str, options: Options) -> Iterator[Back]:
     """Revision `commit` of the project, aside (removed afterwards); its inventory locked and named as the
-    project's own (one lock whichever revision is applied)."""
+    project's own (one lock whichever revision is applied). A file of it that is refused is named as
+    "revision COMMIT/group_data/web.py"."""
     with revisions.aside(project.root, commit, project.state_dir) as folder:
-        back = Project(folder, state=project.state_dir)
-        inv = inventory.load(back, inventory_name, options.data)
-        yield Back(back, replace(inv, path=project.inventory_path(inventory_name)), commit)
+        try:
+            back = Project(folder, state=project.state_dir)
+            inv = inventory.load(back, inventory_name, options.data)
+            yield Back(back, replace(inv, path=project.inventory_path(inventory_name)), commit)
+        except ConfigError as exc:  # a file of the checkout (gone afterwards) is named by its revision
+            named = f"revision {commit[:12]}"
+            raise ConfigError(
+                exc.path.replace(str(folder), named),
+                exc.problem.replace(str(folder), named),
+                field=exc.field,
+                fix=exc.fix,
+            ) from exc
 
 
 def rollout_back(

@@ -191,7 +191,7 @@ def rollback(
     DEPLOY on INVENTORY (or of --to RUN_ID, or --revision REV), checked out aside from git, newest changed
     host first, through the same rolling sequence as apply; packages those runs upgraded go back to the
     versions they had. Exit 0 all back, 1 a host failed (the rollback stops there), 2 refused before any
-    host was touched, 130 interrupted."""
+    host was touched, 4 its record could not be kept, 130 interrupted."""
     options, _list = run_options({**given, "list_hosts": False, "allow_unreachable": False})
     progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
     with _touching_hosts(out) as stop, progress, _hosts_display():

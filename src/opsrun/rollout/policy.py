@@ -103,6 +103,7 @@ def load_policy(
         healthy_timeout=float(rolling.healthy_timeout),
         health=HealthGate(**gate.model_dump()) if gate is not None else None,
         verify=rolling.verify,
+        reboot=rolling.reboot,
         reboot_timeout=float(rolling.reboot_timeout),
         balancer=dict(balancer) if balancer is not None else None,
         last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,

@@ -1,14 +1,13 @@
-"""The rollout executor: walks a plan batch by batch through the stages (connect, check, drain, apply, reboot,
-health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle;
-a canary batch is then baked and judged, rollout.canary; `pause` waits between batches) and records each
-host's outcome. A failure stops the rollout after its batch: failed hosts stay out of the balancer, hosts
-done stay in, hosts not reached are left untouched.
+"""The rollout executor: walks a plan batch by batch through the stages (connect, check, drain, apply, reboot, health
+gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle; a canary batch
+is then baked and judged, rollout.canary; `pause` waits between batches) and records each host's outcome. A failure
+stops the rollout after its batch: failed hosts stay out of the balancer, hosts done stay in, hosts not reached are
+left untouched.
 
-Two ways to stop early besides a failure: `halt` (the state store stopped answering: the hosts in flight
-finish, no new host is drained) and the operator's stop (`waiting.Stop`): the first at the next safe point,
-the second (`now`) at once: the apply's running commands and every wait are ended, each host in flight is
-interrupted at its stage, put back when nothing was changed on it and left out otherwise, and its place is
-read back from the balancer."""
+Two ways to stop early besides a failure: `halt` (the state store stopped answering: the hosts in flight finish, no
+new host is drained) and the operator's stop (`waiting.Stop`): the first at the next safe point, the second (`now`)
+at once: the apply's running commands and every wait are ended, each host in flight is interrupted at its stage, put
+back when nothing was changed on it and left out otherwise, and its place is read back from the balancer."""
 
 from __future__ import annotations
 

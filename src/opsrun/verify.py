@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes, progress, ssh_shell, sudo
+from opsrun import processes, progress, sudo, transport
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
@@ -314,7 +314,7 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
         "--no-header",
         "--tb=short",
         "--color=no",
-        f"--hosts={','.join(f'{ssh_shell.NAME}://{h}' for h in hosts)}",
+        f"--hosts={','.join(f'{transport.NAME}://{h}' for h in hosts)}",
         f"--ssh-config={tmpdir / 'ssh_config'}",
     ]
 
@@ -333,7 +333,7 @@ def _pytest_env(
         **env,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
-        ssh_shell.SUDO_ENV: json.dumps(
+        transport.SUDO_ENV: json.dumps(
             {h: {"user": s.user, "password": s.password} for h in hosts if (s := sudo.Sudo.of(data[h])) is not None}
         ),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
@@ -370,5 +370,5 @@ def _strip_host(test: str, host: str | None) -> str:
     """`test_file.py::test_x[opsrun-ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
     if not host:
         return test
-    spec = f"{ssh_shell.NAME}://{host}"
+    spec = f"{transport.NAME}://{host}"
     return test.replace(f"[{spec}]", "").replace(f"{spec}-", "").replace(f"-{spec}", "")

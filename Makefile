@@ -72,6 +72,7 @@ lint: dev
 	$(BIN)/ruff check src tests deploys verify inventories group_data bench
 	$(BIN)/ruff format --check src tests deploys verify inventories group_data bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: dev
 	$(BIN)/pytest tests/unit

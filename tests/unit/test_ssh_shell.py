@@ -101,12 +101,16 @@ def test_output_of_a_background_process_after_its_command_is_nobodys(backend):
 
 
 def test_output_written_right_after_the_end_marker_does_not_hang_the_command(backend):
+    writers = []
     for _ in range(50):  # the end marker and a background write often arrive in one read
         result = backend.run("(for i in 1 2 3 4 5; do echo bg; echo bg >&2; done) & echo fg $!")
         assert result.rc == 0 and "fg" in result.stdout.split()  # with bg lines, when they came in its time
-    # The last background writer may still write: its lines would be the next command's (a shell cannot tell
-    # whose they are), so the check that the framing is still in step waits for it to end first.
-    _wait_gone(int(result.stdout.split()[result.stdout.split().index("fg") + 1]))
+        writers.append(int(result.stdout.split()[result.stdout.split().index("fg") + 1]))
+    # A background writer may still write: its lines would be the next command's (a shell cannot tell whose
+    # they are), so the check that the framing is still in step waits for every one of them to end first
+    # (under load, an early writer can outlast the last one).
+    for pid in writers:
+        _wait_gone(pid)
     assert backend.run("echo next").stdout == "next\n"
 
 

@@ -33,7 +33,9 @@ from testinfra.backend import base
 from testinfra.backend.ssh import SshBackend
 
 from opsrun import sudo
-from opsrun.transport import NAME, SUDO_ENV
+
+NAME = "opsrun-ssh"
+SUDO_ENV = "OPSRUN_VERIFY_SUDO"
 
 
 class ShellSshBackend(SshBackend):  # type: ignore[misc]

@@ -105,6 +105,6 @@ def _pause(seconds: float, what: str, stop: threading.Event | None = None) -> No
         if (stop is not None and stop.is_set()) or left <= 0:
             return
         if not watched:
-            time.sleep(left)
+            time.sleep(left)  # ok: the pause between two looks of poll_until, with nothing to watch
         else:  # one event: wait on it; more: look at each in short slices (threading has no wait for any)
             watched[0].wait(left if len(watched) == 1 else min(left, 0.05))

@@ -71,3 +71,23 @@ def test_the_second_signal_stops_now_and_each_says_what_it_does(capsys):
     assert "SIGINT: stopping at the next safe point" in err and "Press Ctrl-C again to stop now." in err
     assert "SIGTERM again: stopping now (the commands running are ended;" in err
     assert signal.getsignal(signal.SIGINT) is before  # put back after the block
+
+
+def test_a_second_signal_that_comes_while_the_first_notice_is_printed_stops_now(monkeypatch, capsys):
+    """The operator (or a test) answers the notice as soon as it is read: the second SIGINT's handler then
+    runs inside the first's, before it returns. It must count as the second, not be taken for the first."""
+    from opsrun.cli import fleet
+
+    printed: list[str] = []
+
+    def echo(text: str, *, err: bool = False) -> None:
+        printed.append(text)
+        if len(printed) == 1:  # the notice is out; the answer comes before the first handler returns
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(fleet, "echo", echo)
+    stop = Stop()
+    with _stop_on_signals(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert stop.is_set() and stop.now.is_set()
+    assert [p.split(":")[0].strip() for p in printed] == ["SIGINT", "SIGINT again"]

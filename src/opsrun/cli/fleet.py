@@ -53,21 +53,23 @@ def _stop_on_signals(stop: Stop) -> Iterator[None]:
     out as what was done to them says."""
 
     def handler(signum: int, _frame: object) -> None:
+        # The event is set before the notice is printed: an operator answering the notice at once sends the
+        # second signal while this handler still prints, and its handler runs inside this one.
         name = signal.Signals(signum).name
         if not stop.is_set():
+            stop.set()
             echo(
                 f"\n{name}: stopping at the next safe point (an apply finishes its current operation or batch; "
                 "a dry run or a check stops now). Press Ctrl-C again to stop now.",
                 err=True,
             )
-            stop.set()
         elif not stop.now.is_set():
+            stop.now.set()
             echo(
                 f"\n{name} again: stopping now (the commands running are ended; hosts in flight are put back in "
                 "the balancer when nothing was changed on them, else left out, and the summary says which)",
                 err=True,
             )
-            stop.now.set()
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from opsrun import transport
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import TestResult, VerifyRun
@@ -63,15 +64,13 @@ def run_suite(
     project: Project, inventory: Inventory, suite: str, hosts: list[str], timeout: float | None = None
 ) -> VerifyRun:
     """Run verify/SUITE/ once with plain pytest (no testinfra host), results under the host "controller"."""
-    from opsrun.verify import public_data
-
     suite_dir = project.suite_path(suite)
     started = time.monotonic()
     first = inventory.hosts[hosts[0]].data if hosts else inventory.all_data
     doc: dict[str, Any] = {
         "inventory": inventory.name,
-        "data": public_data(first),
-        "hosts": {h: public_data(inventory.hosts[h].data) for h in hosts},
+        "data": transport.public_data(first),
+        "hosts": {h: transport.public_data(inventory.hosts[h].data) for h in hosts},
     }
     with tempfile.TemporaryDirectory(prefix="opsrun-c-") as tmp:
         tmpdir = Path(tmp)
@@ -85,8 +84,8 @@ def run_suite(
         ]  # fmt: skip
         env = {
             **os.environ,
-            "OPSRUN_VERIFY_RESULTS": str(results_path),
-            "OPSRUN_VERIFY_INVENTORY": str(tmpdir / "inventory.json"),
+            transport.RESULTS_ENV: str(results_path),
+            transport.INVENTORY_ENV: str(tmpdir / "inventory.json"),
         }
         proc = subprocess.run(
             cmd,

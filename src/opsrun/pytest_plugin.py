@@ -29,16 +29,16 @@ import pytest
 from opsrun import (
     processes,
     ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
+    transport,
 )
 from opsrun.results import UNREACHABLE_TEST
 
 HOST_KEY = "opsrun_host"
-AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"  # opsrun.verify.AFTER_APPLY_ENV (this module imports no opsrun.verify)
 
 
 @pytest.fixture(scope="module")
 def host_data(host: Any) -> dict[str, Any]:
-    path = os.environ.get("OPSRUN_VERIFY_HOSTDATA")
+    path = os.environ.get(transport.HOSTDATA_ENV)
     if not path:
         return {}
     with open(path, encoding="utf-8") as f:
@@ -48,7 +48,7 @@ def host_data(host: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def inventory_data() -> dict[str, Any]:
-    path = os.environ.get("OPSRUN_VERIFY_INVENTORY")
+    path = os.environ.get(transport.INVENTORY_ENV)
     if not path:
         return {"inventory": None, "data": {}, "hosts": {}}
     with open(path, encoding="utf-8") as f:
@@ -58,7 +58,7 @@ def inventory_data() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def applied_deploy() -> str | None:
-    return os.environ.get(AFTER_APPLY_ENV) or None
+    return os.environ.get(transport.AFTER_APPLY_ENV) or None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,7 +72,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = os.environ.get("OPSRUN_VERIFY_RESULTS")
+    path = os.environ.get(transport.RESULTS_ENV)
     if not path:
         return
     host = dict(report.user_properties).get(HOST_KEY)
@@ -135,7 +135,7 @@ def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item
         if result.rc != 0:
             reason = (result.stderr or result.stdout or f"exit {result.rc}").strip().splitlines()
             _record(
-                os.environ["OPSRUN_VERIFY_RESULTS"],
+                os.environ[transport.RESULTS_ENV],
                 host,
                 UNREACHABLE_TEST,
                 f"could not connect to {host} ({target}): {reason[-1] if reason else 'no reason given'}",
@@ -163,7 +163,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     `concurrency` at a time across requests; a child past its host's deadline is killed with its SSH
     processes and the host gets one error: "timed out after N s in stage verify". When a request's hosts
     have all ended, "done ID" on the answer pipe; the request pipe's end ends the session."""
-    spec = os.environ.get("OPSRUN_VERIFY_PARALLEL")  # set by opsrun.verify.Verifier
+    spec = os.environ.get(transport.PARALLEL_ENV)  # set by opsrun.verify.Verifier
     if not spec or session.config.option.collectonly:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
@@ -296,16 +296,16 @@ def _fork_host(
                 os.setpgid(0, 0)  # its ssh processes die with it at the deadline
             for fd in channel:  # the server's pipes are the server's
                 os.close(fd)
-            os.environ["OPSRUN_VERIFY_RESULTS"] = f"{request['results']}.{os.getpid()}"
+            os.environ[transport.RESULTS_ENV] = f"{request['results']}.{os.getpid()}"
             if request.get("after_apply"):
-                os.environ[AFTER_APPLY_ENV] = request["after_apply"]
+                os.environ[transport.AFTER_APPLY_ENV] = request["after_apply"]
             else:
-                os.environ.pop(AFTER_APPLY_ENV, None)
+                os.environ.pop(transport.AFTER_APPLY_ENV, None)
             _run_host(session, host, items, target)
         except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
             import traceback
 
-            _record(os.environ["OPSRUN_VERIFY_RESULTS"], host, "(verify)", traceback.format_exc()[-2000:])
+            _record(os.environ[transport.RESULTS_ENV], host, "(verify)", traceback.format_exc()[-2000:])
             code = 1
         finally:
             os._exit(code)

@@ -33,9 +33,7 @@ from testinfra.backend import base
 from testinfra.backend.ssh import SshBackend
 
 from opsrun import sudo
-
-NAME = "opsrun-ssh"
-SUDO_ENV = "OPSRUN_VERIFY_SUDO"
+from opsrun.transport import NAME, SUDO_ENV
 
 
 class ShellSshBackend(SshBackend):  # type: ignore[misc]

@@ -12,45 +12,22 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes, progress, ssh_shell, sudo
+from opsrun import controller, processes, progress, sudo, transport
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
-
-# JSON for the suite's pytest (opsrun.pytest_plugin): {"concurrency": N, "deadlines": {host: s}, "targets": {...}}
-PARALLEL_ENV = "OPSRUN_VERIFY_PARALLEL"
-# the deploy a rollout applied to these hosts just before this verification (the `applied_deploy` fixture)
-AFTER_APPLY_ENV = "OPSRUN_VERIFY_AFTER_APPLY"
-
-SECRET_KEY = re.compile(r"pass|secret|token|credential|private", re.IGNORECASE)
-
-
-def public_data(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Host data a suite may see: JSON values only, nothing whose name says it is a secret."""
-    out = {}
-    for key, value in data.items():
-        if SECRET_KEY.search(key):
-            continue
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            continue
-        out[key] = value
-    return out
-
+from opsrun.transport import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data
 
 DEFAULT_CONCURRENCY = 16  # hosts verified at once: at most this many SSH sessions from one verification
 
@@ -100,8 +77,6 @@ class Verifier:
         stop: threading.Event | None = None,
         connect_timeout: float = DEFAULTS["connect"],
     ):
-        from opsrun import controller
-
         self.project, self.inventory, self.suite, self.hosts = project, inventory, suite, list(hosts)
         self.concurrency, self.stop, self.connect_timeout = max(1, concurrency), stop, connect_timeout
         self.suite_dir = project.suite_path(suite)
@@ -175,8 +150,6 @@ class Verifier:
         started = time.monotonic()
         if self.on_controller:
             limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
-            from opsrun import controller
-
             return controller.run_suite(self.project, self.inventory, self.suite, hosts, limit)
         unknown = sorted(set(hosts) - set(self.hosts))
         if unknown:
@@ -314,7 +287,7 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
         "--no-header",
         "--tb=short",
         "--color=no",
-        f"--hosts={','.join(f'{ssh_shell.NAME}://{h}' for h in hosts)}",
+        f"--hosts={','.join(f'{transport.NAME}://{h}' for h in hosts)}",
         f"--ssh-config={tmpdir / 'ssh_config'}",
     ]
 
@@ -332,8 +305,8 @@ def _pytest_env(
     return {
         **env,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-        "OPSRUN_VERIFY_HOSTDATA": str(tmpdir / "hostdata.json"),
-        ssh_shell.SUDO_ENV: json.dumps(
+        HOSTDATA_ENV: str(tmpdir / "hostdata.json"),
+        transport.SUDO_ENV: json.dumps(
             {h: {"user": s.user, "password": s.password} for h in hosts if (s := sudo.Sudo.of(data[h])) is not None}
         ),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
@@ -370,5 +343,5 @@ def _strip_host(test: str, host: str | None) -> str:
     """`test_file.py::test_x[opsrun-ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
     if not host:
         return test
-    spec = f"{ssh_shell.NAME}://{host}"
+    spec = f"{transport.NAME}://{host}"
     return test.replace(f"[{spec}]", "").replace(f"{spec}-", "").replace(f"-{spec}", "")

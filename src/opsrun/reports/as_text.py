@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -12,11 +12,13 @@ from rich.table import Table
 
 from opsrun import logs
 from opsrun.drift import DriftRun
-from opsrun.lab import LabHost
 from opsrun.reports.model import canary_line
 from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
 from opsrun.store import RunRow
+
+if TYPE_CHECKING:
+    from opsrun.lab import LabHost
 
 MAX_DIFF_LINES = 200  # of an operation's diff (the engine keeps no more)
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "passed": "green"}

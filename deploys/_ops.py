@@ -193,8 +193,8 @@ def held_packages(packages: list[str]) -> Generator[Any, None, None]:
 PM2_HOME = "/root/.pm2"  # PM2 runs as root, started at boot by pm2-root.service (`pm2 startup systemd`)
 
 # Runs on the host. Reads PM2's state without changing it: `pm2 jlist` would spawn a daemon, so it is only
-# asked when one is running. Only names, states and counters leave the host: jlist also carries each
-# process's environment, secrets included.
+# asked when one is running. Only names, states, counters and script paths leave the host: jlist also carries
+# each process's environment, secrets included.
 _PM2_STATE = """
 import json, os, subprocess
 home = os.environ.get("PM2_HOME", "/root/.pm2")
@@ -219,14 +219,15 @@ if out["daemon"]:
         out["processes"].append({
             "name": p["name"], "status": env.get("status"), "pid": p.get("pid"),
             "restarts": env.get("restart_time", 0), "module": bool(env.get("pmx_module")),
-            "exec_mode": env.get("exec_mode"),
+            "exec_mode": env.get("exec_mode"), "exec_path": env.get("pm_exec_path"),
         })
 print(json.dumps(out))
 """
 
 
 class Pm2State(FactBase[dict[str, Any]]):
-    """PM2 on the host: is its daemon running, its processes (name, status, pid, restarts, module), the
+    """PM2 on the host: is its daemon running, its processes (name, status, pid, restarts, module, the script
+    it runs), the
     installed modules and their settings (module_conf.json). Nothing is started to find out."""
 
     def command(self) -> str:
@@ -258,6 +259,51 @@ def pm2_module(module: str, version: str, settings: dict[str, object]) -> Genera
         yield f"pm2 set {shlex.quote(f'{module}:{key}')} {shlex.quote(value)}"
     if installed and not unset:
         host.noop(f"{module} installed, {len(settings)} settings as desired")
+
+
+def release_of(folder: Path) -> str:
+    """An app release's name: 12 hex digits of a hash of the folder's files (paths and contents), so the same
+    code is the same release on every host and in every revision of the ops repo."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+class AppReleases(FactBase[dict[str, Any]]):
+    """An app's releases on the host (the folders of HOME/releases) and the one HOME/current points at."""
+
+    def command(self, home: str) -> str:
+        q = shlex.quote
+        return (
+            f"ls -1 {q(home + '/releases')} 2>/dev/null; echo --; readlink {q(home + '/current')} 2>/dev/null || true"
+        )
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        cut = output.index("--") if "--" in output else len(output)
+        current = "".join(output[cut + 1 :]).strip()
+        return {"releases": output[:cut], "current": current.rsplit("/", 1)[-1] if current else None}
+
+
+@operation()
+def current_release(home: str, release: str) -> Generator[Any, None, None]:
+    """HOME/current points at HOME/releases/RELEASE (switched in one rename, so a worker that starts meanwhile
+    finds one release or the other); of the other releases, only the one it pointed at before is kept: a
+    rollback switches back to it without copying anything."""
+    seen = host.get_fact(AppReleases, home=home)
+    previous = seen["current"]
+    extra = [r for r in seen["releases"] if r not in (release, previous)]
+    q = shlex.quote
+    if previous != release:
+        link, new = q(home + "/current"), q(home + "/.current.new")
+        yield f"ln -sfn {q('releases/' + release)} {new} && mv -Tf {new} {link}"
+    if extra:
+        yield "rm -rf " + " ".join(q(f"{home}/releases/{r}") for r in extra)
+    if previous == release and not extra:
+        host.noop(
+            f"release {release} is current"
+            + (f", {len(seen['releases']) - 1} kept beside it" if seen["releases"] else "")
+        )
 
 
 class NpmGlobalPackages(FactBase[dict[str, str]]):

@@ -2,9 +2,14 @@
 started from a rendered ecosystem file, kept across reboots (pm2-root.service), logs rotated by
 pm2-logrotate. Checked by verify/pm2/.
 
+An app's code is a release: CWD/releases/ID (ID: a hash of the app folder's files), and CWD/current points
+at the one PM2 runs. The release it replaces stays beside it (older ones are removed), so a rollback to the
+previous revision switches CWD/current back without copying the code again.
+
 An app is started or reloaded (`pm2 startOrReload`, graceful in cluster mode) only when its ecosystem,
-code or secrets changed, or when it does not have its instances online; then `pm2 save`. An app whose env
-loses a variable is deleted and started instead: PM2's reload would keep the old value. Apps that are no
+code (its current release) or secrets changed, or when it does not have its instances online; then
+`pm2 save`. A process that PM2 runs from anywhere else (an app deployed before releases), or whose env
+loses a variable (PM2's reload would keep the old value), is deleted and started again. Apps that are no
 longer in group_data are deleted.
 
 Settings (group_data, `pm2_*`): pm2_version, pm2_logrotate {version, max_size, retain, compress, ...},
@@ -20,6 +25,7 @@ secret rule (`not_secret` says an env name holds plain configuration), in a plai
 import json
 import shlex
 from io import StringIO
+from pathlib import Path
 
 from pyinfra import host
 from pyinfra.facts.files import File
@@ -27,7 +33,16 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys._ops import Pm2State, npm_global, online_instances, pm2_module, render, secret_file
+from deploys._ops import (
+    Pm2State,
+    current_release,
+    npm_global,
+    online_instances,
+    pm2_module,
+    release_of,
+    render,
+    secret_file,
+)
 from opsrun import secret_sources
 from opsrun import settings as schemas
 
@@ -42,6 +57,9 @@ logrotate.update(pm2.logrotate.model_dump(exclude_unset=True))
 apps = [
     {
         **app.model_dump(),
+        "home": app.cwd,
+        "cwd": f"{app.cwd}/current",  # PM2 runs the current release
+        "release": release_of(Path(host.state.cwd or ".") / app.source),
         "secrets_file": f"/etc/opsrun/pm2/{app.name}.secrets.json",
         "names_file": f"/etc/opsrun/pm2/{app.name}.env-names",  # the variables opsrun gave it, by name
     }
@@ -68,9 +86,21 @@ files.directory(name="Ecosystem folder", path="/etc/opsrun/pm2", mode="700")
 
 changes = []
 for i, app in enumerate(apps):
-    files.directory(name=f"{app['name']}: app folder", path=app["cwd"], mode="755")
+    files.directory(name=f"{app['name']}: releases folder", path=f"{app['home']}/releases", mode="755")
     changes.append(
-        files.sync(name=f"{app['name']}: code from {app['source']}", src=app["source"], dest=app["cwd"], delete=True)
+        files.sync(
+            name=f"{app['name']}: release {app['release']} from {app['source']}",
+            src=app["source"],
+            dest=f"{app['home']}/releases/{app['release']}",
+            delete=True,
+        )
+    )
+    changes.append(
+        current_release(
+            name=f"{app['name']}: release {app['release']} current, the one before kept",
+            home=app["home"],
+            release=app["release"],
+        )
     )
     secrets = {
         var: secret_sources.read(ref, "group_data", f"pm2_apps[{i}].secret_env.{var}")
@@ -98,12 +128,21 @@ stale = {}
 for app in apps:
     given = host.get_fact(Command, f"cat {shlex.quote(app['names_file'])} 2>/dev/null || true")
     stale[app["name"]] = sorted(set((given or "").split()) - {*app["env"], *app["secret_env"]})
-    if stale[app["name"]]:
-        server.shell(
-            name=f"{app['name']}: restarted without {', '.join(stale[app['name']])} (a reload would keep them)",
-            commands=[f"pm2 delete {shlex.quote(app['name'])}"],
-        )
-missing = [a["name"] for a in apps if online_instances(state, a["name"]) != a["instances"] or stale[a["name"]]]
+runs_from = {
+    a["name"]: {f"{a['cwd']}/{a['script']}", f"{a['home']}/releases/{a['release']}/{a['script']}"} for a in apps
+}
+elsewhere = sorted(
+    {p["name"] for p in state["processes"] if p["name"] in runs_from and p.get("exec_path") not in runs_from[p["name"]]}
+)
+restart = sorted({*elsewhere, *(n for n, lost in stale.items() if lost)})
+if restart:
+    why = [f"{n} runs outside its current release" for n in elsewhere]
+    why += [f"{n} loses {', '.join(lost)}" for n, lost in stale.items() if lost]
+    server.shell(
+        name=f"Stop the apps to start again ({'; '.join(why)})",
+        commands=[f"pm2 delete {shlex.quote(n)}" for n in restart],
+    )
+missing = [a["name"] for a in apps if a["name"] in restart or online_instances(state, a["name"]) != a["instances"]]
 reload_apps = f"pm2 startOrReload {ECOSYSTEM} --update-env && pm2 save"
 if missing:
     server.shell(name=f"Start or reload the apps ({', '.join(missing)} not fully online)", commands=[reload_apps])

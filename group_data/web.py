@@ -16,7 +16,7 @@ pm2_logrotate = {"version": "3.0.0", "max_size": "100M", "retain": 30, "compress
 pm2_apps = [
     {
         "name": "demo",
-        "source": "apps/demo",  # a folder of this repo, synced to cwd
+        "source": "apps/demo",  # a folder of this repo, synced to a release under cwd (cwd/current runs)
         "script": "server.js",
         "cwd": "/opt/apps/demo",
         "instances": 2,

@@ -70,6 +70,16 @@ def opsrun(*args: str, project: Path = REPO, timeout: float = 600) -> subprocess
     )
 
 
+def git(root: Path, *args: str) -> str:
+    """git in `root` with an identity of its own (the tests' ops repositories), its output stripped."""
+    return subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=opsrun tests", "-c", "user.email=tests@opsrun.invalid", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def opsrun_json(*args: str, project: Path = REPO) -> tuple[int, dict[str, Any]]:
     proc = opsrun(*args, "--format", "json", project=project)
     try:

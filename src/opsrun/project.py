@@ -23,6 +23,7 @@ def _choices(names: list[str]) -> str:
 @dataclass(frozen=True)
 class Project:
     root: Path
+    state: Path | None = None  # .opsrun/ of another project (a rollback's checkout keeps its state at home)
 
     @classmethod
     def find(cls, explicit: str | os.PathLike[str] | None = None) -> Project:
@@ -51,7 +52,7 @@ class Project:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".opsrun"
+        return self.state or self.root / ".opsrun"
 
     def _names(self, folder: str, *, dirs: bool = False) -> list[str]:
         base = self.root / folder

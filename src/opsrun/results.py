@@ -243,6 +243,40 @@ class HostOutcome:
 
 
 @dataclass
+class Rollback:
+    """Hosts sent back to an earlier revision: `opsrun rollback` (the run is the rollback), or a rollout's
+    `on_failure: rollback` (`run`: the rollback's own rollout inside the run that failed)."""
+
+    to_revision: str | None  # None: nothing to go back to (`reason` says why)
+    to_run: int | None  # the run that had recorded it (None: a revision no run recorded)
+    came_from: dict[str, str | None] = field(default_factory=dict)  # host -> the revision it was on, newest first
+    downgrades: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> package -> version to go back to
+    automatic: bool = False  # on_failure "rollback", inside the run that failed
+    run: RolloutRun | None = None  # automatic: the rollback's rollout (None: not attempted)
+    reason: str | None = None  # automatic and not attempted: why
+
+    @property
+    def status(self) -> str:
+        """succeeded | failed | interrupted | not attempted (automatic); `opsrun rollback`'s is its run's."""
+        if self.run is None:
+            return "not attempted"
+        return {"success": "succeeded", "interrupted": "interrupted"}.get(self.run.status, "failed")
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "to_revision": self.to_revision,
+            "to_run": self.to_run,
+            "from": self.came_from,
+            "downgrades": self.downgrades,
+            "automatic": self.automatic,
+        }
+        if self.automatic:
+            doc["status"], doc["reason"] = self.status, self.reason
+            doc["run"] = self.run.to_dict() if self.run else None
+        return doc
+
+
+@dataclass
 class RolloutRun:
     inventory: str
     deploy: str
@@ -261,6 +295,7 @@ class RolloutRun:
     stopped_now: bool = False  # the operator's second Ctrl-C: hosts in flight were interrupted, not finished
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
     canary: dict[str, Any] | None = None  # the canary's verdict and figures (rollout.canary), when baked
+    rollback: Rollback | None = None  # this run is `opsrun rollback`'s, or its on_failure rolled hosts back
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -320,4 +355,5 @@ class RolloutRun:
             "seconds": round(self.seconds, 3),
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "hosts": hosts,
+            "rollback": self.rollback.to_dict() if self.rollback else None,
         }

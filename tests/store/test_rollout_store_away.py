@@ -8,7 +8,7 @@ import threading
 
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.project import Project
-from opsrun.runs.applying import Recorder, record_outcome
+from opsrun.runs.recording import Recorder, record_outcome
 from opsrun.store import open_store
 from tests.store.test_store_away import Locker
 from tests.unit.test_rollout_executor import HOSTS, Script, rollout

@@ -280,7 +280,9 @@ def test_the_worker_is_handed_the_values_the_controller_read_and_never_shows_the
 
     asked = []
     monkeypatch.setattr(engine, "_run_worker", lambda request, **_kw: asked.append(request))
-    project = SimpleNamespace(root=tmp_path, deploy_path=lambda d: tmp_path / "deploys" / f"{d}.py")
+    project = SimpleNamespace(
+        root=tmp_path, state_dir=tmp_path / ".opsrun", deploy_path=lambda d: tmp_path / "deploys" / f"{d}.py"
+    )
     secret_sources.preload({"ssm:/prod/x": "handed-over-value"})
     try:
         engine.run_deploy(project, inventory([]), "pm2", ["web1"], dry_run=True)

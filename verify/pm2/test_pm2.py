@@ -1,12 +1,15 @@
 """What "done" means for deploys/pm2.py: each app online with its instances, not restarting over and over,
-answering /health with its configured version; logs rotated as configured; PM2 started at boot.
+answering /health with its configured version, running its current release; logs rotated as configured;
+PM2 started at boot.
 
 Only names, states and counters are read from `pm2 jlist` (on the host): the rest of it is each
 process's environment, secrets included, which must never reach a report.
 """
 
+import hashlib
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +59,19 @@ def test_health_answers_with_the_configured_version(host, apps):
         assert health["status"] == "ok", app["name"]
         if "APP_VERSION" in env:
             assert health["version"] == str(env["APP_VERSION"]), app["name"]
+
+
+def test_the_current_release_is_the_apps_code_and_at_most_the_one_before_is_kept(host, apps):
+    """CWD/current holds the code of the app's folder in the ops repo (suites run from the repo's top), and
+    the releases folder keeps at most one release beside it (the way back)."""
+    for app in apps:
+        source, current = Path(app["source"]), f"{app['cwd']}/current"
+        assert host.file(current).is_symlink, current
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            there = host.file(f"{current}/{path.relative_to(source).as_posix()}")
+            assert there.sha256sum == hashlib.sha256(path.read_bytes()).hexdigest(), there.path
+        kept = host.check_output("ls -1 %s", f"{app['cwd']}/releases").split()
+        assert 1 <= len(kept) <= 2, kept
 
 
 def test_logrotate_is_installed_and_configured(host, host_data):

@@ -7,7 +7,7 @@ unusable or full), 3 drift found, 4 the run's record could not be kept (the stat
 --state-retry, or the controller's disk filled: the summary says what is true and where the outcome was kept),
 130 interrupted (SIGINT/SIGTERM: stopped at a safe point; a second one stops now).
 
-The group is here; its commands are in `fleet` (apply, verify, drift, dr-test), `history`, `holds` (hold,
+The group is here; its commands are in `fleet` (apply, rollback, verify, drift, dr-test), `history`, `holds` (hold,
 release) and `lab`.
 """
 
@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 import click
 
 from opsrun import logs
-from opsrun.cli.fleet import apply, dr_test, drift, verify
+from opsrun.cli.fleet import apply, dr_test, drift, rollback, verify
 from opsrun.cli.history import history
 from opsrun.cli.holds import hold, release
 from opsrun.cli.lab import lab
@@ -93,6 +93,7 @@ def cli(ctx: click.Context, project: str | None, state: str | None, state_retry:
 
 
 cli.add_command(apply)
+cli.add_command(rollback)
 cli.add_command(verify)
 cli.add_command(drift)
 cli.add_command(dr_test)

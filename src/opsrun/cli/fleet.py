@@ -1,4 +1,4 @@
-"""The commands that work on an inventory's hosts: apply, verify, drift and dr-test."""
+"""The commands that work on an inventory's hosts: apply, rollback, verify, drift and dr-test."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from rich.console import Console
 from opsrun import history as history_module
 from opsrun import logs, runs
 from opsrun.cli.options import (
+    DATA,
+    DEADLINE,
     DEPLOY,
     DEPLOYS,
+    FORKS,
     HOSTS,
     INVENTORY,
+    LIMIT,
     NOTIFY,
     OUT,
     REPORTED,
@@ -27,6 +31,7 @@ from opsrun.cli.options import (
     VERBOSITY,
     pass_project,
     run_options,
+    stack,
     state_retry,
     state_url,
 )
@@ -35,6 +40,7 @@ from opsrun.cli.progress import HostsDisplay
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
+from opsrun.runs import rolling_back
 from opsrun.waiting import Stop
 
 
@@ -159,6 +165,54 @@ def apply(
         )
     text = as_text.rollout_run if isinstance(run, RolloutRun) else as_text.deploy_run
     show(run, saved, fmt, functools.partial(text, diff=diff), out)
+
+
+@click.command()
+@INVENTORY
+@DEPLOY
+@click.option("--to", "to_run", metavar="RUN_ID", type=int, help="Go back to what this apply run applied.")
+@click.option("--revision", metavar="REV", help="Go back to this revision of the ops repo (a commit, a tag).")
+@stack(LIMIT, DATA, FORKS, DEADLINE)
+@REPORTED
+@VERBOSITY
+@pass_project
+@click.pass_context
+def rollback(
+    ctx: click.Context,
+    /,
+    project: Project,
+    inventory: str,
+    deploy: str,
+    to_run: int | None,
+    revision: str | None,
+    fmt: str,
+    out: Path | None,
+    **given: Any,
+) -> None:
+    """Send the hosts that later runs changed back to the desired state of the last successful apply of
+    DEPLOY on INVENTORY (or of --to RUN_ID, or --revision REV), checked out aside from git, newest changed
+    host first, through the same rolling sequence as apply; packages those runs upgraded go back to the
+    versions they had. Exit 0 all back, 1 a host failed (the rollback stops there), 2 refused before any
+    host was touched, 4 its record could not be kept, 130 interrupted."""
+    options, _list = run_options({**given, "list_hosts": False, "allow_unreachable": False})
+    progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
+    with _touching_hosts(out) as stop, progress, _hosts_display():
+        run, saved = rolling_back.rollback(
+            project,
+            inventory,
+            deploy,
+            options,
+            to_run=to_run,
+            revision=revision,
+            state_url=state_url(ctx),
+            events=progress,
+            on_target=progress.lines,
+            on_plan=progress.plan,
+            on_notice=_note,
+            stop=stop,
+            state_retry=state_retry(ctx),
+        )
+    show(run, saved, fmt, as_text.rollout_run, out)
 
 
 @click.command()

@@ -47,6 +47,7 @@ class Request:
     diff: bool = False  # a real apply also reports each file change as a diff (a dry run always does)
     forks: int | None = None  # at most this many hosts at once (None: all of them)
     verbosity: int = field(default_factory=logs.level)  # -v, -vv: how much of pyinfra's log the worker keeps
+    state_dir: str = ""  # where the worker's log goes (debug.log); "" : PROJECT_ROOT/.opsrun
     # the secrets this run read (opsrun.secret_sources.loaded): to the worker over its stdin pipe, never to disk
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     ssh_config_file: str = ""  # the run's one SSH configuration (opsrun.sshconfig), written by _run_worker
@@ -71,7 +72,16 @@ def check_connect(
     """Connect to `hosts` over SSH as a deploy would (same keys, known_hosts, checks); with `lease`, also take,
     renew or release each host's lease over that connection."""
     request = Request(
-        str(project.root), inventory, "", "", hosts, True, connect_timeout, connect_only=True, lease=lease
+        str(project.root),
+        inventory,
+        "",
+        "",
+        hosts,
+        True,
+        connect_timeout,
+        connect_only=True,
+        lease=lease,
+        state_dir=str(project.state_dir),
     )
     run = _run_worker(request, backstop=connect_timeout + 60, stage="connect")
     return ConnectCheck({h.name: h.error for h in run.hosts}, run.leases)
@@ -114,6 +124,7 @@ def run_deploy(
         lease=lease,
         diff=diff,
         forks=forks,
+        state_dir=str(project.state_dir),
         secrets=secret_sources.loaded(),
     )
     backstop = connect_timeout + max(deadlines.values(), default=0) + 60
@@ -156,7 +167,7 @@ def _run_worker(
         spare.replenish()  # the next run's worker imports pyinfra while this run's results are handled
         worker.log.seek(0)
         output = worker.log.read().decode(errors="replace")
-        logs.worker_output(output, Path(request.project_root) / ".opsrun" / "debug.log")
+        logs.worker_output(output, Path(request.state_dir or Path(request.project_root) / ".opsrun") / "debug.log")
         if ended is not None:  # killed: nothing it did is known beyond "it did not finish"
             return DeployRun(
                 request.inventory.name,

@@ -12,9 +12,10 @@ from rich.table import Table
 
 from opsrun import logs
 from opsrun.drift import DriftRun
-from opsrun.reports.model import canary_line
+from opsrun.reports.model import canary_line, rollback_notes
 from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
+from opsrun.rollout.rollback import Target
 from opsrun.store import RunRow
 
 if TYPE_CHECKING:
@@ -174,6 +175,12 @@ class RolloutProgress:
         if not self.quiet:
             _line(self.console, plan_line([list(b) for b in plan.batches], plan.max_fail, canary=plan.canary))
 
+    def lines(self, target: Target) -> None:
+        """A rollback's plan, printed first: to which revision, and each host from which."""
+        if not self.quiet:
+            for line in target.plan_lines():
+                _line(self.console, line)
+
     def __call__(self, batch: int, host: str, stage: str) -> None:
         now = time.monotonic()
         self.rows[host] = (batch, stage, now)
@@ -196,7 +203,8 @@ class RolloutProgress:
 
 
 def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> None:
-    table = Table(title=f"rolling apply {run.deploy} on {run.inventory}", title_justify="left")
+    what = "rollback" if run.rollback is not None and not run.rollback.automatic else "rolling apply"
+    table = Table(title=f"{what} {run.deploy} on {run.inventory}", title_justify="left")
     for col in ("batch", "host", "outcome", "stage", "balancer", "ops changed"):
         table.add_column(col)
     for h in run.hosts.values():
@@ -245,6 +253,8 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
         console.print(f"[bold red]record[/]: {escape(run.record_error)}", soft_wrap=True)
     if not_reached:
         console.print(f"not reached (untouched): {', '.join(not_reached)}", soft_wrap=True)
+    for line in rollback_notes(run.rollback.to_dict() if run.rollback else None):
+        _line(console, line)
     done = sum(h.outcome == "done" for h in run.hosts.values())
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.stage_seconds.items())
     console.print(
@@ -308,6 +318,8 @@ def run_document(doc: dict[str, Any], console: Console) -> None:
         _line(console, canary_line(doc["canary"]))
     if doc.get("halted"):
         console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)
+    for line in rollback_notes(doc.get("rollback")):
+        _line(console, line)
 
 
 def drift_run(run: DriftRun, console: Console) -> None:

@@ -182,6 +182,7 @@ def _apply(doc: dict[str, Any]) -> Report:
         notes.append(f"halted: {doc['halted']}")
     if doc.get("record_error"):
         notes.append(f"record: {doc['record_error']}")
+    notes += rollback_notes(doc.get("rollback"))
     hosts = list(doc.get("hosts", {}))
     per_host = doc.get("hosts", {})
     summary: dict[str, int | str] = {
@@ -206,6 +207,33 @@ def _apply(doc: dict[str, Any]) -> Report:
         notes=notes,
         quiet_label="with nothing to change" if dry else "unchanged",
     )
+
+
+def rollback_notes(back: dict[str, Any] | None) -> list[str]:
+    """A rollback in a run's document (results.Rollback), as lines: where to and from where, and for
+    on_failure how it went and where each of its hosts is (the text summary, `history show`, the reports)."""
+    if not back:
+        return []
+    to_revision = str(back.get("to_revision") or "?")[:12]
+    to = f"revision {to_revision}" + (f" (run {back['to_run']})" if back.get("to_run") is not None else "")
+    came = {h: str(r or "?")[:12] for h, r in (back.get("from") or {}).items()}
+    if not back.get("automatic"):
+        return [f"rolled back to {to}: " + ", ".join(f"{h} from {r}" for h, r in came.items())]
+    run = back.get("run")
+    if run is None:
+        return [f"not rolled back: {back.get('reason')}"]
+    lines = [f"rollback to {to} {back.get('status')}" + (f": {run['halted']}" if run.get("halted") else "")]
+    for h, d in (run.get("hosts") or {}).items():
+        if d.get("outcome") == "done":
+            state = f"back on {to_revision}"
+        elif d.get("outcome") == "failed":
+            state = f"rollback failed at {d.get('stage')}: {d.get('reason')}"
+        else:
+            state = f"not rolled back: still on {came.get(h, '?')}"
+        went = ", ".join(f"{p} {v}" for p, v in sorted((back.get("downgrades") or {}).get(h, {}).items()))
+        where = "in the balancer" if d.get("in_balancer") else "OUT of the balancer"
+        lines.append(f"  {h}: {state}{f' ({went})' if went else ''}, {where}")
+    return lines
 
 
 def _verify(doc: dict[str, Any]) -> Report:

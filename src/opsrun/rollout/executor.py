@@ -1,14 +1,13 @@
-"""The rollout executor: walks a plan batch by batch through the stages (connect, drain, apply, reboot,
-health gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle;
-a canary batch is then baked and judged, rollout.canary; `pause` waits between batches)
-and records each host's outcome. A failure stops the rollout after its batch:
-failed hosts stay out of the balancer, hosts done stay in, hosts not reached are left untouched.
+"""The rollout executor: walks a plan batch by batch through the stages (connect, check, drain, apply, reboot, health
+gate, verify, enable; from the reboot to the verification each host goes on by itself, rollout.settle; a canary batch
+is then baked and judged, rollout.canary; `pause` waits between batches) and records each host's outcome. A failure
+stops the rollout after its batch: failed hosts stay out of the balancer, hosts done stay in, hosts not reached are
+left untouched.
 
-Two ways to stop early besides a failure: `halt` (the state store stopped answering: the hosts in flight
-finish, no new host is drained) and the operator's stop (`waiting.Stop`): the first at the next safe point,
-the second (`now`) at once: the apply's running commands and every wait are ended, each host in flight is
-interrupted at its stage, put back when nothing was changed on it and left out otherwise, and its place is
-read back from the balancer."""
+Two ways to stop early besides a failure: `halt` (the state store stopped answering: the hosts in flight finish, no
+new host is drained) and the operator's stop (`waiting.Stop`): the first at the next safe point, the second (`now`)
+at once: the apply's running commands and every wait are ended, each host in flight is interrupted at its stage, put
+back when nothing was changed on it and left out otherwise, and its place is read back from the balancer."""
 
 from __future__ import annotations
 
@@ -64,6 +63,10 @@ class Rollout:
             where = inv.where(next(iter(inv.hosts)), "balancer")
             self.balancer = balancers.make(policy.balancer, where=where, inventory=inv)
         self.suite = host_suite(project, inv, deploy, policy)
+        # hosts held to their gate and to serving whatever they did before (a rollback's: they served before
+        # the run it undoes), and per host whether this rollout held it
+        self.held: set[str] = set()
+        self.was_held: dict[str, bool] = {}
 
     def server(self, host: str) -> str:
         from opsrun.balancers import server_name
@@ -198,7 +201,7 @@ class Rollout:
 
     def _batch(self, i: int, batch: list[str]) -> None:
         """One batch through the stages; each stage gets the hosts still live and returns those that passed."""
-        live = self._connect_stage(i, batch)
+        live = self._check_stage(i, self._connect_stage(i, batch))
         if self._stopping():
             return
         healthy_before = self._healthy_now(live) if self.policy.health is not None else {}
@@ -227,6 +230,18 @@ class Rollout:
                 out[host].fail("connect", error, in_balancer=True)
                 self.record(out[host])
         return [h for h in batch if not errors.get(h)]
+
+    def _check_stage(self, i: int, live: list[str]) -> list[str]:
+        """What must hold before a host is drained (StageRunners.check); a host it refuses is left untouched."""
+        if self.runners.check is None or not live:
+            return live
+        with self._timed("check", i, live):
+            problems = self.runners.check(live)
+        for host in live:
+            if problems.get(host):
+                self.result.hosts[host].fail("check", str(problems[host]), in_balancer=True)
+                self.record(self.result.hosts[host])
+        return [h for h in live if not problems.get(h)]
 
     def _drain_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
         """Take the hosts out of the balancer and wait until drained; `serving_before` learns which served."""
@@ -304,7 +319,8 @@ class Rollout:
         # A host that was not serving before the change, by its gate and by its balancer (the other half of
         # its stack is not deployed yet), is not held to the gate now: the change did not take it out of
         # service. One its balancer had serving is held, so a gate that can never pass stops the rollout.
-        held = {h for h in live if healthy_before.get(h, True) or serving_before.get(h, True)}
+        held = {h for h in live if h in self.held or healthy_before.get(h, True) or serving_before.get(h, True)}
+        self.was_held.update({h: h in held for h in live})
         work = {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held), "verify": self._verify}
         Settle(self, i, steps, work).run(live)
         return [h for h in live if self.result.hosts[h].outcome not in ("failed", "interrupted")]
@@ -351,7 +367,7 @@ class Rollout:
             # A host that was not serving before (a new host, or one whose other half of the stack is
             # not deployed yet) is put back in but not held to serving now: the change did not take
             # it out of service, and the balancer's own health check still decides.
-            held = [h for h in live if serving_before.get(h, True)]
+            held = [h for h in live if h in self.held or serving_before.get(h, True)]
             waited = self._wait_all(held, self.policy.healthy_timeout, "in_service")
             for h in live:
                 if h not in held and not self._in_service(h):

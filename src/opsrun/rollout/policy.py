@@ -31,6 +31,7 @@ class Policy:
     waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
     canary: models.CanaryPolicy | None = None  # bake the first batch, judged by the balancer's statistics
     pause: float = 0.0  # seconds between two batches
+    on_failure: str = "halt"  # past the failure budget: "halt", or "rollback" (opsrun.runs.rolling_back)
     key: str = "rolling"  # the group_data key it came from (DEPLOY_rolling: the deploy's own)
 
     def plan(self, hosts: list[str], waves: list[tuple[str, list[str]]] | None = None) -> Plan:
@@ -53,6 +54,7 @@ class Policy:
             "waves": self.waves,
             "canary": self.canary.model_dump() if self.canary else None,
             "pause": self.pause,
+            "on_failure": self.on_failure,
         }
 
 
@@ -108,6 +110,7 @@ def load_policy(
         waves=rolling.waves,
         canary=rolling.canary,
         pause=float(rolling.pause),
+        on_failure=rolling.on_failure,
         key=rolling_key,
     )
 

@@ -105,6 +105,8 @@ class StageRunners:
     verification: Callable[..., AbstractContextManager[BatchVerify]] = _verification  # opened once a rollout
     balancer: Balancer | None = None
     reboot_if_needed: Callable[[str, float, Inventory], Callable[[str], object]] = _reboot
+    # before the drain: per host why it must not go on (None: it may), e.g. a rollback's archive check
+    check: Callable[[list[str]], dict[str, str | None]] | None = None
 
     @classmethod
     def real(cls, *, diff: bool = False, forks: int | None = None) -> StageRunners:

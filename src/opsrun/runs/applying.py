@@ -11,7 +11,7 @@ import contextlib
 import getpass
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,21 @@ from opsrun import (
     membership,
     probes,
     progress,
+    revisions,
     rollout,
     secrets,
     settings,
     waiting,
 )
 from opsrun.engine import spare
-from opsrun.errors import ConfigError, LockHeld, StoreUnavailable
+from opsrun.errors import ConfigError, LockHeld
 from opsrun.project import Project
-from opsrun.results import DeployRun, HostOutcome, HostRun, RolloutRun
+from opsrun.results import DeployRun, HostRun, Rollback, RolloutRun
+from opsrun.runs import undo
 from opsrun.runs.options import Options, hosts_of
-from opsrun.runs.saving import check_state_dir, save_or_say, with_record_error
-from opsrun.store import RETRY, Store, git_revision, open_store
-from opsrun.store.database import utc_now
+from opsrun.runs.recording import Recorder, record_outcome
+from opsrun.runs.saving import check_state_dir, save_or_say
+from opsrun.store import RETRY, Store, open_store
 
 LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
 
@@ -88,10 +90,10 @@ def apply(
             executor.check(plan.hosts)  # an unknown balancer server fails here, before any host is touched
             if on_plan is not None and not dry_run:
                 on_plan(plan)
-        run = _Run(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
+        run = Prepared(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
             return save_or_say(project, f"plan-{inventory_name}-{deploy}", _dry_run(run, state_url), notice)
-        return save_or_say(project, f"apply-{inventory_name}-{deploy}", _recorded(run, store, resume), notice)
+        return save_or_say(project, f"apply-{inventory_name}-{deploy}", _applied(run, store, resume), notice)
     finally:
         if store is not None:
             store.close()
@@ -140,8 +142,9 @@ def plan_of(
 
 
 @dataclass(frozen=True)
-class _Run:
-    """A real apply's inputs, all checked, handed from `apply` to the part that holds the lock."""
+class Prepared:
+    """A real apply's inputs, all checked, handed from `apply` (or `opsrun rollback`) to the part that holds
+    the lock."""
 
     project: Project
     inv: inventory.Inventory
@@ -153,6 +156,14 @@ class _Run:
     options: Options
     stop: threading.Event | None
     notice: Callable[[str], None]
+    revision: str | None = None  # what the run records as the ops repo's revision
+    rollback: Rollback | None = None  # `opsrun rollback`: where it sends the hosts (kept in the run's plan too)
+    on_halt: Callable[[RolloutRun, rollout.Rollout], None] | None = None  # on_failure "rollback"
+
+    @property
+    def marker(self) -> dict[str, Any]:
+        """What the run's plan says of it from its start (a run that dies still says it was a rollback)."""
+        return {"rollback_to": self.rollback.to_revision} if self.rollback is not None else {}
 
     @property
     def connect(self) -> float:
@@ -180,7 +191,7 @@ class _Run:
         )
 
 
-def _dry_run(run: _Run, state_url: str | None) -> DeployRun:
+def _dry_run(run: Prepared, state_url: str | None) -> DeployRun:
     """Every host's dry run at once (nothing leased, locked or recorded), with the plan it would follow; first
     the hosts a run that did not finish left out of their balancer, named as a real apply names them."""
     if state_url or (run.project.state_dir / "state.db").exists():  # no history yet: no run left a host out
@@ -195,9 +206,31 @@ def _dry_run(run: _Run, state_url: str | None) -> DeployRun:
     return result
 
 
-def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | RolloutRun:
+def _applied(run: Prepared, store: Store, resume: int | None) -> DeployRun | RolloutRun:
+    """The run, its revision recorded (an uncommitted state too, exactly), with on_failure "rollback"'s way
+    back checked out and checked before any host is touched."""
+    run = replace(run, revision=revisions.record(run.project.root))
+    policy = run.executor.policy if run.executor is not None else None
+    if policy is None or policy.on_failure != "rollback" or run.plan is None:
+        return recorded(run, store, resume)
+    way_back = undo.OnFailure(
+        run.project,
+        run.inv,
+        run.deploy,
+        run.plan.hosts,
+        options=run.options,
+        store=store,
+        revision=run.revision,
+        notice=run.notice,
+        policy=policy,
+    )
+    with way_back:
+        return recorded(replace(run, on_halt=way_back.after_halt), store, resume)
+
+
+def recorded(run: Prepared, store: Store, resume: int | None) -> DeployRun | RolloutRun:
     """Under the inventory's lock: mark dead runs interrupted, record the run, lease the hosts, apply."""
-    project, inv, deploy, hosts, plan, notice = run.project, run.inv, run.deploy, run.hosts, run.plan, run.notice
+    inv, deploy, hosts, plan, notice = run.inv, run.deploy, run.hosts, run.plan, run.notice
     inventory_name = inv.name
     # one key however the inventory was named; a stop now also ends a wait for the store
     with waiting.abandon_when(waiting.now_of(run.stop)), store.lock(str(inv.path.resolve())):
@@ -208,8 +241,8 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
             "apply",
             inventory_name,
             deploy,
-            revision=git_revision(project.root),
-            plan=plan.to_dict() if plan else {"batches": [hosts]},
+            revision=run.revision,
+            plan={**plan.to_dict(), **run.marker} if plan else {"batches": [hosts]},
             resumed_from=resume,
         )
         store.set_lock_run(lock_key, run_id)
@@ -230,58 +263,7 @@ def _recorded(run: _Run, store: Store, resume: int | None) -> DeployRun | Rollou
                 result.allow_unreachable, result.data = run.options.allow_unreachable, dict(run.options.data)
             else:
                 result = _parallel(run, lease, run_id)
-        return record_outcome(project, store, run_id, result, recorder)
-
-
-class Recorder:
-    """The rollout's record listener: each host's place written to the store as it changes. A store that does
-    not answer within its window halts the rollout (the hosts in flight finish, no new host is drained) and
-    is not asked again until the run's end."""
-
-    def __init__(self, store: Store, run_id: int):
-        self.store, self.run_id = store, run_id
-        self.lost: StoreUnavailable | None = None
-        self.since = ""  # when it stopped answering
-        self.halt: Callable[[str], None] = lambda _why: None
-
-    def __call__(self, host: HostOutcome) -> None:
-        if self.lost is not None:
-            return
-        try:
-            self.store.record_host(self.run_id, {**vars(host), "run": None})
-        except StoreUnavailable as exc:
-            self.lost, self.since = exc, utc_now()
-            self.halt(
-                f"the state store at {exc.where} did not answer for {exc.seconds:g}s: no further host was drained"
-            )
-
-
-def record_outcome(
-    project: Project, store: Store, run_id: int, result: DeployRun | RolloutRun, recorder: Recorder
-) -> DeployRun | RolloutRun:
-    """The run's outcome into the store (one try when it was lost during the run); when the store does not
-    take it, kept under .opsrun/store-missed/ for the next run, and the result says what the store missed."""
-    lost = recorder.lost
-    if lost is not None:
-        result = with_record_error(result, _store_said(lost, "by the run's end it answered again and has its outcome"))
-    try:
-        store.finish_run(run_id, result.to_dict())
-        return result
-    except StoreUnavailable as exc:
-        lost = lost or exc
-    missed = f"the places of its hosts since {recorder.since} and its outcome" if recorder.lost else "its outcome"
-    folder = project.state_dir / "store-missed"
-    result = with_record_error(result, _store_said(lost, f"it missed {missed}, kept in {folder} for the next run"))
-    try:
-        store.keep_missed(project.state_dir, run_id, result.to_dict())
-    except OSError as exc:
-        why = f"it missed {missed}, which could not be kept in {folder} either ({exc.strerror or exc})"
-        return with_record_error(result, _store_said(lost, why))
-    return result
-
-
-def _store_said(exc: StoreUnavailable, what: str) -> str:
-    return f"the state store at {exc.where} did not answer for {exc.seconds:g}s ({exc.last}); {what}. Fix: {exc.fix}"
+        return record_outcome(run.project, store, run_id, result, recorder)
 
 
 def _interrupt_dead_runs(store: Store, inv: inventory.Inventory, deploy: str, notice: Callable[[str], None]) -> None:
@@ -297,7 +279,7 @@ def _interrupt_dead_runs(store: Store, inv: inventory.Inventory, deploy: str, no
         )
 
 
-def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
+def _parallel(run: Prepared, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
     """Every host at once, each holding its lease while the deploy runs."""
     spare.last_run()
     result = replace(run.deploy_run(lease=lease), run_id=run_id)
@@ -307,48 +289,57 @@ def _parallel(run: _Run, lease: leases.LeaseRequest, run_id: int) -> DeployRun:
     return result
 
 
-def _rolling(run: _Run, lease: leases.LeaseRequest, left_out: list[str], recorder: Recorder) -> RolloutRun:
-    """Lease every host of the plan (or touch none), heal what a dead run left drained, then roll; the
-    leases are renewed while it runs and given back at the end."""
-    project, inv, executor, plan, connect, notice = (
-        run.project,
-        run.inv,
-        run.executor,
-        run.plan,
-        run.connect,
-        run.notice,
-    )
+def _rolling(run: Prepared, lease: leases.LeaseRequest, left_out: list[str], recorder: Recorder) -> RolloutRun:
+    """Lease every host of the plan (or touch none), heal what a dead run left drained, then roll; past the
+    failure budget, on_failure "rollback" sends hosts back. The leases are renewed while it runs and given
+    back at the end."""
+    executor, plan, notice = run.executor, run.plan, run.notice
     assert executor is not None and plan is not None
-    check = engine.check_connect(project, inv, plan.hosts, connect_timeout=connect, lease=lease)
+    check = engine.check_connect(run.project, run.inv, plan.hosts, connect_timeout=run.connect, lease=lease)
     _refuse_if_leased(check.leases, [])
-    taken = [h for h, a in check.leases.items() if a.taken]
     for host, answer in check.leases.items():
         if answer.took_over:
             notice(f"{host}: took over the lease of {answer.describe()}")
     executor.record, recorder.halt = recorder, executor.halt
-    renewing = threading.Event()
-
-    def renew() -> None:
-        while not renewing.wait(LEASE_TTL / 3):
-            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=lease)
-
-    renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
-    renewer.start()
-    try:
+    with _renewing(run, [h for h, a in check.leases.items() if a.taken], lease):
         healed = executor.heal([h for h in plan.hosts if h in left_out])
         for host, what in healed.items():
             notice(f"{host} (left drained by a dead run): {what}")
         result = executor.run(run.hosts, plan)
+        result.rollback = run.rollback
+        if (
+            run.on_halt is not None
+            and result.halted
+            and not result.interrupted
+            and not executor.stop.is_set()
+            and executor.halting is None
+        ):
+            run.on_halt(result, executor)  # past the failure budget (a store that stopped answering: not)
         result.healed = healed
         result.leases_taken_over = {h: a.describe() for h, a in check.leases.items() if a.took_over}
         result.run_id = recorder.run_id
         return result
+
+
+@contextlib.contextmanager
+def _renewing(run: Prepared, taken: list[str], lease: leases.LeaseRequest) -> Iterator[None]:
+    """The leases taken renewed every third of their life while the block runs, then given back."""
+    renewing = threading.Event()
+
+    def renew() -> None:
+        while not renewing.wait(LEASE_TTL / 3):
+            engine.check_connect(run.project, run.inv, taken, connect_timeout=run.connect, lease=lease)
+
+    renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
+    renewer.start()
+    try:
+        yield
     finally:
         renewing.set()
         renewer.join()
         release = leases.LeaseRequest("release", lease.owner, lease.holder)
         with contextlib.suppress(Exception):  # a host that cannot be reached keeps its lease until it expires
-            engine.check_connect(project, inv, taken, connect_timeout=connect, lease=release)
+            engine.check_connect(run.project, run.inv, taken, connect_timeout=run.connect, lease=release)
 
 
 def _refuse_if_leased(answers: dict[str, leases.LeaseAnswer], runs: list[HostRun]) -> None:
@@ -370,6 +361,14 @@ def _resume_hosts(store: Store | None, run_id: int, inv: inventory.Inventory, de
             f"run {run_id} applied {doc.get('deploy')} to {doc.get('inventory')}, not {deploy} to {inventory_name}.",
             field="--resume",
             fix=f"opsrun apply {doc.get('inventory')} {doc.get('deploy')} --resume {run_id}",
+        )
+    went_back_to = (doc.get("plan") or {}).get("rollback_to")
+    if went_back_to:
+        raise ConfigError(
+            store.where,
+            f"run {run_id} was a rollback to {str(went_back_to)[:12]}: --resume would apply today's revision instead.",
+            field="--resume",
+            fix=f"opsrun rollback {inventory_name} {deploy} --revision {went_back_to}",
         )
     order = [h for batch in (doc.get("plan") or {}).get("batches", []) for h in batch]
     outcome = {h: d.get("outcome") for h, d in doc.get("hosts", {}).items()}

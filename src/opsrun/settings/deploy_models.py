@@ -57,7 +57,10 @@ class Pm2App(Strict):
     script: Annotated[str, StringConstraints(pattern=r"^(?!.*(^|/)\.\.(/|$))[A-Za-z0-9._-][A-Za-z0-9._/-]*$")] = Field(
         description="the script inside the app folder, e.g. server.js"
     )
-    cwd: AbsPath = Field(description="where the app lives on the host, " + FIX_PATH)
+    cwd: AbsPath = Field(
+        description="where the app lives on the host (its releases in CWD/releases, CWD/current the one PM2 "
+        "runs), " + FIX_PATH
+    )
     instances: Annotated[int, Field(ge=1, le=1024)] = Field(1, description="a number of processes from 1, e.g. 2")
     exec_mode: Literal["fork", "cluster"] = Field("fork", description="fork or cluster")
     max_memory_restart: MEMORY = Field("300M", description='a size such as "200M"')

@@ -168,6 +168,11 @@ class RollingPolicy(Strict):
         "to bake the first batch behind a haproxy or elbv2 balancer, or None",
     )
     pause: float = Field(0.0, ge=0, le=86400, description="the seconds to wait between two batches, from 0 to 86400")
+    on_failure: Literal["halt", "rollback"] = Field(
+        "halt",
+        description='"halt" (stop: the failed host stays out, the hosts done stay changed) or "rollback" (the '
+        "hosts this run changed go back to the last successful run's revision)",
+    )
 
     @field_validator("serial", "max_fail")
     @classmethod

@@ -60,7 +60,7 @@ def test_from_nothing_brings_the_app_up_everywhere_and_verify_passes(from_nothin
     )
     code, verified = opsrun_json("verify", "lab", "pm2")
     assert code == 0, verified
-    assert {h: len(verified["hosts"][h]["tests"]) for h in HOSTS} == dict.fromkeys(HOSTS, 5)
+    assert {h: len(verified["hosts"][h]["tests"]) for h in HOSTS} == dict.fromkeys(HOSTS, 6)
 
 
 def test_second_apply_changes_no_operation(web_tier):

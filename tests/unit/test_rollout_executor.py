@@ -210,6 +210,11 @@ def test_policy_from_group_data_with_cli_overrides():
     [
         ({"serail": 1}, "/ops/group_data/web.py: rolling.serail: unknown setting. Fix: remove it, or use one of: se"),
         ({"serial": "all"}, "/ops/group_data/web.py: rolling.serial: String should match pattern"),
+        # a value that fits no member of a union: the error of the member it was meant for
+        ({"serial": 0}, "/ops/group_data/web.py: rolling.serial: Input should be greater than or equal to 1 (got 0)."),
+        ({"serial": [1, "x"]}, "/ops/group_data/web.py: rolling.serial[1]: String should match pattern"),
+        ({"max_fail": "101%"}, "/ops/group_data/web.py: rolling.max_fail: '101%' is out of range (at most 100%)"),
+        ({"verify": "a b"}, "/ops/group_data/web.py: rolling.verify: String should match pattern"),
         ({"reboot": "sometimes"}, "/ops/group_data/web.py: rolling.reboot: Input should be 'if-needed', 'never'"),
         (
             {"health": {"http": "ftp://x"}},

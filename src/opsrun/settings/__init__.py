@@ -9,6 +9,7 @@ description). The schemas are in `opsrun.settings.models`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,10 +139,24 @@ def _expected(error: Mapping[str, Any], path: str) -> str:
     return f"{message} (got {error['input']!r})." if "input" in error else f"{message}."
 
 
+def _telling(errors: list[Any]) -> Any:
+    """The error that says what is wrong. A value that fits no member of a union gets one error per member
+    (a serial of 0: "a valid string", "greater than or equal to 1", "a valid list"); the first of the same
+    field (or an item of it) that is not about the value's type is the one for the member it was meant for.
+    Otherwise the first."""
+    field = field_path(tuple(errors[0]["loc"]))
+    for error in errors:
+        path = field_path(tuple(error["loc"]))
+        items = path.removeprefix(field)
+        if not error["type"].endswith("_type") and path.startswith(field) and re.fullmatch(r"(\[\d+\])*", items):
+            return error
+    return errors[0]
+
+
 def _first_error(
     exc: ValidationError, model: type[BaseModel], where: Callable[[str], str], key_of: Callable[[str], str]
 ) -> ConfigError:
-    error = exc.errors(include_url=False)[0]
+    error = _telling(exc.errors(include_url=False))
     loc = tuple(error["loc"])
     key = key_of(str(loc[0])) if loc else ""
     path = field_path((key, *loc[1:])) if loc else ""

@@ -180,8 +180,9 @@ class RollingPolicy(Strict):
         for size in value if isinstance(value, list) else [value]:
             if isinstance(size, str):
                 pct = float(size[:-1])
-                if pct > 100 or (pct == 0 and info.field_name == "serial"):
-                    raise ValueError(f"{size!r} is out of range (above 0 and at most 100%)")
+                batch = info.field_name == "serial"  # a batch is never empty; a failure budget may be 0%
+                if pct > 100 or (pct == 0 and batch):
+                    raise ValueError(f"{size!r} is out of range ({'above 0 and ' if batch else ''}at most 100%)")
         return value
 
 

@@ -230,6 +230,30 @@ def test_invalid_policy_names_file_and_field(rolling, message):
     assert str(err.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            {"serial": 0},
+            "the command line: --serial: Input should be greater than or equal to 1 (got 0). "
+            'Fix: set --serial to a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]',
+        ),
+        ({"serial": "0%"}, "the command line: --serial: '0%' is out of range (above 0 and at most 100%)"),
+        ({"serial": "150%"}, "the command line: --serial: '150%' is out of range (above 0 and at most 100%)"),
+        ({"serial": "half"}, "the command line: --serial: String should match pattern"),
+        ({"serial": [1, "x"]}, "the command line: --serial[1]: String should match pattern"),
+        ({"max_fail": "-1"}, "the command line: --max-fail: String should match pattern"),
+        ({"max_fail": "101%"}, "the command line: --max-fail: '101%' is out of range (at most 100%)"),
+    ],
+)
+def test_command_line_sizes_are_checked_by_the_rolling_schema(flags, message):
+    """--serial and --max-fail (as the command line parses them) are refused as group_data's are, naming the flag."""
+    with pytest.raises(ConfigError) as err:
+        load_policy(inventory({"rolling": {"serial": 1}}), HOSTS, **flags)
+    assert str(err.value).startswith(message)
+    assert err.value.exit_code == 2
+
+
 def test_hosts_with_different_policies_cannot_share_a_rollout():
     inv = inventory({"rolling": {"serial": 1}}, per_host={"web3": {"rolling": {"serial": 2}}})
     with pytest.raises(ConfigError, match="hosts web1 and web3 of this rollout differ"):

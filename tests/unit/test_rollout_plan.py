@@ -1,9 +1,7 @@
 import pytest
 
-from opsrun.errors import ConfigError
-from opsrun.rollout import NO_WAVE, batch_sizes, group_waves, make_plan, parse_max_fail, parse_serial
+from opsrun.rollout import NO_WAVE, batch_sizes, group_waves, make_plan
 
-WHERE = "group_data/web.py"
 HOSTS = [f"web{i}" for i in range(1, 11)]
 
 
@@ -24,17 +22,17 @@ HOSTS = [f"web{i}" for i in range(1, 11)]
     ],
 )
 def test_batch_sizes(serial, total, sizes):
-    assert batch_sizes(parse_serial(serial, where=WHERE), total) == sizes
+    assert batch_sizes(tuple(serial) if isinstance(serial, list) else (serial,), total) == sizes
 
 
 def test_plan_puts_canary_alone_in_first_batch_in_inventory_order():
-    plan = make_plan(HOSTS[:4], parse_serial([1, "50%", "100%"], where=WHERE))
+    plan = make_plan(HOSTS[:4], (1, "50%", "100%"))
     assert plan.batches == (("web1",), ("web2", "web3"), ("web4",))
     assert plan.hosts == HOSTS[:4]
 
 
 def test_plan_over_limited_hosts_counts_percentages_of_those_hosts():
-    plan = make_plan(["web2", "web5", "web7", "web9"], parse_serial("50%", where=WHERE))
+    plan = make_plan(["web2", "web5", "web7", "web9"], ("50%",))
     assert plan.batches == (("web2", "web5"), ("web7", "web9"))
 
 
@@ -43,34 +41,7 @@ def test_plan_over_limited_hosts_counts_percentages_of_those_hosts():
     [(0, 10, 0), (2, 10, 2), ("10%", 10, 1), ("25%", 10, 2), ("10%", 4, 0), ("0%", 10, 0), ("100%", 3, 3)],
 )
 def test_failure_budget(max_fail, total, budget):
-    assert make_plan(HOSTS[:total], (1,), parse_max_fail(max_fail, where=WHERE)).max_fail == budget
-
-
-@pytest.mark.parametrize(
-    ("serial", "problem"),
-    [
-        (0, "0 is not allowed here."),
-        (-1, "-1 is not allowed here."),
-        ("0%", "'0%' is out of range."),
-        ("150%", "'150%' is out of range."),
-        ("half", "'half' is not a count or a percentage."),
-        ([], "an empty ramp has no batches."),
-        ([1, "x"], "'x' is not a count or a percentage."),
-        (True, "True is not a count or a percentage."),
-        (2.5, "2.5 is not a count or a percentage."),
-    ],
-)
-def test_invalid_serial_names_file_field_and_fix(serial, problem):
-    with pytest.raises(ConfigError) as err:
-        parse_serial(serial, where=WHERE)
-    assert str(err.value).startswith(f"{WHERE}: serial: {problem} Fix: ")
-    assert err.value.exit_code == 2
-
-
-@pytest.mark.parametrize("max_fail", [-1, "101%", "many"])
-def test_invalid_max_fail(max_fail):
-    with pytest.raises(ConfigError, match=r"^group_data/web\.py: max_fail: "):
-        parse_max_fail(max_fail, where=WHERE)
+    assert make_plan(HOSTS[:total], (1,), max_fail).max_fail == budget
 
 
 # ------------------------------------------------------------------------------------- waves (patch groups)

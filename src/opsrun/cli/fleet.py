@@ -45,7 +45,7 @@ from opsrun.waiting import Stop
 
 
 def _size_list(value: str | None) -> Any:
-    """--serial 1 | 25% | 1,50%,100%  ->  1 | "25%" | [1, "50%", "100%"] (checked by the planner)."""
+    """--serial 1 | 25% | 1,50%,100%  ->  1 | "25%" | [1, "50%", "100%"] (checked by the rolling schema)."""
     if value is None:
         return None
     parts: list[Any] = [int(p) if p.strip().isdigit() else p.strip() for p in value.split(",")]

@@ -12,8 +12,6 @@ from opsrun.rollout.plan import (
     batch_sizes,
     group_waves,
     make_plan,
-    parse_max_fail,
-    parse_serial,
     resolve,
 )
 from opsrun.rollout.policy import Policy, load_policy
@@ -31,7 +29,5 @@ __all__ = [
     "group_waves",
     "load_policy",
     "make_plan",
-    "parse_max_fail",
-    "parse_serial",
     "resolve",
 ]

@@ -1,5 +1,6 @@
 """The rolling plan, pure arithmetic: which hosts go in which batch, and how many may fail before the
-rollout stops. No I/O.
+rollout stops. No I/O, and no checks: the sizes come checked by the rolling policy's schema
+(settings.models.RollingPolicy), from group_data or the command line (rollout.policy).
 
 `serial` is a count (`2`), a percentage of the rollout's hosts (`"25%"`), or a ramp
 (`[1, "50%", "100%"]`): entry i sizes batch i, the last entry repeats. A percentage is rounded down, and a
@@ -22,45 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun.errors import ConfigError
-
 PERCENT = re.compile(r"^(\d+(?:\.\d+)?)%$")
-SERIAL_FIX = 'use a count (1), a percentage ("25%") or a ramp such as [1, "50%", "100%"]'
 
-Size = int | str  # a count, or "N%"
-
-
-def _size(value: Any, *, where: str, field: str, allow_zero: bool = False) -> Size:
-    if isinstance(value, bool):
-        raise ConfigError(where, f"{value!r} is not a count or a percentage.", field=field, fix=SERIAL_FIX)
-    if isinstance(value, int):
-        if value < (0 if allow_zero else 1):
-            raise ConfigError(
-                where,
-                f"{value} is not allowed here.",
-                field=field,
-                fix="use a count of at least " + ("0" if allow_zero else "1"),
-            )
-        return value
-    if isinstance(value, str) and (m := PERCENT.match(value.strip())):
-        pct = float(m.group(1))
-        if pct > 100 or (pct == 0 and not allow_zero):
-            lowest = "0" if allow_zero else "more than 0"
-            raise ConfigError(where, f"{value!r} is out of range.", field=field, fix=f"use {lowest} and at most 100%")
-        return value.strip()
-    raise ConfigError(where, f"{value!r} is not a count or a percentage.", field=field, fix=SERIAL_FIX)
-
-
-def parse_serial(value: Any, *, where: str, field: str = "serial") -> tuple[Size, ...]:
-    if isinstance(value, list | tuple):
-        if not value:
-            raise ConfigError(where, "an empty ramp has no batches.", field=field, fix=SERIAL_FIX)
-        return tuple(_size(v, where=where, field=field) for v in value)
-    return (_size(value, where=where, field=field),)
-
-
-def parse_max_fail(value: Any, *, where: str, field: str = "max_fail") -> Size:
-    return _size(value, where=where, field=field, allow_zero=True)
+Size = int | str  # a count, or "N%" (checked by settings.models.RollingPolicy, group_data's and the command line's)
 
 
 def resolve(size: Size, total: int) -> int:

@@ -12,7 +12,7 @@ from opsrun.errors import ConfigError
 from opsrun.health import HealthGate
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.rollout.plan import Plan, Size, make_plan, parse_max_fail, parse_serial
+from opsrun.rollout.plan import Plan, Size, make_plan
 from opsrun.settings import models
 
 
@@ -93,12 +93,11 @@ def load_policy(
         )
     if rolling.canary is not None:
         _check_canary_source(balancer, where=where, field=f"{rolling_key}.canary")
-    gate, cli = rolling.health, "the command line"
+    rolling = _overridden(rolling, serial=serial, max_fail=max_fail)
+    gate = rolling.health
     return Policy(
-        serial=parse_serial(serial, where=cli, field="--serial")
-        if serial is not None
-        else tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),
-        max_fail=parse_max_fail(max_fail, where=cli, field="--max-fail") if max_fail is not None else rolling.max_fail,
+        serial=tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),
+        max_fail=rolling.max_fail,
         drain_timeout=float(rolling.drain_timeout),
         healthy_timeout=float(rolling.healthy_timeout),
         health=HealthGate(**gate.model_dump()) if gate is not None else None,
@@ -113,6 +112,16 @@ def load_policy(
         on_failure=rolling.on_failure,
         key=rolling_key,
     )
+
+
+def _overridden(rolling: models.RollingPolicy, **flags: Any) -> models.RollingPolicy:
+    """`rolling` with the command line's --serial and --max-fail (those given), checked by its schema."""
+    given = {field: value for field, value in flags.items() if value is not None}
+    if not given:
+        return rolling
+    names = {field: "--" + field.replace("_", "-") for field in given}
+    checked = settings.validate_fields(models.RollingPolicy, given, where="the command line", names=names)
+    return rolling.model_copy(update={field: getattr(checked, field) for field in given})
 
 
 def host_suite(project: Project, inv: Inventory, deploy: str, policy: Policy) -> str | None:

@@ -74,12 +74,13 @@ def _plain(value: Any) -> Any:
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """pydantic's ("pm2_apps", 0, "instances") as pm2_apps[0].instances."""
+    """pydantic's ("pm2_apps", 0, "instances") as pm2_apps[0].instances; the first part is the key as the user
+    wrote it (the command line's --max-fail too)."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif not _is_field(part):
+        elif out and not _is_field(part):
             continue  # a union member's tag (constrained-str, int, function-after[...]) is no part of the path
         elif part in ("haproxy", "nginx", "elbv2") and out.endswith("balancer"):
             continue  # the discriminated union's tag is not part of the user's path
@@ -204,6 +205,17 @@ def validate_key(
     except ValidationError as exc:
         raise _first_error(exc, model, lambda _k: where, lambda _f: key) from None
     return getattr(validated, field)
+
+
+def validate_fields(
+    model: type[BaseModel], values: Mapping[str, Any], *, where: str, names: Mapping[str, str]
+) -> BaseModel:
+    """Some fields of `model` given elsewhere than in host data (the command line's --serial), checked by the
+    same schema; a refusal names the field as `names` says (max_fail -> --max-fail)."""
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise _first_error(exc, model, lambda _k: where, lambda f: names.get(f, f)) from None
 
 
 def policy_keys(data: Mapping[str, Any]) -> list[tuple[str, type[BaseModel]]]:

@@ -200,7 +200,7 @@ def test_ramp_plan_over_four_hosts():
 def test_policy_from_group_data_with_cli_overrides():
     inv = inventory({"rolling": {"serial": "50%", "max_fail": 1, "health": {"tcp": 80}}})
     policy = load_policy(inv, HOSTS)
-    assert policy.serial == ("50%",) and policy.max_fail == 1 and policy.health.tcp == 80
+    assert policy.serial == ("50%",) and policy.max_fail == 1 and policy.health.setting.tcp == 80
     assert load_policy(inv, HOSTS, serial=[1, "100%"], max_fail=0).serial == (1, "100%")
     assert load_policy(inventory(), HOSTS) is None  # no policy, no balancer: a plain apply
 

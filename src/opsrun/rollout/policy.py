@@ -9,7 +9,7 @@ from typing import Any
 from opsrun import settings
 from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
-from opsrun.health import HealthGate
+from opsrun.health import Gate, HealthCheck
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.rollout.plan import Plan, Size, make_plan
@@ -22,7 +22,7 @@ class Policy:
     max_fail: Size = 0
     drain_timeout: float = 60.0
     healthy_timeout: float = 60.0
-    health: HealthGate | None = None
+    health: Gate | None = None  # HealthCheck of the validated `health`
     verify: str | bool = True  # True: the deploy's own suite, when there is one
     reboot: str = "if-needed"
     reboot_timeout: float = 300.0
@@ -48,7 +48,7 @@ class Policy:
             "healthy_timeout": self.healthy_timeout,
             "verify": self.verify,
             "reboot": self.reboot,
-            "health": self.health.http or f"tcp:{self.health.tcp}" if self.health else None,
+            "health": str(self.health) if self.health else None,
             "balancer": (self.balancer or {}).get("type"),
             "last": self.last,
             "waves": self.waves,
@@ -94,13 +94,12 @@ def load_policy(
     if rolling.canary is not None:
         _check_canary_source(balancer, where=where, field=f"{rolling_key}.canary")
     rolling = _overridden(rolling, serial=serial, max_fail=max_fail)
-    gate = rolling.health
     return Policy(
         serial=tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),
         max_fail=rolling.max_fail,
         drain_timeout=float(rolling.drain_timeout),
         healthy_timeout=float(rolling.healthy_timeout),
-        health=HealthGate(**gate.model_dump()) if gate is not None else None,
+        health=HealthCheck(rolling.health) if rolling.health is not None else None,
         verify=rolling.verify,
         reboot=rolling.reboot,
         reboot_timeout=float(rolling.reboot_timeout),

@@ -21,6 +21,7 @@ from opsrun.balancers.base import NOT_ANSWERING, ServerState
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
+from opsrun.settings import models
 from opsrun.store import Hold, LeftBy, Store, open_store
 
 NOBODY = "nobody opsrun knows of"
@@ -54,18 +55,18 @@ def balancer_keys(data: dict[str, Any]) -> list[str]:
 def read(inv: Inventory, hosts: list[str]) -> tuple[dict[str, list[tuple[str, ServerState]]], dict[str, str]]:
     """Each host's state in each of its balancers ({host: [(balancer name, state)]}), and the hosts whose
     balancer could not answer ({host: why}). One balancer object per distinct setting."""
-    made: dict[str, Any] = {}
+    made: dict[str, tuple[models.Balancer, balancers.Balancer]] = {}  # the setting as JSON -> (validated, built)
     states: dict[str, list[tuple[str, ServerState]]] = {}
     errors: dict[str, str] = {}
     for host in hosts:
         data = dict(inv.hosts[host].data)
         for key in balancer_keys(data):
-            setting = data[key]
-            ident = json.dumps(setting, sort_keys=True, default=str)
+            ident = json.dumps(data[key], sort_keys=True, default=str)
             try:
                 if ident not in made:
-                    made[ident] = balancers.make(setting, where=inv.where(host, key), inventory=inv)
-                bal = made[ident]
+                    setting = balancers.validate(data[key], where=inv.where(host, key), key=key)
+                    made[ident] = setting, balancers.make(setting, where=inv.where(host, key), inventory=inv)
+                setting, bal = made[ident]
                 state = bal.state(balancers.server_name(setting, host, data))
             except NOT_ANSWERING as exc:
                 errors[host] = f"{key}: {exc}"

@@ -21,7 +21,7 @@ from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
-from opsrun.settings.models import CanaryPolicy
+from opsrun.settings.models import CanaryPolicy, ELBv2Balancer
 from tests.aws.conftest import REGION, Fleet
 
 HOSTS = ["web1", "web2", "web3"]
@@ -72,7 +72,7 @@ class Alb:
             reboot="never",
             drain_timeout=10,
             healthy_timeout=10,
-            balancer={"type": "elbv2", "target_group_arn": self.arn},
+            balancer=ELBv2Balancer(type="elbv2", target_group_arn=self.arn),
             canary=limits,
         )
         runners = StageRunners(

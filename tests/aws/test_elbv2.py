@@ -12,13 +12,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from opsrun.balancers import make, wait_drained, wait_healthy
+from opsrun.balancers import make, validate, wait_drained, wait_healthy
 from opsrun.balancers.elbv2 import ELBv2
 from opsrun.errors import BalancerError, ConfigError, WaitTimeout
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
+from opsrun.settings.models import ELBv2Balancer
 from tests.aws.conftest import REGION
 
 
@@ -47,10 +48,8 @@ def target_group(moto_url):
 
 def test_drain_wait_enable_wait_against_moto(moto_url, target_group):
     arn, ids = target_group
-    balancer = make(
-        {"type": "elbv2", "target_group_arn": arn, "endpoint_url": moto_url, "region": REGION},
-        where="group_data/web.py",
-    )
+    setting = {"type": "elbv2", "target_group_arn": arn, "endpoint_url": moto_url, "region": REGION}
+    balancer = make(validate(setting, where="group_data/web.py"), where="group_data/web.py")
     balancer.check(ids)
     assert balancer.deregistration_delay == 5
     balancer.drain(ids[0])
@@ -72,7 +71,7 @@ def test_unknown_target_group_fails_before_any_host_is_touched(moto_url, target_
         connect=lambda *a, **k: {"a": None}, apply=lambda *a, **k: applied.append(a), balancer=balancer
     )
     policy = Policy(
-        verify=False, reboot="never", balancer={"type": "elbv2", "target_group_arn": bogus, "server": "{iid}"}
+        verify=False, reboot="never", balancer=ELBv2Balancer(type="elbv2", target_group_arn=bogus, server="{iid}")
     )
     with pytest.raises(ConfigError, match=r"balancer\.target_group_arn: no elbv2 target group nosuch in us-east-1"):
         Rollout(Project(Path("/nonexistent")), inv, "app", policy, runners=runners).run(["a"])
@@ -102,7 +101,7 @@ def test_rollout_drains_and_registers_each_target_against_moto(moto_url, target_
         reboot="never",
         drain_timeout=10,
         healthy_timeout=10,
-        balancer={"type": "elbv2", "target_group_arn": arn, "server": "{iid}"},
+        balancer=ELBv2Balancer(type="elbv2", target_group_arn=arn, server="{iid}"),
     )
     runners = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=balancer)
     run = Rollout(Project(Path("/nonexistent")), inv, "app", policy, runners=runners).run(hosts)

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from opsrun.balancers import make, wait_drained, wait_healthy
+from opsrun.balancers import make, validate, wait_drained, wait_healthy
 from opsrun.errors import ConfigError
 from opsrun.rollout import group_waves, make_plan
 from tests.aws.conftest import Fleet
 from tests.conftest import copy_ops, opsrun
 
 WHERE = "group_data/production.py"
+
+
+def built(setting):
+    """The balancer a group_data `balancer` describes, as the rollout builds it: validated, then made."""
+    return make(validate(setting, where=WHERE), where=WHERE)
 
 
 @pytest.fixture
@@ -23,7 +28,7 @@ def fleet(moto_env):
 def test_finds_the_target_group_by_name_and_drives_instance_targets(fleet):
     ids = [fleet.launch(Name=f"web{i}", Env="production", Role="web") for i in (1, 2)]
     fleet.target_group("production-web", ids, delay=20)
-    balancer = make({"type": "elbv2", "target_group": "production-web"}, where=WHERE)
+    balancer = built({"type": "elbv2", "target_group": "production-web"})
     balancer.check(ids)
     assert (balancer.deregistration_delay, balancer.target_type) == (20, "instance")
     balancer.drain(ids[0])
@@ -37,10 +42,10 @@ def test_finds_the_target_group_by_tags_and_refuses_an_ambiguous_match(fleet):
     ids = [fleet.launch(Name="web1", Env="production", Role="web")]
     fleet.target_group("blue", ids, tags={"Env": "production", "Tier": "web", "Colour": "blue"})
     fleet.target_group("green", [], tags={"Env": "production", "Tier": "web", "Colour": "green"})
-    blue = make({"type": "elbv2", "target_group_tags": {"Tier": "web", "Colour": "blue"}}, where=WHERE)
+    blue = built({"type": "elbv2", "target_group_tags": {"Tier": "web", "Colour": "blue"}})
     blue.check(ids)
     assert blue.arn.split("/")[-2] == "blue"
-    both = make({"type": "elbv2", "target_group_tags": {"Env": "production", "Tier": "web"}}, where=WHERE)
+    both = built({"type": "elbv2", "target_group_tags": {"Env": "production", "Tier": "web"}})
     with pytest.raises(ConfigError) as err:
         both.check(ids)
     assert str(err.value) == (
@@ -54,7 +59,7 @@ def test_ip_target_groups_take_the_address(fleet):
     ip = "10.20.0.21"
     iid = fleet.launch(ip, Name="web1", Env="production", Role="web")
     fleet.target_group("production-ip", [ip], target_type="ip")
-    balancer = make({"type": "elbv2", "target_group": "production-ip"}, where=WHERE)
+    balancer = built({"type": "elbv2", "target_group": "production-ip"})
     balancer.check([ip])
     assert balancer.target_type == "ip"
     balancer.drain(ip)
@@ -66,7 +71,7 @@ def test_ip_target_groups_take_the_address(fleet):
 
 
 def test_an_unknown_target_group_name_is_a_config_error(fleet):
-    balancer = make({"type": "elbv2", "target_group": "nosuch"}, where=WHERE)
+    balancer = built({"type": "elbv2", "target_group": "nosuch"})
     with pytest.raises(ConfigError) as err:
         balancer.check(["i-0123456789abcdef0"])
     assert str(err.value).startswith(

@@ -23,6 +23,7 @@ from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
+from opsrun.settings.models import ELBv2Balancer
 from tests.aws.conftest import REGION
 
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
@@ -148,9 +149,9 @@ def scripted_rollout(stub: Stubber, balancer: ELBv2, clock: FakeTime, during_dra
         health(stub, dict.fromkeys(IDS, "healthy"))
         return DeployRun("aws", deploy, False, [HostRun(h, [OperationResult("x", True, True)]) for h in batch])
 
-    settings = {"type": "elbv2", "target_group_arn": ARN, "server": "{iid}"}
+    setting = ELBv2Balancer(type="elbv2", target_group_arn=ARN, server="{iid}")
     timeouts = {"drain_timeout": 60, "healthy_timeout": 60}
-    policy = Policy(serial=(3,), verify=False, reboot="never", balancer=settings, **timeouts)
+    policy = Policy(serial=(3,), verify=False, reboot="never", balancer=setting, **timeouts)
     runners = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=balancer)
     return Rollout(Project(Path("/nonexistent")), inventory(), "app", policy, runners=runners)
 

@@ -13,7 +13,7 @@ from opsrun.lab.loadgen import LoadGenerator
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
-from opsrun.settings.models import CanaryPolicy
+from opsrun.settings.models import CanaryPolicy, HAProxyBalancer
 from tests.balancers.conftest import HOSTS, SLOW
 
 
@@ -35,7 +35,7 @@ def rollout(backends, release: str, **canary) -> tuple[Rollout, list[list[str]]]
         reboot="never",
         drain_timeout=10,
         healthy_timeout=10,
-        balancer={"type": "haproxy", "socket": bal.socket_path, "backend": "web"},
+        balancer=HAProxyBalancer(type="haproxy", socket=bal.socket_path, backend="web"),
         canary=limits,
     )
     runners = StageRunners(connect=lambda p, i, b, **k: dict.fromkeys(b), apply=apply, balancer=bal)

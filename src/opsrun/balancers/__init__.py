@@ -1,69 +1,60 @@
-"""Load balancers, picked by `balancer["type"]` in group_data. Implementations are imported lazily, so
-boto3 is only imported for elbv2."""
+"""Load balancers, built from the validated `balancer` setting (settings.models.Balancer: its `type` picks
+HAProxyBalancer, NginxBalancer or ELBv2Balancer, whose fields are the implementation's arguments).
+Implementations are imported lazily, so boto3 is only imported for elbv2."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from opsrun import settings
 from opsrun.balancers.base import Balancer, ServerState, wait_drained, wait_healthy
 from opsrun.errors import ConfigError
+from opsrun.settings import models
 
-__all__ = ["BALANCERS", "Balancer", "ServerState", "make", "validate", "wait_drained", "wait_healthy"]
+__all__ = ["BALANCERS", "Balancer", "ServerState", "make", "server_name", "validate", "wait_drained", "wait_healthy"]
 
-# type -> (module, class, required settings; "a|b": one of them)
-BALANCERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "haproxy": ("opsrun.balancers.haproxy", "HAProxy", ("socket", "backend")),
-    "elbv2": ("opsrun.balancers.elbv2", "ELBv2", ("target_group|target_group_tags|target_group_arn",)),
-    "nginx": ("opsrun.balancers.nginx", "NginxLB", ("host", "upstream", "config")),
+# type -> (module, class)
+BALANCERS: dict[str, tuple[str, str]] = {
+    "haproxy": ("opsrun.balancers.haproxy", "HAProxy"),
+    "elbv2": ("opsrun.balancers.elbv2", "ELBv2"),
+    "nginx": ("opsrun.balancers.nginx", "NginxLB"),
 }
 
 
-def validate(settings: Any, *, where: str, key: str = "balancer") -> tuple[str, str, tuple[str, ...]]:
-    """Check `settings` (group_data `balancer`) against its schema (opsrun.settings.models): a known type
-    with its required settings, each of the characters its sink allows."""
-    from opsrun import settings as schemas
-    from opsrun.settings import models
-
-    if settings is None:
+def validate(
+    setting: Any, *, where: str, key: str = "balancer", context: dict[str, Any] | None = None
+) -> models.Balancer:
+    """group_data's `balancer` (or `DEPLOY_balancer`, `key`) checked by its schema: the validated model.
+    `context` (the host, its data, the inventory's hosts) lets the schema check `server` and nginx's `host`."""
+    if setting is None:
         raise ConfigError(where, "no balancer.", field=key, fix='write balancer = {"type": "haproxy", ...}')
-    schemas.validate_key(models.BalancerSetting, key, settings, where=where)
-    return BALANCERS[settings["type"]]
+    validated: models.Balancer = settings.validate_key(
+        models.BalancerSetting, key, setting, where=where, context=context
+    )
+    return validated
 
 
-def make(settings: Any, *, where: str, inventory: Any = None) -> Balancer:
-    """Build the balancer that `settings` (group_data `balancer`) describes."""
-    module, cls, required = validate(settings, where=where)
-    kind = settings["type"]
-    args = {k: v for k, v in settings.items() if k not in ("type", "server")}
+def make(setting: models.Balancer, *, where: str, inventory: Any = None) -> Balancer:
+    """Build the balancer that the validated `setting` describes (`where`: the file that set it)."""
+    module, cls = BALANCERS[setting.type]
     impl = getattr(importlib.import_module(module), cls)
+    args = setting.model_dump(exclude={"type", "server"})
     if getattr(impl, "needs_inventory", False):  # it reaches its LB host with the inventory's SSH settings
         if inventory is None:
-            raise ConfigError(where, f"a {kind} balancer needs the inventory of its host.", field="balancer")
+            raise ConfigError(where, f"a {setting.type} balancer needs the inventory of its host.", field="balancer")
         args["inventory"] = inventory
     if getattr(impl, "takes_where", False):  # its own ConfigErrors name the group_data file
         args["where"] = where
-    try:
-        balancer: Balancer = impl(**args)
-    except TypeError as exc:
-        raise ConfigError(
-            where,
-            f"bad settings for a {kind} balancer: {exc}.",
-            field="balancer",
-            fix=f"use: {', '.join(required)} (and the optional settings of {cls})",
-        ) from exc
+    balancer: Balancer = impl(**args)
     return balancer
 
 
-# the `server` template when group_data gives none: the host name, or for elbv2 the instance id
-DEFAULT_SERVER = {"elbv2": "{ec2_instance_id}"}
-
-
-def server_name(settings: dict[str, Any], host: str, data: dict[str, Any]) -> str:
-    """The host's name in the balancer: `server` (a template of {host} and the host's data keys, checked by
-    the schema for every host before anything connects) or its default (the host name; elbv2: the
-    instance id that opsrun.aws.ec2_hosts sets)."""
-    template = str(settings.get("server", DEFAULT_SERVER.get(str(settings.get("type")), "{host}")))
+def server_name(setting: models.Balancer | None, host: str, data: dict[str, Any]) -> str:
+    """The host's name in the balancer: the setting's `server` (a template of {host} and the host's data keys,
+    checked by the schema for every host before anything connects; its default the host name, for elbv2 the
+    instance id that opsrun.aws.ec2_hosts sets), or the host name when there is no setting."""
+    template = setting.server if setting is not None else "{host}"
     usable = {k: v for k, v in data.items() if isinstance(v, str | int) and not isinstance(v, bool)}
     try:
         return template.format(**{**usable, "host": host})

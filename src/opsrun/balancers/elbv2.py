@@ -38,7 +38,6 @@ PERMISSION = "elasticloadbalancing:DescribeTargetGroups and DescribeTags"
 
 class ELBv2:
     takes_where = True  # balancers.make passes the group_data file, for ConfigError messages
-    default_server = "{ec2_instance_id}"
 
     def __init__(
         self,

@@ -71,7 +71,7 @@ class Rollout:
     def server(self, host: str) -> str:
         from opsrun.balancers import server_name
 
-        return server_name(self.policy.balancer or {}, host, dict(self.inv.hosts[host].data))
+        return server_name(self.policy.balancer, host, dict(self.inv.hosts[host].data))
 
     def address(self, host: str) -> str:
         return str(self.inv.hosts[host].data.get("ssh_hostname", host))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import settings
+from opsrun import balancers, settings
 from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
 from opsrun.health import Gate, HealthCheck
@@ -26,7 +26,7 @@ class Policy:
     verify: str | bool = True  # True: the deploy's own suite, when there is one
     reboot: str = "if-needed"
     reboot_timeout: float = 300.0
-    balancer: dict[str, Any] | None = None  # group_data `balancer`, None: no balancer step
+    balancer: models.Balancer | None = None  # the validated `balancer`, None: no balancer step
     last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
     waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
     canary: models.CanaryPolicy | None = None  # bake the first batch, judged by the balancer's statistics
@@ -49,7 +49,7 @@ class Policy:
             "verify": self.verify,
             "reboot": self.reboot,
             "health": str(self.health) if self.health else None,
-            "balancer": (self.balancer or {}).get("type"),
+            "balancer": self.balancer.type if self.balancer is not None else None,
             "last": self.last,
             "waves": self.waves,
             "canary": self.canary.model_dump() if self.canary else None,
@@ -86,11 +86,11 @@ def load_policy(
         settings.validate_key(models.RollingSetting, rolling_key, data.get(rolling_key), where=where)
         or models.RollingPolicy()
     )
-    balancer = data.get(balancer_key)
-    if balancer is not None:
-        settings.validate_key(
-            models.BalancerSetting, balancer_key, balancer, where=inv.where(first, balancer_key), context=context
-        )
+    balancer = (
+        balancers.validate(data[balancer_key], where=inv.where(first, balancer_key), key=balancer_key, context=context)
+        if data.get(balancer_key) is not None
+        else None
+    )
     if rolling.canary is not None:
         _check_canary_source(balancer, where=where, field=f"{rolling_key}.canary")
     rolling = _overridden(rolling, serial=serial, max_fail=max_fail)
@@ -103,7 +103,7 @@ def load_policy(
         verify=rolling.verify,
         reboot=rolling.reboot,
         reboot_timeout=float(rolling.reboot_timeout),
-        balancer=dict(balancer) if balancer is not None else None,
+        balancer=balancer,
         last={str(k): v for k, v in rolling.last.items()} if rolling.last is not None else None,
         waves=rolling.waves,
         canary=rolling.canary,
@@ -165,9 +165,9 @@ NO_STATISTICS = {
 }
 
 
-def _check_canary_source(balancer: Any, *, where: str, field: str) -> None:
+def _check_canary_source(balancer: models.Balancer | None, *, where: str, field: str) -> None:
     """A canary is judged from the balancer's own statistics: refused without a balancer that keeps them."""
-    kind = balancer.get("type") if isinstance(balancer, dict) else None
+    kind = balancer.type if balancer is not None else None
     if kind is None or kind in NO_STATISTICS:
         why = NO_STATISTICS.get(str(kind), "these hosts have no balancer")
         raise ConfigError(

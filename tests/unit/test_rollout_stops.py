@@ -6,6 +6,7 @@ reads their place back from the balancer). Fake balancer and scripted engine, as
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +15,7 @@ from opsrun.balancers.fake import FakeBalancer
 from opsrun.reports import as_text, render_report
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy
+from opsrun.rollout.stages import each_batch
 from opsrun.waiting import Stop, poll_until
 from tests.unit.test_rollout_executor import HOSTS, Script, rollout
 
@@ -179,6 +181,26 @@ def test_stop_now_during_a_health_gate_ends_the_wait_and_leaves_the_changed_host
     [run] = ended
     assert outcomes(run)["web1"] == ("interrupted", "health", False) and bal.admin["web1"] == "drain"
     assert run.hosts["web1"].reason.startswith("interrupted: stopped now while waiting for")
+    assert [outcomes(run)[h][0] for h in HOSTS[1:]] == ["not_reached"] * 3
+
+
+def test_stop_now_during_a_verification_interrupts_the_host_at_verify_and_leaves_it_out(tmp_path):
+    """A verification that the stop now ended is no verdict: its host is interrupted at verify, not failed
+    (its tests did not fail), and stays out of the balancer (it was changed)."""
+    (tmp_path / "verify" / "app").mkdir(parents=True)
+    (tmp_path / "verify" / "app" / "test_app.py").write_text("")
+    stop, bal, script = Stop(), FakeBalancer(HOSTS), Script()
+
+    def verify(project, inv, suite, hosts, **kwargs):
+        stop.set()
+        stop.now.set()
+        return replace(script.verify(project, inv, suite, hosts, **kwargs), interrupted="stopped now at verify")
+
+    ro = rollout(script, bal, policy(verify=True), stop=stop, tmp_path=tmp_path)
+    ro.runners.verification = each_batch(verify)
+    run = ro.run(HOSTS)
+    assert outcomes(run)["web1"] == ("interrupted", "verify", False) and bal.admin["web1"] == "drain"
+    assert run.hosts["web1"].reason == "stopped now at verify"
     assert [outcomes(run)[h][0] for h in HOSTS[1:]] == ["not_reached"] * 3
 
 

@@ -12,6 +12,7 @@ back when nothing was changed on it and left out otherwise, and its place is rea
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -22,11 +23,11 @@ from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError, Interrupted
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.results import HostOutcome, RolloutRun, VerifyRun
+from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout import canary, healing, stopping
 from opsrun.rollout.plan import Plan
 from opsrun.rollout.policy import Policy, host_suite
-from opsrun.rollout.settle import Settle
+from opsrun.rollout.settle import Settle, StepFailed
 from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
@@ -134,7 +135,8 @@ class Rollout:
                         self.events(i + 1, h, "pause")
                     paused = time.monotonic()
                     self.stop.wait(self.policy.pause)
-                    self.add_seconds("pause", time.monotonic() - paused)
+                    waited = time.monotonic() - paused
+                    self.result.stage_seconds["pause"] = self.result.stage_seconds.get("pause", 0.0) + waited
         self.result.seconds = time.monotonic() - started
         self.result.stopped_now = self.now_set()
         return self.result
@@ -322,7 +324,8 @@ class Rollout:
         held = {h for h in live if h in self.held or healthy_before.get(h, True) or serving_before.get(h, True)}
         self.was_held.update({h: h in held for h in live})
         work = {"reboot": maybe_reboot, "health": lambda h: self._gate(h, held), "verify": self._verify}
-        Settle(self, i, steps, work).run(live)
+        announce = functools.partial(self.events, i)  # (host, step)
+        Settle(steps, work, self.result, self.record, announce, in_balancer=self.balancer is None).run(live)
         return [h for h in live if self.result.hosts[h].outcome not in ("failed", "interrupted")]
 
     def _gate(self, host: str, held: set[str]) -> str | None:
@@ -334,27 +337,17 @@ class Rollout:
         ok, seen = self.policy.health.probe(host, self.address(host))
         return None if ok else f"its health gate did not pass before the change and still does not ({seen})"
 
-    def add_seconds(self, stage: str, took: float) -> None:
-        self.result.stage_seconds[stage] = self.result.stage_seconds.get(stage, 0.0) + took
-
-    def _verify(self, host: str) -> VerifyRun:
-        """The suite on one host that passed its gate: its own request, served beside other hosts' (a thread each)."""
+    def _verify(self, host: str) -> None:
+        """The suite on one host that passed its gate: its own request, served beside other hosts' (a thread
+        each). Raises what ends the host there: a failing test or none (StepFailed), the operator's stop now."""
         assert self._verify_batch is not None
-        return self._verify_batch([host], self.deploy)
-
-    def verified(self, host: str, vr: VerifyRun) -> bool:
-        """Whether the suite passed on `host`; a host with a failing test, or none, fails."""
+        vr = self._verify_batch([host], self.deploy)
         failing = [r for r in vr.for_host(host) if r.outcome in ("failed", "error")]
         if vr.interrupted and self.now_set():
-            self.result.hosts[host].interrupt("verify", vr.interrupted, in_balancer=self.balancer is None)
-            self.record(self.result.hosts[host])
-            return False
+            raise Interrupted(vr.interrupted)
         if vr.error or failing or not vr.for_host(host):
             why = vr.error or "; ".join(f"{r.test}: {r.message}" for r in failing) or "no test ran"
-            self.result.hosts[host].fail("verify", f"verify/{self.suite}: {why}", in_balancer=self.balancer is None)
-            self.record(self.result.hosts[host])
-            return False
-        return True
+            raise StepFailed(f"verify/{self.suite}: {why}")
 
     def _enable_stage(self, i: int, live: list[str], serving_before: dict[str, bool]) -> list[str]:
         """Back in the balancer, and wait until it serves; a host that cannot serve is taken out again."""

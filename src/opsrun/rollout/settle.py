@@ -1,31 +1,45 @@
 """A batch after its apply: each host goes on by itself through reboot (where needed) → health gate →
 verification, instead of the batch waiting at each stage for its slowest host. Each step is waited for in a
 thread (stages.Waits; a host's verification is its own request to the rollout's one pytest, served beside
-the others'); the executor's thread alone records and announces each host's stage."""
+the others'); the thread that runs Settle (the executor's) alone records and announces each host's stage.
+Settle is given what it touches (the rollout's result, its recorder and announcer), so it never imports the
+executor that calls it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
 
 from opsrun.errors import Interrupted
-from opsrun.results import VerifyRun
+from opsrun.results import HostOutcome, RolloutRun
 from opsrun.rollout.stages import Ended, Waits
 
-if TYPE_CHECKING:
-    from opsrun.rollout.executor import Rollout
+
+class StepFailed(Exception):
+    """A host's step failed (a verification with a failing test, or none): its message is the reason."""
 
 
 class Settle:
     """One batch's hosts through `steps` (some of "reboot", "health", "verify", in that order). `work` waits
-    for a host's step and returns what it learnt (rebooted or not; a gate's note; the suite's results) or
-    raises its failure.
+    for a host's step and returns what it learnt (rebooted or not; a gate's note) or raises its failure
+    (Interrupted: the operator's stop now). Each host's outcome is in `result`, `record`ed as it changes;
+    `announce(host, step)` as a host starts a step. A host that fails stays `in_balancer` (True: there is no
+    balancer to take it out of).
     The time of a stage in the rollout is how long the batch waited on it after the earlier stages' last
     host (the stages overlap across hosts); each host keeps its own times."""
 
-    def __init__(self, ro: Rollout, batch: int, steps: list[str], work: dict[str, Callable[[str], object]]):
-        self.ro, self.batch, self.steps, self.work = ro, batch, steps, work
+    def __init__(
+        self,
+        steps: list[str],
+        work: dict[str, Callable[[str], object]],
+        result: RolloutRun,
+        record: Callable[[HostOutcome], None],
+        announce: Callable[[str, str], None],
+        *,
+        in_balancer: bool,
+    ):
+        self.steps, self.work, self.result, self.record, self.announce = steps, work, result, record, announce
+        self.in_balancer = in_balancer
         self.at: dict[str, int] = {}  # the hosts not through yet -> the index of their step
         self.last: dict[str, float] = {}  # step -> when a host last ended it
         self.ends: dict[str, float] = {}  # step -> when the batch's last host was through it
@@ -43,7 +57,8 @@ class Settle:
                 self._stages_through()
         for step in self.steps:
             if step in self.last:  # a stage no host reached took no time
-                self.ro.add_seconds(step, self.ends[step] - started)
+                took = self.ends[step] - started
+                self.result.stage_seconds[step] = self.result.stage_seconds.get(step, 0.0) + took
                 started = self.ends[step]
 
     def _stages_through(self) -> None:
@@ -55,27 +70,24 @@ class Settle:
             before = self.ends.get(step, before)
 
     def _begin(self, host: str, k: int) -> None:
-        out = self.ro.result.hosts[host]
+        out = self.result.hosts[host]
         self.at[host] = k
         if k == len(self.steps):  # through all of them
             del self.at[host]
         else:
             out.stage = self.steps[k]
-            self.ro.record(out)
-            self.ro.events(self.batch, host, self.steps[k])
+            self.record(out)
+            self.announce(host, self.steps[k])
             self.waits.start(host, self.steps[k], self.work[self.steps[k]])
 
     def _ended(self, ended: Ended) -> None:
         host, step, value, exc, took, at = ended
-        out = self.ro.result.hosts[host]
+        out = self.result.hosts[host]
         out.seconds[step], self.last[step] = took, max(at, self.last.get(step, 0.0))
         if exc is not None:
             end = out.interrupt if isinstance(exc, Interrupted) else out.fail  # the operator's stop now
-            end(step, str(exc), in_balancer=self.ro.balancer is None)
-            self.ro.record(out)
-            del self.at[host]
-            return
-        if step == "verify" and not self.ro.verified(host, cast(VerifyRun, value)):
+            end(step, str(exc), in_balancer=self.in_balancer)
+            self.record(out)
             del self.at[host]
             return
         if step == "reboot":

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
+
+if TYPE_CHECKING:
+    from opsrun.settings import Checked
 
 DEFAULTS = {"connect": 10.0, "apply": 1800.0, "verify": 300.0}
 
@@ -74,17 +77,15 @@ def parse_overrides(values: Iterable[str]) -> dict[str, float]:
     return out
 
 
-def load(inv: Inventory, hosts: Iterable[str], overrides: dict[str, float] | None = None) -> Deadlines:
-    """Each host's deadlines: the defaults, group_data `deadlines` (its schema in opsrun.settings.models),
-    then the command line's."""
-    from opsrun import settings
-    from opsrun.settings import models
-
+def load(checked: Checked, hosts: Iterable[str], overrides: dict[str, float] | None = None) -> Deadlines:
+    """Each host's deadlines: the defaults, group_data `deadlines` as settings.check_hosts validated it (its
+    schema in opsrun.settings.models), then the command line's."""
     per_host = {}
     for host in hosts:
-        given = inv.hosts[host].data.get("deadlines") or {}
-        checked = settings.validate_key(
-            models.DeadlinesSetting, "deadlines", given, where=inv.where(host, "deadlines")
-        ).model_dump(exclude_none=True)
-        per_host[host] = {**DEFAULTS, **checked, **(overrides or {})}
+        given = checked[host].deadlines
+        per_host[host] = {
+            **DEFAULTS,
+            **(given.model_dump(exclude_none=True) if given is not None else {}),
+            **(overrides or {}),
+        }
     return Deadlines(per_host)

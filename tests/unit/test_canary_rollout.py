@@ -13,10 +13,10 @@ import pytest
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.balancers.stats import Figures
 from opsrun.errors import ConfigError
-from opsrun.rollout import Policy, load_policy
+from opsrun.rollout import Policy
 from opsrun.settings.models import CanaryPolicy
 from tests.unit.test_bad_input import add, assert_refused, run
-from tests.unit.test_rollout_executor import HOSTS, Script, inventory, outcomes, rollout
+from tests.unit.test_rollout_executor import HOSTS, Script, inventory, load_policy, outcomes, rollout
 
 
 class Traffic:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import deadlines
+from opsrun import deadlines, settings
 from opsrun.engine import clocks
 from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
@@ -24,7 +24,7 @@ def inventory(per_host: dict[str, dict]) -> Inventory:
 
 def test_defaults_group_data_and_the_command_line_in_that_order():
     inv = inventory({"web1": {"deadlines": {"apply": 60}}, "web2": {}})
-    limits = deadlines.load(inv, ["web1", "web2"], {"verify": 30.0})
+    limits = deadlines.load(settings.check_hosts(inv, ["web1", "web2"]), ["web1", "web2"], {"verify": 30.0})
     assert limits.per_host["web1"] == {"connect": 10.0, "apply": 60.0, "verify": 30.0}
     assert limits.per_host["web2"] == {"connect": 10.0, "apply": 1800.0, "verify": 30.0}
     assert limits.stage("apply", ["web1", "web2"]) == {"web1": 60.0, "web2": 1800.0}
@@ -37,7 +37,7 @@ def test_defaults_group_data_and_the_command_line_in_that_order():
 )  # fmt: skip
 def test_a_bad_deadline_names_the_file_and_field(value, field):
     with pytest.raises(ConfigError) as err:
-        deadlines.load(inventory({"web1": {"deadlines": value}}), ["web1"])
+        deadlines.load(settings.check_hosts(inventory({"web1": {"deadlines": value}}), ["web1"]), ["web1"])
     assert (err.value.path, err.value.field) == (str(GD), field)
     assert err.value.fix
 

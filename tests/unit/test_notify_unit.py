@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsrun import inventory, notify, secrets
+from opsrun import inventory, notify, secrets, settings
 from opsrun.errors import ConfigError
 from opsrun.notify import delivery, messages, pagerduty
 from opsrun.project import Project
@@ -199,7 +199,7 @@ def configured(tmp_path, all_py: str, job: str, web_py: str = ""):
     if web_py:
         (tmp_path / "group_data" / "web.py").write_text(web_py)
     inv = inventory.load(Project(tmp_path), "prod")
-    return notify.configured(inv, list(inv.hosts), job, [])
+    return notify.configured(inv, list(inv.hosts), settings.check_hosts(inv, list(inv.hosts)), job, [])
 
 
 def test_group_data_notify_gives_the_pagerduty_target_of_its_jobs(tmp_path, monkeypatch):

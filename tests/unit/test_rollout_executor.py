@@ -9,15 +9,22 @@ from pathlib import Path
 
 import pytest
 
+from opsrun import rollout as rollouts
+from opsrun import settings
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.errors import BalancerError, ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
-from opsrun.rollout import Policy, Rollout, StageRunners, load_policy, make_plan
+from opsrun.rollout import Policy, Rollout, StageRunners, make_plan
 from opsrun.rollout.stages import each_batch
 
 HOSTS = ["web1", "web2", "web3", "web4"]
+
+
+def load_policy(inv: Inventory, hosts: list[str], **flags) -> Policy | None:
+    """The policy as a run loads it: the hosts' settings checked once (settings.check_hosts), then read."""
+    return rollouts.load_policy(inv, hosts, settings.check_hosts(inv, hosts), **flags)
 
 
 def inventory(data=None, per_host=None) -> Inventory:

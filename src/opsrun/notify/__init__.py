@@ -28,8 +28,8 @@ from opsrun.notify import pagerduty
 from opsrun.notify.delivery import RETRY, NotifyError, Refused, Retry, Undelivered, aws_failure, deliver, post_json
 from opsrun.notify.messages import Links, message, webhook_payload
 from opsrun.secrets import redact, register, register_url, safe_url
-from opsrun.settings import validate_key
-from opsrun.settings.notify_models import PAGERDUTY_EU_URL, PAGERDUTY_URL, NotifySetting, events_url_problem
+from opsrun.settings import Checked
+from opsrun.settings.notify_models import PAGERDUTY_EU_URL, PAGERDUTY_URL, events_url_problem
 
 __all__ = ["RETRY", "Links", "NotifyError", "Retry", "Sent", "Target", "message", "parse", "send", "should_send"]
 
@@ -135,15 +135,16 @@ def pagerduty_target(env: str, where: str, url: str | None = None, field_name: s
     return Target("pagerduty", env, override or url or PAGERDUTY_URL)
 
 
-def configured(inv: Inventory, hosts: list[str], job_kind: str, given: list[Target]) -> list[Target]:
-    """`given` (the --notify targets) and the PagerDuty target of group_data `notify` when it pages for
-    `job_kind` (drift, dr-test). One setting for the whole inventory: hosts that differ are refused."""
-    having = [h for h in hosts if "notify" in inv.hosts[h].data]
+def configured(inv: Inventory, hosts: list[str], checked: Checked, job_kind: str, given: list[Target]) -> list[Target]:
+    """`given` (the --notify targets) and the PagerDuty target of group_data `notify` (as settings.check_hosts
+    validated it, `checked`) when it pages for `job_kind` (drift, dr-test). One setting for the whole
+    inventory: hosts that differ are refused."""
+    having = [h for h in hosts if checked[h].notify is not None]
     if not having:
         return given
     first = having[0]
     for host in having[1:]:
-        if inv.hosts[host].data["notify"] != inv.hosts[first].data["notify"]:
+        if checked[host].notify != checked[first].notify:
             raise ConfigError(
                 inv.where(host, "notify"),
                 f"host {host} has other notify settings than {first} (set in {inv.where(first, 'notify')}); "
@@ -152,8 +153,8 @@ def configured(inv: Inventory, hosts: list[str], job_kind: str, given: list[Targ
                 fix="set notify once, for every host of the inventory (group_data/all.py)",
             )
     where = inv.where(first, "notify")
-    settings = validate_key(NotifySetting, "notify", inv.hosts[first].data["notify"], where=where)
-    pager = settings.pagerduty
+    setting = checked[first].notify
+    pager = setting.pagerduty if setting is not None else None
     if pager is None or job_kind not in pager.jobs:
         return given
     field_name = "notify.pagerduty.secret_env.routing_key"

@@ -83,8 +83,7 @@ class Rollout:
             self.balancer.check([self.server(h) for h in hosts])
             delay = getattr(self.balancer, "deregistration_delay", None)  # read by check (ELBv2)
             if delay is not None and self.policy.drain_timeout < delay and hosts:
-                data = self.inv.hosts[hosts[0]].data
-                key = f"{self.deploy}_rolling" if f"{self.deploy}_rolling" in data else "rolling"
+                key = self.policy.key  # rolling, or the deploy's own DEPLOY_rolling
                 raise ConfigError(
                     self.inv.where(hosts[0], key),
                     f"the drain timeout ({self.policy.drain_timeout:g}s) is shorter than the deregistration "

@@ -1,12 +1,12 @@
-"""The rolling policy of a rollout: group_data's `rolling` and `balancer` (validated by opsrun.settings)
-and the command line's overrides, as one `Policy`."""
+"""The rolling policy of a rollout: group_data's `rolling` and `balancer` as opsrun.settings validated them
+(`check_hosts`, once) and the command line's overrides (checked by the same schema), as one `Policy`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import balancers, settings
+from opsrun import settings
 from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
 from opsrun.health import Gate, HealthCheck
@@ -59,10 +59,17 @@ class Policy:
 
 
 def load_policy(
-    inv: Inventory, hosts: list[str], *, deploy: str | None = None, serial: Any = None, max_fail: Any = None
+    inv: Inventory,
+    hosts: list[str],
+    checked: settings.Checked,
+    *,
+    deploy: str | None = None,
+    serial: Any = None,
+    max_fail: Any = None,
 ) -> Policy | None:
-    """The rolling policy of `hosts` from group_data (`rolling`, `balancer`), with CLI overrides. A deploy's
-    own `DEPLOY_rolling` / `DEPLOY_balancer` replace them for that deploy (`DEPLOY_balancer = None`: none).
+    """The rolling policy of `hosts` from their validated settings (`checked`: settings.check_hosts's; `rolling`,
+    `balancer`), with CLI overrides. A deploy's own `DEPLOY_rolling` / `DEPLOY_balancer` replace them for that
+    deploy (`DEPLOY_balancer = None`: none).
 
     None when the hosts have neither and no override asks for batches: a plain parallel apply.
     Every host of one rollout must share one policy and one balancer.
@@ -77,22 +84,12 @@ def load_policy(
 
     rolling_key, balancer_key = own("rolling"), own("balancer")
     _one_value(inv, hosts, (rolling_key, balancer_key))
-    data = inv.hosts[first].data
-    if data.get(rolling_key) is None and data.get(balancer_key) is None and serial is None and max_fail is None:
+    rolling, balancer = checked[first].rolling.get(rolling_key), checked[first].balancer.get(balancer_key)
+    if rolling is None and balancer is None and serial is None and max_fail is None:
         return None
-    context = {"host": first, "host_data": dict(data), "inventory_hosts": list(inv.hosts)}
-    where = inv.where(first, rolling_key)
-    rolling = (
-        settings.validate_key(models.RollingSetting, rolling_key, data.get(rolling_key), where=where)
-        or models.RollingPolicy()
-    )
-    balancer = (
-        balancers.validate(data[balancer_key], where=inv.where(first, balancer_key), key=balancer_key, context=context)
-        if data.get(balancer_key) is not None
-        else None
-    )
+    rolling = rolling or models.RollingPolicy()
     if rolling.canary is not None:
-        _check_canary_source(balancer, where=where, field=f"{rolling_key}.canary")
+        _check_canary_source(balancer, where=inv.where(first, rolling_key), field=f"{rolling_key}.canary")
     rolling = _overridden(rolling, serial=serial, max_fail=max_fail)
     return Policy(
         serial=tuple(rolling.serial if isinstance(rolling.serial, list) else [rolling.serial]),

@@ -69,9 +69,9 @@ def apply(
     notice = on_notice or (lambda _m: None)
     _refuse_resume_with(resume, options.limit, dry_run)
     if resume is None:
-        inv, hosts = hosts_of(project, inventory_name, options)  # every setting, before anything connects
+        inv, hosts, checked = hosts_of(project, inventory_name, options)  # every setting, before anything connects
     else:
-        inv, hosts = inventory.load(project, inventory_name, options.data), []
+        inv, hosts, checked = inventory.load(project, inventory_name, options.data), [], {}  # checked below
     project.deploy_path(deploy)
     check_state_dir(project)
     store = None if dry_run else open_store(project.state_dir, state_url, retry=state_retry)
@@ -80,10 +80,10 @@ def apply(
     try:
         if resume is not None:
             hosts = _resume_hosts(store, resume, inv, deploy)
-            settings.check_hosts(inv, hosts)
+            checked = settings.check_hosts(inv, hosts)
         secrets.require(inv, hosts, [deploy])  # every secret_env variable set, none in plain text
-        limits = deadlines.load(inv, hosts, dict(options.deadlines))
-        policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
+        limits = deadlines.load(checked, hosts, dict(options.deadlines))
+        policy = rollout.load_policy(inv, hosts, checked, deploy=deploy, serial=serial, max_fail=max_fail)
         hosts, plan = plan_of(inv, hosts, policy)
         executor = _executor(project, inv, deploy, policy, options, events, stop, limits)
         if executor is not None and plan is not None:

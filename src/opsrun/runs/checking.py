@@ -53,13 +53,13 @@ def drift(
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
     targets (--notify, group_data `notify`) what they should hear of it."""
     targets = notify.parse(notify_targets)
-    inv, hosts = hosts_of(project, inventory_name, options)
+    inv, hosts, checked = hosts_of(project, inventory_name, options)
     job = " ".join(["drift", inventory_name, *deploys, *(f"--limit={limit}" for limit in options.limit)])
     deploys = _deploys_to_check(project, inv, hosts, deploys)
     secrets.require(inv, hosts, deploys)
-    targets = notify.configured(inv, hosts, "drift", targets)
+    targets = notify.configured(inv, hosts, checked, "drift", targets)
     check_state_dir(project)
-    limits = deadlines.load(inv, hosts, dict(options.deadlines))
+    limits = deadlines.load(checked, hosts, dict(options.deadlines))
     store = open_store(project.state_dir, state_url, retry=state_retry)
     try:
         membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
@@ -191,7 +191,7 @@ def dr_test(
     state store with the earlier months' results as its trend; the notification targets told of it."""
     targets = notify.parse(notify_targets)
     month = dr.month_of(month)
-    inv, hosts = hosts_of(project, inventory_name, Options())
+    inv, hosts, checked = hosts_of(project, inventory_name, Options())
     dr_settings = dr.settings(inv, hosts)
     if drill:
         dr.refuse_in_production(inv, hosts, dr_settings)  # before the store and any system is touched
@@ -200,7 +200,7 @@ def dr_test(
         *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),
     ]
     secrets.require(inv, hosts, uses)
-    targets = notify.configured(inv, hosts, "dr-test", targets)
+    targets = notify.configured(inv, hosts, checked, "dr-test", targets)
     check_state_dir(project)
     name = f"dr-test-{inventory_name}-{month}"
     store = open_store(project.state_dir, state_url, retry=state_retry)
@@ -271,10 +271,10 @@ def verify_suite(
 ) -> tuple[VerifyRun, Path]:
     """Run verify/SUITE on the hosts (at most --forks at once, 16 without it), recorded in the run history;
     first name the hosts a run that did not finish left out of their balancer."""
-    inv, hosts = hosts_of(project, inventory_name, options)
+    inv, hosts, checked = hosts_of(project, inventory_name, options)
     project.suite_path(suite)
     check_state_dir(project)
-    limits = deadlines.load(inv, hosts, dict(options.deadlines))
+    limits = deadlines.load(checked, hosts, dict(options.deadlines))
     concurrency = options.forks or verify.DEFAULT_CONCURRENCY
     store = open_store(project.state_dir, state_url, retry=state_retry)
     try:

@@ -23,12 +23,14 @@ class Options:
     diff: bool = False  # --diff: a real apply reports each file it changes as a diff
 
 
-def hosts_of(project: Project, inventory_name: str, options: Options) -> tuple[inventory.Inventory, list[str]]:
-    """The inventory (with --data) and the hosts --limit selects, every setting of each checked."""
+def hosts_of(
+    project: Project, inventory_name: str, options: Options
+) -> tuple[inventory.Inventory, list[str], settings.Checked]:
+    """The inventory (with --data), the hosts --limit selects, and what opsrun reads of their settings, every
+    setting of each checked (settings.check_hosts)."""
     inv = inventory.load(project, inventory_name, options.data)
     hosts = inv.select(options.limit or None)
-    settings.check_hosts(inv, hosts)
-    return inv, hosts
+    return inv, hosts, settings.check_hosts(inv, hosts)
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,11 @@ def list_hosts(
 ) -> HostList:
     """What `--list-hosts` prints: the selected hosts and, for an apply with a rolling policy, its batches.
     Every input is checked as the run would check it; nothing is connected to."""
-    inv, hosts = hosts_of(project, inventory_name, options)
+    inv, hosts, checked = hosts_of(project, inventory_name, options)
     if deploy is None:
         return HostList(inv.name, {h: inv.hosts[h].groups for h in hosts})
     project.deploy_path(deploy)
-    policy = rollout.load_policy(inv, hosts, deploy=deploy, serial=serial, max_fail=max_fail)
+    policy = rollout.load_policy(inv, hosts, checked, deploy=deploy, serial=serial, max_fail=max_fail)
     if policy is None:
         return HostList(inv.name, {h: inv.hosts[h].groups for h in hosts})
     from opsrun.runs.applying import plan_of

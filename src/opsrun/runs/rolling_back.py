@@ -47,7 +47,7 @@ def rollback(
     if to_run is not None and revision is not None:
         raise ConfigError("the command line", "--to and --revision both name where to go.", fix="give one of them")
     revisions.prefix(project.root)  # outside git: refused
-    inv, selected = hosts_of(project, inventory_name, options)  # today's inventory, every setting checked
+    inv, selected, today_checked = hosts_of(project, inventory_name, options)  # today's inventory, every setting
     check_state_dir(project)
     store = open_store(project.state_dir, state_url, retry=state_retry)
     for run_id in store.reconciled:
@@ -57,11 +57,12 @@ def rollback(
         commit = revisions.resolve(project.root, way.revision, where=_where(way), field="revision")
         revisions.check_deploy(project.root, commit, deploy, where=_where(way), field="revision")
         with undo.checked_out(project, inv.name, commit, options) as back:
-            limits = deadlines.load(back.inv, way.hosts, dict(options.deadlines))
+            checked = undo.checked_settings(back, deploy, way.hosts)  # the revision's
+            limits = deadlines.load(checked, way.hosts, dict(options.deadlines))
             runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)
-            today = rollout.load_policy(inv, way.hosts, deploy=deploy)  # when the revision had none
+            today = rollout.load_policy(inv, way.hosts, today_checked, deploy=deploy)  # when the revision had none
             executor = undo.rollout_back(
-                back, deploy, way.hosts, runners, way.downgrades, fallback=today, deadlines=limits
+                back, deploy, way.hosts, checked, runners, way.downgrades, fallback=today, deadlines=limits
             )
             executor.events, executor.stop = events or executor.events, stop or executor.stop
             executor.held = set(way.hosts)  # back to serving as they did: each held to its gate

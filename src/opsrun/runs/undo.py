@@ -62,21 +62,29 @@ def checked_out(project: Project, inventory_name: str, commit: str, options: Opt
             ) from exc
 
 
+def checked_settings(back: Back, deploy: str, hosts: list[str]) -> settings.Checked:
+    """The revision's settings and secrets of `hosts`, checked before any host is touched: what opsrun reads
+    of its settings (settings.check_hosts)."""
+    checked = settings.check_hosts(back.inv, hosts)
+    secrets.require(back.inv, hosts, [deploy])
+    return checked
+
+
 def rollout_back(
     back: Back,
     deploy: str,
     hosts: list[str],
+    checked: settings.Checked,
     runners: rollout.StageRunners,
     downgrades: dict[str, dict[str, str]],
     *,
     fallback: rollout.Policy | None = None,
     deadlines: Deadlines | None = None,
 ) -> rollout.Rollout:
-    """The rollout that takes `hosts` back to the revision: its settings, secrets and suite checked, its policy
-    the revision's own (else `fallback`, else one host at a time), halting at the first failure."""
-    settings.check_hosts(back.inv, hosts)
-    secrets.require(back.inv, hosts, [deploy])
-    policy = rollout.load_policy(back.inv, hosts, deploy=deploy) or fallback or rollout.Policy()
+    """The rollout that takes `hosts` back to the revision (their settings `checked_settings`), its suite
+    checked, its policy the revision's own (else `fallback`, else one host at a time), halting at the first
+    failure."""
+    policy = rollout.load_policy(back.inv, hosts, checked, deploy=deploy) or fallback or rollout.Policy()
     policy = replace(policy, max_fail=0, waves=None, on_failure="halt")
     runners = Downgrades(back.inv, downgrades).runners(runners)
     executor = rollout.Rollout(back.project, back.inv, deploy, policy, runners=runners, deadlines=deadlines)
@@ -134,8 +142,9 @@ class OnFailure:
                 commit = revisions.resolve(self.project.root, self.good.revision, where=where, field=field)
                 revisions.check_deploy(self.project.root, commit, self.deploy, where=where, field=field)
                 self.back = self.stack.enter_context(checked_out(self.project, self.inv.name, commit, self.options))
+                checked = checked_settings(self.back, self.deploy, self.hosts)
                 self.executor = rollout_back(
-                    self.back, self.deploy, self.hosts, rollout.StageRunners(), {}, fallback=self.policy
+                    self.back, self.deploy, self.hosts, checked, rollout.StageRunners(), {}, fallback=self.policy
                 )
             except ConfigError as exc:
                 self.reason = f"the way back cannot be prepared: {exc}"

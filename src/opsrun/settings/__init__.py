@@ -2,6 +2,9 @@
 command before anything connects (`check_hosts`), and read by the deploys through the same models
 (`for_host`), so that a plain `pyinfra INVENTORY deploys/X.py` run refuses the same values.
 
+`check_hosts` validates once and gives back what opsrun itself reads, as validated (`HostSettings` per host):
+the rolling policy, the balancer, the deadlines, notify and dr are read from there, never from host data again.
+
 A refused value is a ConfigError naming the file that set it (`Inventory.where`), the field path built from
 pydantic's error location (`pm2_apps[0].instances`), what was expected, and the fix (the field's
 description). The schemas are in `opsrun.settings.models`.
@@ -229,8 +232,23 @@ def policy_keys(data: Mapping[str, Any]) -> list[tuple[str, type[BaseModel]]]:
     return out
 
 
-def check_host(inv: Any, host: str) -> None:
-    """Every setting of one inventory host, and its name; ConfigError naming the file, the field and the fix."""
+@dataclass(frozen=True)
+class HostSettings:
+    """The settings opsrun reads of one host, as their schemas validated them (`check_host`)."""
+
+    rolling: dict[str, models.RollingPolicy | None]  # rolling and DEPLOY_rolling, as set
+    balancer: dict[str, models.Balancer | None]  # balancer and DEPLOY_balancer, as set
+    dr: models.DRSettings | None = None
+    deadlines: models.StageDeadlines | None = None
+    notify: models.NotifySettings | None = None
+
+
+Checked = Mapping[str, HostSettings]  # host -> its validated settings (check_hosts)
+
+
+def check_host(inv: Any, host: str) -> HostSettings:
+    """Every setting of one inventory host, and its name; ConfigError naming the file, the field and the fix.
+    What opsrun reads of them, validated."""
     data = inv.hosts[host].data
     if not HOST_NAME.fullmatch(host):
         raise ConfigError(
@@ -250,15 +268,18 @@ def check_host(inv: Any, host: str) -> None:
     _register_passwords(data)
     for family in DEPLOYS.values():
         validate_family(family, data, where=where)
+    found: dict[str, dict[str, Any]] = {"rolling": {}, "balancer": {}}
     for key, model in policy_keys(data):
-        validate_key(model, key, data[key], where=where(key), context=context)
-    if "dr" in data:
-        validate_key(models.DRSetting, "dr", data["dr"], where=where("dr"))
-    if "deadlines" in data:
-        validate_key(models.DeadlinesSetting, "deadlines", data["deadlines"], where=where("deadlines"))
-    if "notify" in data:
-        validate_key(models.NotifySetting, "notify", data["notify"], where=where("notify"))
+        kind = "rolling" if model is models.RollingSetting else "balancer"
+        found[kind][key] = validate_key(model, key, data[key], where=where(key), context=context)
+    wrappers: dict[str, type[BaseModel]] = {
+        "dr": models.DRSetting,
+        "deadlines": models.DeadlinesSetting,
+        "notify": models.NotifySetting,
+    }
+    one = {key: validate_key(model, key, data[key], where=where(key)) for key, model in wrappers.items() if key in data}
     _check_picklable(data, host, where)
+    return HostSettings(found["rolling"], found["balancer"], **one)
 
 
 def _register_passwords(data: Mapping[str, Any]) -> None:
@@ -286,10 +307,9 @@ def _check_picklable(data: Mapping[str, Any], host: str, where: Callable[[str], 
             ) from None
 
 
-def check_hosts(inv: Any, hosts: list[str]) -> None:
-    """Every setting of every host of a command, before anything connects."""
-    for host in hosts:
-        check_host(inv, host)
+def check_hosts(inv: Any, hosts: list[str]) -> dict[str, HostSettings]:
+    """Every setting of every host of a command, before anything connects; what opsrun reads of them, validated."""
+    return {host: check_host(inv, host) for host in hosts}
 
 
 def for_host(host: Any, family: str) -> Any:

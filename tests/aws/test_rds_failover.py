@@ -26,6 +26,7 @@ import pytest
 
 from opsrun.dr import rds_failover
 from opsrun.dr.model import DRRun
+from opsrun.settings.dr_models import RdsFailover
 from tests.conftest import REGION, PgCluster, copy_ops
 
 PASSWORD = "rds-" + secrets.token_hex(10)
@@ -102,7 +103,7 @@ def acted_out_failover(monkeypatch, database):
 
 def drill(database, name: str = "orders-db", timeout: float = 30) -> tuple:
     run = DRRun("prod", "2026-12", "2026-12-02T03:00:00Z", "ops", "0", None, {})
-    spec = {"instance": name, "markers": 40, "timeout_seconds": timeout}
+    spec = RdsFailover(instance=name, markers=40, timeout_seconds=timeout)
     return rds_failover.rds_failover_drill(spec, database.url(PASSWORD), run), run
 
 

@@ -15,6 +15,7 @@ import pytest
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, targets
 from opsrun.reports import as_html, as_markdown
 from opsrun.reports.model import from_document
+from opsrun.settings.models import DRSettings
 from tests.conftest import chromium_dom
 
 RGB = {  # reports.verdicts.COLOURS as Chromium computes them
@@ -53,8 +54,8 @@ def computed(html: str, tmp_path: Path) -> dict:
 
 
 def dr_run(month: str = "2026-12") -> DRRun:
-    dr = {"systems": {"redis": {"rto_minutes": 1}}, "backups": [{"max_age_hours": 26}]}
-    tiers = targets(dr, ["postgres", "redis", "mongo"])
+    dr = {"systems": {"redis": {"rto_minutes": 1}}, "backups": [{"files": "/b/*.dump", "max_age_hours": 26}]}
+    tiers = targets(DRSettings.model_validate(dr), ["postgres", "redis", "mongo"])
     run = DRRun("lab", month, f"{month}-02T03:00:00Z", "ops", "0.1.0", "abc", tiers)
     run.hints = {"mongo": {"rto": "dr-test --drill"}}
     return run

@@ -8,6 +8,7 @@ import pytest
 
 from opsrun.dr import FAIL, PASS, Check, DRRun, month_of, systems_of, targets
 from opsrun.errors import ConfigError
+from opsrun.settings.models import DRSettings
 
 
 def run(checks: list[Check], started: str = "2026-11-23T05:00:00Z", degraded=()) -> DRRun:
@@ -18,7 +19,7 @@ def run(checks: list[Check], started: str = "2026-11-23T05:00:00Z", degraded=())
         "ops",
         "0.1.0",
         "abc",
-        targets({"systems": {"redis": {"rto_minutes": 1}}}, ["redis", "postgres"]),
+        targets(DRSettings.model_validate({"systems": {"redis": {"rto_minutes": 1}}}), ["redis", "postgres"]),
     )
     dr.checks, dr.degraded = checks, list(degraded)
     return dr
@@ -153,6 +154,7 @@ def test_every_tier_has_a_measured_rto_and_rpo_or_the_setting_that_drills_it():
         Check("redis", "RPO probe", PASS, measured={"rpo_seconds": 0.01}),
         Check("mongo", "replica set health", FAIL, ["no primary"]),
     ]
+    dr = DRSettings.model_validate(dr)  # as settings.check_hosts gives it
     run = DRRun("lab", "2026-12", "2026-12-02T03:00:00Z", "ops", "0", None, targets(dr, systems_of(dr)))
     run.checks, run.hints = checks, not_drilled(dr, drill=False)
     systems = {s["system"]: s for s in run.to_dict()["systems"]}
@@ -175,9 +177,10 @@ def test_the_backups_rto_is_the_restore_drills_time_and_their_rpo_the_newest_bac
     from opsrun.dr.model import not_drilled
 
     dr = {
-        "backups": [{"files": "/b/*.dump", "max_age_hours": 26}, {"s3": "s3://b/pg/", "max_age_hours": 30}],
+        "backups": [{"files": "/b/*.dump", "max_age_hours": 26}, {"s3": "s3://backups/pg/", "max_age_hours": 30}],
         "postgres": {"secret_env": {"primary": "P", "replica": "R", "scratch": "P"}, "dumps": "/b/*.dump"},
     }
+    dr = DRSettings.model_validate(dr)  # as settings.check_hosts gives it
     run = DRRun("lab", "2026-12", "2026-12-02T03:00:00Z", "ops", "0", None, targets(dr, systems_of(dr)))
     run.hints = not_drilled(dr, drill=True)
     run.checks = [

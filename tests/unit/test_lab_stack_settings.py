@@ -50,10 +50,10 @@ def test_the_lab_runs_the_whole_stack(lab_inventory):
 
 def test_dr_settings_cover_every_system_with_the_lab_paths(lab_inventory):
     inv, lab_dir = lab_inventory
-    found = dr.settings(inv, HOSTS)
+    found = dr.settings(inv, HOSTS, settings.check_hosts(inv, HOSTS))
     assert dr.systems_of(found) == ["backups", "postgres", "redis", "mongo"]
-    assert found["postgres"]["dumps"] == f"{lab_dir}/postgres/dumps/*.dump"
-    assert found["backups"][0]["files"] == found["postgres"]["dumps"]
+    assert found.postgres is not None and found.postgres.dumps == f"{lab_dir}/postgres/dumps/*.dump"
+    assert found.backups[0].files == found.postgres.dumps
     assert set(dr.targets(found, dr.systems_of(found))) == {"backups", "postgres", "redis", "mongo"}
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
 
 from opsrun import secret_sources
 from opsrun.dr import drills
@@ -59,6 +58,7 @@ from opsrun.dr.rds_failover import rds_failover_drill
 from opsrun.dr.redis_cluster import redis_checks
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
+from opsrun.settings.dr_models import BackupSpec, DRSettings, PostgresDR
 
 __all__ = [
     "FAIL",
@@ -75,58 +75,57 @@ __all__ = [
 ]
 
 
-def run_dr_test(inv: Inventory, hosts: list[str], run: DRRun, drill: bool) -> DRRun:
-    """Every system the `dr` settings name, checked in turn (with `drill`, the failover drills too)."""
-    dr = settings(inv, hosts)
+def run_dr_test(inv: Inventory, hosts: list[str], dr: DRSettings, run: DRRun, drill: bool) -> DRRun:
+    """Every system the `dr` settings (as settings.check_hosts validated them) name, checked in turn (with
+    `drill`, the failover drills too)."""
     if drill:
         refuse_in_production(inv, hosts, dr)
     run.hints = not_drilled(dr, drill)
     started = time.monotonic()
-    for spec in dr.get("backups", []):
-        run.checks += guarded("backups", spec.get("name", "backup"), functools.partial(_backup, spec))
-    if dr.get("postgres"):
-        run.checks += guarded("postgres", "checks", lambda: postgres_checks(dr["postgres"], run, drills.restore_drill))
+    for spec in dr.backups:
+        run.checks += guarded("backups", spec.name, functools.partial(_backup, spec))
+    pg = dr.postgres
+    if pg is not None:
+        run.checks += guarded("postgres", "checks", lambda: postgres_checks(pg, run, drills.restore_drill))
         if drill:
-            run.checks += guarded("postgres", "failover drill", lambda: postgres_drills(dr["postgres"], run))
-    if dr.get("redis"):
+            run.checks += guarded("postgres", "failover drill", lambda: postgres_drills(pg, run))
+    if dr.redis:
         failover = drills.redis_failover_drill if drill else None
         run.checks += guarded("redis", "checks", lambda: redis_checks(inv, run, failover))
-    if dr.get("mongo"):
+    if dr.mongo:
         stepdown = drills.mongo_stepdown_drill if drill else None
         run.checks += guarded("mongo", "checks", lambda: mongo_checks(inv, run, stepdown))
     run.seconds = time.monotonic() - started
     return run
 
 
-def _backup(spec: dict[str, Any]) -> list[Check]:
+def _backup(spec: BackupSpec) -> list[Check]:
     return [backup_check(spec)]
 
 
-def postgres_drills(pg: dict[str, Any], run: DRRun) -> list[Check]:
+def postgres_drills(pg: PostgresDR, run: DRRun) -> list[Check]:
     """The failover drills of `dr.postgres`: the pair on this machine, and the RDS instance."""
-    urls = {k: secret_sources.read(v) for k, v in pg.get("secret_env", {}).items()}
+    urls = {str(k): secret_sources.read(v) for k, v in pg.secret_env.items()}
     checks = []
-    if pg.get("failover"):
-        checks.append(pg_failover_drill(pg["failover"], urls, run))
-    if pg.get("rds_failover"):
-        checks.append(rds_failover_drill(pg["rds_failover"], urls["primary"], run))
+    if pg.failover is not None:
+        checks.append(pg_failover_drill(pg.failover, urls, run))
+    if pg.rds_failover is not None:
+        checks.append(rds_failover_drill(pg.rds_failover, urls["primary"], run))
     return checks
 
 
-def is_production(inv: Inventory, dr: dict[str, Any]) -> bool:
+def is_production(inv: Inventory, dr: DRSettings) -> bool:
     """`dr.production`, or when it is not set, whether the inventory is named production."""
-    marked = dr.get("production")
-    return inv.name in ("production", "prod") if marked is None else bool(marked)
+    return inv.name in ("production", "prod") if dr.production is None else dr.production
 
 
-def refuse_in_production(inv: Inventory, hosts: list[str], dr: dict[str, Any]) -> None:
+def refuse_in_production(inv: Inventory, hosts: list[str], dr: DRSettings) -> None:
     """ConfigError, before anything is touched, for a failover drill in an environment marked production whose
     group_data does not allow it."""
-    if not is_production(inv, dr):
+    if not is_production(inv, dr) or dr.postgres is None:
         return
-    for key in ("failover", "rds_failover"):
-        spec = (dr.get("postgres") or {}).get(key)
-        if spec and not spec.get("allow_in_production"):
+    for key, spec in (("failover", dr.postgres.failover), ("rds_failover", dr.postgres.rds_failover)):
+        if spec is not None and not spec.allow_in_production:
             raise ConfigError(
                 inv.where(hosts[0], "dr"),
                 f"{inv.name} is marked production (dr.production, or its name): its PostgreSQL failover drill "

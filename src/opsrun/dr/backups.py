@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
-from typing import Any
 
 from opsrun.dr.model import FAIL, PASS, Check
-from opsrun.errors import ConfigError
+from opsrun.settings.dr_models import BackupSpec
 
 
 def _age_check(name: str, newest: dt.datetime | None, what: str, max_age_hours: float, source: str) -> Check:
@@ -22,12 +21,13 @@ def _age_check(name: str, newest: dt.datetime | None, what: str, max_age_hours: 
     return Check("backups", name, status, evidence, source, measured)
 
 
-def backup_check(spec: dict[str, Any]) -> Check:
-    name, max_age = spec.get("name", "backup"), float(spec.get("max_age_hours", 26))
-    if "s3" in spec:
+def backup_check(spec: BackupSpec) -> Check:
+    """The age of the newest backup of `spec` (exactly one of s3, rds, files: its schema says so)."""
+    name, max_age = spec.name, spec.max_age_hours
+    if spec.s3 is not None:
         from opsrun.aws import client
 
-        bucket, _, prefix = spec["s3"].removeprefix("s3://").partition("/")
+        bucket, _, prefix = spec.s3.removeprefix("s3://").partition("/")
         newest = None
         key = ""
         for page in client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -35,12 +35,12 @@ def backup_check(spec: dict[str, Any]) -> Check:
                 if newest is None or obj["LastModified"] > newest:
                     newest, key = obj["LastModified"], obj["Key"]
         return _age_check(
-            name, newest, f"object s3://{bucket}/{key}" if key else "object", max_age, f"s3 ListObjectsV2 {spec['s3']}"
+            name, newest, f"object s3://{bucket}/{key}" if key else "object", max_age, f"s3 ListObjectsV2 {spec.s3}"
         )
-    if "rds" in spec:
+    if spec.rds is not None:
         from opsrun.aws import client
 
-        snaps = client("rds").describe_db_snapshots(DBInstanceIdentifier=spec["rds"])["DBSnapshots"]
+        snaps = client("rds").describe_db_snapshots(DBInstanceIdentifier=spec.rds)["DBSnapshots"]
         done = [s for s in snaps if s.get("SnapshotCreateTime")]
         newest = max(done, key=lambda s: s["SnapshotCreateTime"]) if done else None
         return _age_check(
@@ -48,10 +48,9 @@ def backup_check(spec: dict[str, Any]) -> Check:
             newest["SnapshotCreateTime"] if newest else None,
             f"snapshot {newest['DBSnapshotIdentifier']}" if newest else "snapshot",
             max_age,
-            f"rds DescribeDBSnapshots DBInstanceIdentifier={spec['rds']}",
+            f"rds DescribeDBSnapshots DBInstanceIdentifier={spec.rds}",
         )
-    if "files" in spec:
-        paths = sorted(glob.glob(spec["files"]), key=os.path.getmtime)
-        newest = dt.datetime.fromtimestamp(os.path.getmtime(paths[-1]), dt.UTC) if paths else None
-        return _age_check(name, newest, f"file {paths[-1]}" if paths else "file", max_age, f"newest of {spec['files']}")
-    raise ConfigError("dr.backups", f"{spec!r} names no s3, rds or files.", field="dr.backups", fix="add one of them")
+    assert spec.files is not None  # BackupSpec: exactly one source
+    paths = sorted(glob.glob(spec.files), key=os.path.getmtime)
+    newest = dt.datetime.fromtimestamp(os.path.getmtime(paths[-1]), dt.UTC) if paths else None
+    return _age_check(name, newest, f"file {paths[-1]}" if paths else "file", max_age, f"newest of {spec.files}")

@@ -7,13 +7,16 @@ import calendar
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
+from opsrun.settings.dr_models import DRSettings
+
+if TYPE_CHECKING:
+    from opsrun.settings import Checked
 
 PASS, FAIL, SKIP, DEGRADED = "PASS", "FAIL", "SKIP", "DEGRADED"
-DEFAULT_RTO_MINUTES, DEFAULT_RPO_MINUTES = 15.0, 5.0
 
 
 @dataclass
@@ -178,9 +181,10 @@ def tier_numbers(system: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ settings
 
 
-def settings(inv: Inventory, hosts: list[str]) -> dict[str, Any]:
-    dr = inv.hosts[hosts[0]].data.get("dr") if hosts else None
-    if not isinstance(dr, dict):
+def settings(inv: Inventory, hosts: list[str], checked: Checked) -> DRSettings:
+    """The `dr` settings of the hosts as settings.check_hosts validated them (the first host's)."""
+    dr = checked[hosts[0]].dr if hosts else None
+    if dr is None:
         raise ConfigError(
             inv.path,
             "no `dr` settings for these hosts.",
@@ -190,26 +194,27 @@ def settings(inv: Inventory, hosts: list[str]) -> dict[str, Any]:
     return dr
 
 
-def targets(dr: dict[str, Any], systems: list[str]) -> dict[str, dict[str, float]]:
-    """Per system: `dr.targets` (15 and 5 minutes by default) under `dr.systems.NAME`. The backups' RPO is
-    the age of the newest backup: its target is the largest `max_age_hours`, unless dr.systems sets one."""
-    base = {"rto_minutes": DEFAULT_RTO_MINUTES, "rpo_minutes": DEFAULT_RPO_MINUTES, **dr.get("targets", {})}
-    out = {s: {**base, **dr.get("systems", {}).get(s, {})} for s in systems}
-    if "backups" in out and "rpo_minutes" not in dr.get("systems", {}).get("backups", {}):
-        ages = [float(b.get("max_age_hours", 26)) for b in dr.get("backups", [])]
-        out["backups"]["rpo_minutes"] = max(ages, default=26.0) * 60
+def targets(dr: DRSettings, systems: list[str]) -> dict[str, dict[str, float]]:
+    """Per system: `dr.targets` (its schema's defaults: 15 and 5 minutes) under what `dr.systems.NAME` sets.
+    The backups' RPO is the age of the newest backup: its target is the largest `max_age_hours`, unless
+    dr.systems sets one."""
+    base = dr.targets.model_dump()
+    own: dict[str, dict[str, float]] = {s: t.model_dump(exclude_unset=True) for s, t in dr.systems.items()}
+    out = {s: {**base, **own.get(s, {})} for s in systems}  # a system's own targets: only those it sets
+    if "backups" in out and "rpo_minutes" not in own.get("backups", {}):
+        out["backups"]["rpo_minutes"] = max((b.max_age_hours for b in dr.backups), default=26.0) * 60
     return out
 
 
-def not_drilled(dr: dict[str, Any], drill: bool) -> dict[str, dict[str, str]]:
+def not_drilled(dr: DRSettings, drill: bool) -> dict[str, dict[str, str]]:
     """Per system, the settings that would measure its RTO or RPO when these do not: what a report says in
     place of a number ("not drilled (enable with ...)")."""
-    pg = dr.get("postgres") or {}
-    env = pg.get("secret_env", {})
+    pg = dr.postgres
+    env = pg.secret_env if pg is not None else {}
     with_drill = "" if drill else "dr-test --drill"
-    failover = pg.get("failover") or pg.get("rds_failover")
+    failover = pg is not None and (pg.failover is not None or pg.rds_failover is not None)
     hints: dict[str, dict[str, str]] = {"backups": {}, "postgres": {}, "redis": {}, "mongo": {}}
-    if not (pg.get("dumps") and env.get("scratch")):
+    if not (pg is not None and pg.dumps and env.get("scratch")):
         hints["backups"]["rto"] = "dr.postgres.dumps and dr.postgres.secret_env.scratch (the restore drill)"
     if not failover:
         hints["postgres"]["rto"] = "dr.postgres.failover or dr.postgres.rds_failover, and dr-test --drill"
@@ -240,8 +245,9 @@ def month_of(value: str | None) -> str:
     return value
 
 
-def systems_of(dr: dict[str, Any]) -> list[str]:
-    return [s for s in ("backups", "postgres", "redis", "mongo") if dr.get(s)]
+def systems_of(dr: DRSettings) -> list[str]:
+    """The systems the settings name: backups listed, postgres set, redis and mongo True."""
+    return [s for s in ("backups", "postgres", "redis", "mongo") if getattr(dr, s)]
 
 
 def guarded(system: str, name: str, fn: Callable[[], list[Check]]) -> list[Check]:

@@ -16,16 +16,17 @@ from opsrun.dr.pg_markers import accepts_write, data_loss, ensure_table, forget,
 from opsrun.dr.pg_servers import DrillRefused, LocalServer, ServerError, in_recovery, promote, streaming
 from opsrun.dr.timing import seconds_until
 from opsrun.errors import WaitTimeout
+from opsrun.settings.dr_models import PgFailover
 
 NAME = "failover drill"
 
 
-def pg_failover_drill(spec: dict[str, Any], urls: dict[str, str], run: DRRun) -> Check:
+def pg_failover_drill(spec: PgFailover, urls: dict[str, str], run: DRRun) -> Check:
     """The drill of `spec` (dr.postgres.failover) on the servers of `urls` (primary, replica)."""
-    timeout = float(spec.get("timeout_seconds", 120))
+    timeout = spec.timeout_seconds
     try:
-        primary = LocalServer.of("primary", spec["primary_data"], urls["primary"], timeout)
-        replica = LocalServer.of("replica", spec["replica_data"], urls["replica"], timeout)
+        primary = LocalServer.of("primary", spec.primary_data, urls["primary"], timeout)
+        replica = LocalServer.of("replica", spec.replica_data, urls["replica"], timeout)
         preflight(primary, replica)
         rewind = {s.data: s.rewindable() for s in (primary, replica)}  # read while they run
     except DrillRefused as exc:
@@ -33,7 +34,7 @@ def pg_failover_drill(spec: dict[str, Any], urls: dict[str, str], run: DRRun) ->
     prefix = f"dr-failover-{time.time_ns()}"
     ensure_table(primary.url)
     seconds_until(lambda: _has_table(replica.url), time.monotonic(), "the marker table on the replica", timeout)
-    written = write_markers(primary.url, int(spec.get("markers", 200)), prefix)
+    written = write_markers(primary.url, spec.markers, prefix)
     run.step(f"postgres: {len(written)} markers committed on the primary ({primary.data})")
     start = time.monotonic()
     primary.stop("immediate")
@@ -46,7 +47,7 @@ def pg_failover_drill(spec: dict[str, Any], urls: dict[str, str], run: DRRun) ->
         run.step(f"postgres: the failover did not complete: {exc}; {roles(primary, replica)}")
         return Check("postgres", NAME, FAIL, [f"the promoted replica accepted no write: {exc}"])
     run.step(f"postgres: the promoted replica accepted a write {rto:.3f} s after the stop; {loss.describe('it')}")
-    put_back = _put_back(primary, replica, _ways(spec.get("rebuild", "auto"), rewind), run)
+    put_back = _put_back(primary, replica, _ways(spec.rebuild, rewind), run)
     if put_back:
         forget(primary.url, prefix)
     return Check(

@@ -10,6 +10,7 @@ from typing import Any
 from opsrun import secret_sources
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
 from opsrun.dr.timing import rpo_check
+from opsrun.settings.dr_models import PostgresDR
 
 RestoreDrill = Callable[[str, str, str, list[str], DRRun], Check]  # (dumps, source, scratch, tables, run)
 
@@ -30,22 +31,21 @@ def counts(url: str, tables: list[str]) -> dict[str, int]:
         }
 
 
-def postgres_checks(pg: dict[str, Any], run: DRRun, restore_drill: RestoreDrill) -> list[Check]:
+def postgres_checks(pg: PostgresDR, run: DRRun, restore_drill: RestoreDrill) -> list[Check]:
     """Replication, row counts and the RPO probe; with `dumps` and a scratch database, `restore_drill` too."""
-    urls = {k: secret_sources.read(v) for k, v in pg.get("secret_env", {}).items()}
-    tables = list(pg.get("tables", []))
+    urls = {k: secret_sources.read(v) for k, v in pg.secret_env.items()}
+    tables = list(pg.tables)
     primary, replica = urls["primary"], urls.get("replica")
     checks = []
-    if replica or not pg.get("rds_failover"):  # RDS Multi-AZ replicates below PostgreSQL: no standby to see there
+    if replica or pg.rds_failover is None:  # RDS Multi-AZ replicates below PostgreSQL: no standby to see there
         checks.append(one("postgres", "streaming replication", lambda: replication_check(primary, replica, pg)))
     if replica:
         checks.append(one("postgres", "row counts primary vs replica", lambda: counts_check(primary, replica, tables)))
         checks.append(one("postgres", "RPO probe", lambda: pg_rpo_probe(primary, replica, run)))
-    if pg.get("dumps") and urls.get("scratch"):
+    dumps = pg.dumps
+    if dumps and urls.get("scratch"):
         scratch = urls["scratch"]
-        checks.append(
-            one("postgres", "restore drill", lambda: restore_drill(pg["dumps"], primary, scratch, tables, run))
-        )
+        checks.append(one("postgres", "restore drill", lambda: restore_drill(dumps, primary, scratch, tables, run)))
     return checks
 
 
@@ -55,8 +55,8 @@ REPLICATION_QUERY = (
 )
 
 
-def replication_check(primary: str, replica: str | None, pg: dict[str, Any]) -> Check:
-    max_bytes, max_seconds = int(pg.get("max_lag_bytes", 16 * 1024 * 1024)), float(pg.get("max_lag_seconds", 30))
+def replication_check(primary: str, replica: str | None, pg: PostgresDR) -> Check:
+    max_bytes, max_seconds = pg.max_lag_bytes, pg.max_lag_seconds
     with connect(primary) as conn:
         rows = conn.execute(REPLICATION_QUERY).fetchall()
     if not rows:

@@ -14,6 +14,7 @@ from typing import Any
 from opsrun.dr.model import FAIL, PASS, Check, DRRun
 from opsrun.dr.pg_markers import accepts_write, data_loss, ensure_table, forget, write_markers
 from opsrun.errors import WaitTimeout
+from opsrun.settings.dr_models import RdsFailover
 from opsrun.waiting import poll_until
 
 NAME = "RDS failover drill"
@@ -54,17 +55,17 @@ def instance(rds: Any, name: str) -> dict[str, Any]:
     return dict(rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0])
 
 
-def rds_failover_drill(spec: dict[str, Any], url: str, run: DRRun) -> Check:
+def rds_failover_drill(spec: RdsFailover, url: str, run: DRRun) -> Check:
     """The drill of `spec` (dr.postgres.rds_failover); `url` reaches the database through the endpoint."""
-    rds, name = client(), str(spec["instance"])
-    timeout = float(spec.get("timeout_seconds", 900))
+    rds, name = client(), spec.instance
+    timeout = spec.timeout_seconds
     before = instance(rds, name)
     refused = _refusal(before)
     if refused:
         return Check("postgres", NAME, FAIL, [f"not started, nothing was touched: {refused}"])
     prefix = f"dr-rds-failover-{time.time_ns()}"
     ensure_table(url)
-    written = write_markers(url, int(spec.get("markers", 50)), prefix)
+    written = write_markers(url, spec.markers, prefix)
     seen = Seen(str(before.get("AvailabilityZone", "")))
     run.step(f"rds: {len(written)} markers committed through the endpoint of {name} (primary in {seen.zone_before})")
     start = time.monotonic()

@@ -33,6 +33,7 @@ from opsrun.results import VerifyRun
 from opsrun.runs.notifying import announce
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
+from opsrun.settings import models
 from opsrun.store import RETRY, Store, git_revision, open_store
 
 
@@ -192,12 +193,12 @@ def dr_test(
     targets = notify.parse(notify_targets)
     month = dr.month_of(month)
     inv, hosts, checked = hosts_of(project, inventory_name, Options())
-    dr_settings = dr.settings(inv, hosts)
+    dr_settings = dr.settings(inv, hosts, checked)
     if drill:
         dr.refuse_in_production(inv, hosts, dr_settings)  # before the store and any system is touched
     uses = [
         "dr",
-        *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if dr_settings.get(key)),
+        *(d for key, d in (("redis", "redis_cluster"), ("mongo", "mongo_replicaset")) if getattr(dr_settings, key)),
     ]
     secrets.require(inv, hosts, uses)
     targets = notify.configured(inv, hosts, checked, "dr-test", targets)
@@ -208,7 +209,7 @@ def dr_test(
         run = _dr_run(project, inventory_name, month, dr_settings)
         run_id = store.start_run("dr-test", inventory_name, month, revision=run.revision)
         with store.run_errors(run_id):
-            dr.run_dr_test(inv, hosts, run, drill)
+            dr.run_dr_test(inv, hosts, dr_settings, run, drill)
             for suite in controller.suites_for(project, inv, hosts):  # cloud-side checks in the report
                 run.checks += dr_checks(verify.run_suite(project, inv, suite, hosts))
         run.run_id = run_id
@@ -226,7 +227,7 @@ def dr_test(
     return run, save(project, name, as_json.render(run), saved_at)
 
 
-def _dr_run(project: Project, inventory_name: str, month: str, dr_settings: dict[str, Any]) -> DRRun:
+def _dr_run(project: Project, inventory_name: str, month: str, dr_settings: models.DRSettings) -> DRRun:
     from importlib.metadata import version
 
     return DRRun(

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import balancers, inventory
+from opsrun import balancers, inventory, settings
 from opsrun.balancers.base import NOT_ANSWERING, ServerState
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
@@ -44,12 +44,9 @@ class Out:
 
 
 def balancer_keys(data: dict[str, Any]) -> list[str]:
-    """The host's balancer settings: `balancer` and every `DEPLOY_balancer` that names one."""
-    return [
-        k
-        for k, v in data.items()
-        if (k == "balancer" or k.endswith("_balancer")) and isinstance(v, dict) and "type" in v
-    ]
+    """The host's balancer settings: `balancer` and every `DEPLOY_balancer` that names one (not None), as
+    settings.check_host finds them."""
+    return [k for k, model in settings.policy_keys(data) if model is models.BalancerSetting and data[k] is not None]
 
 
 def read(inv: Inventory, hosts: list[str]) -> tuple[dict[str, list[tuple[str, ServerState]]], dict[str, str]]:

@@ -20,11 +20,14 @@ def user_commands(commands: list[str]) -> list[str]:
 RECORD_LOST = 4  # the exit code of a run whose record could not be kept (its store, the controller's disk)
 
 
-def exit_code_of(status: str, record_error: str | None) -> int:
-    """A run's exit code: 130 interrupted, 4 its record could not be kept, else 0 success or 1 failed."""
+def exit_code_of(status: str, record_error: str | None, notify_errors: list[str] | None = None) -> int:
+    """A run's exit code: 130 interrupted, 4 its record could not be kept, else 0 success or 1 failed (or a
+    notification that could not be delivered)."""
     if status == "interrupted":
         return 130
-    return RECORD_LOST if record_error else {"success": 0, "failed": 1}[status]
+    if record_error:
+        return RECORD_LOST
+    return 1 if notify_errors else {"success": 0, "failed": 1}[status]
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,8 @@ class DeployRun:
     allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
     data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
+    notified: list[str] = field(default_factory=list)  # --notify: the notifications sent
+    notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -100,7 +105,7 @@ class DeployRun:
 
     @property
     def exit_code(self) -> int:
-        return exit_code_of(self.status, self.record_error)
+        return exit_code_of(self.status, self.record_error, self.notify_errors)
 
     def taken_over(self) -> dict[str, str]:
         """Hosts whose lease this run took over from a dead controller or run, and whose it was."""
@@ -123,6 +128,8 @@ class DeployRun:
             "leases_taken_over": self.taken_over(),
             "allow_unreachable": self.allow_unreachable,
             "data": self.data,
+            "notified": self.notified,
+            "notify_errors": self.notify_errors,
             "hosts": {
                 h.name: {
                     "status": h.status,
@@ -296,6 +303,8 @@ class RolloutRun:
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
     canary: dict[str, Any] | None = None  # the canary's verdict and figures (rollout.canary), when baked
     rollback: Rollback | None = None  # this run is `opsrun rollback`'s, or its on_failure rolled hosts back
+    notified: list[str] = field(default_factory=list)  # --notify: the notifications sent
+    notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
     def status(self) -> Literal["success", "failed", "interrupted"]:
@@ -309,7 +318,7 @@ class RolloutRun:
 
     @property
     def exit_code(self) -> int:
-        return exit_code_of(self.status, self.record_error)
+        return exit_code_of(self.status, self.record_error, self.notify_errors)
 
     def left_out(self) -> list[str]:
         return [h.name for h in self.hosts.values() if not h.in_balancer]
@@ -356,4 +365,6 @@ class RolloutRun:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "hosts": hosts,
             "rollback": self.rollback.to_dict() if self.rollback else None,
+            "notified": self.notified,
+            "notify_errors": self.notify_errors,
         }

@@ -1,8 +1,9 @@
 """Rollback on real hosts behind the lab's HAProxy, from an ops repo in git: on_failure "rollback" after a
 release fails its health gate on the second host, a patch rolled back (a downgrade with the reboot it
 needs, and a host refused before its drain when the archive lacks the version), `opsrun rollback` by hand
-to an earlier run, and a rollback refused before any host is touched. Each test starts from the web tier
-as this repo says and leaves it so."""
+to an earlier run, and a rollback refused before any host is touched; a release that answers /health but
+fails one request in five, caught by its canary under load and rolled back, the requests users saw fail
+counted and bounded. Each test starts from the web tier as this repo says and leaves it so."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from opsrun.lab import aptrepo
 from opsrun.lab.loadgen import LoadGenerator
+from opsrun.lab.releases import failed_requests_bound
 from tests.conftest import git, opsrun, opsrun_json
 from tests.lab.conftest import demo_versions
 from tests.lab.test_rolling import admin_states, health_versions
@@ -89,6 +91,57 @@ def test_a_release_failing_its_health_gate_on_the_second_host_is_rolled_back(ops
         assert health_versions(on_host) == dict.fromkeys(HOSTS, "1")
         assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
         assert load.result.failures == 0, load.result.errors
+    finally:
+        for h in HOSTS:
+            haproxy.enable(h)
+
+
+CANARY = {"bake": 60, "interval": 2, "min_requests": 100}  # error rate 5 %, response time 1 s: the defaults
+FAILS_ONE_IN_FIVE = (
+    '\npm2_apps[0]["env"].update({"APP_VERSION": "fails-1-in-5", "FAIL_ONE_IN": 5})\n'
+    f'rolling = {{**rolling, "on_failure": "rollback", "canary": {CANARY!r}}}\n'
+)
+
+
+def test_a_release_failing_one_request_in_five_is_caught_by_its_canary_and_rolled_back(
+    ops_repo, haproxy, frontend, on_host
+):
+    root: Path = ops_repo.root  # type: ignore[attr-defined]
+    good = ops_repo("the web tier as it runs")
+    good_run = apply(root)["run_id"]
+    bad = ops_repo("a release that fails one request in five", **{WEB: FAILS_ONE_IN_FIVE})
+
+    try:
+        with LoadGenerator(frontend, threads=8, max_seconds=300) as load:
+            code, doc = opsrun_json("apply", "lab", "pm2", project=root)
+        assert code == 1, doc  # the change failed, whether or not the rollback succeeded
+        verdict = doc["canary"]
+        assert (verdict["outcome"], verdict["hosts"]) == ("breach", ["web1"]), verdict
+        assert verdict["seconds"] < CANARY["bake"], verdict  # caught within its bake
+        assert verdict["canary"]["requests"] >= CANARY["min_requests"] and verdict["unchanged"]["errors"] == 0
+        assert doc["halted"].startswith("canary: error rate ") and " > 5 % over " in doc["halted"]
+        assert (doc["hosts"]["web1"]["outcome"], doc["hosts"]["web1"]["stage"]) == ("failed", "canary")
+        assert [doc["hosts"][h]["outcome"] for h in ("web2", "web3")] == ["not_reached", "not_reached"]
+        back = doc["rollback"]
+        assert (back["status"], back["automatic"]) == ("succeeded", True), back
+        assert (back["to_revision"], back["to_run"], back["from"]) == (good, good_run, {"web1": bad})
+        assert back["run"]["plan"]["batches"] == [["web1"]]  # only the canary was changed
+        went = back["run"]["hosts"]["web1"]
+        assert (went["outcome"], went["in_balancer"]) == ("done", True), went  # health, its suite, enabled
+        assert back["run"]["stage_seconds"]["verify"] > 0
+        assert "rolled back to " + good[:12] in doc["hosts"]["web1"]["note"]
+        assert doc["left_out_of_balancer"] == []
+        assert health_versions(on_host) == dict.fromkeys(HOSTS, "1")
+        assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
+        # What users saw, over the whole rollout and its rollback: only the canary's 500s, at most one in
+        # five of its share (one host of the three serving) of the requests, for its bake and one reading.
+        assert set(load.result.errors) == {"HTTP 500"}, load.result.errors
+        bound = failed_requests_bound(
+            load.result.rate, fail_one_in=5, canary_hosts=1, serving_hosts=len(HOSTS), bake=CANARY["bake"],
+            interval=CANARY["interval"],
+        )  # fmt: skip
+        assert 0 < load.result.failures <= bound, (load.result, bound)
+        assert load.result.failures >= verdict["canary"]["errors"], (load.result, verdict)
     finally:
         for h in HOSTS:
             haproxy.enable(h)

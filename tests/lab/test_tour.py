@@ -1,7 +1,9 @@
 """The tour (docs/tour.md), run as written, on a fresh lab: the commands are read from the page (they must be
 the demo's steps, opsrun.lab.demo.STEPS), run in order from a fresh copy of the ops content, each exiting as
 the demo expects; the rolling patch loses no request under load; the drift report finds the hand edit; the DR
-report measures RTO/RPO; both HTML reports are opened in headless Chromium and their numbers are the JSON's.
+report measures RTO/RPO; both HTML reports are opened in headless Chromium and their numbers are the JSON's;
+last, a bad release (one request in five fails, /health answers) is caught by its canary under load and
+rolled back, the fleet back on the good release, the requests users saw fail bounded.
 
 The tour brings the lab down and up again (its first command is `opsrun lab up` on a lab that `down` just
 removed), and leaves a lab of the session's 3 hosts behind, with the same names and addresses: the tests
@@ -17,7 +19,10 @@ from pathlib import Path
 import pytest
 
 from opsrun.lab import Lab, demo
+from opsrun.lab.releases import failed_requests_bound
+from opsrun.revisions import commit_of
 from tests.conftest import REPO, chromium_dom, copy_ops
+from tests.lab.test_rolling import HOSTS, admin_states, health_versions
 
 pytestmark = pytest.mark.lab
 
@@ -99,3 +104,39 @@ def test_the_demo_summary_names_what_it_made(tour):
     assert any(str(ops / demo.REPORTS / "drift-lab.html") in line for line in lines)
     assert any(line.startswith("DR report (passed;") and ".html" in line for line in lines)
     assert any("failed: 0" in line for line in lines)
+    assert any(line.startswith("a bad release under load: canary web1 breach after ") for line in lines), lines
+
+
+def test_a_bad_release_is_caught_by_its_canary_and_rolled_back_under_load(tour, on_host, haproxy):
+    ops, done = tour
+    [step] = [d for d in done if d.step.command == f"opsrun lab load -- {demo.BAD_APPLY}"]
+    doc = json.loads((ops / demo.LAST_APPLY).read_text())
+    canary, policy = doc["canary"], doc["policy"]["canary"]
+    assert (doc["status"], canary["outcome"], canary["hosts"]) == ("failed", "breach", ["web1"]), canary
+    assert canary["seconds"] < policy["bake"] and doc["halted"].startswith("canary: error rate "), canary
+    assert [doc["hosts"][h]["outcome"] for h in ("web2", "web3")] == ["not_reached", "not_reached"]
+    back = doc["rollback"]
+    assert (back["status"], back["automatic"], list(back["from"])) == ("succeeded", True, ["web1"]), back
+    assert back["from"]["web1"].endswith("+dirty")  # the work tree with the bad release, exactly as applied
+    went = back["run"]["hosts"]["web1"]
+    assert (went["outcome"], went["in_balancer"]) == ("done", True), went  # health gate, its suite, enabled
+    git = ["git", "-C", str(ops)]
+    good = commit_of(back["to_revision"])
+    assert subprocess.run([*git, "diff", "--quiet", "HEAD", good, "--", "group_data", "apps"]).returncode == 0
+    assert subprocess.run([*git, "diff", "--quiet", "--", "group_data"]).returncode == 0  # the release taken away
+    # printed as the tour prints its steps: the verdict, the rollback, where the host is
+    out = step.output
+    assert re.search(r"^canary web1 \(.*\): failed: error rate [0-9.]+ % > 5 % over ", out, flags=re.M), out
+    assert f"rollback to revision {good[:12]} (run {back['to_run']}) succeeded" in out, out
+    assert f"  web1: back on {good[:12]}, in the balancer" in out, out
+    # the fleet back on the good release, every host serving
+    assert health_versions(on_host) == dict.fromkeys(HOSTS, "1")
+    assert admin_states(haproxy) == dict.fromkeys(HOSTS, "ready")
+    # what users saw: only 500s, bounded by one in five of the canary's share of the traffic over its bake
+    requests, rate, failed = map(int, re.search(r"load: (\d+) requests .*\((\d+)/s\), failed: (\d+)", out).groups())
+    bound = failed_requests_bound(
+        rate, fail_one_in=5, canary_hosts=1, serving_hosts=len(HOSTS), bake=policy["bake"], interval=policy["interval"]
+    )
+    assert requests >= 1000 and 0 < failed <= bound, (out, bound)
+    assert re.search(r"failed: \d+ \{'HTTP 500': \d+\}$", out, flags=re.M), out
+    assert step.seconds < 90, step.seconds  # the tour's wall time: CI runs it

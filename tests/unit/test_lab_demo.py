@@ -3,6 +3,7 @@ in the same order; `--tour` rewrites only the output under each command; secrets
 
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 import subprocess
@@ -32,7 +33,15 @@ def test_the_demo_covers_the_three_jobs():
     drifts = [i for i, c in enumerate(commands) if c.startswith("opsrun drift lab")]
     assert [demo.STEPS[i].expect for i in drifts] == [0, 3]
     assert commands[drifts[0] + 1].startswith("opsrun lab ssh web2 ")
-    assert commands[-1] == f"opsrun dr-test lab --drill --out {demo.REPORTS}"
+    assert f"opsrun dr-test lab --drill --out {demo.REPORTS}" in commands
+    # it ends with a bad release under load, caught by its canary and rolled back, then taken away
+    assert commands[-3:] == [
+        "git apply apps/demo-fails-1-in-5.patch",
+        "opsrun lab load -- opsrun apply lab pm2",
+        "git apply -R apps/demo-fails-1-in-5.patch",
+    ]
+    assert [s.expect for s in demo.STEPS[-3:]] == [0, 1, 0]  # the apply fails at its canary: exit 1
+    assert commands.index("opsrun apply lab pm2 --serial 100%") < len(commands) - 3  # the good run to go back to
 
 
 def done(outputs: list[str]) -> list[demo.Done]:
@@ -121,3 +130,16 @@ def test_the_standin_package_installs_mongod_as_mongodbs_package_would(tmp_path)
     assert "./usr/bin/mongod" in listing and "./lib/systemd/system/mongod.service" in listing
     assert "Package: opsrun-mongod-standin" in (aptrepo.repo_dir(cfg) / "Packages").read_text()
     assert aptrepo.publish_standin(cfg) == deb  # once per version
+
+
+def test_the_bad_release_line_says_the_verdict_the_rollback_and_what_users_saw(tmp_path):
+    doc = {
+        "canary": {"hosts": ["web1"], "outcome": "breach", "seconds": 4.2},
+        "rollback": {"to_revision": "0123456789abcdef+dirty", "status": "succeeded"},
+    }
+    (tmp_path / demo.LAST_APPLY).parent.mkdir(parents=True)
+    (tmp_path / demo.LAST_APPLY).write_text(json.dumps(doc))
+    load = "load: 9000 requests through HAProxy (300/s), failed: 95 {'HTTP 500': 95}"
+    assert demo.bad_release_line(tmp_path, load) == (
+        "a bad release under load: canary web1 breach after 4s, rollback to 0123456789ab succeeded; " + load
+    )

@@ -303,3 +303,59 @@ def test_a_dr_message_lists_its_issues():
     assert "- backups: b0: old (high)" in text
     [_header, _counts, top] = messages.slack_blocks(dr_doc("high"), None)
     assert top["text"]["text"].startswith("*Top issues*\n")
+
+
+# ------------------------------------------------------------------------- changes: apply and rollback
+
+
+def change(status: str, **extra: object) -> dict:
+    return {"kind": "rollout", "inventory": "lab", "deploy": "pm2", "status": status, "hosts": {}, **extra}
+
+
+ROLLED = {"to_revision": "a" * 40, "to_run": 7, "from": {"web1": "b" * 40}, "automatic": True}
+
+
+@pytest.mark.parametrize(
+    ("doc", "action", "severity"),
+    [
+        (change("success"), "resolve", None),
+        (change("interrupted"), None, None),
+        (change("failed", halted="2 failed host(s)"), "trigger", "error"),
+        (change("failed", rollback={**ROLLED, "status": "succeeded", "run": {}}), "trigger", "error"),
+        (change("failed", rollback={**ROLLED, "status": "failed", "run": {}}), "trigger", "critical"),
+        (change("failed", left_out_of_balancer=["web1"]), "trigger", "critical"),
+        (change("success", rollback={**ROLLED, "automatic": False}), "trigger", "warning"),
+        (change("failed", rollback={**ROLLED, "automatic": False}), "trigger", "critical"),
+    ],
+    ids=["clean", "interrupted", "failed", "rolled back", "rollback failed", "left out", "by hand", "by hand failed"],
+)
+def test_a_change_pages_as_the_table_says(doc, action, severity):
+    from opsrun.notify import pagerduty
+
+    wanted = pagerduty.outcome(doc)
+    assert (wanted.action, wanted.severity) == (action, severity)
+
+
+def test_a_change_says_what_was_rolled_back_to_what_and_whether_it_succeeded():
+    from opsrun.notify import changes
+
+    web1 = {"outcome": "failed", "stage": "canary", "reason": "error rate 19.8 % > 5 %", "in_balancer": False}
+    back_run = {"hosts": {"web1": {"outcome": "done", "in_balancer": True}}}
+    doc = change(
+        "failed",
+        halted="canary: error rate 19.8 % > 5 %",
+        hosts={"web1": web1},
+        rollback={**ROLLED, "status": "succeeded", "run": back_run},
+    )
+    assert messages.message(doc, "success")[1].splitlines() == [
+        "opsrun apply lab pm2: failed, rolled back web1: succeeded (was success)",
+        "- halted: canary: error rate 19.8 % > 5 %",
+        "- web1: failed at canary: error rate 19.8 % > 5 %, out of the balancer",
+        "- rolled back web1 to revision aaaaaaaaaaaa (run 7): succeeded",
+    ]
+    not_attempted = {**ROLLED, "status": "not attempted", "run": None, "reason": "no successful apply recorded"}
+    assert changes.rollback_line(change("failed", rollback=not_attempted)) == (
+        "not rolled back: no successful apply recorded"
+    )
+    plain = {"kind": "apply", "status": "failed", "hosts": {"web2": {"status": "failed", "error": "could not connect"}}}
+    assert changes.lines(plain) == ["web2: failed at apply: could not connect"]  # a parallel apply's document

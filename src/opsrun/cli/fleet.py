@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from opsrun import history as history_module
-from opsrun import logs, runs
+from opsrun import logs, notify, runs
 from opsrun.cli.options import (
     DATA,
     DEADLINE,
@@ -41,6 +41,7 @@ from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
 from opsrun.results import RolloutRun
 from opsrun.runs import rolling_back
+from opsrun.runs.notifying import tell_of_change
 from opsrun.waiting import Stop
 
 
@@ -118,6 +119,7 @@ def _hosts_display() -> HostsDisplay:
     type=int,
     help="Continue a halted rollout: its failed hosts first, then those it did not reach.",
 )
+@NOTIFY
 @REPORTED
 @VERBOSITY
 @pass_project
@@ -133,6 +135,8 @@ def apply(
     serial: str | None,
     max_fail: str | None,
     resume: int | None,
+    notify_targets: tuple[str, ...],
+    notify_always: bool,
     fmt: str,
     out: Path | None,
     **given: Any,
@@ -140,6 +144,9 @@ def apply(
     """Apply deploys/DEPLOY.py to the hosts of inventories/INVENTORY.py (in rolling batches behind the
     load balancer when group_data gives a rolling policy or a balancer)."""
     options, list_only = run_options(given, diff=diff)
+    if dry_run and notify_targets:
+        raise click.UsageError("--notify tells of a change; a --dry-run changes nothing (drift is the one to tell)")
+    targets = notify.parse(notify_targets)  # before any host is touched
     if list_only:
         listed = runs.list_hosts(
             project, inventory, options, deploy=deploy, serial=_size_list(serial), max_fail=_size_list(max_fail)
@@ -163,6 +170,9 @@ def apply(
             stop=stop,
             state_retry=state_retry(ctx),
         )
+    run = tell_of_change(
+        project, run, saved, targets, always=notify_always, state_url=state_url(ctx), state_retry=state_retry(ctx)
+    )
     text = as_text.rollout_run if isinstance(run, RolloutRun) else as_text.deploy_run
     show(run, saved, fmt, functools.partial(text, diff=diff), out)
 
@@ -173,6 +183,7 @@ def apply(
 @click.option("--to", "to_run", metavar="RUN_ID", type=int, help="Go back to what this apply run applied.")
 @click.option("--revision", metavar="REV", help="Go back to this revision of the ops repo (a commit, a tag).")
 @stack(LIMIT, DATA, FORKS, DEADLINE)
+@NOTIFY
 @REPORTED
 @VERBOSITY
 @pass_project
@@ -185,6 +196,8 @@ def rollback(
     deploy: str,
     to_run: int | None,
     revision: str | None,
+    notify_targets: tuple[str, ...],
+    notify_always: bool,
     fmt: str,
     out: Path | None,
     **given: Any,
@@ -195,6 +208,7 @@ def rollback(
     versions they had. Exit 0 all back, 1 a host failed (the rollback stops there), 2 refused before any
     host was touched, 4 its record could not be kept, 130 interrupted."""
     options, _list = run_options({**given, "list_hosts": False, "allow_unreachable": False})
+    targets = notify.parse(notify_targets)  # before any host is touched
     progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
     with _touching_hosts(out) as stop, progress, _hosts_display():
         run, saved = rolling_back.rollback(
@@ -212,6 +226,9 @@ def rollback(
             stop=stop,
             state_retry=state_retry(ctx),
         )
+    run = tell_of_change(
+        project, run, saved, targets, always=notify_always, state_url=state_url(ctx), state_retry=state_retry(ctx)
+    )
     show(run, saved, fmt, as_text.rollout_run, out)
 
 

@@ -138,7 +138,8 @@ ALLOW_UNREACHABLE = click.option(
     is_flag=True,
     help="Hosts that cannot be reached are listed, not failed (default: any such host fails the run, exit 1).",
 )
-# who hears of a drift run or a DR test (opsrun.notify); group_data `notify` adds PagerDuty without an option
+# who hears of a drift run, a DR test, an apply or a rollback (opsrun.notify); group_data `notify` adds PagerDuty
+# (drift, dr-test) without an option
 NOTIFY = stack(
     click.option(
         "--notify",

@@ -28,8 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from opsrun.lab.releases import BAD_RELEASE
+
 REPORTS = ".opsrun/reports"
 TOUR = "docs/tour.md"  # the page the tour is written into, relative to the repository
+BAD_APPLY = "opsrun apply lab pm2"  # the bad release's rollout: its canary fails, on_failure rolls it back
+LAST_APPLY = ".opsrun/results/apply-lab-pm2-latest.json"  # its result document (opsrun.runs.saving.save)
 HAND_EDIT = "sed -i 's/keepalive_timeout 65/keepalive_timeout 5/' /etc/nginx/nginx.conf"
 
 
@@ -37,7 +41,7 @@ HAND_EDIT = "sed -i 's/keepalive_timeout 65/keepalive_timeout 5/' /etc/nginx/ngi
 class Step:
     command: str  # exactly as the tour (TOUR) shows it after "$ "
     expect: int = 0  # the exit code that means the step did what it shows
-    job: str = "setup"  # web tier | data tier | patching | drift | dr-test
+    job: str = "setup"  # web tier | data tier | patching | drift | dr-test | canary
 
 
 STEPS = [
@@ -56,6 +60,9 @@ STEPS = [
     Step("opsrun apply lab nginx --limit web2", job="drift"),
     Step("opsrun lab postgres", job="dr-test"),
     Step(f"opsrun dr-test lab --drill --out {REPORTS}", job="dr-test"),
+    Step(f"git apply {BAD_RELEASE}", job="canary"),
+    Step(f"opsrun lab load -- {BAD_APPLY}", expect=1, job="canary"),
+    Step(f"git apply -R {BAD_RELEASE}", job="canary"),
 ]
 
 #: the secrets the lab's group_data names (secret_env), and how the demo makes one up
@@ -137,7 +144,10 @@ def run_all(env: dict[str, str], cwd: Path, echo: bool = True) -> list[Done]:
         result = run_step(step, env, cwd, echo)
         done.append(result)
         if result.code != step.expect:
-            raise SystemExit(f"demo: `{step.command}` exited {result.code}, not {step.expect}: stopped here")
+            ran = [d.step.command for d in done]
+            left = f"git apply {BAD_RELEASE}" in ran and f"git apply -R {BAD_RELEASE}" not in ran
+            undo = f"; group_data/web.py still holds the bad release (git apply -R {BAD_RELEASE})" if left else ""
+            raise SystemExit(f"demo: `{step.command}` exited {result.code}, not {step.expect}: stopped here{undo}")
     return done
 
 
@@ -162,7 +172,7 @@ def summary(done: list[Done], cwd: Path) -> list[str]:
     lines = [
         f"lab: {', '.join(lab.host_names())} behind HAProxy at http://{lab.frontend()}/, left up "
         "(`opsrun lab status`; `opsrun lab down` removes it)",
-        f"patching under load: {load_line(_output(done, 'opsrun lab load'))}",
+        f"patching under load: {load_line(_output(done, 'opsrun lab load -- opsrun apply lab patching'))}",
         f"drift report (a hand edit on web2, found and repaired): {reports / 'drift-lab.html'}",
     ]
     if dr_json:
@@ -173,12 +183,25 @@ def summary(done: list[Done], cwd: Path) -> list[str]:
             if s["rto_seconds"] is not None or s["rpo_seconds"] is not None
         )
         lines.append(f"DR report ({doc['status']}; {measured}): {dr_json[-1].with_suffix('.html')}")
+    if any(d.step.command == f"opsrun lab load -- {BAD_APPLY}" for d in done):
+        lines.append(bad_release_line(cwd, load_line(_output(done, f"opsrun lab load -- {BAD_APPLY}"))))
     lines += [
         f"run results (JSON, one per run): {cwd / '.opsrun/results'}",
         f"history and findings: {cwd / '.opsrun/state.db'} (`opsrun history lab`)",
         "time: " + ", ".join(f"{job} {secs:.0f}s" for job, secs in by_job.items()),
     ]
     return lines
+
+
+def bad_release_line(cwd: Path, load: str) -> str:
+    """The bad release's rollout in a line: its canary's verdict, the rollback and what users saw."""
+    doc = json.loads((cwd / LAST_APPLY).read_text())
+    canary, back = doc.get("canary") or {}, doc.get("rollback") or {}
+    to = str(back.get("to_revision") or "?")[:12]
+    return (
+        f"a bad release under load: canary {', '.join(canary.get('hosts', []))} {canary.get('outcome', 'not judged')} "
+        f"after {canary.get('seconds', 0):.0f}s, rollback to {to} {back.get('status', 'not attempted')}; {load}"
+    )
 
 
 def _s(value: float | None) -> str:

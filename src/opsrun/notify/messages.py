@@ -1,6 +1,6 @@
-"""What a notification says, from a run's document (drift or DR test): a subject and plain text (SNS, chat
-tools), Slack blocks (status, counts, the top findings, where the report is), and the lines a person reads
-first. Every text is redacted before it leaves."""
+"""What a notification says, from a run's document (drift, DR test, or a change: notify.changes): a subject
+and plain text (SNS, chat tools), Slack blocks (status, counts, the top findings, where the report is), and
+the lines a person reads first. Every text is redacted before it leaves."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from opsrun.notify import changes
 from opsrun.secrets import redact
 
 TOP = 5  # findings or issues shown in a chat message (the text lists up to 10)
@@ -36,6 +37,8 @@ class Links:
 def subject(doc: dict[str, Any], previous: str | None) -> str:
     kind, inventory, status = doc.get("kind", "run"), doc.get("inventory", ""), doc.get("status", "")
     was = f" (was {previous})" if previous and previous != status else ""
+    if changes.is_change(doc):
+        return redact(changes.subject_of(doc) + was)[:100]
     return redact(f"opsrun {kind} {inventory}: {status}{was}")[:100]
 
 
@@ -45,7 +48,7 @@ def counts(doc: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def top_lines(doc: dict[str, Any], limit: int = 10) -> list[str]:
     """The findings (drift: not the unknowns), unreachable hosts and DR issues, most telling first."""
-    lines = []
+    lines = changes.lines(doc) if changes.is_change(doc) else []
     for f in doc.get("findings") or []:
         if f.get("verdict") == "out_of_balancer" and not f.get("held"):
             left_by = (f.get("detail") or ["", ""])[1:2] or [""]

@@ -8,6 +8,7 @@ something, resolved when the same job is clean again, and nothing sent when noth
                                                    medium -> warning, low -> info (a degraded system: critical)
     drift clean, dr-test passed          resolve   (only when this job's alert is open)
     drift partial or interrupted         nothing   (a run that did not see every host concludes nothing)
+    apply, rollback                      see notify.changes (failed or rolled back: trigger; clean: resolve)
 
 The last event accepted for (target, dedup_key) is kept in the state store (`Alerts`): a trigger is sent
 again only when what it says changed (status, severity, the findings or failed checks), a resolve only
@@ -23,6 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from opsrun.notify import changes
 from opsrun.notify.messages import Links, counts, top_lines
 from opsrun.secrets import redact
 
@@ -52,6 +54,11 @@ class Outcome:
 def outcome(doc: dict[str, Any]) -> Outcome:
     """What a run's document asks of PagerDuty (see the module's table)."""
     status = doc.get("status")
+    if changes.is_change(doc):
+        severity = changes.severity(doc)
+        if severity is None:
+            return Outcome("resolve" if status == "success" else None)
+        return Outcome("trigger", severity, _fingerprint(status, severity, changes.fingerprint_parts(doc)))
     if status in ("clean", "passed"):
         return Outcome("resolve")
     if doc.get("kind") == "dr-test" and status == "failed":
@@ -129,6 +136,10 @@ def summary(doc: dict[str, Any]) -> str:
     inventory, s = doc.get("inventory", ""), doc.get("summary") or {}
     top = top_lines(doc, 3)
     tail = f": {'; '.join(top)}" if top else ""
+    if changes.is_change(doc):
+        what = "Rollback" if changes.by_hand(doc) else "Apply"
+        head = f"{what} of {doc.get('deploy')} on {inventory}: {doc.get('status')}"
+        return redact(head + (f": {'; '.join(changes.lines(doc)[:3])}" if changes.lines(doc) else ""))
     if doc.get("kind") == "dr-test":
         first = doc.get("first_line") or f"DR test on {inventory}: FAILED"
         return redact(f"{first}, {s.get('issues', 0)} issue(s){tail}")

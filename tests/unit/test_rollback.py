@@ -381,3 +381,56 @@ def test_a_revision_whose_settings_are_refused_names_its_file_by_the_revision(tm
     assert result.stderr.startswith(f"error: revision {bad[:12]}/group_data/web.py: rolling.serial: "), result.stderr
     assert host_guard == []
     assert not any((root / ".opsrun" / "rollback").iterdir())
+
+
+class DataHosts(Hosts):
+    """Hosts that record, with each apply, the `release` the inventory gave web1 (group_data or --data)."""
+
+    def apply(self, project, inv, deploy, hosts, **kw):
+        run = super().apply(project, inv, deploy, hosts, **kw)
+        self.applied[-1] = (f"{self.applied[-1][0]} release={inv.hosts['web1'].data.get('release')}", hosts)
+        return run
+
+
+def test_the_way_back_applies_the_good_runs_data_not_the_bad_runs(repo):
+    """A bad release given on the command line (`apply -e release=2`): going back re-applies the good run's
+    revision with the good run's own --data (release=1), never the failing run's."""
+    root, a, b = repo
+    store = open_store(root / ".opsrun")
+    good = store.start_run("apply", "prod", "app", revision=a, plan={"batches": [[h] for h in HOSTS]})
+    store.finish_run(good, {"kind": "rollout", "status": "success", "data": {"release": "1"}, "hosts": {}})
+    store.close()
+    bad = Options(data={"release": "2"})
+    inv, bal = inventory.load(Project(root), "prod", bad.data), FakeBalancer(HOSTS)
+    hosts = DataHosts(apply_fails={("web2", "VERSION = 2")})
+    forward = Rollout(Project(root), inv, "app", POLICY, runners=hosts.runners(bal))
+    store, notes = open_store(root / ".opsrun"), []
+    try:
+        with undo.OnFailure(
+            Project(root), inv, "app", HOSTS, options=bad, store=store, revision=b, notice=notes.append
+        ) as way_back:
+            result = forward.run(HOSTS)
+            way_back.after_halt(result, forward)
+    finally:
+        store.close()
+    assert hosts.applied == [
+        ("VERSION = 2 release=2", ["web1"]),
+        ("VERSION = 2 release=2", ["web2"]),
+        ("VERSION = 1 release=1", ["web2"]),
+        ("VERSION = 1 release=1", ["web1"]),
+    ]
+    assert result.rollback is not None and result.rollback.status == "succeeded"
+
+
+def test_a_runs_data_is_read_back_from_its_result_and_none_when_it_had_none(repo):
+    root, a, _ = repo
+    store = open_store(root / ".opsrun")
+    try:
+        with_data = store.start_run("apply", "prod", "app", revision=a, plan={"batches": []})
+        store.finish_run(with_data, {"kind": "rollout", "status": "success", "data": {"release": "1"}, "hosts": {}})
+        without = store.start_run("apply", "prod", "app", revision=a, plan={"batches": []})  # killed: no document
+        assert undo.applied_data(store, with_data) == {"release": "1"}
+        assert undo.applied_data(store, without) == {}
+        assert undo.applied_data(store, None) == {}
+    finally:
+        store.close()

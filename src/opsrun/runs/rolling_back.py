@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from opsrun import deadlines, revisions, rollout
@@ -56,7 +57,8 @@ def rollback(
         way = _target(project, store, inventory_name, deploy, to_run, revision, selected)
         commit = revisions.resolve(project.root, way.revision, where=_where(way), field="revision")
         revisions.check_deploy(project.root, commit, deploy, where=_where(way), field="revision")
-        with undo.checked_out(project, inv.name, commit, options) as back:
+        back_options = replace(options, data={**undo.applied_data(store, way.run_id), **options.data})
+        with undo.checked_out(project, inv.name, commit, back_options) as back:
             checked = undo.checked_settings(back, deploy, way.hosts)  # the revision's
             limits = deadlines.load(checked, way.hosts, dict(options.deadlines))
             runners = rollout.StageRunners.real(diff=options.diff, forks=options.forks)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from opsrun import inventory, probes, revisions, rollout, secrets, settings
 from opsrun.deadlines import Deadlines
@@ -40,6 +41,16 @@ class Back:
     project: Project
     inv: inventory.Inventory
     commit: str
+
+
+def applied_data(store: Store, run_id: int | None) -> dict[str, Any]:
+    """The --data run `run_id` was applied with (its result document keeps it): part of the desired state the
+    way back returns to, as its revision is. The failing run's own --data (a bad release given as `-e
+    version=2`) never goes back with it."""
+    if run_id is None:
+        return {}
+    data = store.run(run_id).get("data")
+    return dict(data) if isinstance(data, dict) else {}
 
 
 @contextlib.contextmanager
@@ -141,7 +152,8 @@ class OnFailure:
                 where, field = f"run {self.good.run_id}", "rolling.on_failure"
                 commit = revisions.resolve(self.project.root, self.good.revision, where=where, field=field)
                 revisions.check_deploy(self.project.root, commit, self.deploy, where=where, field=field)
-                self.back = self.stack.enter_context(checked_out(self.project, self.inv.name, commit, self.options))
+                options = replace(self.options, data=applied_data(self.store, self.good.run_id))
+                self.back = self.stack.enter_context(checked_out(self.project, self.inv.name, commit, options))
                 checked = checked_settings(self.back, self.deploy, self.hosts)
                 self.executor = rollout_back(
                     self.back, self.deploy, self.hosts, checked, rollout.StageRunners(), {}, fallback=self.policy

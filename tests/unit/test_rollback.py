@@ -434,3 +434,20 @@ def test_a_runs_data_is_read_back_from_its_result_and_none_when_it_had_none(repo
         assert undo.applied_data(store, None) == {}
     finally:
         store.close()
+
+
+def test_the_summary_of_a_failed_host_rolled_back_says_it_is_in_the_balancer(repo):
+    from rich.console import Console
+
+    from opsrun.reports import as_text
+
+    root, a, b = repo
+    record(root, a, "success", {h: done(i) for i, h in enumerate(HOSTS, 1)})
+    inv, bal, hosts = ops_inventory(root), FakeBalancer(HOSTS), Hosts(apply_fails={("web2", "VERSION = 2")})
+    result, _, _ = roll_with_a_way_back(root, Rollout(Project(root), inv, "app", POLICY, runners=hosts.runners(bal)), b)
+    console = Console(record=True, width=300)
+    as_text.rollout_run(result, console)
+    text = console.export_text()
+    assert f"web2: rolled back to {a[:12]}" in text
+    assert "web2: failed at apply: operation 'config' failed: exit 3 (it is in the balancer)" in text, text
+    assert bal.admin["web2"] == "ready"

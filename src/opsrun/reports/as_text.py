@@ -230,7 +230,7 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
         if h.note:
             console.print(f"[yellow]{h.name}[/]: {escape(h.note)}", soft_wrap=True)
         if h.outcome == "failed":
-            out = "it is left out of the balancer" if not h.in_balancer else "the balancer was not touched for it"
+            out = "it is left out of the balancer" if not h.in_balancer else "it is in the balancer"
             console.print(
                 f"[bold red]{h.name}[/]: failed at {h.stage}: {escape(h.reason or '')} ({out})", soft_wrap=True
             )

@@ -1,11 +1,13 @@
 """Benchmark: a bad release under load, rolled back (`rolling.on_failure: "rollback"`) against halted.
 
-On the running lab's web hosts (3 by default), from an ops repo in git (a copy of this one): a good release is
-applied, then a release whose /health fails on the second host of the plan, while the lab's load generator
-sends requests through HAProxy. Printed for each policy: the apply's wall time (from the bad release reaching
-its first host to every host back on the good one, or to the halt), the failed requests and the requests
-sent, and where the hosts are afterwards (their /health versions). After the halted run the fleet is mixed:
-the good release is applied again before the next measurement, not counted.
+On the running lab's web hosts (3 by default), from an ops repo in git (a copy of this one), with the web tier
+converged first (nginx, the way the load goes in): a good release is applied, then a release whose /health fails
+on the host second by name (web2 of 3, the second of the plan; web10 of 12, the tenth: nine hosts take the bad
+release before it fails), while the lab's load generator sends requests through HAProxy. Printed for each
+policy: the apply's wall time (from the bad release reaching its first host to every host back on the good
+one, or to the halt), the failed requests and the requests sent, and where the hosts are afterwards (their
+/health versions; "HTTP 500" where the bad release fails it). After the halted run the fleet is mixed: the good
+release is applied again before the next measurement, not counted.
 
 Run by hand as root from the repository, with the lab up and nothing else using it:
     python bench/rollback.py [HOSTS]   (default 3)
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,10 +54,10 @@ def commit(root: Path, message: str, appended: str = "") -> None:
     )
 
 
-def apply(root: Path) -> tuple[int, dict, float]:
+def apply(root: Path, deploy: str = "pm2") -> tuple[int, dict, float]:
     start = time.perf_counter()
     proc = subprocess.run(
-        [OPSRUN, "--project", str(root), "apply", "lab", "pm2", "--format", "json"], capture_output=True, text=True
+        [OPSRUN, "--project", str(root), "apply", "lab", deploy, "--format", "json"], capture_output=True, text=True
     )
     return proc.returncode, json.loads(proc.stdout or "{}"), time.perf_counter() - start
 
@@ -62,8 +65,11 @@ def apply(root: Path) -> tuple[int, dict, float]:
 def versions(addresses: dict[str, str]) -> dict[str, str]:
     out = {}
     for name, address in addresses.items():
-        with urllib.request.urlopen(f"http://{address}:3001/health", timeout=5) as r:
-            out[name] = json.loads(r.read())["version"]
+        try:
+            with urllib.request.urlopen(f"http://{address}:3001/health", timeout=5) as r:
+                out[name] = json.loads(r.read())["version"]
+        except urllib.error.HTTPError as exc:  # the bad release's /health on the host it breaks
+            out[name] = f"HTTP {exc.code}"
     return out
 
 
@@ -82,6 +88,8 @@ def main() -> None:
         commit(root, "good", quick + '\npm2_apps[0]["env"]["APP_VERSION"] = "1"\n')
         server = root / "apps" / "demo" / "server.js"
         good_server = server.read_text()
+        code, doc, _ = apply(root, "nginx")  # the web tier the load goes through
+        assert code == 0, doc
         rows = []
         for policy in ("halt", "rollback"):
             server.write_text(good_server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -20,7 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
 
+import jsonschema
 import pytest
+from jsonschema.exceptions import best_match
 
 from opsrun.lab.demo import demo_env, made_up
 
@@ -59,8 +62,11 @@ def _forget_registered_secrets() -> Any:
 
 
 def opsrun(*args: str, project: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess, as an operator would."""
-    return subprocess.run(
+    """Run the real CLI in a subprocess, as an operator would. A run document it prints (`--format json`) must
+    validate against the published schema; the project and --out folder are kept for `check_written_documents`."""
+    __tracebackhide__ = True
+    note_documents(project, args)
+    proc = subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(project), *args],
         capture_output=True,
         text=True,
@@ -68,6 +74,50 @@ def opsrun(*args: str, project: Path = REPO, timeout: float = 600) -> subprocess
         stdin=subprocess.DEVNULL,
         check=False,
     )
+    if "json" in args and proc.stdout.lstrip().startswith("{"):
+        with contextlib.suppress(json.JSONDecodeError):  # not JSON: the test that asked for it says so
+            check_run_document(json.loads(proc.stdout), f"opsrun {' '.join(args)}")
+    return proc
+
+
+# ------------------------------------------------------------------- the run documents against their schema
+
+DOCUMENT_SCHEMA = REPO / "docs" / "reference" / "run-document.schema.json"
+RUN_KINDS = ("apply", "rollout", "verify", "drift", "dr-test")
+WROTE_DOCUMENTS: set[Path] = set()  # the folders opsrun() may have written run documents to (results, --out)
+
+
+def note_documents(project: Path, args: tuple[str, ...]) -> None:
+    """Where an opsrun run with `args` on `project` may write run documents: its results, and --out."""
+    WROTE_DOCUMENTS.add(project / ".opsrun" / "results")
+    if "--out" in args[:-1]:
+        WROTE_DOCUMENTS.add(project / args[args.index("--out") + 1])
+
+
+@functools.cache
+def _document_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(DOCUMENT_SCHEMA.read_text()))
+
+
+def check_run_document(doc: Any, where: str) -> None:
+    """Fail the test when `doc`, a run document opsrun wrote (anything with a run's `kind`), does not validate
+    against the published JSON Schema (docs/reference/run-document.schema.json)."""
+    __tracebackhide__ = True
+    if not isinstance(doc, dict) or doc.get("kind") not in RUN_KINDS:
+        return
+    error = best_match(_document_validator().iter_errors(doc))
+    if error is not None:
+        pytest.fail(f"{where}: not a run document of {DOCUMENT_SCHEMA.name}: {error.json_path}: {error.message}")
+
+
+def check_written_documents(since: float) -> None:
+    """Every run document written since `since` (epoch seconds) in the folders opsrun() ran with."""
+    __tracebackhide__ = True
+    for folder in sorted(WROTE_DOCUMENTS):
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):  # replaced, or half written by a kill
+                if path.stat().st_mtime >= since:
+                    check_run_document(json.loads(path.read_text()), str(path))
 
 
 def git(root: Path, *args: str) -> str:

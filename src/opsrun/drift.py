@@ -32,16 +32,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from opsrun import engine, verify
 from opsrun.deadlines import Deadlines
+from opsrun.documents import dump
+from opsrun.documents.checks import DriftDocument, DriftSummary
+from opsrun.documents.checks import Finding as FindingDocument
+from opsrun.documents.status import DriftStatus, FindingStatus, TestOutcome, Verdict
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.project import Project
-from opsrun.results import DeployRun, VerifyRun
+from opsrun.results import FAILING, DeployRun, VerifyRun
 
-Verdict = Literal["will_change", "unknown", "verify_failed", "error", "out_of_balancer"]
 MEMBERSHIP = "balancer"  # the `deploy` of out_of_balancer findings
 
 
@@ -52,23 +55,38 @@ class Finding:
     operation: str
     verdict: Verdict
     detail: list[str]  # commands that would run, the reason it is unknown, or the failed test's message
-    status: str = ""  # new | persisting | (unknown findings: not tracked)
+    status: FindingStatus | None = None  # (unknown findings: not tracked)
     first_seen: str | None = None
-    cause: str | None = None  # intentional | corrective
+    cause: str | None = None  # intentional | corrective (documents.status.Cause)
     diff: list[str] = field(default_factory=list)  # files: what each would become ("Will modify PATH", hunks)
     held: bool = False  # out of its balancer on purpose (opsrun hold): listed, tracked, not drift
 
     @property
     def fingerprint(self) -> str:
         # out of the balancer is one finding however its state or its cause reads from run to run
-        parts = [self.operation] if self.verdict == "out_of_balancer" else [*self.detail, *self.diff]
+        parts = [self.operation] if self.verdict == Verdict.OUT_OF_BALANCER else [*self.detail, *self.diff]
         what = "\0".join(parts).encode()
         return hashlib.sha1(what).hexdigest()[:16]  # noqa: S324 - an identity, not security
 
     @property
     def counts(self) -> bool:
         """Tracked: first seen, resolved. Unknown and error findings are not drift."""
-        return self.verdict in ("will_change", "verify_failed", "out_of_balancer")
+        return self.verdict in (Verdict.WILL_CHANGE, Verdict.VERIFY_FAILED, Verdict.OUT_OF_BALANCER)
+
+    def document(self) -> FindingDocument:
+        return FindingDocument(
+            host=self.host,
+            deploy=self.deploy,
+            operation=self.operation,
+            verdict=self.verdict,
+            detail=self.detail,
+            diff=self.diff,
+            status=self.status,
+            first_seen=self.first_seen,
+            cause=self.cause,
+            fingerprint=self.fingerprint,
+            held=self.held,
+        )
 
 
 @dataclass
@@ -99,7 +117,7 @@ class DriftRun:
 
     @property
     def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.verdict == "error"]
+        return [f for f in self.findings if f.verdict == Verdict.ERROR]
 
     @property
     def checked(self) -> list[str]:
@@ -108,72 +126,62 @@ class DriftRun:
         return [h for h in self.hosts if h not in bad]
 
     @property
-    def status(self) -> Literal["clean", "partial", "drift", "error", "interrupted"]:
+    def status(self) -> DriftStatus:
         if self.interrupted:
-            return "interrupted"
+            return DriftStatus.INTERRUPTED
         if self.errors or not self.checked:
-            return "error"
+            return DriftStatus.ERROR
         if self.drifted:
-            return "drift"
-        return "partial" if self.unreachable else "clean"
+            return DriftStatus.DRIFT
+        return DriftStatus.PARTIAL if self.unreachable else DriftStatus.CLEAN
 
     @property
     def exit_code(self) -> int:
-        if self.status == "interrupted":
+        if self.status == DriftStatus.INTERRUPTED:
             return 130
         if self.notify_errors:
             return 1  # the nightly job must not look fine when nobody was told
         if self.unreachable and not self.allow_unreachable:
             return 1  # nor when it did not see every host
-        return {"clean": 0, "partial": 0, "drift": 3, "error": 1}[self.status]
+        return {DriftStatus.CLEAN: 0, DriftStatus.PARTIAL: 0, DriftStatus.DRIFT: 3, DriftStatus.ERROR: 1}[self.status]
+
+    def summary(self) -> DriftSummary:
+        return DriftSummary(
+            hosts=len(self.hosts),
+            checked=len(self.checked),
+            errors=len(self.errors),
+            drift=len(self.drifted),
+            new=sum(f.status == FindingStatus.NEW for f in self.drifted),
+            persisting=sum(f.status == FindingStatus.PERSISTING for f in self.drifted),
+            resolved=len(self.resolved),
+            unknown=sum(not f.counts for f in self.findings),
+            out_of_balancer=sum(f.verdict == Verdict.OUT_OF_BALANCER for f in self.drifted),
+            held=sum(f.held for f in self.findings),
+            unreachable=len(self.unreachable),
+        )
+
+    def document(self) -> DriftDocument:
+        return DriftDocument(
+            run_id=self.run_id,
+            status=self.status,
+            inventory=self.inventory,
+            deploys=self.deploys,
+            hosts_checked=self.hosts,
+            seconds=round(self.seconds, 3),
+            interrupted=self.interrupted,
+            allow_unreachable=self.allow_unreachable,
+            data=self.data,
+            summary=self.summary(),
+            findings=[f.document() for f in self.findings],
+            resolved=self.resolved,
+            unreachable=self.unreachable,
+            trend=self.trend,
+            notified=self.notified,
+            notify_errors=self.notify_errors,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "drift",
-            "run_id": self.run_id,
-            "status": self.status,
-            "inventory": self.inventory,
-            "deploys": self.deploys,
-            "hosts_checked": self.hosts,
-            "seconds": round(self.seconds, 3),
-            "interrupted": self.interrupted,
-            "allow_unreachable": self.allow_unreachable,
-            "data": self.data,
-            "summary": {
-                "hosts": len(self.hosts),
-                "checked": len(self.checked),
-                "errors": len(self.errors),
-                "drift": len(self.drifted),
-                "new": sum(f.status == "new" for f in self.drifted),
-                "persisting": sum(f.status == "persisting" for f in self.drifted),
-                "resolved": len(self.resolved),
-                "unknown": sum(not f.counts for f in self.findings),
-                "out_of_balancer": sum(f.verdict == "out_of_balancer" for f in self.drifted),
-                "held": sum(f.held for f in self.findings),
-                "unreachable": len(self.unreachable),
-            },
-            "findings": [
-                {
-                    "host": f.host,
-                    "deploy": f.deploy,
-                    "operation": f.operation,
-                    "verdict": f.verdict,
-                    "detail": f.detail,
-                    "diff": f.diff,
-                    "status": f.status or None,
-                    "first_seen": f.first_seen,
-                    "cause": f.cause,
-                    "fingerprint": f.fingerprint,
-                    "held": f.held,
-                }
-                for f in self.findings
-            ],
-            "resolved": self.resolved,
-            "unreachable": self.unreachable,
-            "trend": [list(t) for t in self.trend],
-            "notified": self.notified,
-            "notify_errors": self.notify_errors,
-        }
+        return dump(self.document())
 
 
 def deploys_for(project: Project, inv: Inventory, hosts: list[str]) -> list[str]:
@@ -259,16 +267,16 @@ def _read_plan(run: DriftRun, deploy: str, plan: DeployRun) -> None:
             run.unreachable[h.name] = h.error or "could not connect"
             continue
         if h.error:
-            run.findings.append(Finding(h.name, deploy, "(dry run)", "error", [h.error]))
+            run.findings.append(Finding(h.name, deploy, "(dry run)", Verdict.ERROR, [h.error]))
             continue
         found: dict[str, Finding] = {}
         for op in h.operations:
             if op.unknown:
-                run.findings.append(Finding(h.name, deploy, op.name, "unknown", [op.unknown]))
+                run.findings.append(Finding(h.name, deploy, op.name, Verdict.UNKNOWN, [op.unknown]))
             elif op.changed and op.follows in found:  # a consequence (the reload after a config change)
                 found[op.follows].detail.append(f"then {op.name}: " + "; ".join(op.commands))
             elif op.changed:
-                found[op.name] = Finding(h.name, deploy, op.name, "will_change", list(op.commands), diff=op.diff)
+                found[op.name] = Finding(h.name, deploy, op.name, Verdict.WILL_CHANGE, list(op.commands), diff=op.diff)
                 run.findings.append(found[op.name])
 
 
@@ -280,7 +288,7 @@ def _read_verification(run: DriftRun, deploy: str, result: VerifyRun, suite_path
         for h in run.hosts:
             if h not in run.unreachable:
                 run.findings.append(
-                    Finding(h, deploy, "(verify)", "error", [f"the suite could not run: {result.error}"])
+                    Finding(h, deploy, "(verify)", Verdict.ERROR, [f"the suite could not run: {result.error}"])
                 )
         return
     for h in run.hosts:
@@ -288,9 +296,10 @@ def _read_verification(run: DriftRun, deploy: str, result: VerifyRun, suite_path
             continue  # said once, by the dry run
         tests = result.for_host(h)
         if not tests:
-            run.findings.append(Finding(h, deploy, "(verify)", "error", ["no test of the suite ran on this host"]))
+            missing = ["no test of the suite ran on this host"]
+            run.findings.append(Finding(h, deploy, "(verify)", Verdict.ERROR, missing))
         for t in tests:
-            if t.outcome == "error" and t.test.startswith("("):  # could not connect, or past its deadline
-                run.findings.append(Finding(h, deploy, t.test, "error", [t.message or t.outcome]))
-            elif t.outcome in ("failed", "error"):
-                run.findings.append(Finding(h, deploy, t.test, "verify_failed", [t.message or t.outcome]))
+            if t.outcome == TestOutcome.ERROR and t.test.startswith("("):  # could not connect, or past its deadline
+                run.findings.append(Finding(h, deploy, t.test, Verdict.ERROR, [t.message or t.outcome]))
+            elif t.outcome in FAILING:
+                run.findings.append(Finding(h, deploy, t.test, Verdict.VERIFY_FAILED, [t.message or t.outcome]))

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
+from opsrun.documents import Document, load
 from opsrun.dr.model import tier_numbers
+from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.store import RETRY, RunRow, open_store
 
@@ -21,11 +25,20 @@ def runs(
         store.close()
 
 
-def run_document(project: Project, state_url: str | None, run_id: int, *, retry: float = RETRY) -> dict[str, Any]:
-    """The document of run `run_id`, as it was recorded."""
+def run_document(project: Project, state_url: str | None, run_id: int, *, retry: float = RETRY) -> Document:
+    """The document of run `run_id`, as it was recorded (by this opsrun or an older one)."""
     store = open_store(project.state_dir, state_url, retry=retry)
     try:
-        return store.run(run_id)
+        return load(store.run(run_id))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            store.where,
+            f"run {run_id}: its document does not read: {first['msg']}.",
+            field=where,
+            fix="see it whole with the state store's own client (the runs table's document)",
+        ) from None
     finally:
         store.close()
 

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
+
+from opsrun.documents import dump
+from opsrun.documents.apply import (
+    ApplyDocument,
+    ApplyHost,
+    AutomaticRollback,
+    ManualRollback,
+    RolloutDocument,
+    RolloutHost,
+)
+from opsrun.documents.checks import TestRun, VerifyDocument, VerifyHost
+from opsrun.documents.status import (
+    ApplyStatus,
+    HostStatus,
+    Outcome,
+    RollbackStatus,
+    TestOutcome,
+    VerifyStatus,
+)
 
 UNPACKING = re.compile(r"Unpacking (\S+) \((\S+)\) over \((\S+)\)")
-
-HostStatus = Literal["ok", "changed", "failed"]
 OPSRUN_ON_HOST = "/var/lib/opsrun/"  # opsrun's own folders on a host: config swap, secret uploads, leases
 
 
@@ -20,14 +37,14 @@ def user_commands(commands: list[str]) -> list[str]:
 RECORD_LOST = 4  # the exit code of a run whose record could not be kept (its store, the controller's disk)
 
 
-def exit_code_of(status: str, record_error: str | None, notify_errors: list[str] | None = None) -> int:
+def exit_code_of(status: ApplyStatus, record_error: str | None, notify_errors: list[str] | None = None) -> int:
     """A run's exit code: 130 interrupted, 4 its record could not be kept, else 0 success or 1 failed (or a
     notification that could not be delivered)."""
-    if status == "interrupted":
+    if status == ApplyStatus.INTERRUPTED:
         return 130
     if record_error:
         return RECORD_LOST
-    return 1 if notify_errors else {"success": 0, "failed": 1}[status]
+    return 1 if notify_errors else {ApplyStatus.SUCCESS: 0, ApplyStatus.FAILED: 1}[status]
 
 
 @dataclass(frozen=True)
@@ -62,8 +79,8 @@ class HostRun:
     @property
     def status(self) -> HostStatus:
         if self.failed:
-            return "failed"
-        return "changed" if self.changed_count else "ok"
+            return HostStatus.FAILED
+        return HostStatus.CHANGED if self.changed_count else HostStatus.OK
 
     def failed_operation(self) -> OperationResult | None:
         return next((op for op in self.operations if not op.success), None)
@@ -77,6 +94,16 @@ class HostRun:
                 if m := UNPACKING.search(line):
                     found.append({"package": m.group(1).split(":")[0], "from": m.group(3), "to": m.group(2)})
         return found
+
+    def document(self) -> ApplyHost:
+        """Its part of an apply's document (a rollout's host adds its place in the rollout)."""
+        return ApplyHost(
+            status=self.status,
+            changed=self.changed_count,
+            error=self.error,
+            upgrades=self.upgrades,
+            operations=[asdict(op) for op in self.operations],
+        )
 
 
 @dataclass(frozen=True)
@@ -97,11 +124,11 @@ class DeployRun:
     notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
-    def status(self) -> Literal["success", "failed", "interrupted"]:
+    def status(self) -> ApplyStatus:
         if self.interrupted:
-            return "interrupted"
+            return ApplyStatus.INTERRUPTED
         counted = [h for h in self.hosts if h.reached or not self.allow_unreachable]  # none reached: failed
-        return "failed" if not counted or any(h.failed for h in counted) else "success"
+        return ApplyStatus.FAILED if not counted or any(h.failed for h in counted) else ApplyStatus.SUCCESS
 
     @property
     def exit_code(self) -> int:
@@ -114,36 +141,27 @@ class DeployRun:
     def host(self, name: str) -> HostRun:
         return next(h for h in self.hosts if h.name == name)
 
+    def document(self) -> ApplyDocument:
+        return ApplyDocument(
+            run_id=self.run_id,
+            status=self.status,
+            inventory=self.inventory,
+            deploy=self.deploy,
+            dry_run=self.dry_run,
+            seconds=round(self.seconds, 3),
+            interrupted=self.interrupted,
+            record_error=self.record_error,
+            leases_taken_over=self.taken_over(),
+            allow_unreachable=self.allow_unreachable,
+            data=self.data,
+            notified=self.notified,
+            notify_errors=self.notify_errors,
+            hosts={h.name: h.document() for h in self.hosts},
+            plan=self.plan,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "kind": "apply",
-            "run_id": self.run_id,
-            "status": self.status,
-            "inventory": self.inventory,
-            "deploy": self.deploy,
-            "dry_run": self.dry_run,
-            "seconds": round(self.seconds, 3),
-            "interrupted": self.interrupted,
-            "record_error": self.record_error,
-            "leases_taken_over": self.taken_over(),
-            "allow_unreachable": self.allow_unreachable,
-            "data": self.data,
-            "notified": self.notified,
-            "notify_errors": self.notify_errors,
-            "hosts": {
-                h.name: {
-                    "status": h.status,
-                    "changed": h.changed_count,
-                    "error": h.error,
-                    "upgrades": h.upgrades,
-                    "operations": [asdict(op) for op in h.operations],
-                }
-                for h in self.hosts
-            },
-        }
-        if self.plan is not None:
-            doc["plan"] = self.plan
-        return doc
+        return dump(self.document())
 
 
 @dataclass(frozen=True)
@@ -152,12 +170,13 @@ class TestResult:
 
     host: str
     test: str  # the test id without the host part: test_file.py::test_name[param]
-    outcome: Literal["passed", "failed", "skipped", "error"]
+    outcome: TestOutcome
     message: str | None = None
     seconds: float = 0.0
     start: float | None = None  # epoch seconds when it started (hosts run in parallel)
 
 
+FAILING = (TestOutcome.FAILED, TestOutcome.ERROR)  # the outcomes that fail a verification
 UNREACHABLE_TEST = "(connect)"  # the one result of a host a verification could not reach
 
 
@@ -175,51 +194,45 @@ class VerifyRun:
     run_id: int | None = None  # the run's id in the state store
 
     @property
-    def status(self) -> Literal["passed", "failed", "interrupted"]:
+    def status(self) -> VerifyStatus:
         if self.interrupted:
-            return "interrupted"
+            return VerifyStatus.INTERRUPTED
         counted = [r for r in self.results if not (self.allow_unreachable and r.test == UNREACHABLE_TEST)]
-        bad = self.error or any(r.outcome in ("failed", "error") for r in counted)
-        return "failed" if bad or not counted else "passed"
+        bad = self.error or any(r.outcome in FAILING for r in counted)
+        return VerifyStatus.FAILED if bad or not counted else VerifyStatus.PASSED
 
     @property
     def exit_code(self) -> int:
-        return {"passed": 0, "failed": 1, "interrupted": 130}[self.status]
+        return {VerifyStatus.PASSED: 0, VerifyStatus.FAILED: 1, VerifyStatus.INTERRUPTED: 130}[self.status]
 
     def for_host(self, host: str) -> list[TestResult]:
         return [r for r in self.results if r.host == host]
 
+    def host_document(self, host: str) -> VerifyHost:
+        tests = self.for_host(host)
+        return VerifyHost(
+            status=VerifyStatus.FAILED if any(r.outcome in FAILING for r in tests) else VerifyStatus.PASSED,
+            tests=[
+                TestRun(test=r.test, outcome=r.outcome, message=r.message, seconds=round(r.seconds, 3), started=r.start)
+                for r in tests
+            ],
+        )
+
+    def document(self) -> VerifyDocument:
+        return VerifyDocument(
+            run_id=self.run_id,
+            status=self.status,
+            allow_unreachable=self.allow_unreachable,
+            data=self.data,
+            inventory=self.inventory,
+            suite=self.suite,
+            seconds=round(self.seconds, 3),
+            error=self.error,
+            hosts={h: self.host_document(h) for h in self.hosts},
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "verify",
-            "run_id": self.run_id,
-            "status": self.status,
-            "allow_unreachable": self.allow_unreachable,
-            "data": self.data,
-            "inventory": self.inventory,
-            "suite": self.suite,
-            "seconds": round(self.seconds, 3),
-            "error": self.error,
-            "hosts": {
-                h: {
-                    "status": "failed" if any(r.outcome in ("failed", "error") for r in self.for_host(h)) else "passed",
-                    "tests": [
-                        {
-                            "test": r.test,
-                            "outcome": r.outcome,
-                            "message": r.message,
-                            "seconds": round(r.seconds, 3),
-                            "started": r.start,
-                        }
-                        for r in self.for_host(h)
-                    ],
-                }
-                for h in self.hosts
-            },
-        }
-
-
-Outcome = Literal["done", "failed", "interrupted", "not_reached"]  # interrupted: by the operator's stop now
+        return dump(self.document())
 
 
 @dataclass
@@ -228,7 +241,7 @@ class HostOutcome:
 
     name: str
     batch: int
-    outcome: Outcome = "not_reached"
+    outcome: Outcome = Outcome.NOT_REACHED  # interrupted: by the operator's stop now
     stage: str | None = None  # the stage it failed at, or the last it reached
     reason: str | None = None
     in_balancer: bool = True  # False: opsrun took it out and it stays out (the summary must say so)
@@ -241,12 +254,31 @@ class HostOutcome:
     def add_note(self, note: str) -> None:
         self.note = f"{self.note}; {note}" if self.note else note
 
+    def done(self) -> None:
+        """Through every stage of its batch."""
+        self.outcome, self.stage = Outcome.DONE, None
+
     def fail(self, stage: str, reason: str, *, in_balancer: bool) -> None:
-        self.outcome, self.stage, self.reason, self.in_balancer = "failed", stage, reason, in_balancer
+        self.outcome, self.stage, self.reason, self.in_balancer = Outcome.FAILED, stage, reason, in_balancer
 
     def interrupt(self, stage: str, reason: str, *, in_balancer: bool) -> None:
         """Stopped at `stage` by the operator's stop now (the second Ctrl-C)."""
-        self.outcome, self.stage, self.reason, self.in_balancer = "interrupted", stage, reason, in_balancer
+        self.outcome, self.stage, self.reason, self.in_balancer = Outcome.INTERRUPTED, stage, reason, in_balancer
+
+    def document(self) -> RolloutHost:
+        applied = self.run.document() if self.run else ApplyHost(status=self.outcome)
+        return RolloutHost(
+            **applied.model_dump(exclude_unset=True),
+            outcome=self.outcome,
+            batch=self.batch,
+            stage=self.stage,
+            reason=self.reason,
+            note=self.note,
+            in_balancer=self.in_balancer,
+            balancer_target=self.target,
+            rebooted=self.rebooted,
+            seconds={k: round(v, 3) for k, v in self.seconds.items()},
+        )
 
 
 @dataclass
@@ -263,24 +295,19 @@ class Rollback:
     reason: str | None = None  # automatic and not attempted: why
 
     @property
-    def status(self) -> str:
+    def status(self) -> RollbackStatus:
         """succeeded | failed | interrupted | not attempted (automatic); `opsrun rollback`'s is its run's."""
         if self.run is None:
-            return "not attempted"
-        return {"success": "succeeded", "interrupted": "interrupted"}.get(self.run.status, "failed")
+            return RollbackStatus.NOT_ATTEMPTED
+        went = {ApplyStatus.SUCCESS: RollbackStatus.SUCCEEDED, ApplyStatus.INTERRUPTED: RollbackStatus.INTERRUPTED}
+        return went.get(self.run.status, RollbackStatus.FAILED)
 
-    def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "to_revision": self.to_revision,
-            "to_run": self.to_run,
-            "from": self.came_from,
-            "downgrades": self.downgrades,
-            "automatic": self.automatic,
-        }
-        if self.automatic:
-            doc["status"], doc["reason"] = self.status, self.reason
-            doc["run"] = self.run.to_dict() if self.run else None
-        return doc
+    def document(self) -> ManualRollback:
+        where = {"to_revision": self.to_revision, "to_run": self.to_run, "came_from": self.came_from}
+        if not self.automatic:
+            return ManualRollback(**where, downgrades=self.downgrades)
+        run = self.run.document() if self.run else None
+        return AutomaticRollback(**where, downgrades=self.downgrades, status=self.status, reason=self.reason, run=run)
 
 
 @dataclass
@@ -307,14 +334,14 @@ class RolloutRun:
     notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
-    def status(self) -> Literal["success", "failed", "interrupted"]:
+    def status(self) -> ApplyStatus:
         if self.interrupted:
-            return "interrupted"
-        unreachable = [h for h in self.hosts.values() if h.outcome == "failed" and h.stage == "connect"]
+            return ApplyStatus.INTERRUPTED
+        unreachable = [h for h in self.hosts.values() if h.outcome == Outcome.FAILED and h.stage == "connect"]
         allowed = unreachable if self.allow_unreachable and len(unreachable) < len(self.hosts) else []
-        if self.halted or any(h.outcome != "done" and h not in allowed for h in self.hosts.values()):
-            return "failed"
-        return "success"
+        if self.halted or any(h.outcome != Outcome.DONE and h not in allowed for h in self.hosts.values()):
+            return ApplyStatus.FAILED
+        return ApplyStatus.SUCCESS
 
     @property
     def exit_code(self) -> int:
@@ -323,48 +350,30 @@ class RolloutRun:
     def left_out(self) -> list[str]:
         return [h.name for h in self.hosts.values() if not h.in_balancer]
 
+    def document(self) -> RolloutDocument:
+        return RolloutDocument(
+            run_id=self.run_id,
+            status=self.status,
+            inventory=self.inventory,
+            deploy=self.deploy,
+            plan=self.plan,
+            policy=self.policy,
+            halted=self.halted,
+            stopped_now=self.stopped_now,
+            record_error=self.record_error,
+            canary=self.canary,
+            left_out_of_balancer=self.left_out(),
+            healed=self.healed,
+            leases_taken_over=self.leases_taken_over,
+            allow_unreachable=self.allow_unreachable,
+            data=self.data,
+            seconds=round(self.seconds, 3),
+            stage_seconds={k: round(v, 3) for k, v in self.stage_seconds.items()},
+            hosts={h.name: h.document() for h in self.hosts.values()},
+            rollback=self.rollback.document() if self.rollback else None,
+            notified=self.notified,
+            notify_errors=self.notify_errors,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        hosts = {}
-        for h in self.hosts.values():
-            run = h.run
-            hosts[h.name] = {
-                "status": run.status if run else h.outcome,
-                "outcome": h.outcome,
-                "batch": h.batch,
-                "stage": h.stage,
-                "reason": h.reason,
-                "note": h.note,
-                "in_balancer": h.in_balancer,
-                "balancer_target": h.target,
-                "rebooted": h.rebooted,
-                "changed": run.changed_count if run else 0,
-                "error": run.error if run else None,
-                "upgrades": run.upgrades if run else [],
-                "operations": [asdict(op) for op in run.operations] if run else [],
-                "seconds": {k: round(v, 3) for k, v in h.seconds.items()},
-            }
-        return {
-            "kind": "rollout",
-            "run_id": self.run_id,
-            "status": self.status,
-            "inventory": self.inventory,
-            "deploy": self.deploy,
-            "dry_run": False,
-            "plan": self.plan,
-            "policy": self.policy,
-            "halted": self.halted,
-            "stopped_now": self.stopped_now,
-            "record_error": self.record_error,
-            "canary": self.canary,
-            "left_out_of_balancer": self.left_out(),
-            "healed": self.healed,
-            "leases_taken_over": self.leases_taken_over,
-            "allow_unreachable": self.allow_unreachable,
-            "data": self.data,
-            "seconds": round(self.seconds, 3),
-            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-            "hosts": hosts,
-            "rollback": self.rollback.to_dict() if self.rollback else None,
-            "notified": self.notified,
-            "notify_errors": self.notify_errors,
-        }
+        return dump(self.document())

@@ -141,16 +141,46 @@ def redact(text: str) -> str:
     """`text` with every secret value that `require` found, the value of every environment variable whose
     name looks secret (AWS_SECRET_ACCESS_KEY, PGPASSWORD, ...), and the secret parts of every URL (see the
     module's docstring) replaced by ***."""
+    return _redact(text, _values_to_mask())
+
+
+def _values_to_mask() -> list[str]:
+    """The secret values known now, longest first (one inside another is masked whole)."""
+    env = {v for k, v in os.environ.items() if ENV_SECRETISH.search(k) and len(v) >= 4}
+    return sorted(_known | env, key=len, reverse=True)
+
+
+def _redact(text: str, values: list[str]) -> str:
     for url in sorted(_urls, key=len, reverse=True):
         if url in text:
             text = text.replace(url, _urls[url])
     if "://" in text:  # URLs first: a known value replaced inside one (a webhook path "/hook") would hide it
         text = URL.sub(_mask_url, text)
-    env = {v for k, v in os.environ.items() if ENV_SECRETISH.search(k) and len(v) >= 4}
-    for value in sorted(_known | env, key=len, reverse=True):
+    for value in values:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def redact_values(document: Any) -> Any:
+    """A JSON document (dicts, lists, strings, numbers) with every string in it, keys too, as `redact` gives
+    it: the secrets are masked in the values themselves, before any JSON text is written, so that a quote, a
+    backslash or a non-ASCII letter that JSON would escape cannot hide one. A number that is a secret's
+    digits becomes ***."""
+    values = _values_to_mask()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return _redact(value, values)
+        if isinstance(value, Mapping):
+            return {walk(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool) and _redact(str(value), values) != str(value):
+            return MASK
+        return value
+
+    return walk(document)
 
 
 def _is_webhook(host: str, path: str) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ from opsrun.lab import Lab
 from opsrun.lab.hosts import ssh as lab_ssh
 
 pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(autouse=True)
+def _run_documents_match_their_schema():
+    """Every run document the test's opsrun runs wrote (.opsrun/results/, --out) validates against the published
+    JSON Schema, docs/reference/run-document.schema.json (tests/conftest.py's opsrun() checks what it prints)."""
+    from tests.conftest import check_written_documents
+
+    since = time.time()
+    yield
+    check_written_documents(since)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import hosts as lab_hosts
 from opsrun.waiting import poll_until
-from tests.conftest import REPO, copy_ops
+from tests.conftest import REPO, check_run_document, copy_ops, note_documents
 from tests.lab.conftest import wait_for_progress
 
 pytestmark = pytest.mark.lab
@@ -93,6 +93,7 @@ def clean_hosts(lab, on_host, haproxy):
 
 
 def opsrun(project: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300):
+    note_documents(project, args)
     return subprocess.run(
         [sys.executable, "-m", "opsrun", "--project", str(project), *args],
         capture_output=True,
@@ -119,9 +120,11 @@ def start(project: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 def document(stdout: str, stderr: str) -> dict:
     try:
-        return json.loads(stdout)
+        doc = json.loads(stdout)
     except json.JSONDecodeError:
         pytest.fail(f"no JSON document:\n{stdout}\n{stderr}")
+    check_run_document(doc, "the run's --format json")
+    return doc
 
 
 def saved(project: Path, name: str) -> dict:

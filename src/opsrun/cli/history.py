@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
+from opsrun import documents
 from opsrun import history as history_module
 from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_retry, state_url
 from opsrun.cli.output import console, echo
@@ -63,8 +63,8 @@ def list_runs(ctx: click.Context, /, project: Project, inventory: str | None, fm
 @click.pass_context
 def show_run(ctx: click.Context, /, project: Project, run_id: int, fmt: str | None) -> None:
     """One recorded run's document: its hosts, stages, plan, and the --data it was given."""
-    doc: dict[str, Any] = history_module.run_document(project, state_url(ctx), run_id, retry=state_retry(ctx))
+    doc = history_module.run_document(project, state_url(ctx), run_id, retry=state_retry(ctx))
     if _format(ctx, fmt) == "json":
-        echo(json.dumps(doc, indent=2))
+        echo(json.dumps(documents.dump(doc), indent=2))
     else:
         as_text.run_document(doc, console())

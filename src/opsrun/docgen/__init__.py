@@ -1,5 +1,6 @@
-"""The generated pages of the docs site: the command reference (read from the click command tree) and the
-settings reference (read from the pydantic schemas), so neither can drift from the code.
+"""The generated pages of the docs site: the command reference (read from the click command tree), the
+settings reference (read from the pydantic schemas) and the JSON Schema of a run's document (read from its
+models, opsrun.documents), so none can drift from the code.
 
     python -m opsrun.docgen            write them (`make reference`), from the repository's root
     python -m opsrun.docgen --check    exit 1 naming each page that is out of date
@@ -10,6 +11,7 @@ Not imported by the `opsrun` command itself.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,10 +31,17 @@ def _settings_page() -> str:
     return settings_ref.page()
 
 
+def _document_schema() -> str:
+    from opsrun import documents
+
+    return json.dumps(documents.schema(), indent=2) + "\n"
+
+
 #: page (relative to the repository's root) -> what renders it
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/cli.md": _cli_page,
     "docs/reference/settings.md": _settings_page,
+    "docs/reference/run-document.schema.json": _document_schema,
 }
 
 

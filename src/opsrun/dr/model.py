@@ -9,6 +9,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opsrun.documents import dump
+from opsrun.documents.dr import DRDocument, DRSummary
+from opsrun.documents.status import CheckStatus, DRStatus
 from opsrun.errors import ConfigError
 from opsrun.inventory import Inventory
 from opsrun.settings.dr_models import DRSettings
@@ -16,14 +19,14 @@ from opsrun.settings.dr_models import DRSettings
 if TYPE_CHECKING:
     from opsrun.settings import Checked
 
-PASS, FAIL, SKIP, DEGRADED = "PASS", "FAIL", "SKIP", "DEGRADED"
+PASS, FAIL, SKIP, DEGRADED = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.SKIP, CheckStatus.DEGRADED
 
 
 @dataclass
 class Check:
     system: str
     name: str
-    status: str
+    status: CheckStatus
     evidence: list[str] = field(default_factory=list)
     source: str = ""  # the query, command or API call that produced the evidence
     measured: dict[str, float] = field(default_factory=dict)  # rto_seconds, rpo_seconds, lag_seconds, ...
@@ -53,16 +56,16 @@ class DRRun:
         self.log.append(f"{dt.datetime.now(dt.UTC).strftime('%H:%M:%S.%f')[:-3]} {text}")
 
     @property
-    def status(self) -> str:
+    def status(self) -> DRStatus:
         """failed (a check, or a measured RTO or RPO over its target), else degraded (a drill could not put a
         system back), else passed."""
         if any(c.status == FAIL for c in self.checks) or any(s["result"] == FAIL for s in self.systems()):
-            return "failed"
-        return "degraded" if self.degraded else "passed"
+            return DRStatus.FAILED
+        return DRStatus.DEGRADED if self.degraded else DRStatus.PASSED
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "passed" and not self.notify_errors else 1
+        return 0 if self.status == DRStatus.PASSED and not self.notify_errors else 1
 
     def measured(self, system: str, what: str) -> float | None:
         """The worst measured RTO or RPO (`what`) of `system`. The backups' RTO is the restore drill's time
@@ -123,48 +126,48 @@ class DRRun:
 
     def next_test(self) -> str:
         start = dt.date.fromisoformat(self.started[:10])
-        if self.status != "passed":
+        if self.status != DRStatus.PASSED:
             return (start + dt.timedelta(days=30)).isoformat() + f" (re-test: this one {self.status})"
         year, month = (start.year + start.month // 12, start.month % 12 + 1)
         return dt.date(year, month, min(start.day, calendar.monthrange(year, month)[1])).isoformat()
 
-    def to_dict(self) -> dict[str, Any]:
-        systems = self.systems()
+    def document(self) -> DRDocument:
         issues = self.issues()
-        return {
-            "kind": "dr-test",
-            "run_id": self.run_id,
-            "status": self.status,
-            "inventory": self.inventory,
-            "month": self.month,
-            "started": self.started,
-            "who": self.who,
-            "opsrun_version": self.version,
-            "revision": self.revision,
-            "seconds": round(self.seconds, 3),
-            "first_line": (
-                f"DEGRADED: {', '.join(self.degraded)} could not be put back after the drill"
-                if self.degraded
-                else f"DR test {self.month} on {self.inventory}: {self.status.upper()}"
+        first_line = f"DR test {self.month} on {self.inventory}: {self.status.upper()}"
+        if self.degraded:
+            first_line = f"DEGRADED: {', '.join(self.degraded)} could not be put back after the drill"
+        return DRDocument(
+            run_id=self.run_id,
+            status=self.status,
+            inventory=self.inventory,
+            month=self.month,
+            started=self.started,
+            who=self.who,
+            opsrun_version=self.version,
+            revision=self.revision,
+            seconds=round(self.seconds, 3),
+            first_line=first_line,
+            summary=DRSummary(
+                checks=len(self.checks),
+                passed=sum(c.status == PASS for c in self.checks),
+                failed=sum(c.status == FAIL for c in self.checks),
+                skipped=sum(c.status == SKIP for c in self.checks),
+                issues=len(issues),
             ),
-            "summary": {
-                "checks": len(self.checks),
-                "passed": sum(c.status == PASS for c in self.checks),
-                "failed": sum(c.status == FAIL for c in self.checks),
-                "skipped": sum(c.status == SKIP for c in self.checks),
-                "issues": len(issues),
-            },
-            "systems": systems,
-            "checks": [asdict(c) for c in self.checks],
-            "drill_log": self.log,
-            "issues": issues,
-            "action_items": [f"fix and re-test: {i['issue']}" for i in issues],
-            "next_test": self.next_test(),
-            "degraded": self.degraded,
-            "trend": self.trend,
-            "notified": self.notified,
-            "notify_errors": self.notify_errors,
-        }
+            systems=self.systems(),
+            checks=[asdict(c) for c in self.checks],
+            drill_log=self.log,
+            issues=issues,
+            action_items=[f"fix and re-test: {i['issue']}" for i in issues],
+            next_test=self.next_test(),
+            degraded=self.degraded,
+            trend=self.trend,
+            notified=self.notified,
+            notify_errors=self.notify_errors,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dump(self.document())
 
 
 def tier_numbers(system: dict[str, Any]) -> dict[str, Any]:

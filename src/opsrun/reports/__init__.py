@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,29 +29,33 @@ def write_atomic(path: Path, text: str) -> Path:
 
 
 def render_report(run: Any, fmt: str) -> str:
-    """A finished run (anything with `to_dict`) as a report in `fmt`: json, md, html or junit."""
+    """A finished run (anything with `document()`: reports.as_json.Renderable) as a report in `fmt`: json, md,
+    html or junit."""
     from opsrun.reports import as_html, as_json, as_junit, as_markdown
     from opsrun.reports.model import from_document
 
-    text = as_json.render(run)  # secrets masked here, before any renderer sees the document
+    doc = as_json.redacted(run)  # secrets masked here, before any renderer sees the document
     if fmt == "json":
-        return text
-    doc = json.loads(text)
+        return as_json.render(doc)
     report = from_document(doc)
     renderer = {"md": as_markdown.render, "html": as_html.render, "junit": as_junit.render}[fmt]
     return renderer(report)
 
 
-def report_name(doc: dict[str, Any]) -> str:
-    """drift-INVENTORY, apply-INVENTORY-DEPLOY, verify-INVENTORY-SUITE: the files' name in --out."""
-    kind = {"rollout": "apply", "deploy": "apply"}.get(doc.get("kind", ""), doc.get("kind", "run"))
-    what = doc.get("deploy") or doc.get("suite") or doc.get("month")
-    return "-".join(str(p) for p in (kind, doc.get("inventory"), what) if p)
+def report_name(doc: Any) -> str:
+    """drift-INVENTORY, apply-INVENTORY-DEPLOY, verify-INVENTORY-SUITE, dr-test-INVENTORY-MONTH: the files' name
+    in --out, of a run's document (its model or its JSON's dict)."""
+    from opsrun import documents
+
+    doc = documents.load(doc)
+    kind = "apply" if doc.kind == "rollout" else doc.kind
+    what = getattr(doc, "deploy", None) or getattr(doc, "suite", None) or getattr(doc, "month", None)
+    return "-".join(str(p) for p in (kind, doc.inventory, what) if p)
 
 
 def write_reports(run: Any, folder: Path) -> list[Path]:
     """Every report format of a finished run in `folder`, each rendered in full before it replaces the
     previous file of its name: a failure while rendering leaves all the old reports in place."""
-    name = report_name(run.to_dict())
+    name = report_name(run.document())
     rendered = {fmt: render_report(run, fmt) for fmt in REPORT_FORMATS}
     return [write_atomic(folder / f"{name}{SUFFIX[fmt]}", text) for fmt, text in rendered.items()]

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Protocol
 
-from opsrun.secrets import redact
+from opsrun import documents
+from opsrun.secrets import redact_values
 
 
 class Renderable(Protocol):
-    def to_dict(self) -> dict[str, Any]: ...
+    """A finished run: DeployRun, RolloutRun, VerifyRun, DriftRun, DRRun."""
+
+    def document(self) -> documents.Document: ...
 
 
-def render(result: Renderable) -> str:
-    """The run's JSON document; secret values that reached it on their way are masked."""
-    return redact(json.dumps(result.to_dict(), indent=2, sort_keys=False)) + "\n"
+def redacted(result: Renderable | documents.Document) -> documents.Document:
+    """The run's document with the secret values that reached it on their way masked, value by value."""
+    doc = result if isinstance(result, documents.Document) else result.document()
+    return documents.load(redact_values(documents.dump(doc)))
+
+
+def render(result: Renderable | documents.Document) -> str:
+    """The run's JSON document, secrets masked (`redacted`)."""
+    return json.dumps(documents.dump(redacted(result)), indent=2) + "\n"

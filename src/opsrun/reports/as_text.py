@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -11,6 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from opsrun import logs
+from opsrun.documents import Document
+from opsrun.documents.apply import ApplyDocument, Canary, RolloutDocument
+from opsrun.documents.checks import VerifyDocument
 from opsrun.drift import DriftRun
 from opsrun.reports.model import canary_line, rollback_notes
 from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
@@ -243,7 +246,7 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
         console.print(f"[bold red]left out of the balancer[/]: {', '.join(run.left_out())}", soft_wrap=True)
     not_reached = [h.name for h in run.hosts.values() if h.outcome == "not_reached"]
     if run.canary:
-        _line(console, canary_line(run.canary))
+        _line(console, canary_line(Canary.model_validate(run.canary)))
     if run.interrupted:
         how = "stopped now (a second Ctrl-C)" if run.stopped_now else "stopped at a safe point"
         console.print(f"interrupted: {how}", soft_wrap=True)
@@ -253,7 +256,7 @@ def rollout_run(run: RolloutRun, console: Console, *, diff: bool = False) -> Non
         console.print(f"[bold red]record[/]: {escape(run.record_error)}", soft_wrap=True)
     if not_reached:
         console.print(f"not reached (untouched): {', '.join(not_reached)}", soft_wrap=True)
-    for line in rollback_notes(run.rollback.to_dict() if run.rollback else None):
+    for line in rollback_notes(run.rollback.document() if run.rollback else None):
         _line(console, line)
     done = sum(h.outcome == "done" for h in run.hosts.values())
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in run.stage_seconds.items())
@@ -285,41 +288,47 @@ def history(rows: list[RunRow], console: Console) -> None:
     console.print(table)
 
 
-def run_document(doc: dict[str, Any], console: Console) -> None:
+def _host_rows(doc: Document) -> list[tuple[str, ...]]:
+    """A recorded run's hosts: outcome, stage, in the balancer or not, reason, seconds per stage."""
+    if isinstance(doc, VerifyDocument):
+        return [(name, h.status, "", "in", "", "") for name, h in doc.hosts.items()]
+    if not isinstance(doc, ApplyDocument | RolloutDocument):
+        return []
+    rows: list[tuple[str, ...]] = []
+    for name, h in doc.hosts.items():
+        secs = ", ".join(f"{k} {v:.1f}" for k, v in (h.seconds or {}).items())
+        balancer = "OUT" if h.in_balancer is False else "in"
+        rows.append((name, h.outcome or h.status or "", h.stage or "", balancer, escape(h.reason or ""), secs))
+    return rows
+
+
+def run_document(doc: Document, console: Console) -> None:
     """One recorded run, from its stored document."""
-    console.print(
-        f"run {doc.get('run_id')}: {doc.get('kind')} {doc.get('deploy') or ''} on {doc.get('inventory')}: "
-        f"{doc.get('status')}",
-        soft_wrap=True,
-    )
-    if doc.get("error"):
-        console.print(f"error: {escape(str(doc['error']))}", soft_wrap=True)
-    if doc.get("plan"):
-        batches = " | ".join(", ".join(b) for b in doc["plan"].get("batches", []))
+    deploy = doc.deploy if isinstance(doc, ApplyDocument | RolloutDocument) else None
+    console.print(f"run {doc.run_id}: {doc.kind} {deploy or ''} on {doc.inventory}: {doc.status}", soft_wrap=True)
+    error = getattr(doc, "error", None)
+    if error:
+        console.print(f"error: {escape(str(error))}", soft_wrap=True)
+    if isinstance(doc, ApplyDocument | RolloutDocument) and doc.plan:
+        batches = " | ".join(", ".join(b) for b in doc.plan.batches)
         console.print(f"plan: {batches}", soft_wrap=True)
-    if doc.get("data"):
-        given = ", ".join(f"{k}={v!r}" for k, v in doc["data"].items())
+    data = getattr(doc, "data", None)
+    if data:
+        given = ", ".join(f"{k}={v!r}" for k, v in data.items())
         console.print(f"data: {escape(given)}", soft_wrap=True, highlight=False)
     table = Table(title_justify="left")
     for col in ("host", "outcome", "stage", "balancer", "reason", "seconds"):
         table.add_column(col)
-    for name, h in doc.get("hosts", {}).items():
-        secs = ", ".join(f"{k} {v:.1f}" for k, v in h.get("seconds", {}).items())
-        table.add_row(
-            name,
-            h.get("outcome") or h.get("status", ""),
-            h.get("stage") or "",
-            "in" if h.get("in_balancer", True) else "OUT",
-            escape(h.get("reason") or ""),
-            secs,
-        )
+    for row in _host_rows(doc):
+        table.add_row(*row)
     console.print(table)
-    if doc.get("canary"):
-        _line(console, canary_line(doc["canary"]))
-    if doc.get("halted"):
-        console.print(f"halted: {escape(doc['halted'])}", soft_wrap=True)
-    for line in rollback_notes(doc.get("rollback")):
-        _line(console, line)
+    if isinstance(doc, RolloutDocument):
+        if doc.canary:
+            _line(console, canary_line(doc.canary))
+        if doc.halted:
+            console.print(f"halted: {escape(doc.halted)}", soft_wrap=True)
+        for line in rollback_notes(doc.rollback):
+            _line(console, line)
 
 
 def drift_run(run: DriftRun, console: Console) -> None:
@@ -358,10 +367,10 @@ def drift_run(run: DriftRun, console: Console) -> None:
         _line(console, f"unreachable (not drift): {host}: {error}")
     if run.interrupted:
         console.print(escape(run.interrupted), soft_wrap=True)
-    doc = run.to_dict()["summary"]
+    n = run.summary()
     console.print(
-        f"{run.status}: {doc['drift']} findings ({doc['new']} new, {doc['persisting']} persisting), "
-        f"{doc['resolved']} resolved, {doc['unknown']} unknown, {doc['errors']} errors, "
-        f"{doc['unreachable']} unreachable; {doc['checked']} of {doc['hosts']} hosts checked in {run.seconds:.1f}s",
+        f"{run.status}: {n.drift} findings ({n.new} new, {n.persisting} persisting), "
+        f"{n.resolved} resolved, {n.unknown} unknown, {n.errors} errors, "
+        f"{n.unreachable} unreachable; {n.checked} of {n.hosts} hosts checked in {run.seconds:.1f}s",
         soft_wrap=True,
     )

@@ -13,9 +13,22 @@ section each.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsrun import documents
+from opsrun.documents.apply import (
+    ApplyDocument,
+    ApplyHost,
+    AutomaticRollback,
+    Canary,
+    ManualRollback,
+    Operation,
+    RolloutDocument,
+)
+from opsrun.documents.checks import DriftDocument, VerifyDocument
+from opsrun.documents.status import CanaryOutcome, FindingStatus, Outcome, TestOutcome, Verdict
 from opsrun.reports.charts import TierTrend
 from opsrun.results import user_commands
 
@@ -48,7 +61,7 @@ class Report:  # built by keyword only: many of its fields are strings, easy to 
     status: str
     inventory: str
     generated: str
-    summary: dict[str, int | str]
+    summary: dict[str, float | str]
     hosts: list[str]
     items: list[Item]
     notes: list[str] = field(default_factory=list)
@@ -93,226 +106,221 @@ def _now() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
 
 
-def from_document(doc: dict[str, Any], trend: list[tuple[str, int]] | None = None) -> Report:
-    """The report of a run's JSON document (`as_json.render`'s shape)."""
-    kind = doc.get("kind", "deploy")
+def from_document(doc: documents.Document | Mapping[str, Any], trend: list[tuple[str, int]] | None = None) -> Report:
+    """The report of a run's document (its model, or its JSON's dict as written, today or by an older opsrun)."""
     from opsrun.reports.dr_report import dr_report
 
-    builders = {"drift": _drift, "verify": _verify, "rollout": _apply, "deploy": _apply, "dr-test": dr_report}
-    build = builders.get(kind, _apply)
-    built = build(doc)
-    if kind != "dr-test":  # drift: [when, findings] pairs in the document, or given
-        built.trend = trend if trend is not None else [(str(w), int(n)) for w, n in doc.get("trend", [])]
-    built.run_id = doc.get("run_id")
+    doc = documents.load(doc)
+    if isinstance(doc, documents.DRDocument):
+        built = dr_report(doc)
+    elif isinstance(doc, DriftDocument):
+        built = _drift(doc)
+        built.trend = trend if trend is not None else [(str(w), int(n)) for w, n in doc.trend]
+    else:
+        built = _verify(doc) if isinstance(doc, VerifyDocument) else _apply(doc)
+        built.trend = trend or []
+    built.run_id = doc.run_id
     return built
 
 
-def report(doc: dict[str, Any], *, kind: str, title: str, **rest: Any) -> Report:
+def report(doc: documents.Document, *, kind: str, title: str, **rest: Any) -> Report:
     """A report whose status and inventory are the document's, generated now."""
-    return Report(
-        kind=kind,
-        title=title,
-        status=doc.get("status", ""),
-        inventory=doc.get("inventory", ""),
-        generated=_now(),
-        **rest,
-    )
+    return Report(kind=kind, title=title, status=str(doc.status), inventory=doc.inventory, generated=_now(), **rest)
 
 
-def canary_line(verdict: dict[str, Any]) -> str:
+def canary_line(verdict: Canary) -> str:
     """A rollout's canary verdict in a line: its hosts, the outcome and the figures (rollout.canary)."""
-    failed = "failed: " if verdict.get("outcome") == "breach" else ""  # the other reasons say what they are
-    return f"canary {', '.join(verdict.get('hosts', []))} ({verdict.get('source')}): {failed}{verdict.get('reason')}"
+    failed = "failed: " if verdict.outcome == CanaryOutcome.BREACH else ""  # the other reasons say what they are
+    return f"canary {', '.join(verdict.hosts)} ({verdict.source}): {failed}{verdict.reason}"
 
 
-def _host_notes(host: str, h: dict[str, Any]) -> list[str]:
+def _host_notes(host: str, h: ApplyHost) -> list[str]:
     """What an apply did to a host beside its operations: packages upgraded, a reboot, a note."""
-    notes = [f"{host}: upgraded {up['package']} {up['from']} -> {up['to']}" for up in h.get("upgrades", [])]
-    if h.get("rebooted"):
+    notes = [f"{host}: upgraded {up.package} {up.came_from} -> {up.to}" for up in h.upgrades]
+    if h.rebooted:
         notes.append(f"{host}: rebooted")
-    if h.get("note"):
-        notes.append(f"{host}: {h['note']}")
+    if h.note:
+        notes.append(f"{host}: {h.note}")
     return notes
 
 
-def _host_outcome(host: str, h: dict[str, Any], deploy: str) -> list[Item]:
+def _host_outcome(host: str, h: ApplyHost, deploy: str) -> list[Item]:
     """A rollout's host beside its operations: failed or interrupted at a stage, or not reached."""
-    if h.get("outcome") == "interrupted":  # by the operator's stop now: not a failure of the host
-        where = "in the balancer" if h.get("in_balancer") else "left out of the balancer"
-        detail = [f"{h.get('reason') or 'stopped now'} ({where})"]
-        return [Item(host, f"stage {h.get('stage')}", "interrupted", group=deploy, detail=detail, skipped=True)]
-    if h.get("outcome") == "failed" or h.get("error"):
-        reason = h.get("reason") or h.get("error") or "failed"
-        return [Item(host, f"stage {h.get('stage') or 'apply'}", "failed", group=deploy, detail=[reason], failing=True)]
-    if h.get("outcome") == "not_reached":
+    if h.outcome == Outcome.INTERRUPTED:  # by the operator's stop now: not a failure of the host
+        where = "in the balancer" if h.in_balancer else "left out of the balancer"
+        detail = [f"{h.reason or 'stopped now'} ({where})"]
+        return [Item(host, f"stage {h.stage}", "interrupted", group=deploy, detail=detail, skipped=True)]
+    if h.outcome == Outcome.FAILED or h.error:
+        reason = h.reason or h.error or "failed"
+        return [Item(host, f"stage {h.stage or 'apply'}", "failed", group=deploy, detail=[reason], failing=True)]
+    if h.outcome == Outcome.NOT_REACHED:
         return [Item(host, "not reached", "skipped", group=deploy, skipped=True)]
     return []
 
 
-def _apply(doc: dict[str, Any]) -> Report:
-    dry = bool(doc.get("dry_run"))
+def _operation(host: str, op: Operation, deploy: str, *, dry: bool) -> Item:
+    """An operation that changed (or would), or failed."""
+    verdict = "failed" if not op.success else ("will_change" if dry else "changed")
+    detail = [op.error] if op.error else user_commands(op.commands or op.output)
+    return Item(
+        host,
+        op.name,
+        verdict,
+        group=deploy,
+        detail=detail,
+        diff=list(op.diff),
+        note=op.unknown or "",
+        failing=not op.success,
+    )
+
+
+def _run_notes(doc: ApplyDocument | RolloutDocument) -> list[str]:
+    """What a reader of an apply must know beside its hosts: who is out of the balancer, the canary, why it halted."""
+    notes = []
+    if doc.left_out_of_balancer:
+        notes.append("left out of the balancer: " + ", ".join(doc.left_out_of_balancer))
+    if isinstance(doc, RolloutDocument):
+        if doc.canary:
+            notes.append(canary_line(doc.canary))
+        if doc.halted:
+            notes.append(f"halted: {doc.halted}")
+    if doc.record_error:
+        notes.append(f"record: {doc.record_error}")
+    return notes + rollback_notes(doc.rollback if isinstance(doc, RolloutDocument) else None)
+
+
+def _apply(doc: ApplyDocument | RolloutDocument) -> Report:
+    dry, deploy = doc.dry_run, doc.deploy or ""
     items: list[Item] = []
     notes: list[str] = []
-    for host, h in doc.get("hosts", {}).items():
-        for op in h.get("operations", []):
-            if not op.get("changed") and op.get("success", True):
-                continue
-            verdict = "failed" if not op.get("success", True) else ("will_change" if dry else "changed")
-            items.append(
-                Item(
-                    host,
-                    op["name"],
-                    verdict,
-                    group=doc.get("deploy", ""),
-                    detail=[op["error"]]
-                    if op.get("error")
-                    else user_commands(op.get("commands") or op.get("output") or []),
-                    diff=list(op.get("diff", [])),
-                    note=op.get("unknown") or "",
-                    failing=not op.get("success", True),
-                )
-            )
-        items += _host_outcome(host, h, doc.get("deploy", ""))
+    for host, h in doc.hosts.items():
+        items += [_operation(host, op, deploy, dry=dry) for op in h.operations if op.changed or not op.success]
+        items += _host_outcome(host, h, deploy)
         notes += _host_notes(host, h)
-    if doc.get("left_out_of_balancer"):
-        notes.append("left out of the balancer: " + ", ".join(doc["left_out_of_balancer"]))
-    if doc.get("canary"):
-        notes.append(canary_line(doc["canary"]))
-    if doc.get("halted"):
-        notes.append(f"halted: {doc['halted']}")
-    if doc.get("record_error"):
-        notes.append(f"record: {doc['record_error']}")
-    notes += rollback_notes(doc.get("rollback"))
-    hosts = list(doc.get("hosts", {}))
-    per_host = doc.get("hosts", {})
-    summary: dict[str, int | str] = {
-        "hosts": len(hosts),
-        "changed hosts": sum(1 for h in per_host.values() if h.get("changed")),
-        "failed hosts": sum(
-            1
-            for h in per_host.values()
-            if h.get("outcome") != "interrupted" and (h.get("outcome") == "failed" or h.get("error"))
-        ),
-        "operations changed": sum(h.get("changed", 0) for h in per_host.values()),
-        "seconds": doc.get("seconds", 0),
+    per_host = doc.hosts.values()
+    failed = [h for h in per_host if h.outcome != Outcome.INTERRUPTED and (h.outcome == Outcome.FAILED or h.error)]
+    summary: dict[str, float | str] = {
+        "hosts": len(doc.hosts),
+        "changed hosts": sum(1 for h in per_host if h.changed),
+        "failed hosts": len(failed),
+        "operations changed": sum(h.changed for h in per_host),
+        "seconds": doc.seconds,
     }
-    what = "dry run" if dry else ("rolling apply" if doc.get("kind") == "rollout" else "apply")
+    what = "dry run" if dry else ("rolling apply" if doc.kind == "rollout" else "apply")
     return report(
         doc,
         kind="apply",
-        title=f"{what} {doc.get('deploy', '')} on {doc.get('inventory', '')}",
+        title=f"{what} {deploy} on {doc.inventory}",
         summary=summary,
-        hosts=hosts,
+        hosts=list(doc.hosts),
         items=items,
-        notes=notes,
+        notes=notes + _run_notes(doc),
         quiet_label="with nothing to change" if dry else "unchanged",
     )
 
 
-def rollback_notes(back: dict[str, Any] | None) -> list[str]:
+def rollback_notes(back: ManualRollback | Mapping[str, Any] | None) -> list[str]:
     """A rollback in a run's document (results.Rollback), as lines: where to and from where, and for
     on_failure how it went and where each of its hosts is (the text summary, `history show`, the reports)."""
-    if not back:
+    back = documents.load_rollback(back)
+    if back is None:
         return []
-    to_revision = str(back.get("to_revision") or "?")[:12]
-    to = f"revision {to_revision}" + (f" (run {back['to_run']})" if back.get("to_run") is not None else "")
-    came = {h: str(r or "?")[:12] for h, r in (back.get("from") or {}).items()}
-    if not back.get("automatic"):
+    to_revision = str(back.to_revision or "?")[:12]
+    to = f"revision {to_revision}" + (f" (run {back.to_run})" if back.to_run is not None else "")
+    came = {h: str(r or "?")[:12] for h, r in back.came_from.items()}
+    if not isinstance(back, AutomaticRollback):
         return [f"rolled back to {to}: " + ", ".join(f"{h} from {r}" for h, r in came.items())]
-    run = back.get("run")
+    run = back.run
     if run is None:
-        return [f"not rolled back: {back.get('reason')}"]
-    lines = [f"rollback to {to} {back.get('status')}" + (f": {run['halted']}" if run.get("halted") else "")]
-    for h, d in (run.get("hosts") or {}).items():
-        if d.get("outcome") == "done":
+        return [f"not rolled back: {back.reason}"]
+    lines = [f"rollback to {to} {back.status}" + (f": {run.halted}" if run.halted else "")]
+    for h, d in run.hosts.items():
+        if d.outcome == Outcome.DONE:
             state = f"back on {to_revision}"
-        elif d.get("outcome") == "failed":
-            state = f"rollback failed at {d.get('stage')}: {d.get('reason')}"
+        elif d.outcome == Outcome.FAILED:
+            state = f"rollback failed at {d.stage}: {d.reason}"
         else:
             state = f"not rolled back: still on {came.get(h, '?')}"
-        went = ", ".join(f"{p} {v}" for p, v in sorted((back.get("downgrades") or {}).get(h, {}).items()))
-        where = "in the balancer" if d.get("in_balancer") else "OUT of the balancer"
+        went = ", ".join(f"{p} {v}" for p, v in sorted(back.downgrades.get(h, {}).items()))
+        where = "in the balancer" if d.in_balancer else "OUT of the balancer"
         lines.append(f"  {h}: {state}{f' ({went})' if went else ''}, {where}")
     return lines
 
 
-def _verify(doc: dict[str, Any]) -> Report:
+def _verify(doc: VerifyDocument) -> Report:
     items = [
         Item(
             host,
-            t["test"],
-            t["outcome"],
-            group=doc.get("suite", ""),
-            detail=[t["message"]] if t.get("message") else [],
-            seconds=t.get("seconds"),
-            failing=t["outcome"] in ("failed", "error"),
-            skipped=t["outcome"] == "skipped",
+            t.test,
+            t.outcome,
+            group=doc.suite,
+            detail=[t.message] if t.message else [],
+            seconds=t.seconds,
+            failing=t.outcome in (TestOutcome.FAILED, TestOutcome.ERROR),
+            skipped=t.outcome == TestOutcome.SKIPPED,
         )
-        for host, h in doc.get("hosts", {}).items()
-        for t in h.get("tests", [])
+        for host, h in doc.hosts.items()
+        for t in h.tests
     ]
-    summary: dict[str, int | str] = {
-        "hosts": len(doc.get("hosts", {})),
+    summary: dict[str, float | str] = {
+        "hosts": len(doc.hosts),
         "checks": len(items),
-        "passed": sum(i.verdict == "passed" for i in items),
+        "passed": sum(i.verdict == TestOutcome.PASSED for i in items),
         "failed": sum(i.failing for i in items),
         "skipped": sum(i.skipped for i in items),
-        "seconds": doc.get("seconds", 0),
+        "seconds": doc.seconds,
     }
-    notes = [f"error: {doc['error']}"] if doc.get("error") else []
     return report(
         doc,
         kind="verify",
-        title=f"verify {doc.get('suite', '')} on {doc.get('inventory', '')}",
+        title=f"verify {doc.suite} on {doc.inventory}",
         summary=summary,
-        hosts=list(doc.get("hosts", {})),
+        hosts=list(doc.hosts),
         items=items,
-        notes=notes,
+        notes=[f"error: {doc.error}"] if doc.error else [],
         quiet_label="passed every check",
         empty="No check ran on this host.",
     )
 
 
-def _drift(doc: dict[str, Any]) -> Report:
+def _drift(doc: DriftDocument) -> Report:
     items = []
-    for f in doc.get("findings", []):
+    for f in doc.findings:
         note = []
-        if f.get("status") == "new":
+        if f.status == FindingStatus.NEW:
             note.append("new")
-        elif f.get("status") == "persisting":
-            note.append(f"persisting since {f.get('first_seen')}")
-        if f.get("cause"):
-            note.append(f["cause"])
-        if f.get("held"):
+        elif f.status == FindingStatus.PERSISTING:
+            note.append(f"persisting since {f.first_seen}")
+        if f.cause:
+            note.append(f.cause)
+        if f.held:
             note.append("held on purpose, not drift")
-        unknown = f["verdict"] == "unknown"
+        unknown = f.verdict == Verdict.UNKNOWN
         items.append(
             Item(
-                f["host"],
-                f["operation"],
-                f["verdict"],
-                group=f["deploy"],
-                detail=user_commands(list(f.get("detail", []))),
-                diff=list(f.get("diff", [])),
+                f.host,
+                f.operation,
+                f.verdict,
+                group=f.deploy,
+                detail=user_commands(list(f.detail)),
+                diff=list(f.diff),
                 note=", ".join(note),
-                failing=not unknown and not f.get("held"),
+                failing=not unknown and not f.held,
                 skipped=unknown,
             )
         )
-    summary: dict[str, int | str] = dict(doc.get("summary", {}))
-    summary["seconds"] = doc.get("seconds", 0)
-    unreachable = doc.get("unreachable") or {}
+    summary: dict[str, float | str] = {**doc.summary.model_dump(exclude_unset=True), "seconds": doc.seconds}
     items += [
         Item(host, "reachable", "unreachable", detail=[why], note="not drift", skipped=True)
-        for host, why in unreachable.items()
+        for host, why in doc.unreachable.items()
     ]
-    notes = [f"unreachable (not drift): {host}: {why}" for host, why in unreachable.items()]
-    notes += [f"resolved: {r['host']} {r['deploy']} {r['operation']}" for r in doc.get("resolved", [])]
-    hosts = doc.get("hosts_checked") or sorted({i.host for i in items})
+    notes = [f"unreachable (not drift): {host}: {why}" for host, why in doc.unreachable.items()]
+    notes += [f"resolved: {r.host} {r.deploy} {r.operation}" for r in doc.resolved]
+    hosts = doc.hosts_checked or sorted({i.host for i in items})
     return report(
         doc,
         kind="drift",
-        title=f"drift of {', '.join(doc.get('deploys', []))} on {doc.get('inventory', '')}",
+        title=f"drift of {', '.join(doc.deploys)} on {doc.inventory}",
         summary=summary,
         hosts=list(hosts),
         items=items,

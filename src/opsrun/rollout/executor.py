@@ -219,7 +219,7 @@ class Rollout:
         live = self._enable_stage(i, live, serving_before)
         stopping.read_back(self, batch)
         for h in live:
-            self.result.hosts[h].outcome, self.result.hosts[h].stage = "done", None
+            self.result.hosts[h].done()
             self.record(self.result.hosts[h])
 
     def _connect_stage(self, i: int, batch: list[str]) -> list[str]:

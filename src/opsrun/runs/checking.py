@@ -24,12 +24,13 @@ from opsrun import (
     verify,
 )
 from opsrun import drift as drift_module
+from opsrun.documents.status import Cause, Verdict
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.reports import as_json
-from opsrun.results import VerifyRun
+from opsrun.results import FAILING, VerifyRun
 from opsrun.runs.notifying import announce
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
@@ -103,7 +104,7 @@ def _drift_recorded(
 
     def cause(deploy: str) -> str | None:
         changed = drift_module.changed_since(project.root, last_clean, deploy)
-        return None if changed is None else ("intentional" if changed else "corrective")
+        return None if changed is None else (Cause.INTENTIONAL if changed else Cause.CORRECTIVE)
 
     if result.status != "interrupted":  # an interrupted run concludes nothing: no finding is resolved
         checked = {(h, d) for h in result.checked for d in deploys}
@@ -126,15 +127,15 @@ def _membership_findings(store: Store, inv: inventory.Inventory, hosts: list[str
                 out.host,
                 drift_module.MEMBERSHIP,
                 out.balancer,
-                "out_of_balancer",
+                Verdict.OUT_OF_BALANCER,
                 detail,
-                cause="intentional" if out.held else "corrective",
+                cause=Cause.INTENTIONAL if out.held else Cause.CORRECTIVE,
                 held=out.held is not None,
             )
         )
     for host, why in errors.items():
         result.findings.append(
-            drift_module.Finding(host, drift_module.MEMBERSHIP, "(balancer)", "error", [f"could not ask: {why}"])
+            drift_module.Finding(host, drift_module.MEMBERSHIP, "(balancer)", Verdict.ERROR, [f"could not ask: {why}"])
         )
     return [h for h in hosts if h not in errors]
 
@@ -169,9 +170,9 @@ def _cloud_findings(project: Project, inv: inventory.Inventory, hosts: list[str]
         if checked_once.error:
             raise ConfigError(project.suite_path(suite), f"the suite could not run: {checked_once.error}")
         result.findings += [
-            drift_module.Finding(t.host, suite, t.test, "verify_failed", [t.message or t.outcome])
+            drift_module.Finding(t.host, suite, t.test, Verdict.VERIFY_FAILED, [t.message or t.outcome])
             for t in checked_once.results
-            if t.outcome in ("failed", "error")
+            if t.outcome in FAILING
         ]
     return cloud
 

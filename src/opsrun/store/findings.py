@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from opsrun.documents.status import FindingStatus
 from opsrun.secrets import redact
 from opsrun.store.database import Database, reads, utc_now, writes
 
@@ -42,10 +43,10 @@ class Findings(Database):
             if row is not None:
                 seen.add(row[0])
                 # a cause the finding brings (a hold on a host) is read anew each run; others keep the first
-                f.status, f.first_seen, f.cause = "persisting", row[5], f.cause or row[6]
+                f.status, f.first_seen, f.cause = FindingStatus.PERSISTING, row[5], f.cause or row[6]
                 self._exec("UPDATE findings SET last_seen = ?, cause = ? WHERE id = ?", (now, f.cause, row[0]))
             else:
-                f.status, f.first_seen, f.cause = "new", now, f.cause or cause(f.deploy)
+                f.status, f.first_seen, f.cause = FindingStatus.NEW, now, f.cause or cause(f.deploy)
                 self._exec(
                     "INSERT INTO findings (inventory, host, deploy, operation, fingerprint, verdict, detail, cause, "
                     "first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

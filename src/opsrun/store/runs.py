@@ -13,7 +13,7 @@ from typing import Any
 
 from opsrun import processes
 from opsrun.errors import ConfigError, StoreUnavailable
-from opsrun.secrets import redact
+from opsrun.secrets import redact, redact_values
 from opsrun.store.database import Database, current_user, reads, utc_now, writes
 
 MISSED = "store-missed"  # under the state folder: the outcomes of runs whose store did not answer at their end
@@ -84,7 +84,7 @@ class RunRecords(Database):
 
     @writes
     def finish_run(self, run_id: int, document: dict[str, Any]) -> None:
-        document = json.loads(redact(json.dumps(document)))
+        document = redact_values(document)
         self._exec(
             "UPDATE runs SET finished_at = ?, status = ?, document = ? WHERE id = ?",
             (utc_now(), document["status"], json.dumps(document), run_id),
@@ -95,7 +95,7 @@ class RunRecords(Database):
 
     def update_document(self, run_id: int, document: dict[str, Any]) -> None:
         """Replace a finished run's document (what its notifications did, learnt after it finished)."""
-        document = json.loads(redact(json.dumps(document)))
+        document = redact_values(document)
         self._exec("UPDATE runs SET document = ? WHERE id = ?", (json.dumps(document), run_id))
         self._commit()
 
@@ -107,7 +107,7 @@ class RunRecords(Database):
             yield
         except BaseException as exc:
             with contextlib.suppress(StoreUnavailable):  # a store that is gone cannot learn it: the error goes on
-                self.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}", "hosts": {}})
+                self.finish_run(run_id, {"status": "error", "error": f"{type(exc).__name__}: {exc}"})
             raise
 
     @writes
@@ -203,8 +203,8 @@ class RunRecords(Database):
         if row is None:
             raise ConfigError(self.where, f"no run {run_id}.", fix="see `opsrun history` for the run ids")
         status, document, plan, kind, inventory, deploy = row
-        if document:
-            doc: dict[str, Any] = json.loads(document)
+        if document:  # the row says what a document the run did not write itself leaves out (run_errors')
+            doc: dict[str, Any] = {"kind": kind, "inventory": inventory, **json.loads(document)}
             doc["run_id"] = run_id
             return doc
         # a run that never finished (opsrun was killed): what is known of it
@@ -235,7 +235,7 @@ class RunRecords(Database):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.store_id}-{run_id}.json"
         part = path.with_suffix(".part")
-        part.write_text(redact(json.dumps(document, indent=2)))
+        part.write_text(json.dumps(redact_values(document), indent=2))
         os.replace(part, path)
         return path
 

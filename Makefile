@@ -9,8 +9,10 @@ BIN       := $(VENV)/bin
 DEB_PKGS  := debootstrap systemd-container iproute2 openssh-client util-linux procps curl ca-certificates haproxy \
              postgresql git
 # Only the tests: chromium (headless) opens the HTML reports (the largest download of all: not for `make demo`);
-# redis-tools has redis-server's binary (redis-check-rdb) for tests/redis/, without a service that starts.
-TEST_PKGS := chromium fonts-dejavu-core redis-tools
+# redis-tools has redis-server's binary (redis-check-rdb) for tests/redis/, without a service that starts;
+# openssh-server's sshd and sudo: tests/ssh/ starts its own sshd processes on loopback (the machine's ssh service,
+# if the package starts one, is not used).
+TEST_PKGS := chromium fonts-dejavu-core redis-tools openssh-server sudo
 
 # Secrets (the deploys' secret_env, the DR checks' database URLs) come from the environment (or AWS). `make demo`
 # makes up the ones you have not exported (OPSRUN_DEMO_API_TOKEN, OPSRUN_REDIS_PASSWORD, OPSRUN_MONGO_KEYFILE,

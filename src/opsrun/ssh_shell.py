@@ -4,9 +4,11 @@ testinfra's `ssh` backend starts, for every command a check runs, a local `/bin/
 client that joins the shared connection, and on the host a new session (sshd forks, sets it up and runs the
 login shell). A nginx suite runs ~17 commands: at 100 hosts that is 3,400 processes here and 1,700 sessions
 there, for commands that take a few milliseconds each. This backend starts one `ssh HOST /bin/sh` per host
-and writes each command to that shell; the shell runs it in a subshell with stdin from /dev/null, between
-marker lines on stdout and stderr (a start line before it, an end line after it; stdout's carries the exit
-status), so a command's output is what lies between its own markers.
+and writes each command to that shell. The shell makes a private folder (mktemp -d, removed when it ends)
+and runs each command in a subshell with stdin from /dev/null and its stdout and stderr in files of its own;
+then it writes one header line (the command's number, exit status and the two files' sizes) and exactly
+those bytes (_Frame). Nothing a command writes can end it or become another's: the exit status and sizes
+are outside its output, and a background process it leaves writes into its files, which nobody reads again.
 
 What stays as it was: the connection is OpenSSH's, made from the same ssh_config (key, known_hosts, strict
 host key checking, connect timeout); a command runs under /bin/sh (`eval` of the text testinfra quoted, so a
@@ -22,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import selectors
 import shlex
 import subprocess
 from typing import Any
@@ -35,6 +35,13 @@ from testinfra.backend.ssh import SshBackend
 from opsrun import sudo
 from opsrun.transport import NAME, SUDO_ENV
 
+# The session's first line: a private folder for the commands' output files, removed when the shell ends (EOF,
+# or the signal of a connection lost); the shell ends at once if it cannot make one.
+SESSION = (
+    "opsrun_d=$(umask 077; mktemp -d) || exit 255; trap 'rm -rf \"$opsrun_d\"' EXIT; "
+    "trap 'exit 129' HUP; trap 'exit 141' PIPE; trap 'exit 143' TERM\n"
+)
+
 
 class ShellSshBackend(SshBackend):  # type: ignore[misc]
     """testinfra's `ssh` backend with its commands sent to one remote shell instead of one ssh each."""
@@ -45,8 +52,7 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
         super().__init__(hostspec, *args, **kwargs)
         self._shell: subprocess.Popen[bytes] | None = None
         self._owner = 0  # the pid that started the shell: a forked child starts its own
-        self._marker = b""
-        self._count = 0
+        self._count = 0  # commands sent to this shell
 
     def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
         return self.run_ssh(self.get_command(command, *args))
@@ -54,7 +60,7 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
     def run_ssh(self, command: str) -> base.CommandResult:
         shell = self._started()
         self._count += 1
-        frame = _Frame(b"%s-%d" % (self._marker, self._count))
+        frame = _Frame(self._count)
         assert shell.stdin is not None
         try:
             shell.stdin.write(self.encode(frame.script(command)))
@@ -74,10 +80,7 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
         shell, self._shell = self._shell, None
         if shell is None or self._owner != os.getpid():
             return
-        with contextlib.suppress(OSError):
-            assert shell.stdin is not None
-            shell.stdin.close()
-        _ended(shell, timeout=5)
+        _ended(shell, timeout=5)  # EOF: the shell ends, its EXIT trap removes its folder
 
     def _started(self) -> subprocess.Popen[bytes]:
         if self._shell is not None and self._owner == os.getpid():
@@ -91,12 +94,12 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
             stderr=subprocess.PIPE,
         )
         self._owner = os.getpid()
-        self._marker = b"opsrun-end-" + secrets.token_hex(8).encode()
+        self._count = 0
         escalation = _sudo(self.host.name)
-        if escalation is not None and escalation.password:  # sudo -S reads this one line, the shell the rest
-            assert self._shell.stdin is not None
-            with contextlib.suppress(BrokenPipeError):
-                self._shell.stdin.write(self.encode(escalation.password + "\n"))
+        start = SESSION if escalation is None or not escalation.password else f"{escalation.password}\n{SESSION}"
+        assert self._shell.stdin is not None  # sudo -S reads the password line, the shell the rest
+        with contextlib.suppress(BrokenPipeError):
+            self._shell.stdin.write(self.encode(start))
         return self._shell
 
     def _ssh_command(self) -> list[str]:
@@ -118,22 +121,24 @@ class ShellSshBackend(SshBackend):  # type: ignore[misc]
         return cmd
 
     def _read(self, shell: subprocess.Popen[bytes], frame: _Frame) -> tuple[int, bytes, bytes]:
-        """Read stdout and stderr together until both end markers came (or ssh ended): exit status, output."""
-        assert shell.stdout is not None and shell.stderr is not None
-        streams = {shell.stdout.fileno(): frame.out, shell.stderr.fileno(): frame.err}
-        with selectors.DefaultSelector() as sel:
-            for fd in streams:
-                sel.register(fd, selectors.EVENT_READ)
-            while sel.get_map():
-                for key, _ in sel.select():
-                    chunk = os.read(key.fd, 65536)
-                    if not chunk or streams[key.fd].feed(chunk):  # ssh ended, or this stream's end marker
-                        sel.unregister(key.fd)
-        if frame.status is None or not frame.err.ended:  # ssh ended: its status (255 if killed)
-            self._shell = None
-            rc = _ended(shell, timeout=5)
-            return (rc if rc >= 0 else 255), frame.out.text(), frame.err.text()
-        return frame.status, frame.out.text(), frame.err.text()
+        """The command's header line, then exactly the bytes it announces: exit status, stdout, stderr. If ssh
+        ended instead (or the header is not the command's), ssh's exit status (255 if killed) and stderr."""
+        assert shell.stdout is not None
+        header = shell.stdout.readline()
+        found = frame.sizes(header)
+        if found is not None:
+            rc, out_size, err_size = found
+            out, err = shell.stdout.read(out_size), shell.stdout.read(err_size)
+            if len(out) == out_size and len(err) == err_size:
+                return rc, out, err
+        self._shell = None
+        rc, err = _ended(shell, timeout=5)
+        if header and found is None:  # not a header: the session is out of step, nothing of it can be trusted
+            err += b"opsrun-ssh: the remote shell answered %r instead of command %d's header\n" % (
+                header[:200],
+                frame.number,
+            )
+        return (rc if rc >= 0 else 255), b"", err
 
 
 def _sudo(host: str) -> sudo.Sudo | None:
@@ -143,86 +148,52 @@ def _sudo(host: str) -> sudo.Sudo | None:
     return None if found is None else sudo.Sudo(found.get("user"), found.get("password"))
 
 
-class _Stream:
-    """One stream of one command: what comes between its start marker line and its end marker. Output of
-    an earlier command's background process (before the start marker) or after the end marker is not
-    this command's and is dropped."""
-
-    def __init__(self, start: bytes, end: bytes):
-        self.start, self.end = start, end
-        self.data = bytearray()
-        self.begin: int | None = None  # where the command's output begins in `data`
-        self.stop: int | None = None  # where it ends (the end marker)
-        self.tail = b""  # what follows the end marker on its line (the exit status, on stdout)
-        self._line_end: int | None = None  # that line's newline
-
-    def feed(self, chunk: bytes) -> bool:
-        """Take a chunk; whether the end marker and the rest of its line have come (each may come in pieces,
-        split anywhere between reads)."""
-        seen = len(self.data)
-        self.data += chunk
-        if self.begin is None:
-            at = self.data.find(self.start, max(0, seen - len(self.start)))
-            if at < 0:
-                return False
-            self.begin = seen = at + len(self.start)
-        if self.stop is None:
-            at = self.data.find(self.end, max(self.begin, seen - len(self.end)))
-            if at < 0:
-                return False
-            self.stop = seen = at
-        if self._line_end is None:
-            line_end = self.data.find(b"\n", max(self.stop + len(self.end), seen))
-            if line_end < 0:
-                return False
-            self._line_end, self.tail = line_end, bytes(self.data[self.stop + len(self.end) : line_end])
-        return True
-
-    @property
-    def ended(self) -> bool:
-        return self._line_end is not None
-
-    def text(self) -> bytes:
-        return bytes(self.data[self.begin or 0 : self.stop])
-
-
 class _Frame:
-    """The markers around one command: a line "MARK<" before it on stdout and on stderr, "MARK> STATUS" and
-    "MARK>" lines after it, each after a newline of its own (MARK: a random token per shell, the command's
-    number)."""
+    """One command as the remote shell runs it: its stdout and stderr go to files of its own in the session's
+    private folder ($opsrun_d: `N.o`, `N.e`, N the command's number); when it ends, the shell writes one header
+    line `N STATUS OUTBYTES ERRBYTES` and then exactly those bytes of the two files, and empties them. The
+    sizes are read once (`wc -c`) and exactly that many bytes are copied (`dd`, one read of a regular file),
+    so what a background process of the command writes later stays in its files, out of the stream."""
 
-    def __init__(self, mark: bytes):
-        self.mark = mark.decode()
-        self.out = _Stream(mark + b"<\n", b"\n" + mark + b"> ")
-        self.err = _Stream(mark + b"<\n", b"\n" + mark + b">")
+    def __init__(self, number: int):
+        self.number = number
 
     def script(self, command: str) -> str:
-        m = self.mark
+        n = self.number
+        o, e = f'"$opsrun_d/{n}.o"', f'"$opsrun_d/{n}.e"'
         return (
-            f"printf '%s<\\n' {m}; printf '%s<\\n' {m} >&2; "
-            f"(eval {shlex.quote(command)}) </dev/null; "
-            f"printf '\\n%s> %s\\n' {m} $?; printf '\\n%s>\\n' {m} >&2\n"
+            f"(exec </dev/null >{o} 2>{e}; eval {shlex.quote(command)}); opsrun_r=$?; set -- 0 x 0; "
+            f'if [ -s {o} ] || [ -s {e} ]; then set -- $(cd "$opsrun_d" && exec wc -c {n}.o {n}.e); fi; '
+            f"echo {n} $opsrun_r $1 $3; "
+            f"[ $1 = 0 ] || dd if={o} bs=$1 count=1 2>/dev/null; [ $3 = 0 ] || dd if={e} bs=$3 count=1 2>/dev/null; "
+            f": >{o}; : >{e}; set --\n"
         )
 
-    @property
-    def status(self) -> int | None:
-        """The command's exit status, once its end marker came on stdout."""
-        tail = self.out.tail
-        return int(tail) if self.out.ended and tail.isdigit() else None
+    def sizes(self, header: bytes) -> tuple[int, int, int] | None:
+        """The status and the two sizes a header line gives, or None if it is not this command's header."""
+        fields = header.split()
+        if len(fields) != 4 or not all(f.isdigit() for f in fields) or int(fields[0]) != self.number:
+            return None
+        return int(fields[1]), int(fields[2]), int(fields[3])
 
 
-def _ended(shell: subprocess.Popen[bytes], timeout: float) -> int:
-    """Wait for the ssh process (killed after `timeout` s), close its pipes: its exit status."""
+def _ended(shell: subprocess.Popen[bytes], timeout: float) -> tuple[int, bytes]:
+    """Wait for the ssh process (killed after `timeout` s), close its pipes: its exit status and what it (or
+    the remote shell) wrote on stderr."""
     try:
-        shell.wait(timeout=timeout)
+        err = shell.communicate(timeout=timeout)[1]
     except subprocess.TimeoutExpired:
         shell.kill()
-        shell.wait()
-    for stream in (shell.stdin, shell.stdout, shell.stderr):
+        try:
+            err = shell.communicate(timeout=1)[1]
+        except subprocess.TimeoutExpired:  # a process it started holds its pipes: let them be
+            err = b""
+            shell.wait()
+    for stream in (shell.stdout, shell.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
-    return shell.returncode
+    return shell.returncode, err or b""
 
 
 testinfra.backend.BACKENDS.setdefault(NAME, f"{__name__}.ShellSshBackend")

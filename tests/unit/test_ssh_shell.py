@@ -1,4 +1,5 @@
-"""opsrun.ssh_shell's framing: commands written to one shell, each answer cut out by its markers.
+"""opsrun.ssh_shell's framing: commands written to one shell, each answered by a header line (its number, exit
+status and output sizes) and exactly those bytes of its own output files.
 
 The shell here is a local /bin/sh standing in for `ssh HOST /bin/sh` (the ssh part is OpenSSH's and is
 driven against the lab by tests/lab/test_verify*.py)."""
@@ -61,9 +62,9 @@ def test_commands_read_nothing_from_the_shells_input(backend):
 
 
 def test_large_output_on_both_streams_does_not_block(backend):
-    result = backend.run("head -c 300000 /dev/zero | tr '\\0' x; head -c 300000 /dev/zero | tr '\\0' y >&2")
-    assert result.stdout == "x" * 300000
-    assert result.stderr == "y" * 300000
+    result = backend.run("head -c 3000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero | tr '\\0' y >&2")
+    assert result.stdout == "x" * 3000000
+    assert result.stderr == "y" * 3000000
 
 
 def test_binary_output_comes_back_as_it_was(backend):
@@ -71,11 +72,12 @@ def test_binary_output_comes_back_as_it_was(backend):
     assert result.stdout_bytes == b"\xff\x00\n\n"
 
 
-def test_a_marker_of_another_run_in_the_output_does_not_end_it(backend):
+def test_output_that_looks_like_a_header_is_output(backend):
     backend.run("true")
-    forged = f"\n{backend._marker.decode()}-99> 0\n{backend._marker.decode()}-3<\n"
+    forged = "3 0 4 0\nfake\n2 0 0 0\n"
     result = backend.run("printf %s; echo after", forged)
     assert result.stdout == forged + "after\n"
+    assert backend.run("echo next").stdout == "next\n"
 
 
 def _wait_gone(pid: int) -> None:
@@ -100,25 +102,39 @@ def test_output_of_a_background_process_after_its_command_is_nobodys(backend):
     assert (second.stdout, second.stderr) == ("second\n", "")
 
 
-def test_output_written_right_after_the_end_marker_does_not_hang_the_command(backend):
-    writers = []
-    for _ in range(50):  # the end marker and a background write often arrive in one read
-        result = backend.run("(for i in 1 2 3 4 5; do echo bg; echo bg >&2; done) & echo fg $!")
-        assert result.rc == 0 and "fg" in result.stdout.split()  # with bg lines, when they came in its time
-        writers.append(int(result.stdout.split()[result.stdout.split().index("fg") + 1]))
-    # A background writer may still write: its lines would be the next command's (a shell cannot tell whose
-    # they are), so the check that the framing is still in step waits for every one of them to end first
-    # (under load, an early writer can outlast the last one).
-    for pid in writers:
-        _wait_gone(pid)
-    assert backend.run("echo next").stdout == "next\n"
+def test_a_background_writer_never_writes_into_another_commands_output(backend):
+    writer = int(backend.run("(while :; do echo bg; echo bg >&2; done) & echo $!").stdout.split()[0])
+    try:
+        for i in range(50):  # it writes all along: into its own command's (emptied) files, nowhere else
+            result = backend.run(f"echo {i}")
+            assert (result.rc, result.stdout, result.stderr) == (0, f"{i}\n", "")
+    finally:
+        os.kill(writer, signal.SIGKILL)
 
 
-def test_an_exit_status_line_split_between_two_reads_ends_the_command():
-    frame = ssh_shell._Frame(b"opsrun-end-abc-1")
-    assert not frame.out.feed(b"opsrun-end-abc-1<\nhello\n\nopsrun-end-abc-1> 1")  # the status begun, no newline
-    assert frame.out.feed(b"27\n")
-    assert frame.status == 127 and frame.out.text() == b"hello\n"
+def test_a_background_process_holding_the_output_does_not_hold_the_command(backend):
+    start = time.monotonic()
+    result = backend.run("sleep 30 & echo started")
+    assert result.stdout == "started\n" and time.monotonic() - start < 10
+
+
+def test_each_commands_files_are_emptied_and_the_folder_goes_with_the_shell(backend):
+    folder = backend.run("echo $opsrun_d").stdout.strip()
+    backend.run("printf data; echo err >&2")
+    backend.run("true")  # the shell empties a command's files after sending them: by the next one, surely
+    assert sorted(os.listdir(folder)) == ["1.e", "1.o", "2.e", "2.o", "3.e", "3.o"]
+    assert all(os.path.getsize(os.path.join(folder, f)) == 0 for f in os.listdir(folder))
+    assert os.stat(folder).st_mode & 0o777 == 0o700
+    backend.close()
+    assert not os.path.exists(folder)
+
+
+def test_a_header_that_is_not_the_commands_is_not_taken():
+    frame = ssh_shell._Frame(7)
+    assert frame.sizes(b"7 3 10 0\n") == (3, 10, 0)
+    assert frame.sizes(b"6 3 10 0\n") is None
+    assert frame.sizes(b"7 3 10\n") is None
+    assert frame.sizes(b"garbage") is None
 
 
 class ByteAtATime(ssh_shell.ShellSshBackend):

@@ -31,11 +31,11 @@ def git_apply(ops: Path, *args: str) -> None:
 def test_the_bad_release_ships_version_2_failing_one_in_five_with_a_canary_and_a_way_back(ops):
     git_apply(ops)
     inv = inventory.load(Project(ops), "lab")
-    settings.check_hosts(inv, HOSTS)  # every setting of the patched web tier passes its schema
+    checked = settings.check_hosts(inv, HOSTS)  # every setting of the patched web tier passes its schema
     [app] = settings.validate_family(settings.DEPLOYS["pm2"], dict(inv.hosts["web1"].data), where=lambda k: k).apps
     assert (app.env["APP_VERSION"], app.env["FAIL_ONE_IN"]) == ("2", 5)
     assert "SLOW_MS" not in app.env and app.env["PORT"] == 3001  # the rest of the release as it was
-    policy = rollout.load_policy(inv, HOSTS, deploy="pm2")
+    policy = rollout.load_policy(inv, HOSTS, checked, deploy="pm2")
     assert policy is not None and policy.on_failure == "rollback"
     assert policy.canary is not None and (policy.canary.bake, policy.canary.interval) == (30, 2)
     assert (policy.canary.error_rate, policy.canary.response_time) == (5, 1)  # the runbooks' defaults

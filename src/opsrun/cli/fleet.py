@@ -6,9 +6,9 @@ import contextlib
 import functools
 import json
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,6 +20,7 @@ from opsrun.cli.options import (
     DEADLINE,
     DEPLOY,
     DEPLOYS,
+    DR_FORMAT,
     FORKS,
     HOSTS,
     INVENTORY,
@@ -38,11 +39,13 @@ from opsrun.cli.options import (
 from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
 from opsrun.cli.progress import HostsDisplay
 from opsrun.project import Project
-from opsrun.reports import REPORT_FORMATS, as_text, render_report, write_reports
-from opsrun.results import RolloutRun
+from opsrun.reports import as_text, render_report, write_reports
+from opsrun.results import DeployRun, RolloutRun
 from opsrun.runs import rolling_back
 from opsrun.runs.notifying import tell_of_change
 from opsrun.waiting import Stop
+
+R = TypeVar("R", bound=DeployRun | RolloutRun)
 
 
 def _size_list(value: str | None) -> Any:
@@ -105,6 +108,38 @@ def _hosts_display() -> HostsDisplay:
     return HostsDisplay(Console(stderr=True), quiet=logs.level() < 0)
 
 
+def _rollout_progress() -> as_text.RolloutProgress:
+    """A rollout's batches and stages on stderr (none with -q)."""
+    return as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
+
+
+def _change_and_tell(
+    ctx: click.Context,
+    project: Project,
+    out: Path | None,
+    progress: as_text.RolloutProgress,
+    change: Callable[..., tuple[R, Path | None]],
+    targets: list[notify.Target],
+    *,
+    always: bool,
+) -> tuple[R, Path | None]:
+    """apply's and rollback's run: `change` (runs.apply or rolling_back.rollback, given all but what the CLI
+    threads through) with the rollout's `progress` on stderr and SIGINT/SIGTERM's stop, then told to --notify."""
+    with _touching_hosts(out) as stop, progress, _hosts_display():
+        run, saved = change(
+            state_url=state_url(ctx),
+            events=progress,
+            on_plan=progress.plan,
+            on_notice=_note,
+            stop=stop,
+            state_retry=state_retry(ctx),
+        )
+    told = tell_of_change(
+        project, run, saved, targets, always=always, state_url=state_url(ctx), state_retry=state_retry(ctx)
+    )
+    return told, saved
+
+
 @click.command()
 @INVENTORY
 @DEPLOY
@@ -152,27 +187,19 @@ def apply(
             project, inventory, options, deploy=deploy, serial=_size_list(serial), max_fail=_size_list(max_fail)
         )
         show_hosts(listed, fmt)
-    progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
-    with _touching_hosts(out) as stop, progress, _hosts_display():
-        run, saved = runs.apply(
-            project,
-            inventory,
-            deploy,
-            options,
-            dry_run=dry_run,
-            serial=_size_list(serial),
-            max_fail=_size_list(max_fail),
-            resume=resume,
-            state_url=state_url(ctx),
-            events=progress,
-            on_plan=progress.plan,
-            on_notice=_note,
-            stop=stop,
-            state_retry=state_retry(ctx),
-        )
-    run = tell_of_change(
-        project, run, saved, targets, always=notify_always, state_url=state_url(ctx), state_retry=state_retry(ctx)
+    progress = _rollout_progress()
+    change = functools.partial(
+        runs.apply,
+        project,
+        inventory,
+        deploy,
+        options,
+        dry_run=dry_run,
+        serial=_size_list(serial),
+        max_fail=_size_list(max_fail),
+        resume=resume,
     )
+    run, saved = _change_and_tell(ctx, project, out, progress, change, targets, always=notify_always)
     text = as_text.rollout_run if isinstance(run, RolloutRun) else as_text.deploy_run
     show(run, saved, fmt, functools.partial(text, diff=diff), out)
 
@@ -209,26 +236,18 @@ def rollback(
     host was touched, 4 its record could not be kept, 130 interrupted."""
     options, _list = run_options({**given, "list_hosts": False, "allow_unreachable": False})
     targets = notify.parse(notify_targets)  # before any host is touched
-    progress = as_text.RolloutProgress(Console(stderr=True), quiet=logs.level() < 0)
-    with _touching_hosts(out) as stop, progress, _hosts_display():
-        run, saved = rolling_back.rollback(
-            project,
-            inventory,
-            deploy,
-            options,
-            to_run=to_run,
-            revision=revision,
-            state_url=state_url(ctx),
-            events=progress,
-            on_target=progress.lines,
-            on_plan=progress.plan,
-            on_notice=_note,
-            stop=stop,
-            state_retry=state_retry(ctx),
-        )
-    run = tell_of_change(
-        project, run, saved, targets, always=notify_always, state_url=state_url(ctx), state_retry=state_retry(ctx)
+    progress = _rollout_progress()
+    change = functools.partial(
+        rolling_back.rollback,
+        project,
+        inventory,
+        deploy,
+        options,
+        to_run=to_run,
+        revision=revision,
+        on_target=progress.lines,
     )
+    run, saved = _change_and_tell(ctx, project, out, progress, change, targets, always=notify_always)
     show(run, saved, fmt, as_text.rollout_run, out)
 
 
@@ -318,14 +337,7 @@ def drift(
 @click.option("--month", metavar="YYYY-MM", help="The month the report is for (default: this month).")
 @click.option("--drill", is_flag=True, help="Also run the drills: failovers and stepdowns, timed against the RTO.")
 @click.option("--history", "show_history", is_flag=True, help="List the past DR tests of the inventory and exit.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", *REPORT_FORMATS]),
-    default="text",
-    show_default=True,
-    help="What goes to stdout: text (the Markdown report), json, md, html or junit (XML).",
-)
+@DR_FORMAT
 @OUT
 @NOTIFY
 @VERBOSITY

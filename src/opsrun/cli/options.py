@@ -77,21 +77,22 @@ VERBOSITY = stack(
         "-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet, help="Only the result and errors."
     ),
 )
-FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one JSON document on stdout.",
+
+
+def format_option(choices: list[str], help_text: str) -> Callable[[F], F]:
+    """--format: what goes to stdout, `text` unless it says otherwise."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=help_text
+    )
+
+
+FORMAT = format_option(["text", "json"], "json: one JSON document on stdout.")
+REPORT_FORMAT = format_option(
+    ["text", *REPORT_FORMATS],
+    "What goes to stdout: text, or the report as json, md, html (one self-contained file) or junit (XML).",
 )
-REPORT_FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", *REPORT_FORMATS]),
-    default="text",
-    show_default=True,
-    help="What goes to stdout: text, or the report as json, md, html (one self-contained file) or junit (XML).",
+DR_FORMAT = format_option(
+    ["text", *REPORT_FORMATS], "What goes to stdout: text (the Markdown report), json, md, html or junit (XML)."
 )
 OUT = click.option(
     "--out",

@@ -36,7 +36,7 @@ from typing import Any
 
 from opsrun import engine, verify
 from opsrun.deadlines import Deadlines
-from opsrun.documents import dump
+from opsrun.documents import dump, run_keys
 from opsrun.documents.checks import DriftDocument, DriftSummary
 from opsrun.documents.checks import Finding as FindingDocument
 from opsrun.documents.status import DriftStatus, FindingStatus, TestOutcome, Verdict
@@ -46,6 +46,18 @@ from opsrun.project import Project
 from opsrun.results import FAILING, DeployRun, VerifyRun
 
 MEMBERSHIP = "balancer"  # the `deploy` of out_of_balancer findings
+# What a drift run's document takes from the run under the same names, beside documents.run_keys.
+SAME_NAMED = (
+    "deploys",
+    "interrupted",
+    "allow_unreachable",
+    "data",
+    "resolved",
+    "unreachable",
+    "trend",
+    "notified",
+    "notify_errors",
+)
 
 
 @dataclass
@@ -74,19 +86,7 @@ class Finding:
         return self.verdict in (Verdict.WILL_CHANGE, Verdict.VERIFY_FAILED, Verdict.OUT_OF_BALANCER)
 
     def document(self) -> FindingDocument:
-        return FindingDocument(
-            host=self.host,
-            deploy=self.deploy,
-            operation=self.operation,
-            verdict=self.verdict,
-            detail=self.detail,
-            diff=self.diff,
-            status=self.status,
-            first_seen=self.first_seen,
-            cause=self.cause,
-            fingerprint=self.fingerprint,
-            held=self.held,
-        )
+        return FindingDocument.model_validate(self, from_attributes=True)  # every key under its own name
 
 
 @dataclass
@@ -162,22 +162,10 @@ class DriftRun:
 
     def document(self) -> DriftDocument:
         return DriftDocument(
-            run_id=self.run_id,
-            status=self.status,
-            inventory=self.inventory,
-            deploys=self.deploys,
+            **run_keys(self, *SAME_NAMED),
             hosts_checked=self.hosts,
-            seconds=round(self.seconds, 3),
-            interrupted=self.interrupted,
-            allow_unreachable=self.allow_unreachable,
-            data=self.data,
             summary=self.summary(),
             findings=[f.document() for f in self.findings],
-            resolved=self.resolved,
-            unreachable=self.unreachable,
-            trend=self.trend,
-            notified=self.notified,
-            notify_errors=self.notify_errors,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsrun.documents import dump
+from opsrun.documents import dump, run_keys
 from opsrun.documents.apply import (
     ApplyDocument,
     ApplyHost,
@@ -34,6 +34,8 @@ def user_commands(commands: list[str]) -> list[str]:
     return [c for c in commands if OPSRUN_ON_HOST not in c]
 
 
+# What an apply's and a rollout's documents take from their runs under the same names, beside documents.run_keys.
+CHANGE_KEYS = ("deploy", "record_error", "allow_unreachable", "data", "notified", "notify_errors")
 RECORD_LOST = 4  # the exit code of a run whose record could not be kept (its store, the controller's disk)
 
 
@@ -143,21 +145,9 @@ class DeployRun:
 
     def document(self) -> ApplyDocument:
         return ApplyDocument(
-            run_id=self.run_id,
-            status=self.status,
-            inventory=self.inventory,
-            deploy=self.deploy,
-            dry_run=self.dry_run,
-            seconds=round(self.seconds, 3),
-            interrupted=self.interrupted,
-            record_error=self.record_error,
+            **run_keys(self, *CHANGE_KEYS, "dry_run", "interrupted", "plan"),
             leases_taken_over=self.taken_over(),
-            allow_unreachable=self.allow_unreachable,
-            data=self.data,
-            notified=self.notified,
-            notify_errors=self.notify_errors,
             hosts={h.name: h.document() for h in self.hosts},
-            plan=self.plan,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,14 +210,7 @@ class VerifyRun:
 
     def document(self) -> VerifyDocument:
         return VerifyDocument(
-            run_id=self.run_id,
-            status=self.status,
-            allow_unreachable=self.allow_unreachable,
-            data=self.data,
-            inventory=self.inventory,
-            suite=self.suite,
-            seconds=round(self.seconds, 3),
-            error=self.error,
+            **run_keys(self, "allow_unreachable", "data", "suite", "error"),
             hosts={h: self.host_document(h) for h in self.hosts},
         )
 
@@ -352,27 +335,13 @@ class RolloutRun:
 
     def document(self) -> RolloutDocument:
         return RolloutDocument(
-            run_id=self.run_id,
-            status=self.status,
-            inventory=self.inventory,
-            deploy=self.deploy,
-            plan=self.plan,
-            policy=self.policy,
-            halted=self.halted,
-            stopped_now=self.stopped_now,
-            record_error=self.record_error,
-            canary=self.canary,
+            **run_keys(
+                self, *CHANGE_KEYS, "plan", "policy", "halted", "stopped_now", "canary", "healed", "leases_taken_over"
+            ),
             left_out_of_balancer=self.left_out(),
-            healed=self.healed,
-            leases_taken_over=self.leases_taken_over,
-            allow_unreachable=self.allow_unreachable,
-            data=self.data,
-            seconds=round(self.seconds, 3),
             stage_seconds={k: round(v, 3) for k, v in self.stage_seconds.items()},
             hosts={h.name: h.document() for h in self.hosts.values()},
             rollback=self.rollback.document() if self.rollback else None,
-            notified=self.notified,
-            notify_errors=self.notify_errors,
         )
 
     def to_dict(self) -> dict[str, Any]:

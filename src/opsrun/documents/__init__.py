@@ -62,6 +62,13 @@ def dump(doc: Document) -> dict[str, Any]:
     return doc.model_dump(mode="json")
 
 
+def run_keys(run: Any, *names: str) -> dict[str, Any]:
+    """The keys a run's document takes from the run: its run_id, status, inventory and seconds (to the
+    millisecond) that every run has, and the attributes `names` that it has under the document's own names."""
+    keys = {"run_id": run.run_id, "status": run.status, "inventory": run.inventory, "seconds": round(run.seconds, 3)}
+    return keys | {name: getattr(run, name) for name in names}
+
+
 def load_rollback(value: Mapping[str, Any] | ManualRollback | None) -> ManualRollback | None:
     """A rollout's `rollback` (None: none), from its dict or its model."""
     if value is None or isinstance(value, ManualRollback):
@@ -107,5 +114,6 @@ __all__ = [
     "kind_of",
     "load",
     "load_rollback",
+    "run_keys",
     "schema",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsrun.documents import dump
+from opsrun.documents import dump, run_keys
 from opsrun.documents.dr import DRDocument, DRSummary
 from opsrun.documents.status import CheckStatus, DRStatus
 from opsrun.errors import ConfigError
@@ -137,15 +137,8 @@ class DRRun:
         if self.degraded:
             first_line = f"DEGRADED: {', '.join(self.degraded)} could not be put back after the drill"
         return DRDocument(
-            run_id=self.run_id,
-            status=self.status,
-            inventory=self.inventory,
-            month=self.month,
-            started=self.started,
-            who=self.who,
+            **run_keys(self, "month", "started", "who", "revision", "degraded", "trend", "notified", "notify_errors"),
             opsrun_version=self.version,
-            revision=self.revision,
-            seconds=round(self.seconds, 3),
             first_line=first_line,
             summary=DRSummary(
                 checks=len(self.checks),
@@ -160,10 +153,6 @@ class DRRun:
             issues=issues,
             action_items=[f"fix and re-test: {i['issue']}" for i in issues],
             next_test=self.next_test(),
-            degraded=self.degraded,
-            trend=self.trend,
-            notified=self.notified,
-            notify_errors=self.notify_errors,
         )
 
     def to_dict(self) -> dict[str, Any]:

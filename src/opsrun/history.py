@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsrun.documents import Document, load
-from opsrun.dr.model import tier_numbers
+from opsrun.documents.dr import tier_numbers
 from opsrun.errors import ConfigError
 from opsrun.project import Project
 from opsrun.store import RETRY, RunRow, open_store

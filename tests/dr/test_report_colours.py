@@ -82,7 +82,7 @@ def three_tiers() -> dict:
 
 
 def _tier(system: dict) -> dict:
-    from opsrun.dr.model import tier_numbers
+    from opsrun.documents.dr import tier_numbers
 
     return tier_numbers(system)
 

@@ -3,7 +3,8 @@ the checks with their evidence, the drill's log, the issues and the months befor
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -56,6 +57,17 @@ class Tier(Doc):
     rto_target: float | None = None
     rpo_target: float | None = None
     result: CheckStatus | None = None
+
+
+def tier_numbers(system: Mapping[str, Any]) -> dict[str, Any]:
+    """A system's row of a DR document (`System`, as JSON's dict) as a month of its trend keeps it (`Tier`)."""
+    return {
+        "rto": system.get("rto_seconds"),
+        "rpo": system.get("rpo_seconds"),
+        "rto_target": system.get("rto_target_seconds"),
+        "rpo_target": system.get("rpo_target_seconds"),
+        "result": system.get("result"),
+    }
 
 
 class Month(Doc):

@@ -159,17 +159,6 @@ class DRRun:
         return dump(self.document())
 
 
-def tier_numbers(system: dict[str, Any]) -> dict[str, Any]:
-    """A system's row of a DR document (`DRRun.systems`) as a month of its trend keeps it."""
-    return {
-        "rto": system.get("rto_seconds"),
-        "rpo": system.get("rpo_seconds"),
-        "rto_target": system.get("rto_target_seconds"),
-        "rpo_target": system.get("rpo_target_seconds"),
-        "result": system.get("result"),
-    }
-
-
 # ------------------------------------------------------------------------------------------------ settings
 
 

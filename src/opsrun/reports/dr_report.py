@@ -5,7 +5,7 @@ by month (TierTrend: this month after the earlier ones the state store kept)."""
 
 from __future__ import annotations
 
-from opsrun.documents.dr import DRDocument, System, Tier
+from opsrun.documents.dr import DRDocument, System, Tier, tier_numbers
 from opsrun.documents.status import CheckStatus
 from opsrun.reports.charts import TierTrend
 from opsrun.reports.model import Item, Report, report
@@ -101,14 +101,8 @@ def _tables(doc: DRDocument) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def _tier(system: System) -> Tier:
-    """A system's row of this month as a month of its trend keeps it (dr.model.tier_numbers)."""
-    return Tier(
-        rto=system.rto_seconds,
-        rpo=system.rpo_seconds,
-        rto_target=system.rto_target_seconds,
-        rpo_target=system.rpo_target_seconds,
-        result=system.result,
-    )
+    """A system's row of this month as a month of its trend keeps it."""
+    return Tier(**tier_numbers(system.model_dump()))
 
 
 def tiers(doc: DRDocument) -> list[TierTrend]:

@@ -135,15 +135,21 @@ def _apply_kind(value: Any) -> Any:
     return "apply" if value in (None, "deploy") else value
 
 
-class ApplyDocument(Doc):
-    """`opsrun apply` without batches (every host at once), or a dry run (with the plan it would follow)."""
+class Change(Doc):
+    """The keys an apply's and a rollout's documents open with (each names its own `kind`)."""
 
-    kind: Literal["apply"] = "apply"
+    kind: str
     run_id: int | None = None
     status: ApplyStatus | Recorded = ApplyStatus.FAILED
     inventory: str = ""
     deploy: str | None = None
     dry_run: bool = False
+
+
+class ApplyDocument(Change):
+    """`opsrun apply` without batches (every host at once), or a dry run (with the plan it would follow)."""
+
+    kind: Literal["apply"] = "apply"
     seconds: float = 0.0
     interrupted: str | None = None  # SIGINT/SIGTERM: where it stopped and what did not run
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead
@@ -160,15 +166,10 @@ class ApplyDocument(Doc):
     _kind = field_validator("kind", mode="before")(_apply_kind)
 
 
-class RolloutDocument(Doc):
+class RolloutDocument(Change):
     """`opsrun apply` in batches behind a balancer (and `opsrun rollback`, which is one)."""
 
     kind: Literal["rollout"] = "rollout"
-    run_id: int | None = None
-    status: ApplyStatus | Recorded = ApplyStatus.FAILED
-    inventory: str = ""
-    deploy: str | None = None
-    dry_run: bool = False
     plan: Plan = Field(default_factory=Plan)
     policy: dict[str, Any] = Field(default_factory=dict)  # rollout.policy.Policy
     halted: str | None = None  # why the rollout stopped early

@@ -81,17 +81,17 @@ class Project:
             )
 
     def inventory_path(self, name: str) -> Path:
-        self._plain(name, "inventory", "inventories", "a file of inventories/ without .py", self.inventories())
-        path = self.root / "inventories" / f"{name}.py"
-        if not path.is_file():
-            raise ConfigError(path, f"no inventory named {name!r}.", fix=f"use one of: {_choices(self.inventories())}")
-        return path
+        return self._module(name, "inventory", "inventories", self.inventories())
 
     def deploy_path(self, name: str) -> Path:
-        self._plain(name, "deploy", "deploys", "a file of deploys/ without .py", self.deploys())
-        path = self.root / "deploys" / f"{name}.py"
+        return self._module(name, "deploy", "deploys", self.deploys())
+
+    def _module(self, name: str, kind: str, folder: str, names: list[str]) -> Path:
+        """FOLDER/NAME.py, refused with the names there are when it is not a plain name or not there."""
+        self._plain(name, kind, folder, f"a file of {folder}/ without .py", names)
+        path = self.root / folder / f"{name}.py"
         if not path.is_file():
-            raise ConfigError(path, f"no deploy named {name!r}.", fix=f"use one of: {_choices(self.deploys())}")
+            raise ConfigError(path, f"no {kind} named {name!r}.", fix=f"use one of: {_choices(names)}")
         return path
 
     def suite_path(self, name: str) -> Path:

@@ -261,11 +261,12 @@ def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_
     backstops, release, real = [], threading.Event(), verify.processes.supervise
 
     def supervise(proc, *, backstop, ready=None, **kwargs):
-        if ready is None:  # the end of the Verifier: the real wait
-            return real(proc, backstop=backstop, **kwargs)
-        backstops.append(backstop)
-        release.wait(10)  # both requests outstanding at once
-        return None
+        if ready is not None:
+            backstops.append(backstop)
+            release.wait(10)  # both requests outstanding at once
+        # then the real wait for the answer: a fake "answered" before pytest has answered sends run() to wait
+        # for a pytest that is alive and waiting for requests (a hang of 15 minutes, seen under load)
+        return real(proc, backstop=backstop, ready=ready, **kwargs)
 
     monkeypatch.setattr(verify.processes, "supervise", supervise)
     with verify.Verifier(probe_project, inv2(), "probe", ["db1", "web1"], concurrency=1) as verifier:

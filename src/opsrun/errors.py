@@ -9,7 +9,7 @@
       BalancerError (1)     the load balancer refused or answered unexpectedly
         Throttled (1)       its API asked for fewer calls and botocore's retries did not get through
       StoreUnavailable (4)  the state store did not answer within its retry window (its address, the fix)
-      Interrupted (130)     the operator's second Ctrl-C ended a wait (opsrun.waiting.Stop)
+      Interrupted (130)     the operator's second Ctrl-C ended a wait (opsrun.support.waiting.Stop)
 
 A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
 its exit code from the exception; an *outcome* (a run where hosts failed, drift found)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from opsrun.settings.models import HealthGate
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 # Probes go straight to the host, never through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

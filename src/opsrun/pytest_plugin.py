@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 
 from opsrun import (
-    processes,
     ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
     transport,
 )
 from opsrun.results import UNREACHABLE_TEST
+from opsrun.support import processes
 
 HOST_KEY = "opsrun_host"
 

@@ -12,7 +12,7 @@ import subprocess
 from opsrun import sudo
 from opsrun.inventory import Inventory
 from opsrun.remote import Remote
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 

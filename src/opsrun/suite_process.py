@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes
+from opsrun.support import processes
 
 
 class SuiteProcess:

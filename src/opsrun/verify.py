@@ -20,13 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, processes, progress, sudo, transport
+from opsrun import controller, sudo, transport
 from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.inventory import Inventory
 from opsrun.project import Project
 from opsrun.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
+from opsrun.support import processes, progress
 from opsrun.transport import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data
 
 DEFAULT_CONCURRENCY = 16  # hosts verified at once: at most this many SSH sessions from one verification

@@ -1,6 +1,6 @@
 """ELBv2 waits that fit the API: one DescribeTargetHealth per poll for a whole batch, every few seconds, and
 a throttled answer waited out with backoff, never a failed host. Scripted answers (botocore's Stubber: moto
-neither drains nor throttles) and a fake clock in opsrun.waiting, so a 30 s drain takes no real 30 s.
+neither drains nor throttles) and a fake clock in opsrun.support.waiting, so a 30 s drain takes no real 30 s.
 
 The Stubber answers before botocore's retry handler runs: a throttling error scripted here is what opsrun
 sees once botocore's own retries are spent."""
@@ -15,7 +15,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from opsrun import waiting
 from opsrun.balancers import validate, wait_drained
 from opsrun.balancers.elbv2 import ELBv2
 from opsrun.errors import ConfigError
@@ -24,6 +23,7 @@ from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.settings.models import ELBv2Balancer
+from opsrun.support import waiting
 from tests.aws.conftest import REGION
 
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
@@ -31,7 +31,7 @@ IDS = ["i-1", "i-2", "i-3"]
 
 
 class FakeTime:
-    """opsrun.waiting's clock: sleeping moves it on at once, and tells `on_sleep` the new time."""
+    """opsrun.support.waiting's clock: sleeping moves it on at once, and tells `on_sleep` the new time."""
 
     def __init__(self) -> None:
         self.now, self.pauses = 0.0, []

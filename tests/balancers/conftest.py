@@ -18,7 +18,7 @@ import pytest
 
 from opsrun.balancers.base import NOT_ANSWERING
 from opsrun.balancers.haproxy import HAProxy
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import QuietHandler, _free_port
 
 HOSTS = ["web1", "web2", "web3"]

@@ -25,7 +25,7 @@ import boto3
 import psycopg
 import pytest
 
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import REGION, CommandLineWatch, PgCluster, chromium_dom, copy_ops
 
 PASSWORD = "pg-" + secrets.token_hex(10)

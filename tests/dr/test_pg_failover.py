@@ -104,7 +104,7 @@ def assert_replicating(primary: PgCluster, replica: PgCluster) -> None:
     assert one(replica.url(PASSWORD), "SELECT pg_is_in_recovery()") == (True,)
     assert one(replica.url(PASSWORD), "SELECT status FROM pg_stat_wal_receiver") == ("streaming",)
     one(primary.url(PASSWORD), "INSERT INTO users (name) VALUES ('after the drill') RETURNING id")
-    from opsrun.waiting import poll_until
+    from opsrun.support.waiting import poll_until
 
     poll_until(
         lambda: one(replica.url(PASSWORD), "SELECT count(*) FROM users WHERE name = 'after the drill'")[0] > 0,

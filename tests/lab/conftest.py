@@ -120,7 +120,7 @@ def web_tier(lab, haproxy) -> None:
 
 def wait_for_progress(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
     """Read an opsrun child's progress lines (stderr) until one holds `text`; the lines read so far."""
-    from opsrun.waiting import poll_until
+    from opsrun.support.waiting import poll_until
 
     assert proc.stderr is not None
     stderr = proc.stderr

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from opsrun.lab import hosts as lab_hosts
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import REPO, chromium, copy_ops, opsrun_json
 from tests.lab.conftest import converge, converge_web_tier
 

@@ -18,7 +18,7 @@ import pytest
 
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import hosts as lab_hosts
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import REPO, check_run_document, copy_ops, note_documents
 from tests.lab.conftest import wait_for_progress
 

@@ -12,7 +12,7 @@ import pytest
 from opsrun.lab import Lab
 from opsrun.lab.config import LabConfig
 from opsrun.lab.hosts import cgroup_dirs
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import opsrun
 
 pytestmark = pytest.mark.lab

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 from pymongo import MongoClient
 
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import opsrun_json
 from tests.lab.conftest import converge, install_mongod
 from tests.mongo.writer import error_windows, writing

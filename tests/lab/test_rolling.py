@@ -16,7 +16,7 @@ import pytest
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import hosts as lab_hosts
 from opsrun.lab.loadgen import LoadGenerator
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import REPO, opsrun_json
 from tests.lab.conftest import wait_for_progress
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from opsrun.balancers.haproxy import HAProxy
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.conftest import fill, running_cluster
 from tests.lab.conftest import wait_for_progress
 from tests.lab.test_faults import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 
 from deploys import _mongo, _mongo_keyfile
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.mongo.conftest import Member, ReplicaSet, health_seen_by
 from tests.mongo.writer import error_windows, writing
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 
 class SetWriter(threading.Thread):

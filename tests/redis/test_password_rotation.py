@@ -8,7 +8,7 @@ from __future__ import annotations
 import redis
 
 from deploys import _redis, _redis_auth
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 from tests.redis.conftest import takes
 from tests.redis.writer import RotationWriter
 

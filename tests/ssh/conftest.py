@@ -20,7 +20,7 @@ import pytest
 
 from opsrun.inventory import Host, Inventory
 from opsrun.sshconfig import ssh_config
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 SSHD = "/usr/sbin/sshd"
 

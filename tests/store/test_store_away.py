@@ -16,7 +16,7 @@ import pytest
 
 from opsrun.errors import LockHeld, StoreUnavailable
 from opsrun.store import open_store
-from opsrun.waiting import Stop, abandon_when
+from opsrun.support.waiting import Stop, abandon_when
 from tests.conftest import fill
 
 HOST = {"name": "web1", "batch": 1, "outcome": "not_reached", "stage": "apply", "in_balancer": False}

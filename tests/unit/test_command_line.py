@@ -190,7 +190,7 @@ def test_verbosity_is_taken_after_the_command_as_in_ansible(flags):
 def record(level: int, message: str, name: str = "pyinfra") -> str:
     import logging
 
-    from opsrun import logs
+    from opsrun.support import logs
 
     return logs.record_line(logging.LogRecord(name, level, __file__, 1, message, None, None))
 
@@ -222,13 +222,13 @@ def worker_output() -> str:
 )
 def test_pyinfras_log_lines_are_routed_once_and_never_repeat_a_hosts_own_error(verbosity, expected):
     """The host's connect error is its result's line (said once, by opsrun); the known_hosts warning is noise."""
-    from opsrun import logs
+    from opsrun.support import logs
 
     assert logs.shown(worker_output(), verbosity) == expected
 
 
 def test_at_vv_every_line_as_written_and_always_in_the_debug_log(tmp_path, capsys):
-    from opsrun import logs
+    from opsrun.support import logs
 
     raw = logs.shown(worker_output(), logs.RAW)
     assert "[web2] Could not connect (timed out)" in raw and any("config-swap" in line for line in raw)
@@ -248,8 +248,8 @@ def test_hosts_progress_is_a_line_a_step_off_a_terminal_and_a_table_on_one():
 
     from rich.console import Console
 
-    from opsrun import progress
     from opsrun.cli.progress import HostsDisplay
+    from opsrun.support import progress
 
     out = io.StringIO()
     with HostsDisplay(Console(file=out, width=120)):

@@ -16,7 +16,7 @@ from opsrun.reports import as_text, render_report
 from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy
 from opsrun.rollout.stages import each_batch
-from opsrun.waiting import Stop, poll_until
+from opsrun.support.waiting import Stop, poll_until
 from tests.unit.test_rollout_executor import HOSTS, Script, rollout
 
 STORE_AWAY = "the state store at /x/state.db did not answer for 60s: no further host was drained"

@@ -11,9 +11,9 @@ import subprocess
 import sys
 import threading
 
-from opsrun import processes
 from opsrun.cli.fleet import _stop_on_signals
-from opsrun.waiting import Stop
+from opsrun.support import processes
+from opsrun.support.waiting import Stop
 
 # A child like the worker: SIGUSR1 is noted (stop between operations), SIGUSR2 ends what it runs, and it
 # answers "ended" (unless told to ignore it).

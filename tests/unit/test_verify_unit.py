@@ -12,8 +12,8 @@ from opsrun.errors import ConfigError
 from opsrun.inventory import Host, Inventory
 from opsrun.project import Project
 from opsrun.sshconfig import ssh_config
+from opsrun.support.waiting import poll_until
 from opsrun.verify import _strip_host, public_data
-from opsrun.waiting import poll_until
 
 
 def inv(**data):
@@ -336,7 +336,7 @@ def test_a_request_for_a_host_it_was_not_started_for_is_refused(probe_project):
 
 
 def _gone_within(pid: int, seconds: float) -> bool:
-    from opsrun.processes import alive
+    from opsrun.support.processes import alive
 
     deadline = time.monotonic() + seconds
     while alive(pid):

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from opsrun.errors import Interrupted, WaitTimeout
-from opsrun.waiting import Stop, abandon_when, now_of, poll_until
+from opsrun.support.waiting import Stop, abandon_when, now_of, poll_until
 
 
 def test_returns_the_first_truthy_value():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from opsrun.errors import BalancerError, Interrupted, Throttled, WaitTimeout
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 log = logging.getLogger("opsrun.balancers")
 

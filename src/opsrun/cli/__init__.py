@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 
 import click
 
-from opsrun import logs
 from opsrun.cli.fleet import apply, dr_test, drift, rollback, verify
 from opsrun.cli.history import history
 from opsrun.cli.holds import hold, release
@@ -33,6 +32,7 @@ from opsrun.errors import OpsrunError
 from opsrun.project import Project
 from opsrun.secrets import redact, register_url
 from opsrun.store import RETRY
+from opsrun.support import logs
 
 
 class OpsrunGroup(click.Group):

@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 
 from opsrun import history as history_module
-from opsrun import logs, notify, runs
+from opsrun import notify, runs
 from opsrun.cli.options import (
     DATA,
     DEADLINE,
@@ -43,7 +43,8 @@ from opsrun.reports import as_text, render_report, write_reports
 from opsrun.results import DeployRun, RolloutRun
 from opsrun.runs import rolling_back
 from opsrun.runs.notifying import tell_of_change
-from opsrun.waiting import Stop
+from opsrun.support import logs
+from opsrun.support.waiting import Stop
 
 R = TypeVar("R", bound=DeployRun | RolloutRun)
 

@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from opsrun import deadlines, logs
+from opsrun import deadlines
 from opsrun.errors import ConfigError
 from opsrun.inventory import data_overrides
 from opsrun.project import Project
 from opsrun.reports import REPORT_FORMATS
 from opsrun.runs.options import Options
 from opsrun.store import RETRY
+from opsrun.support import logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 

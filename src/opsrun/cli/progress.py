@@ -12,14 +12,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from opsrun import progress
+from opsrun.support import progress
 
 IN_FLIGHT_SHOWN = 20  # rows of hosts still working on the terminal table
 ENDED = (progress.DONE, progress.FAILED, progress.UNREACHABLE)
 
 
 class HostsDisplay:
-    """An opsrun.progress listener. Dormant until a run begins (a rollout never does: its own display runs)."""
+    """An opsrun.support.progress listener. Dormant until a run begins (a rollout never does: its own display runs)."""
 
     def __init__(self, console: Console, *, quiet: bool = False):
         self.console, self.quiet = console, quiet

@@ -19,7 +19,7 @@ from opsrun.dr.postgres import connect, counts
 from opsrun.dr.redis_cluster import lines, node_id, replication, role, serving_ok
 from opsrun.dr.timing import WAIT, seconds_until
 from opsrun.errors import WaitTimeout
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 
 def restore_drill(pattern: str, source: str, scratch_url: str, tables: list[str], run: DRRun) -> Check:

@@ -15,7 +15,7 @@ from opsrun.dr.model import FAIL, PASS, Check, DRRun
 from opsrun.dr.pg_markers import accepts_write, data_loss, ensure_table, forget, write_markers
 from opsrun.errors import WaitTimeout
 from opsrun.settings.dr_models import RdsFailover
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 NAME = "RDS failover drill"
 POLL_SECONDS = 2.0  # between two DescribeDBInstances calls (with jitter): polite to the API

@@ -9,7 +9,7 @@ from typing import Any
 
 from opsrun.dr.model import FAIL, PASS, Check, DRRun
 from opsrun.errors import WaitTimeout
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 WAIT = 60.0  # seconds any one probe or drill step may take
 

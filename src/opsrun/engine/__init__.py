@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from opsrun import logs, processes, progress, secret_sources, sshconfig, waiting
+from opsrun import secret_sources, sshconfig
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
@@ -28,6 +28,7 @@ from opsrun.inventory import Inventory
 from opsrun.leases import LeaseAnswer, LeaseRequest
 from opsrun.project import Project
 from opsrun.results import DeployRun, HostRun
+from opsrun.support import logs, processes, progress, waiting
 
 DEFAULT_DEADLINE = DEFAULTS["apply"]
 

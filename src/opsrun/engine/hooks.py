@@ -99,11 +99,11 @@ def connection_loss_fails_the_host() -> None:
 
 
 def progress_events(path: Path) -> Any:  # pragma: no cover - worker side
-    """The state callback that writes each host's progress to `path` as it happens (opsrun.progress reads it
+    """The state callback that writes each host's progress to `path` as it happens (opsrun.support.progress reads it
     in the parent): connected or unreachable, each operation as it starts on the host, one that failed."""
     from pyinfra.api.state import BaseStateCallback
 
-    from opsrun import progress
+    from opsrun.support import progress
 
     out = path.open("a", encoding="utf-8", buffering=1)  # closed with the worker process
 

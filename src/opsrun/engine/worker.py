@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases, logs, progress, secret_sources
+from opsrun import leases, secret_sources
 from opsrun.engine import Request, escalation, hooks
 from opsrun.engine.clocks import HostClocks
 from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
 from opsrun.errors import OpsrunError
 from opsrun.leases import LeaseAnswer, LeaseRequest
 from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.support import logs, progress
 
 MAX_OUTPUT_LINES = 40
 
@@ -113,7 +114,7 @@ def _new_state(request: Request) -> tuple[Any, Any]:  # pragma: no cover - worke
 
 def _log_records(verbosity: int) -> None:  # pragma: no cover - worker side
     """Every log record (pyinfra's, paramiko's) as one tagged line of this worker's output, for the parent to
-    route (opsrun.logs): from INFO, everything at -vv."""
+    route (opsrun.support.logs): from INFO, everything at -vv."""
     import logging
 
     class Tagged(logging.Handler):

@@ -11,10 +11,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from opsrun import processes
 from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
-from opsrun.waiting import poll_until
+from opsrun.support import processes
+from opsrun.support.waiting import poll_until
 
 WEB_PORT = 80  # nginx on each web host, in front of the app's PM2 cluster
 FRONTEND_PORT = 8000

@@ -17,11 +17,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from opsrun import processes
 from opsrun.errors import LabError
 from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
 from opsrun.lab.image import ADMIN, ADMIN_UID
-from opsrun.waiting import poll_until
+from opsrun.support import processes
+from opsrun.support.waiting import poll_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

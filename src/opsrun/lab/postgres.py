@@ -22,7 +22,7 @@ from typing import Any
 
 from opsrun.errors import LabError
 from opsrun.lab.config import LabConfig
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 PRIMARY_ENV, REPLICA_ENV = "OPSRUN_PG_PRIMARY_URL", "OPSRUN_PG_REPLICA_URL"
 LOOPBACK = "127.0.0.1"

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsrun import processes
 from opsrun.lab.config import LabConfig
-from opsrun.waiting import poll_until
+from opsrun.support import processes
+from opsrun.support.waiting import poll_until
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from opsrun import logs
 from opsrun.documents import Document
 from opsrun.documents.apply import ApplyDocument, Canary, RolloutDocument
 from opsrun.documents.checks import VerifyDocument
@@ -20,6 +19,7 @@ from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, Veri
 from opsrun.rollout import Plan
 from opsrun.rollout.rollback import Target
 from opsrun.store import RunRow
+from opsrun.support import logs
 
 if TYPE_CHECKING:
     from opsrun.lab import LabHost

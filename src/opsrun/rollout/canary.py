@@ -27,7 +27,7 @@ from opsrun.balancers.base import NOT_ANSWERING
 from opsrun.balancers.stats import Figures, Source, Window
 from opsrun.errors import ConfigError, WaitTimeout
 from opsrun.settings.models import CanaryPolicy
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 if TYPE_CHECKING:
     from opsrun.rollout.executor import Rollout

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from opsrun import waiting
 from opsrun.balancers.base import wait_all
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError, Interrupted
@@ -29,6 +28,7 @@ from opsrun.rollout.plan import Plan
 from opsrun.rollout.policy import Policy, host_suite
 from opsrun.rollout.settle import Settle, StepFailed
 from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
+from opsrun.support import waiting
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 

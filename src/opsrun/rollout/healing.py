@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from opsrun import waiting
 from opsrun.balancers.base import wait_healthy
 from opsrun.rollout.stages import parallel
+from opsrun.support import waiting
 
 if TYPE_CHECKING:
     from opsrun.rollout.executor import Rollout

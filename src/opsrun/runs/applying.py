@@ -16,20 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import (
-    deadlines,
-    engine,
-    inventory,
-    leases,
-    membership,
-    probes,
-    progress,
-    revisions,
-    rollout,
-    secrets,
-    settings,
-    waiting,
-)
+from opsrun import deadlines, engine, inventory, leases, membership, probes, revisions, rollout, secrets, settings
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
 from opsrun.project import Project
@@ -39,6 +26,7 @@ from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.recording import Recorder, record_outcome
 from opsrun.runs.saving import check_state_dir, save_or_say
 from opsrun.store import RETRY, Store, open_store
+from opsrun.support import progress, waiting
 
 LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
 

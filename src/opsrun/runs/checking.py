@@ -11,18 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import (
-    controller,
-    deadlines,
-    dr,
-    history,
-    inventory,
-    membership,
-    notify,
-    progress,
-    secrets,
-    verify,
-)
+from opsrun import controller, deadlines, dr, history, inventory, membership, notify, secrets, verify
 from opsrun import drift as drift_module
 from opsrun.documents.status import Cause, Verdict
 from opsrun.dr import DRRun
@@ -36,6 +25,7 @@ from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
 from opsrun.settings import models
 from opsrun.store import RETRY, Store, git_revision, open_store
+from opsrun.support import progress
 
 
 def drift(

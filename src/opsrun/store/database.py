@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from opsrun.errors import Interrupted, StoreUnavailable, WaitTimeout
-from opsrun.waiting import poll_until
+from opsrun.support.waiting import poll_until
 
 RETRY = 60.0  # seconds a store that stopped answering is retried (--state-retry)
 # SQLite's answers that mean "not now": another process holds the file, its disk is full, failing or read-only

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import processes
 from opsrun.store.database import Database, current_user, reads, utc_now, writes
+from opsrun.support import processes
 
 UNFINISHED = ("running", "interrupted", "error")  # a run that did not end as planned
 

@@ -19,9 +19,9 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from opsrun import processes
 from opsrun.errors import LockHeld, StoreUnavailable
 from opsrun.store.database import Database, current_user, utc_now, writes
+from opsrun.support import processes
 
 
 class Locks(Database):

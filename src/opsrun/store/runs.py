@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsrun import processes
 from opsrun.errors import ConfigError, StoreUnavailable
 from opsrun.secrets import redact, redact_values
 from opsrun.store.database import Database, current_user, reads, utc_now, writes
+from opsrun.support import processes
 
 MISSED = "store-missed"  # under the state folder: the outcomes of runs whose store did not answer at their end
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-from opsrun import inventory
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -29,9 +29,10 @@ import testinfra
 from apply_nochange import REPO, demo_token
 from scale import lab_cpu_seconds
 
-from opsrun import inventory, sshconfig
+from opsrun import sshconfig
 from opsrun.lab import Lab
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 from opsrun.ssh_shell import NAME
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -49,9 +49,9 @@ for _name, _value in made_up(os.environ).items():
 
 @pytest.fixture(autouse=True)
 def _forget_registered_secrets() -> Any:
-    """opsrun.secrets keeps the secrets one run registered (webhook paths, state URLs) for the life of the
+    """opsrun.model.secrets keeps the secrets one run registered (webhook paths, state URLs) for the life of the
     process, as a run should; a test run is many runs in one process: each test starts with none."""
-    from opsrun import secrets as opsrun_secrets
+    from opsrun.model import secrets as opsrun_secrets
 
     known, urls = set(opsrun_secrets._known), dict(opsrun_secrets._urls)
     yield

@@ -14,7 +14,7 @@
     az_ZONE              the availability zone (us-east-1a -> az_us_east_1a)
 
 Host name: the `Name` tag; the instance id when the tag is missing, shared by several instances or not a
-host name (opsrun.inventory.HOST_NAME: free text such as "web 1 (old)"). Host data: `ssh_hostname` (the
+host name (opsrun.model.inventory.HOST_NAME: free text such as "web 1 (old)"). Host data: `ssh_hostname` (the
 private address by default; `address="public" | "private_dns" | "public_dns"`), `ec2_instance_id`,
 `ec2_private_ip`, `ec2_zone`, `ec2_tags`. SSH user, key and known_hosts come from group_data, as for any
 inventory.
@@ -34,7 +34,7 @@ from collections import Counter
 from typing import Any
 
 from opsrun.errors import ConfigError
-from opsrun.inventory import HOST_NAME
+from opsrun.model.inventory import HOST_NAME
 
 ADDRESSES = {
     "private": "PrivateIpAddress",

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import transport
-from opsrun.inventory import Inventory
-from opsrun.project import Project
-from opsrun.results import TestResult, VerifyRun
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import TestResult, VerifyRun
 
 HOST = "controller"
 

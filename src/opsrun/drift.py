@@ -36,14 +36,14 @@ from typing import Any
 
 from opsrun import engine, verify
 from opsrun.deadlines import Deadlines
-from opsrun.documents import dump, run_keys
-from opsrun.documents.checks import DriftDocument, DriftSummary
-from opsrun.documents.checks import Finding as FindingDocument
-from opsrun.documents.status import DriftStatus, FindingStatus, TestOutcome, Verdict
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
-from opsrun.project import Project
-from opsrun.results import FAILING, DeployRun, VerifyRun
+from opsrun.model.documents import dump, run_keys
+from opsrun.model.documents.checks import DriftDocument, DriftSummary
+from opsrun.model.documents.checks import Finding as FindingDocument
+from opsrun.model.documents.status import DriftStatus, FindingStatus, TestOutcome, Verdict
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import FAILING, DeployRun, VerifyRun
 
 MEMBERSHIP = "balancer"  # the `deploy` of out_of_balancer findings
 # What a drift run's document takes from the run under the same names, beside documents.run_keys.

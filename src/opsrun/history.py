@@ -7,10 +7,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opsrun.documents import Document, load
-from opsrun.documents.dr import tier_numbers
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model.documents import Document, load
+from opsrun.model.documents.dr import tier_numbers
+from opsrun.model.project import Project
 from opsrun.store import RETRY, RunRow, open_store
 
 

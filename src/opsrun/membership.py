@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from opsrun import balancers, inventory, settings
+from opsrun import balancers, settings
 from opsrun.balancers.base import NOT_ANSWERING, ServerState
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
 from opsrun.settings import models
 from opsrun.store import Hold, LeftBy, Store, open_store
 

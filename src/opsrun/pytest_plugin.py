@@ -30,7 +30,7 @@ from opsrun import (
     ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
     transport,
 )
-from opsrun.results import UNREACHABLE_TEST
+from opsrun.model.results import UNREACHABLE_TEST
 from opsrun.support import processes
 
 HOST_KEY = "opsrun_host"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 
 from opsrun import sudo
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
 from opsrun.remote import Remote
 from opsrun.support.waiting import poll_until
 

@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 
 from opsrun import sudo
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
 from opsrun.sshconfig import ssh_config
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 
 _NO_HOST = Host("", (), {})
 KEX_FIRST = "^curve25519-sha256,curve25519-sha256@libssh.org"  # ahead of OpenSSH's defaults, which follow

@@ -22,9 +22,9 @@ from typing import Any
 
 from opsrun import controller, sudo, transport
 from opsrun.deadlines import DEFAULTS, Deadlines
-from opsrun.inventory import Inventory
-from opsrun.project import Project
-from opsrun.results import UNREACHABLE_TEST, TestResult, VerifyRun
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
 from opsrun.support import processes, progress

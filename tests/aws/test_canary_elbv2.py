@@ -17,9 +17,9 @@ import pytest
 from opsrun.balancers.elbv2 import ELBv2
 from opsrun.balancers.elbv2_metrics import NAMESPACE, dimension
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.settings.models import CanaryPolicy, ELBv2Balancer
 from tests.aws.conftest import REGION, Fleet

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from opsrun import inventory
 from opsrun.aws import ec2_hosts
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 from tests.aws.conftest import REGION, Fleet
 from tests.conftest import copy_ops, opsrun
 

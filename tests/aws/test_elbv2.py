@@ -15,9 +15,9 @@ from botocore.stub import Stubber
 from opsrun.balancers import make, validate, wait_drained, wait_healthy
 from opsrun.balancers.elbv2 import ELBv2
 from opsrun.errors import BalancerError, ConfigError, WaitTimeout
-from opsrun.inventory import Host, Inventory
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.settings.models import ELBv2Balancer
 from tests.aws.conftest import REGION

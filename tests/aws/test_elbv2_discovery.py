@@ -131,8 +131,8 @@ def test_the_plan_goes_wave_by_wave_and_limit_takes_one_wave(loopback_fleet, tmp
     ops = copy_ops(tmp_path / "ops")
     ids = production(loopback_fleet, ops, port)
     loopback_fleet.target_group("production-web", ids, delay=300)
-    from opsrun import inventory
-    from opsrun.project import Project
+    from opsrun.model import inventory
+    from opsrun.model.project import Project
 
     inv = inventory.load(Project(ops), "production")
     assert inv.select("patch_wave1") == ["web1"]

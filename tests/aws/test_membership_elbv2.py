@@ -10,7 +10,7 @@ import boto3
 
 from opsrun import membership
 from opsrun.drift import DriftRun
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store
 from tests.aws.conftest import REGION

@@ -12,8 +12,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from opsrun import secret_sources, secrets
 from opsrun.errors import ConfigError
+from opsrun.model import secret_sources, secrets
 from tests.aws.conftest import REGION
 from tests.conftest import copy_ops, opsrun
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from opsrun.inventory import Host, Inventory
 from opsrun.lab.loadgen import LoadGenerator
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.settings.models import CanaryPolicy, HAProxyBalancer
 from tests.balancers.conftest import HOSTS, SLOW

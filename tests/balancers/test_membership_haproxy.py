@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from opsrun import engine, membership
 from opsrun.cli import cli
 from opsrun.drift import DriftRun
-from opsrun.inventory import Host, Inventory
-from opsrun.results import DeployRun, HostRun
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.results import DeployRun, HostRun
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store
 

@@ -82,7 +82,7 @@ def three_tiers() -> dict:
 
 
 def _tier(system: dict) -> dict:
-    from opsrun.documents.dr import tier_numbers
+    from opsrun.model.documents.dr import tier_numbers
 
     return tier_numbers(system)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.sshconfig import ssh_config
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import engine, inventory
-from opsrun.project import Project
+from opsrun import engine
+from opsrun.model import inventory
+from opsrun.model.project import Project
 from opsrun.support import progress
 from tests.conftest import opsrun
 

@@ -88,8 +88,9 @@ HOSTS = ["web1", "web2", "web3"]
 def converge(*deploys: str, project: Path | None = None) -> None:
     """The lab's hosts as `deploys` of `project` (default: this repo) say: a plain parallel apply of each in
     turn, no rollout (a no-change apply takes seconds); any host it could not bring there fails the test."""
-    from opsrun import engine, inventory
-    from opsrun.project import Project
+    from opsrun import engine
+    from opsrun.model import inventory
+    from opsrun.model.project import Project
     from tests.conftest import REPO
 
     ops = Project(project or REPO)

@@ -16,8 +16,8 @@ import sys
 
 import pytest
 
-from opsrun.inventory import load
-from opsrun.project import Project
+from opsrun.model.inventory import load
+from opsrun.model.project import Project
 from opsrun.remote import Remote
 from tests.conftest import opsrun
 

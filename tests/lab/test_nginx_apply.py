@@ -9,10 +9,11 @@ import subprocess
 
 import pytest
 
-from opsrun import engine, inventory
+from opsrun import engine
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.lab import Lab
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 from tests.conftest import REPO, opsrun, opsrun_json
 
 pytestmark = pytest.mark.lab

@@ -20,7 +20,7 @@ import pytest
 
 from opsrun.lab import Lab, demo
 from opsrun.lab.releases import failed_requests_bound
-from opsrun.revisions import commit_of
+from opsrun.model.revisions import commit_of
 from tests.conftest import REPO, chromium_dom, copy_ops
 from tests.lab.test_rolling import HOSTS, admin_states, health_versions
 

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from opsrun import runs
 from opsrun.cli import cli
-from opsrun.project import Project
-from opsrun.results import HostOutcome, Rollback, RolloutRun
+from opsrun.model.project import Project
+from opsrun.model.results import HostOutcome, Rollback, RolloutRun
 from opsrun.runs import rolling_back
 from opsrun.runs.saving import save_or_say
 from opsrun.store import open_store

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.sshconfig import ssh_config
 from opsrun.support.waiting import poll_until
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from opsrun.inventory import Host, Inventory
-from opsrun.project import Project
-from opsrun.results import UNREACHABLE_TEST
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import UNREACHABLE_TEST
 from opsrun.verify import run_suite
 from tests.ssh.conftest import Sshd, free_port
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from opsrun.balancers.fake import FakeBalancer
-from opsrun.project import Project
+from opsrun.model.project import Project
 from opsrun.runs.recording import Recorder, record_outcome
 from opsrun.store import open_store
 from tests.store.test_store_away import Locker

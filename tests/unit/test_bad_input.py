@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.cli import cli
 from opsrun.errors import BalancerError, ConfigError
-from opsrun.inventory import load
-from opsrun.project import Project
+from opsrun.model.inventory import load
+from opsrun.model.project import Project
 from opsrun.remote import Remote
 from opsrun.sshconfig import ssh_config
 from opsrun.store import open_store
@@ -464,7 +464,7 @@ def test_history_show_help_is_its_own(project_copy):
 
 def test_verify_runs_are_in_history_with_full_timestamps_when_piped(project_copy, monkeypatch):
     from opsrun import verify
-    from opsrun.results import TestResult, VerifyRun
+    from opsrun.model.results import TestResult, VerifyRun
 
     def passed(project, inv, suite, hosts, **_kw):
         return VerifyRun(inv.name, suite, hosts, [TestResult(h, "test_nginx.py::test_up", "passed") for h in hosts])

@@ -9,7 +9,7 @@ import pytest
 
 from opsrun import balancers
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.settings import models
 
 WHERE = "group_data/web.py"

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from opsrun import engine
 from opsrun.cli import cli
-from opsrun.results import DeployRun, HostRun, OperationResult
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from opsrun import engine, verify
 from opsrun.cli import cli
-from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+from opsrun.model.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
 
 REPO = Path(__file__).resolve().parents[2]
 SWAP = "/var/lib/opsrun/config-swap"

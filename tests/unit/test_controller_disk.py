@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from opsrun.cli import cli
 from opsrun.cli.output import show
-from opsrun.project import Project
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.reports import as_text
-from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.runs.saving import save_or_say
 from tests.conftest import fill
 

@@ -11,7 +11,7 @@ import pytest
 from opsrun import deadlines, settings
 from opsrun.engine import clocks
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 
 GD = Path("/ops/group_data/web.py")
 

@@ -1,4 +1,4 @@
-"""Run documents (opsrun.documents): the models every run writes and the reports and `history show` read.
+"""Run documents (opsrun.model.documents): the models every run writes and the reports and `history show` read.
 
 tests/data/documents/ holds documents written by opsrun before the models (DeployRun.to_dict and its kin by
 hand, and what the state store writes itself): they must still read, into the same models, unchanged."""
@@ -12,14 +12,14 @@ import jsonschema
 import pytest
 from jsonschema.exceptions import best_match
 
-from opsrun import documents, secrets
-from opsrun.documents.apply import ApplyDocument, AutomaticRollback, ManualRollback, RolloutDocument
-from opsrun.documents.checks import DriftDocument, VerifyDocument
-from opsrun.documents.dr import DRDocument
-from opsrun.documents.status import ApplyStatus, Outcome, Recorded
+from opsrun.model import documents, secrets
+from opsrun.model.documents.apply import ApplyDocument, AutomaticRollback, ManualRollback, RolloutDocument
+from opsrun.model.documents.checks import DriftDocument, VerifyDocument
+from opsrun.model.documents.dr import DRDocument
+from opsrun.model.documents.status import ApplyStatus, Outcome, Recorded
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.reports import as_json, render_report, report_name
 from opsrun.reports.model import from_document
-from opsrun.results import DeployRun, HostRun, OperationResult
 
 REPO = Path(__file__).resolve().parents[2]
 OLD = REPO / "tests" / "data" / "documents"

@@ -9,7 +9,7 @@ import pytest
 
 from opsrun import settings, sudo
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.sshconfig import ssh_config
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import inventory
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 
 
 def make_project(tmp_path: Path, inv: str, **group_data: str) -> Project:

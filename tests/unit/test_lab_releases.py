@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import inventory, rollout, settings
+from opsrun import rollout, settings
 from opsrun.lab.releases import BAD_RELEASE, failed_requests_bound
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
 from tests.conftest import copy_ops
 
 HOSTS = ["web1", "web2", "web3"]

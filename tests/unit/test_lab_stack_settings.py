@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from opsrun import dr, inventory, secrets, settings
+from opsrun import dr, settings
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model import inventory, secrets
+from opsrun.model.project import Project
 from tests.conftest import REPO
 
 HOSTS = ["web1", "web2", "web3"]

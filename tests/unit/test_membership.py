@@ -12,7 +12,7 @@ import pytest
 from opsrun import balancers, membership
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.drift import DriftRun, Finding
-from opsrun.inventory import Host, Inventory
+from opsrun.model.inventory import Host, Inventory
 from opsrun.reports import render_report
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store
@@ -204,7 +204,7 @@ def test_a_dry_run_names_what_a_dead_run_left_out_as_a_real_apply_does(project_c
 
     from opsrun import engine
     from opsrun.cli import cli
-    from opsrun.results import DeployRun, HostRun
+    from opsrun.model.results import DeployRun, HostRun
 
     def planned(_project, _inv, deploy, hosts, dry_run=False, **_):
         assert dry_run

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from opsrun import inventory, notify, secrets, settings
+from opsrun import notify, settings
 from opsrun.errors import ConfigError
+from opsrun.model import inventory, secrets
+from opsrun.model.project import Project
 from opsrun.notify import delivery, messages, pagerduty
-from opsrun.project import Project
 from opsrun.settings import models, validate_key
 from opsrun.store import AlertState
 

@@ -1,6 +1,6 @@
 import json
 
-from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+from opsrun.model.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
 
 
 def op(name, changed=False, success=True, error=None):

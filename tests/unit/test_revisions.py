@@ -1,5 +1,5 @@
 """What an apply records as its revision, and a revision checked out aside, on real git repositories in
-temp folders (opsrun.revisions)."""
+temp folders (opsrun.model.revisions)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import revisions
 from opsrun.errors import ConfigError
+from opsrun.model import revisions
 from tests.conftest import git
 
 

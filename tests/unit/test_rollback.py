@@ -12,12 +12,12 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from opsrun import inventory
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.cli import cli
-from opsrun.project import Project
+from opsrun.model import inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult, RolloutRun
 from opsrun.reports.model import from_document, rollback_notes
-from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun
 from opsrun.rollout import Policy, Rollout, StageRunners
 from opsrun.rollout.downgrade import Downgrades, available, install_command, missing
 from opsrun.runs import undo

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from opsrun.errors import ConfigError
-from opsrun.results import DeployRun, HostOutcome, HostRun, OperationResult, RolloutRun
+from opsrun.model.results import DeployRun, HostOutcome, HostRun, OperationResult, RolloutRun
 from opsrun.rollout.rollback import Applied, changed_newest_first, choose, downgrades, target
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40

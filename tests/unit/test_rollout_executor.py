@@ -13,9 +13,9 @@ from opsrun import rollout as rollouts
 from opsrun import settings
 from opsrun.balancers.fake import FakeBalancer
 from opsrun.errors import BalancerError, ConfigError
-from opsrun.inventory import Host, Inventory
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+from opsrun.model.inventory import Host, Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
 from opsrun.rollout import Policy, Rollout, StageRunners, make_plan
 from opsrun.rollout.stages import each_batch
 

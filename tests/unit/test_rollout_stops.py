@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 
 from opsrun.balancers.fake import FakeBalancer
+from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.reports import as_text, render_report
-from opsrun.results import DeployRun, HostRun, OperationResult
 from opsrun.rollout import Policy
 from opsrun.rollout.stages import each_batch
 from opsrun.support.waiting import Stop, poll_until

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from opsrun import notify, secret_sources, secrets
+from opsrun import notify
 from opsrun import settings as schemas
 from opsrun.cli import cli
 from opsrun.errors import ConfigError
-from opsrun.inventory import Host, Inventory
+from opsrun.model import secret_sources, secrets
+from opsrun.model.inventory import Host, Inventory
 from opsrun.settings.models import Pm2App
 from opsrun.settings.values import SecretsManagerSecret
 from opsrun.store import open_store

@@ -18,7 +18,7 @@ import shlex
 
 from opsrun.balancers.base import ServerState
 from opsrun.errors import BalancerError
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
 from opsrun.remote import Remote
 
 SERVER_LINE = re.compile(r"^(\s*server\s+)(\S+)((?:\s+[^;]*)?);(.*)$")

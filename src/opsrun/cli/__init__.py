@@ -29,8 +29,8 @@ from opsrun.cli.lab import lab
 from opsrun.cli.options import VERBOSITY, ProjectRef
 from opsrun.cli.output import echo
 from opsrun.errors import OpsrunError
-from opsrun.project import Project
-from opsrun.secrets import redact, register_url
+from opsrun.model.project import Project
+from opsrun.model.secrets import redact, register_url
 from opsrun.store import RETRY
 from opsrun.support import logs
 

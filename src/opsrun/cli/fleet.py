@@ -38,9 +38,9 @@ from opsrun.cli.options import (
 )
 from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
 from opsrun.cli.progress import HostsDisplay
-from opsrun.project import Project
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, RolloutRun
 from opsrun.reports import as_text, render_report, write_reports
-from opsrun.results import DeployRun, RolloutRun
 from opsrun.runs import rolling_back
 from opsrun.runs.notifying import tell_of_change
 from opsrun.support import logs

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from opsrun import documents
 from opsrun import history as history_module
 from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_retry, state_url
 from opsrun.cli.output import console, echo
-from opsrun.project import Project
+from opsrun.model import documents
+from opsrun.model.project import Project
 from opsrun.reports import as_text
 
 

@@ -7,7 +7,7 @@ import click
 from opsrun import membership
 from opsrun.cli.options import pass_project, state_url
 from opsrun.cli.output import echo
-from opsrun.project import Project
+from opsrun.model.project import Project
 
 
 @click.command()

@@ -13,8 +13,8 @@ from click.shell_completion import CompletionItem
 
 from opsrun import deadlines
 from opsrun.errors import ConfigError
-from opsrun.inventory import data_overrides
-from opsrun.project import Project
+from opsrun.model.inventory import data_overrides
+from opsrun.model.project import Project
 from opsrun.reports import REPORT_FORMATS
 from opsrun.runs.options import Options
 from opsrun.store import RETRY

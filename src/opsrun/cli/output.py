@@ -12,17 +12,17 @@ from typing import Any, TextIO, TypeVar, cast
 import click
 from rich.console import Console
 
+from opsrun.model.results import RECORD_LOST
+from opsrun.model.secrets import redact
 from opsrun.reports import as_text, render_report, write_reports
-from opsrun.results import RECORD_LOST
 from opsrun.runs.options import HostList
 from opsrun.runs.saving import check_room
-from opsrun.secrets import redact
 
 R = TypeVar("R", bound=Any)
 
 
 class _Redacted(io.TextIOBase):
-    """stdout with secret values masked (see opsrun.secrets)."""
+    """stdout with secret values masked (see opsrun.model.secrets)."""
 
     def __init__(self, stream: TextIO):
         self.stream = stream

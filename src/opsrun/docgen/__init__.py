@@ -1,6 +1,6 @@
 """The generated pages of the docs site: the command reference (read from the click command tree), the
 settings reference (read from the pydantic schemas) and the JSON Schema of a run's document (read from its
-models, opsrun.documents), so none can drift from the code.
+models, opsrun.model.documents), so none can drift from the code.
 
     python -m opsrun.docgen            write them (`make reference`), from the repository's root
     python -m opsrun.docgen --check    exit 1 naming each page that is out of date
@@ -32,7 +32,7 @@ def _settings_page() -> str:
 
 
 def _document_schema() -> str:
-    from opsrun import documents
+    from opsrun.model import documents
 
     return json.dumps(documents.schema(), indent=2) + "\n"
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import time
 
-from opsrun import secret_sources
 from opsrun.dr import drills
 from opsrun.dr.backups import backup_check
 from opsrun.dr.model import (
@@ -57,7 +56,8 @@ from opsrun.dr.postgres import postgres_checks
 from opsrun.dr.rds_failover import rds_failover_drill
 from opsrun.dr.redis_cluster import redis_checks
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
+from opsrun.model import secret_sources
+from opsrun.model.inventory import Inventory
 from opsrun.settings.dr_models import BackupSpec, DRSettings, PostgresDR
 
 __all__ = [

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opsrun.documents import dump, run_keys
-from opsrun.documents.dr import DRDocument, DRSummary
-from opsrun.documents.status import CheckStatus, DRStatus
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
+from opsrun.model.documents import dump, run_keys
+from opsrun.model.documents.dr import DRDocument, DRSummary
+from opsrun.model.documents.status import CheckStatus, DRStatus
+from opsrun.model.inventory import Inventory
 from opsrun.settings.dr_models import DRSettings
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Any
 
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
 from opsrun.dr.timing import rpo_check
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
 
 StepdownDrill = Callable[[Any, DRRun], Check]  # (client, run)
 

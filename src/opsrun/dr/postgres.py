@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opsrun import secret_sources
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
 from opsrun.dr.timing import rpo_check
+from opsrun.model import secret_sources
 from opsrun.settings.dr_models import PostgresDR
 
 RestoreDrill = Callable[[str, str, str, list[str], DRRun], Check]  # (dumps, source, scratch, tables, run)

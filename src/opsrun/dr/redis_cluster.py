@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opsrun import secret_sources
 from opsrun.dr.model import FAIL, PASS, Check, DRRun
 from opsrun.dr.timing import rpo_check
-from opsrun.inventory import Inventory
+from opsrun.model import secret_sources
+from opsrun.model.inventory import Inventory
 
 FailoverDrill = Callable[[Any, str | None, DRRun], Check]  # (cluster, password, run)
 

@@ -20,14 +20,15 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from opsrun import secret_sources, sshconfig
+from opsrun import sshconfig
 from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
-from opsrun.inventory import Inventory
 from opsrun.leases import LeaseAnswer, LeaseRequest
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun
+from opsrun.model import secret_sources
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun
 from opsrun.support import logs, processes, progress, waiting
 
 DEFAULT_DEADLINE = DEFAULTS["apply"]
@@ -49,7 +50,7 @@ class Request:
     forks: int | None = None  # at most this many hosts at once (None: all of them)
     verbosity: int = field(default_factory=logs.level)  # -v, -vv: how much of pyinfra's log the worker keeps
     state_dir: str = ""  # where the worker's log goes (debug.log); "" : PROJECT_ROOT/.opsrun
-    # the secrets this run read (opsrun.secret_sources.loaded): to the worker over its stdin pipe, never to disk
+    # the secrets this run read (opsrun.model.secret_sources.loaded): to the worker over its stdin pipe, never to disk
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     ssh_config_file: str = ""  # the run's one SSH configuration (opsrun.sshconfig), written by _run_worker
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from opsrun.engine.conditions import Prediction, judge
-from opsrun.results import OperationResult
+from opsrun.model.results import OperationResult
 
 MAX_COMMANDS_LISTED = 20
 MAX_DIFF_LINES = 200  # per operation: a large file's diff is cut there

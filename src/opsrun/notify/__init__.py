@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsrun.errors import ConfigError
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
+from opsrun.model.secrets import redact, register, register_url, safe_url
 from opsrun.notify import pagerduty
 from opsrun.notify.delivery import RETRY, NotifyError, Refused, Retry, Undelivered, aws_failure, deliver, post_json
 from opsrun.notify.messages import Links, message, webhook_payload
-from opsrun.secrets import redact, register, register_url, safe_url
 from opsrun.settings import Checked
 from opsrun.settings.notify_models import PAGERDUTY_EU_URL, PAGERDUTY_URL, events_url_problem
 

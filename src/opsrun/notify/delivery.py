@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from opsrun.errors import OpsrunError
-from opsrun.secrets import redact
+from opsrun.model.secrets import redact
 
 T = TypeVar("T")
 TIMEOUT = 10.0  # one attempt: connect, send, read the answer

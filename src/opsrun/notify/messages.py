@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from opsrun.model.secrets import redact
 from opsrun.notify import changes
-from opsrun.secrets import redact
 
 TOP = 5  # findings or issues shown in a chat message (the text lists up to 10)
 

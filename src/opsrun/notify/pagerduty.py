@@ -24,9 +24,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from opsrun.model.secrets import redact
 from opsrun.notify import changes
 from opsrun.notify.messages import Links, counts, top_lines
-from opsrun.secrets import redact
 
 DEFAULT_ENV = "OPSRUN_PAGERDUTY_ROUTING_KEY"  # `--notify pagerduty` reads the key from here
 URL_ENV = "OPSRUN_PAGERDUTY_URL"  # overrides the endpoint (an EU account, a test server)

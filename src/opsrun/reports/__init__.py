@@ -45,7 +45,7 @@ def render_report(run: Any, fmt: str) -> str:
 def report_name(doc: Any) -> str:
     """drift-INVENTORY, apply-INVENTORY-DEPLOY, verify-INVENTORY-SUITE, dr-test-INVENTORY-MONTH: the files' name
     in --out, of a run's document (its model or its JSON's dict)."""
-    from opsrun import documents
+    from opsrun.model import documents
 
     doc = documents.load(doc)
     kind = "apply" if doc.kind == "rollout" else doc.kind

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
-from opsrun import documents
-from opsrun.secrets import redact_values
+from opsrun.model import documents
+from opsrun.model.secrets import redact_values
 
 
 class Renderable(Protocol):

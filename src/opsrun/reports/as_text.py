@@ -10,12 +10,12 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from opsrun.documents import Document
-from opsrun.documents.apply import ApplyDocument, Canary, RolloutDocument
-from opsrun.documents.checks import VerifyDocument
 from opsrun.drift import DriftRun
+from opsrun.model.documents import Document
+from opsrun.model.documents.apply import ApplyDocument, Canary, RolloutDocument
+from opsrun.model.documents.checks import VerifyDocument
+from opsrun.model.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.reports.model import canary_line, rollback_notes
-from opsrun.results import DeployRun, HostRun, OperationResult, RolloutRun, VerifyRun, user_commands
 from opsrun.rollout import Plan
 from opsrun.rollout.rollback import Target
 from opsrun.store import RunRow

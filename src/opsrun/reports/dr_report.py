@@ -5,8 +5,8 @@ by month (TierTrend: this month after the earlier ones the state store kept)."""
 
 from __future__ import annotations
 
-from opsrun.documents.dr import DRDocument, System, Tier, tier_numbers
-from opsrun.documents.status import CheckStatus
+from opsrun.model.documents.dr import DRDocument, System, Tier, tier_numbers
+from opsrun.model.documents.status import CheckStatus
 from opsrun.reports.charts import TierTrend
 from opsrun.reports.model import Item, Report, report
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsrun import documents
-from opsrun.documents.apply import (
+from opsrun.model import documents
+from opsrun.model.documents.apply import (
     ApplyDocument,
     ApplyHost,
     AutomaticRollback,
@@ -27,10 +27,10 @@ from opsrun.documents.apply import (
     Operation,
     RolloutDocument,
 )
-from opsrun.documents.checks import DriftDocument, VerifyDocument
-from opsrun.documents.status import CanaryOutcome, FindingStatus, Outcome, TestOutcome, Verdict
+from opsrun.model.documents.checks import DriftDocument, VerifyDocument
+from opsrun.model.documents.status import CanaryOutcome, FindingStatus, Outcome, TestOutcome, Verdict
+from opsrun.model.results import user_commands
 from opsrun.reports.charts import TierTrend
-from opsrun.results import user_commands
 
 QUIET_VERDICTS = frozenset({"passed", "unchanged"})
 

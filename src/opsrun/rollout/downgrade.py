@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from opsrun.deadlines import Deadlines
-from opsrun.inventory import Inventory
+from opsrun.model.inventory import Inventory
+from opsrun.model.results import DeployRun, OperationResult
 from opsrun.remote import Remote
-from opsrun.results import DeployRun, OperationResult
 from opsrun.rollout.stages import StageRunners, parallel
 
 MADISON_LINE = re.compile(r"^\s*(\S+)\s*\|\s*(\S+)\s*\|")

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from opsrun.balancers.base import wait_all
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError, Interrupted
-from opsrun.inventory import Inventory
-from opsrun.project import Project
-from opsrun.results import HostOutcome, RolloutRun
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
+from opsrun.model.results import HostOutcome, RolloutRun
 from opsrun.rollout import canary, healing, stopping
 from opsrun.rollout.plan import Plan
 from opsrun.rollout.policy import Policy, host_suite

@@ -10,8 +10,8 @@ from opsrun import settings
 from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
 from opsrun.health import Gate, HealthCheck
-from opsrun.inventory import Inventory
-from opsrun.project import Project
+from opsrun.model.inventory import Inventory
+from opsrun.model.project import Project
 from opsrun.rollout.plan import Plan, Size, make_plan
 from opsrun.settings import models
 

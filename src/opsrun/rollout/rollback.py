@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsrun.errors import ConfigError
-from opsrun.results import RolloutRun
-from opsrun.revisions import commit_of
+from opsrun.model.results import RolloutRun
+from opsrun.model.revisions import commit_of
 
 # a stage a host got to that may have changed it (connect, check and drain change nothing on a host)
 CHANGING_STAGES = frozenset({"apply", "reboot", "health", "verify", "enable"})

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from opsrun.errors import Interrupted
-from opsrun.results import HostOutcome, RolloutRun
+from opsrun.model.results import HostOutcome, RolloutRun
 from opsrun.rollout.stages import Ended, Waits
 
 

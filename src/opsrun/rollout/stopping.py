@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from opsrun.results import DeployRun
+from opsrun.model.results import DeployRun
 
 if TYPE_CHECKING:
     from opsrun.rollout.executor import Rollout

@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import deadlines, engine, inventory, leases, membership, probes, revisions, rollout, secrets, settings
+from opsrun import deadlines, engine, leases, membership, probes, rollout, settings
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostRun, Rollback, RolloutRun
+from opsrun.model import inventory, revisions, secrets
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostRun, Rollback, RolloutRun
 from opsrun.runs import undo
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.recording import Recorder, record_outcome

@@ -11,15 +11,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, deadlines, dr, history, inventory, membership, notify, secrets, verify
+from opsrun import controller, deadlines, dr, history, membership, notify, verify
 from opsrun import drift as drift_module
-from opsrun.documents.status import Cause, Verdict
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model import inventory, secrets
+from opsrun.model.documents.status import Cause, Verdict
+from opsrun.model.project import Project
+from opsrun.model.results import FAILING, VerifyRun
 from opsrun.reports import as_json
-from opsrun.results import FAILING, VerifyRun
 from opsrun.runs.notifying import announce
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from opsrun import notify
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, RolloutRun
 from opsrun.notify import changes
-from opsrun.project import Project
 from opsrun.reports import as_json, report_name
-from opsrun.results import DeployRun, RolloutRun
 from opsrun.runs.saving import save, save_undelivered
 from opsrun.store import RETRY, Store, open_store
 

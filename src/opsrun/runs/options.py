@@ -7,15 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsrun import inventory, rollout, settings
-from opsrun.project import Project
+from opsrun import rollout, settings
+from opsrun.model import inventory
+from opsrun.model.project import Project
 
 
 @dataclass(frozen=True)
 class Options:
     """The knobs a run on hosts takes from the command line (defaults: as group_data says, every host)."""
 
-    limit: tuple[str, ...] = ()  # --limit: Ansible host patterns (opsrun.patterns); () is every host
+    limit: tuple[str, ...] = ()  # --limit: Ansible host patterns (opsrun.model.patterns); () is every host
     data: Mapping[str, Any] = field(default_factory=dict)  # --data: over group_data, for this run only
     forks: int | None = None  # --forks: at most this many hosts at once (None: every host of a stage)
     deadlines: Mapping[str, float] = field(default_factory=dict)  # --deadline STAGE=SECONDS

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsrun.errors import StoreUnavailable
-from opsrun.project import Project
-from opsrun.results import DeployRun, HostOutcome, RolloutRun
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, HostOutcome, RolloutRun
 from opsrun.runs.saving import with_record_error
 from opsrun.store import Store
 from opsrun.store.database import utc_now

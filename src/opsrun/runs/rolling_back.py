@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from opsrun import deadlines, revisions, rollout
+from opsrun import deadlines, rollout
 from opsrun.errors import ConfigError
-from opsrun.project import Project
-from opsrun.results import Rollback, RolloutRun
+from opsrun.model import revisions
+from opsrun.model.project import Project
+from opsrun.model.results import Rollback, RolloutRun
 from opsrun.rollout.rollback import Target, choose, target
 from opsrun.runs import undo
 from opsrun.runs.applying import Prepared, recorded

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model.project import Project
+from opsrun.model.results import DeployRun, RolloutRun
+from opsrun.model.secrets import redact
 from opsrun.reports import as_json, write_atomic
-from opsrun.results import DeployRun, RolloutRun
-from opsrun.secrets import redact
 
 ROOM = 1 << 20  # bytes a dry write asks for: a run's result document, reports and store journal fit in it
 R = TypeVar("R", bound=DeployRun | RolloutRun)

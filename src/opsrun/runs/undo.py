@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opsrun import inventory, probes, revisions, rollout, secrets, settings
+from opsrun import probes, rollout, settings
 from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
-from opsrun.project import Project
-from opsrun.results import HostOutcome, Rollback, RolloutRun
+from opsrun.model import inventory, revisions, secrets
+from opsrun.model.project import Project
+from opsrun.model.results import HostOutcome, Rollback, RolloutRun
 from opsrun.rollout.downgrade import Downgrades
 from opsrun.rollout.rollback import Applied, changed_newest_first, checked
 from opsrun.runs.options import Options

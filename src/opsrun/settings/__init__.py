@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from opsrun.errors import ConfigError
-from opsrun.inventory import HOST_NAME
+from opsrun.model.inventory import HOST_NAME
 from opsrun.settings import models
 from opsrun.settings.values import SECRETISH
 
@@ -284,7 +284,7 @@ def check_host(inv: Any, host: str) -> HostSettings:
 
 def _register_passwords(data: Mapping[str, Any]) -> None:
     """Passwords of the connection, masked wherever opsrun prints (a sudo error, a debug log)."""
-    from opsrun import secrets
+    from opsrun.model import secrets
 
     for key in ("_sudo_password", "ssh_password", "ssh_key_password"):
         if isinstance(data.get(key), str) and data[key]:
@@ -321,7 +321,7 @@ def for_host(host: Any, family: str) -> Any:
     file, field path and fix, the same plain-text secret rule (`secrets.check_plain_text`). The file is
     found as opsrun finds it, from the project pyinfra runs in (its cwd) and the inventory named by one of
     the host's groups (pyinfra puts every host in the group named after its inventory file)."""
-    from opsrun import secrets
+    from opsrun.model import secrets
 
     data = host.data.dict() if hasattr(host.data, "dict") else dict(host.data)
     if family == "ssh":
@@ -342,8 +342,8 @@ def _source_finder(host: Any) -> Callable[[str], str]:
     """key -> the file that set it for a pyinfra `host` (called only for an error message)."""
 
     def where(key: str) -> str:
-        from opsrun import inventory
-        from opsrun.project import Project
+        from opsrun.model import inventory
+        from opsrun.model.project import Project
 
         root = Path(getattr(getattr(host, "state", None), "cwd", None) or Path.cwd())
         for group in getattr(host, "groups", ()):

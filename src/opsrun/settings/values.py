@@ -81,5 +81,5 @@ class SsmSecret(Strict):
     ssm: Annotated[str, StringConstraints(pattern=SSM_NAME_RE)]
 
 
-#: where a secret_env entry's value is read (opsrun.secret_sources): a bare name is {"env": NAME}
+#: where a secret_env entry's value is read (opsrun.model.secret_sources): a bare name is {"env": NAME}
 SecretRef = EnvName | EnvSecret | SecretsManagerSecret | SsmSecret

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.errors import ConfigError
-from opsrun.secrets import register_url, safe_url
+from opsrun.model.secrets import register_url, safe_url
 from opsrun.store.alerts import Alerts, AlertState
 from opsrun.store.database import RETRY
 from opsrun.store.findings import Findings

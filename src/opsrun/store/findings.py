@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from opsrun.documents.status import FindingStatus
-from opsrun.secrets import redact
+from opsrun.model.documents.status import FindingStatus
+from opsrun.model.secrets import redact
 from opsrun.store.database import Database, reads, utc_now, writes
 
 

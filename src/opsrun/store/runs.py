@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.errors import ConfigError, StoreUnavailable
-from opsrun.secrets import redact, redact_values
+from opsrun.model.secrets import redact, redact_values
 from opsrun.store.database import Database, current_user, reads, utc_now, writes
 from opsrun.support import processes
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from opsrun.secrets import redact
+from opsrun.model.secrets import redact
 
 QUIET, NORMAL, VERBOSE, RAW = -1, 0, 1, 2
 TAG = "\x1eopsrun-log "  # starts a worker's log record line (a record separator: no print starts with it)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from opsrun.errors import ConfigError
 
 if TYPE_CHECKING:
-    from opsrun.inventory import Inventory
+    from opsrun.model.inventory import Inventory
 
 GLOB = re.compile(r"[*?\[]")
 LISTED = 12  # hosts named in an error's fix before "and N more"

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import patterns
 from opsrun.errors import ConfigError
-from opsrun.project import Project
+from opsrun.model import patterns
+from opsrun.model.project import Project
 
 # The name of a host opsrun reaches is one word that OpenSSH (a `Host` pattern, a destination) and testinfra (a
 # URL) read as it is: `admin@web1`, `web1:2222` or `web1/x` would be taken for a user, a port or a path of
@@ -59,7 +59,7 @@ class Inventory:
         return str(self.path)
 
     def select(self, limit: str | Iterable[str] | None) -> list[str]:
-        """Host names the --limit values name (Ansible host patterns, see opsrun.patterns); all without one."""
+        """Host names the --limit values name (Ansible host patterns, see opsrun.model.patterns); all without one."""
         if limit is None:
             return list(self.hosts)
         return patterns.select(self, [limit] if isinstance(limit, str) else limit)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from opsrun.documents.status import CheckStatus, Doc, DRStatus, Recorded, left_out
+from opsrun.model.documents.status import CheckStatus, Doc, DRStatus, Recorded, left_out
 
 
 class Check(Doc):

@@ -1,19 +1,19 @@
 """Run documents: what every run writes (`--format json`, `.opsrun/results/`, the state store, the reports'
 `.json`) and reads back (the reports, `opsrun history show`), as pydantic models, one per kind:
 
-    apply     ApplyDocument     every host at once, or a dry run       (opsrun.documents.apply)
-    rollout   RolloutDocument   batches behind a balancer; a rollback  (opsrun.documents.apply)
-    verify    VerifyDocument    a suite's tests on each host           (opsrun.documents.checks)
-    drift     DriftDocument     what differs, since when               (opsrun.documents.checks)
-    dr-test   DRDocument        the monthly DR test                    (opsrun.documents.dr)
+    apply     ApplyDocument     every host at once, or a dry run       (opsrun.model.documents.apply)
+    rollout   RolloutDocument   batches behind a balancer; a rollback  (opsrun.model.documents.apply)
+    verify    VerifyDocument    a suite's tests on each host           (opsrun.model.documents.checks)
+    drift     DriftDocument     what differs, since when               (opsrun.model.documents.checks)
+    dr-test   DRDocument        the monthly DR test                    (opsrun.model.documents.dr)
 
-Statuses and outcomes are `StrEnum`s (opsrun.documents.status): the JSON holds the same strings. `load`
+Statuses and outcomes are `StrEnum`s (opsrun.model.documents.status): the JSON holds the same strings. `load`
 reads any of them, as written today or by an older opsrun: a document without a `kind`, or with the
 `deploy` some older readers expected, is an apply's; keys a model does not know are kept. `schema` is the
 JSON Schema of what is written, published as docs/reference/run-document.schema.json.
 
 This package holds data only: it imports nothing of opsrun's but itself. Secrets are masked on a document's
-values (opsrun.secrets.redact_values) by whoever writes it out.
+values (opsrun.model.secrets.redact_values) by whoever writes it out.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter
 
-from opsrun.documents.apply import ApplyDocument, AutomaticRollback, ManualRollback, Rollback, RolloutDocument
-from opsrun.documents.checks import DriftDocument, VerifyDocument
-from opsrun.documents.dr import DRDocument
+from opsrun.model.documents.apply import ApplyDocument, AutomaticRollback, ManualRollback, Rollback, RolloutDocument
+from opsrun.model.documents.checks import DriftDocument, VerifyDocument
+from opsrun.model.documents.dr import DRDocument
 
 SCHEMA_PAGE = "docs/reference/run-document.schema.json"
 SCHEMA_ID = "https://opsrun.invalid/reference/run-document.schema.json"

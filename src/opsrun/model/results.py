@@ -6,8 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from opsrun.documents import dump, run_keys
-from opsrun.documents.apply import (
+from opsrun.model.documents import dump, run_keys
+from opsrun.model.documents.apply import (
     ApplyDocument,
     ApplyHost,
     AutomaticRollback,
@@ -15,8 +15,8 @@ from opsrun.documents.apply import (
     RolloutDocument,
     RolloutHost,
 )
-from opsrun.documents.checks import TestRun, VerifyDocument, VerifyHost
-from opsrun.documents.status import (
+from opsrun.model.documents.checks import TestRun, VerifyDocument, VerifyHost
+from opsrun.model.documents.status import (
     ApplyStatus,
     HostStatus,
     Outcome,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from opsrun.documents.status import (
+from opsrun.model.documents.status import (
     Cause,
     Doc,
     DriftStatus,

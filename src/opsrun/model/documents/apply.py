@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
-from opsrun.documents.status import (
+from opsrun.model.documents.status import (
     ApplyStatus,
     CanaryOutcome,
     Doc,

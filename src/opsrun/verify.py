@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from opsrun import controller, sudo, transport
-from opsrun.deadlines import DEFAULTS, Deadlines
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import UNREACHABLE_TEST, TestResult, VerifyRun
+from opsrun.settings.deadlines import DEFAULTS, Deadlines
 from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
 from opsrun.support import processes, progress

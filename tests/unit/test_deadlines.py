@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import deadlines, settings
+from opsrun import settings
 from opsrun.engine import clocks
 from opsrun.errors import ConfigError
 from opsrun.model.inventory import Host, Inventory
+from opsrun.settings import deadlines
 
 GD = Path("/ops/group_data/web.py")
 

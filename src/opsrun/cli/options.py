@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from opsrun import deadlines
 from opsrun.errors import ConfigError
 from opsrun.model.inventory import data_overrides
 from opsrun.model.project import Project
 from opsrun.reports import REPORT_FORMATS
 from opsrun.runs.options import Options
+from opsrun.settings import deadlines
 from opsrun.store import RETRY
 from opsrun.support import logs
 

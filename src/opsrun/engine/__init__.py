@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from opsrun import sshconfig
-from opsrun.deadlines import DEFAULTS
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
 from opsrun.leases import LeaseAnswer, LeaseRequest
@@ -29,6 +28,7 @@ from opsrun.model import secret_sources
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostRun
+from opsrun.settings.deadlines import DEFAULTS
 from opsrun.support import logs, processes, progress, waiting
 
 DEFAULT_DEADLINE = DEFAULTS["apply"]

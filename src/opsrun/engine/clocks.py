@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from opsrun.deadlines import stopped_now, timed_out
+from opsrun.settings.deadlines import stopped_now, timed_out
 
 
 class HostClocks:

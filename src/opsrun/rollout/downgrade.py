@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from opsrun.deadlines import Deadlines
 from opsrun.model.inventory import Inventory
 from opsrun.model.results import DeployRun, OperationResult
 from opsrun.remote import Remote
 from opsrun.rollout.stages import StageRunners, parallel
+from opsrun.settings.deadlines import Deadlines
 
 MADISON_LINE = re.compile(r"^\s*(\S+)\s*\|\s*(\S+)\s*\|")
 APT = (

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 
 from opsrun.balancers.base import wait_all
-from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError, Interrupted
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
@@ -28,6 +27,7 @@ from opsrun.rollout.plan import Plan
 from opsrun.rollout.policy import Policy, host_suite
 from opsrun.rollout.settle import Settle, StepFailed
 from opsrun.rollout.stages import BatchVerify, StageRunners, StageTimer, parallel
+from opsrun.settings.deadlines import Deadlines
 from opsrun.support import waiting
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts

@@ -18,10 +18,10 @@ from typing import NamedTuple
 from opsrun import engine, reboot
 from opsrun import verify as verify_module
 from opsrun.balancers.base import Balancer
-from opsrun.deadlines import Deadlines
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
+from opsrun.settings.deadlines import Deadlines
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 

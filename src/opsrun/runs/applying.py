@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import deadlines, engine, leases, membership, probes, rollout, settings
+from opsrun import engine, leases, membership, probes, rollout, settings
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
 from opsrun.model import inventory, revisions, secrets
@@ -26,6 +26,7 @@ from opsrun.runs import undo
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.recording import Recorder, record_outcome
 from opsrun.runs.saving import check_state_dir, save_or_say
+from opsrun.settings import deadlines
 from opsrun.store import RETRY, Store, open_store
 from opsrun.support import progress, waiting
 

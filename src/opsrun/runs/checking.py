@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, deadlines, dr, history, membership, notify, verify
+from opsrun import controller, dr, history, membership, notify, verify
 from opsrun import drift as drift_module
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
@@ -24,7 +24,7 @@ from opsrun.reports import as_json
 from opsrun.runs.notifying import announce
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
-from opsrun.settings import models
+from opsrun.settings import deadlines, models
 from opsrun.store import RETRY, Store, git_revision, open_store
 from opsrun.support import progress
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from opsrun import deadlines, rollout
+from opsrun import rollout
 from opsrun.errors import ConfigError
 from opsrun.model import revisions
 from opsrun.model.project import Project
@@ -24,6 +24,7 @@ from opsrun.runs import undo
 from opsrun.runs.applying import Prepared, recorded
 from opsrun.runs.options import Options, hosts_of
 from opsrun.runs.saving import check_state_dir, save_or_say
+from opsrun.settings import deadlines
 from opsrun.store import RETRY, Store, open_store
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from opsrun import probes, rollout, settings
-from opsrun.deadlines import Deadlines
 from opsrun.errors import ConfigError
 from opsrun.model import inventory, revisions, secrets
 from opsrun.model.project import Project
@@ -24,6 +23,7 @@ from opsrun.model.results import HostOutcome, Rollback, RolloutRun
 from opsrun.rollout.downgrade import Downgrades
 from opsrun.rollout.rollback import Applied, changed_newest_first, checked
 from opsrun.runs.options import Options
+from opsrun.settings.deadlines import Deadlines
 from opsrun.store import Store
 
 HISTORY = 1000  # the newest runs of an inventory a rollback reads

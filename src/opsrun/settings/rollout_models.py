@@ -305,7 +305,7 @@ DEADLINE = "seconds above 0 and at most a week (604800)"
 
 
 class StageDeadlines(Strict):
-    """Per-host deadlines of the stages that touch a host (opsrun.deadlines)."""
+    """Per-host deadlines of the stages that touch a host (opsrun.settings.deadlines)."""
 
     connect: float | None = Field(None, gt=0, le=604800, description=DEADLINE)
     apply: float | None = Field(None, gt=0, le=604800, description=DEADLINE)

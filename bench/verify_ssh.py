@@ -29,7 +29,7 @@ import testinfra
 from apply_nochange import REPO, demo_token
 from scale import lab_cpu_seconds
 
-from opsrun import sshconfig
+from opsrun.hosts import sshconfig
 from opsrun.lab import Lab
 from opsrun.model import inventory
 from opsrun.model.project import Project

@@ -32,7 +32,7 @@ import testinfra.backend
 from testinfra.backend import base
 from testinfra.backend.ssh import SshBackend
 
-from opsrun import sudo
+from opsrun.hosts import sudo
 from opsrun.transport import NAME, SUDO_ENV
 
 # The session's first line: a private folder for the commands' output files, removed when the shell ends (EOF,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 NAME = "opsrun-ssh"  # the testinfra connection of opsrun.ssh_shell: --hosts=opsrun-ssh://web1
-SUDO_ENV = "OPSRUN_VERIFY_SUDO"  # JSON, host -> {user, password}: each host's escalation (opsrun.sudo)
+SUDO_ENV = "OPSRUN_VERIFY_SUDO"  # JSON, host -> {user, password}: each host's escalation (opsrun.hosts.sudo)
 HOSTDATA_ENV = "OPSRUN_VERIFY_HOSTDATA"  # a JSON file, host -> its public_data (the `host_data` fixture)
 INVENTORY_ENV = "OPSRUN_VERIFY_INVENTORY"  # a JSON file: the inventory's data, for a controller-scoped suite
 RESULTS_ENV = "OPSRUN_VERIFY_RESULTS"  # where the plugin writes each test's result, one JSON line each

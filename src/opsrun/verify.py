@@ -1,6 +1,6 @@
 """Run a testinfra suite (verify/SUITE/) against inventory hosts and collect results per host and test.
 
-The inventory's SSH settings become an ssh_config (opsrun.sshconfig), so OpenSSH applies the same key,
+The inventory's SSH settings become an ssh_config (opsrun.hosts.sshconfig), so OpenSSH applies the same key,
 known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote shell per host
 over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process per command). The
 paramiko backend is not used: it never checks host keys. pytest runs in a subprocess (Verifier): started
@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, sudo, transport
+from opsrun import controller, transport
+from opsrun.hosts import sudo
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.settings.deadlines import DEFAULTS, Deadlines
-from opsrun.sshconfig import ssh_config
 from opsrun.suite_process import SuiteProcess
 from opsrun.support import processes, progress
 from opsrun.transport import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data

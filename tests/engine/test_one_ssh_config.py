@@ -6,8 +6,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
-from opsrun.sshconfig import ssh_config
 
 
 def test_openssh_reads_the_bastion_and_the_users_own_settings_from_the_one_file(tmp_path, monkeypatch):

@@ -16,9 +16,9 @@ import sys
 
 import pytest
 
+from opsrun.hosts.remote import Remote
 from opsrun.model.inventory import load
 from opsrun.model.project import Project
-from opsrun.remote import Remote
 from tests.conftest import opsrun
 
 pytestmark = pytest.mark.lab

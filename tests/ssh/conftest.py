@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
-from opsrun.sshconfig import ssh_config
 from opsrun.support.waiting import poll_until
 
 SSHD = "/usr/sbin/sshd"

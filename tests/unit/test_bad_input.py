@@ -21,10 +21,10 @@ from click.testing import CliRunner
 from opsrun.balancers.haproxy import HAProxy
 from opsrun.cli import cli
 from opsrun.errors import BalancerError, ConfigError
+from opsrun.hosts.remote import Remote
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import load
 from opsrun.model.project import Project
-from opsrun.remote import Remote
-from opsrun.sshconfig import ssh_config
 from opsrun.store import open_store
 from tests.unit import ssh_guard
 

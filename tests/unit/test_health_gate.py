@@ -1,4 +1,4 @@
-"""The real health gate (opsrun.health.HealthCheck) against real servers on loopback, read from its validated
+"""The real health gate (opsrun.hosts.health.HealthCheck) against real servers on loopback, read from its validated
 setting (settings.models.HealthGate): the status it expects, its deadline and its pause between probes."""
 
 import http.server
@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from opsrun.errors import WaitTimeout
-from opsrun.health import HealthCheck
+from opsrun.hosts.health import HealthCheck
 from opsrun.settings.models import HealthGate
 
 

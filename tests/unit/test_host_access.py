@@ -1,4 +1,4 @@
-"""One SSH configuration for every connection, and sudo the pyinfra way (opsrun.sshconfig, opsrun.sudo):
+"""One SSH configuration for every connection, and sudo the pyinfra way (opsrun.hosts.sshconfig, opsrun.hosts.sudo):
 what the run's ssh_config says, what the user's own file adds, what is refused before any host is touched."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import settings, sudo
+from opsrun import settings
 from opsrun.errors import ConfigError
+from opsrun.hosts import sudo
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
-from opsrun.sshconfig import ssh_config
 
 
 def inv(**data) -> Inventory:

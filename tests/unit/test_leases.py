@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from opsrun.leases import LeaseAnswer, LeaseRequest, parse, script
+from opsrun.hosts.leases import LeaseAnswer, LeaseRequest, parse, script
 
 
 def lease(tmp_path: Path, req: LeaseRequest) -> LeaseAnswer:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from opsrun.errors import ConfigError
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
 from opsrun.model.project import Project
-from opsrun.sshconfig import ssh_config
 from opsrun.support.waiting import poll_until
 from opsrun.verify import _strip_host, public_data
 

@@ -18,8 +18,8 @@ import shlex
 
 from opsrun.balancers.base import ServerState
 from opsrun.errors import BalancerError
+from opsrun.hosts.remote import Remote
 from opsrun.model.inventory import Inventory
-from opsrun.remote import Remote
 
 SERVER_LINE = re.compile(r"^(\s*server\s+)(\S+)((?:\s+[^;]*)?);(.*)$")
 

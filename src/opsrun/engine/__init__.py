@@ -20,10 +20,10 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from opsrun import sshconfig
 from opsrun.engine import spare
 from opsrun.errors import OpsrunError
-from opsrun.leases import LeaseAnswer, LeaseRequest
+from opsrun.hosts import sshconfig
+from opsrun.hosts.leases import LeaseAnswer, LeaseRequest
 from opsrun.model import secret_sources
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
@@ -52,7 +52,7 @@ class Request:
     state_dir: str = ""  # where the worker's log goes (debug.log); "" : PROJECT_ROOT/.opsrun
     # the secrets this run read (opsrun.model.secret_sources.loaded): to the worker over its stdin pipe, never to disk
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
-    ssh_config_file: str = ""  # the run's one SSH configuration (opsrun.sshconfig), written by _run_worker
+    ssh_config_file: str = ""  # the run's one SSH configuration (opsrun.hosts.sshconfig), written by _run_worker
 
 
 @dataclass(frozen=True)

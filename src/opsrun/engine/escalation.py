@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from opsrun import sudo
+from opsrun.hosts import sudo
 
 
 def escalated(state: Any, active: list[Any], errors: dict[str, str]) -> list[Any]:  # pragma: no cover - worker side

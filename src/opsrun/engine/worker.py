@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import leases
 from opsrun.engine import Request, escalation, hooks
 from opsrun.engine.clocks import HostClocks
 from opsrun.engine.dry_run import MAX_DIFF_LINES, diffs_by_operation, operation_result
 from opsrun.errors import OpsrunError
-from opsrun.leases import LeaseAnswer, LeaseRequest
+from opsrun.hosts import leases
+from opsrun.hosts.leases import LeaseAnswer, LeaseRequest
 from opsrun.model import secret_sources
 from opsrun.model.results import DeployRun, HostRun, OperationResult
 from opsrun.support import logs, progress

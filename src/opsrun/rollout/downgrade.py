@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from opsrun.hosts.remote import Remote
 from opsrun.model.inventory import Inventory
 from opsrun.model.results import DeployRun, OperationResult
-from opsrun.remote import Remote
 from opsrun.rollout.stages import StageRunners, parallel
 from opsrun.settings.deadlines import Deadlines
 

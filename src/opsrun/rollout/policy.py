@@ -9,7 +9,7 @@ from typing import Any
 from opsrun import settings
 from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
-from opsrun.health import Gate, HealthCheck
+from opsrun.hosts.health import Gate, HealthCheck
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.rollout.plan import Plan, Size, make_plan
@@ -27,7 +27,7 @@ class Policy:
     reboot: str = "if-needed"
     reboot_timeout: float = 300.0
     balancer: models.Balancer | None = None  # the validated `balancer`, None: no balancer step
-    last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.probes)
+    last: dict[str, Any] | None = None  # role probes: hosts they say yes for go last (opsrun.hosts.probes)
     waves: str | None = None  # group-name prefix: roll wave by wave (group_waves)
     canary: models.CanaryPolicy | None = None  # bake the first batch, judged by the balancer's statistics
     pause: float = 0.0  # seconds between two batches

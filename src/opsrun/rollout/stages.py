@@ -15,9 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from opsrun import engine, reboot
+from opsrun import engine
 from opsrun import verify as verify_module
 from opsrun.balancers.base import Balancer
+from opsrun.hosts import reboot
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostOutcome, RolloutRun, VerifyRun

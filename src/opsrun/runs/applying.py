@@ -16,9 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import engine, leases, membership, probes, rollout, settings
+from opsrun import engine, membership, rollout, settings
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
+from opsrun.hosts import leases, probes
 from opsrun.model import inventory, revisions, secrets
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostRun, Rollback, RolloutRun

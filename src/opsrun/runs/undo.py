@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opsrun import probes, rollout, settings
+from opsrun import rollout, settings
 from opsrun.errors import ConfigError
+from opsrun.hosts import probes
 from opsrun.model import inventory, revisions, secrets
 from opsrun.model.project import Project
 from opsrun.model.results import HostOutcome, Rollback, RolloutRun

@@ -1,6 +1,6 @@
-"""Commands on one inventory host over OpenSSH, through the run's one SSH configuration (opsrun.sshconfig:
+"""Commands on one inventory host over OpenSSH, through the run's one SSH configuration (opsrun.hosts.sshconfig:
 user, key, known_hosts, bastion, the user's ssh_config) and one shared connection, under sudo when the
-host's data says so (opsrun.sudo). For the few things opsrun itself does on a host outside a deploy (an
+host's data says so (opsrun.hosts.sudo). For the few things opsrun itself does on a host outside a deploy (an
 nginx load balancer's upstream, a reboot); deploys go through the engine."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import tempfile
 import weakref
 from pathlib import Path
 
-from opsrun import sudo
+from opsrun.hosts import sudo
+from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Inventory
-from opsrun.sshconfig import ssh_config
 
 
 class Remote:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import subprocess
 
-from opsrun import sudo
+from opsrun.hosts import sudo
+from opsrun.hosts.remote import Remote
 from opsrun.model.inventory import Inventory
-from opsrun.remote import Remote
 from opsrun.support.waiting import poll_until
 
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id"

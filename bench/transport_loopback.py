@@ -30,7 +30,7 @@ from types import ModuleType
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from opsrun import ssh_shell  # noqa: E402
+from opsrun.verification import ssh_shell  # noqa: E402
 from tests.ssh.conftest import Sshd, start_sshd, stop_sshd, write_config  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -33,7 +33,7 @@ from opsrun.hosts import sshconfig
 from opsrun.lab import Lab
 from opsrun.model import inventory
 from opsrun.model.project import Project
-from opsrun.ssh_shell import NAME
+from opsrun.verification.ssh_shell import NAME
 
 TICK = os.sysconf("SC_CLK_TCK")
 

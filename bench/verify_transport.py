@@ -35,11 +35,11 @@ from pathlib import Path
 from apply_nochange import ENV, OPSRUN, REPO, demo_token, plain_copy
 from scale import lab_cpu_seconds, settled
 
-from opsrun import verify
 from opsrun.lab import Lab
 from opsrun.model import inventory
 from opsrun.model.project import Project
-from opsrun.transport import HOSTDATA_ENV
+from opsrun.verification import verify
+from opsrun.verification.protocol import HOSTDATA_ENV
 
 SUITE = "nginx"
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsrun import engine, verify
+from opsrun import engine
 from opsrun.errors import ConfigError
 from opsrun.model.documents import dump, run_keys
 from opsrun.model.documents.checks import DriftDocument, DriftSummary
@@ -44,6 +44,7 @@ from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import FAILING, DeployRun, VerifyRun
 from opsrun.settings.deadlines import Deadlines
+from opsrun.verification import verify
 
 MEMBERSHIP = "balancer"  # the `deploy` of out_of_balancer findings
 # What a drift run's document takes from the run under the same names, beside documents.run_keys.

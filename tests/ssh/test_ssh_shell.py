@@ -1,4 +1,4 @@
-"""opsrun.ssh_shell, testinfra's `opsrun-ssh` connection, against a real sshd on loopback through the
+"""opsrun.verification.ssh_shell, testinfra's `opsrun-ssh` connection, against a real sshd on loopback through the
 ssh_config opsrun writes (tests/ssh/conftest.py): what a check sees, what goes over the wire (the host's
 sshd records each session's command line), the bastion, host keys, sudo."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from opsrun import ssh_shell
-from opsrun.transport import SUDO_ENV
+from opsrun.verification import ssh_shell
+from opsrun.verification.protocol import SUDO_ENV
 from tests.ssh.conftest import Sshd, write_config
 
 

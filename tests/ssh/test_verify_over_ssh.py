@@ -1,4 +1,4 @@
-"""`opsrun verify`'s run of a suite (opsrun.verify.run_suite: one pytest, a forked process per host, the
+"""`opsrun verify`'s run of a suite (opsrun.verification.verify.run_suite: one pytest, a forked process per host, the
 opsrun-ssh connection) against a real sshd on loopback, through the ssh_config opsrun writes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from opsrun.model.inventory import Host, Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import UNREACHABLE_TEST
-from opsrun.verify import run_suite
+from opsrun.verification.verify import run_suite
 from tests.ssh.conftest import Sshd, free_port
 
 SUITE = """

@@ -18,7 +18,8 @@ def host_guard():
 @pytest.fixture
 def no_host_touched(monkeypatch):
     """The engine and the verifier replaced by a function that fails the test: nothing may reach a host."""
-    from opsrun import engine, verify
+    from opsrun import engine
+    from opsrun.verification import verify
 
     def touched(*args, **kwargs):
         raise AssertionError("a host was touched")

@@ -463,8 +463,8 @@ def test_history_show_help_is_its_own(project_copy):
 
 
 def test_verify_runs_are_in_history_with_full_timestamps_when_piped(project_copy, monkeypatch):
-    from opsrun import verify
     from opsrun.model.results import TestResult, VerifyRun
+    from opsrun.verification import verify
 
     def passed(project, inv, suite, hosts, **_kw):
         return VerifyRun(inv.name, suite, hosts, [TestResult(h, "test_nginx.py::test_up", "passed") for h in hosts])

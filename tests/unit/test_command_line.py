@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opsrun import engine, verify
+from opsrun import engine
 from opsrun.cli import cli
 from opsrun.model.results import DeployRun, HostRun, OperationResult, TestResult, VerifyRun
+from opsrun.verification import verify
 
 REPO = Path(__file__).resolve().parents[2]
 SWAP = "/var/lib/opsrun/config-swap"

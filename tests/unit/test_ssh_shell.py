@@ -1,5 +1,5 @@
-"""opsrun.ssh_shell's framing: commands written to one shell, each answered by a header line (its number, exit
-status and output sizes) and exactly those bytes of its own output files.
+"""opsrun.verification.ssh_shell's framing: commands written to one shell, each answered by a header line (its
+number, exit status and output sizes) and exactly those bytes of its own output files.
 
 The shell here is a local /bin/sh standing in for `ssh HOST /bin/sh` (the ssh part is OpenSSH's and is
 driven against the lab by tests/lab/test_verify*.py)."""
@@ -13,7 +13,7 @@ import time
 import pytest
 import testinfra
 
-from opsrun import ssh_shell
+from opsrun.verification import ssh_shell
 
 
 class LocalShell(ssh_shell.ShellSshBackend):

@@ -13,7 +13,7 @@ from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
 from opsrun.model.project import Project
 from opsrun.support.waiting import poll_until
-from opsrun.verify import _strip_host, public_data
+from opsrun.verification.verify import _strip_host, public_data
 
 
 def inv(**data):
@@ -105,7 +105,7 @@ def test_probe(applied_deploy, request):
 
 @pytest.fixture
 def probe_project(tmp_path, monkeypatch):
-    from opsrun import verify
+    from opsrun.verification import verify
 
     for folder in ("inventories", "deploys", "verify/probe"):
         (tmp_path / folder).mkdir(parents=True)
@@ -123,7 +123,7 @@ def probes(project):
 
 
 def test_one_pytest_serves_every_request_each_told_which_deploy_was_just_applied(probe_project):
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     with Verifier(probe_project, inv(), "probe", []) as verifier:
         first = verifier.run([], after_apply="patching")
@@ -139,18 +139,18 @@ def test_one_pytest_serves_every_request_each_told_which_deploy_was_just_applied
 def test_installed_pytest_plugins_are_not_loaded_into_a_suite(probe_project):
     from importlib.metadata import entry_points
 
-    from opsrun.verify import run_suite
+    from opsrun.verification.verify import run_suite
 
     installed = {ep.value.split(":")[0] for ep in entry_points(group="pytest11")}
     assert "_hypothesis_pytestplugin" in installed  # the dev environment has one to leave out
     assert run_suite(probe_project, inv(), "probe", []).status == "passed"
     [(_pid, _applied, plugins)] = probes(probe_project)
     assert "_hypothesis_pytestplugin" not in plugins and "hypothesispytest" not in plugins
-    assert "testinfra.plugin" in plugins.split(",") and "opsrun.pytest_plugin" in plugins.split(",")
+    assert "testinfra.plugin" in plugins.split(",") and "opsrun.verification.pytest_plugin" in plugins.split(",")
 
 
 def test_a_pytest_that_died_between_requests_is_started_again(probe_project):
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     with Verifier(probe_project, inv(), "probe", []) as verifier:
         assert verifier.run([]).status == "passed"
@@ -163,7 +163,7 @@ def test_a_pytest_that_died_between_requests_is_started_again(probe_project):
 
 
 def test_a_suite_that_cannot_be_collected_is_an_error_of_each_request(probe_project):
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     (probe_project.root / "verify" / "probe" / "test_probe.py").write_text("import nosuchmodule\n")
     with Verifier(probe_project, inv(), "probe", []) as verifier:
@@ -176,7 +176,7 @@ def test_a_suite_that_cannot_be_collected_is_an_error_of_each_request(probe_proj
 
 def test_a_verification_process_killed_by_a_signal_is_an_error_not_a_pass(probe_project):
     """The OOM killer or a crash ends a host's process mid-suite: the tests it ran passed, the rest never ran."""
-    from opsrun.verify import run_suite
+    from opsrun.verification.verify import run_suite
 
     (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
         "import os, signal\n\ndef test_1():\n    pass\n\n"
@@ -213,7 +213,7 @@ def test_probe(applied_deploy, record_property):
 
 def _two_requests_at_once(project, concurrency=4, suite=OVERLAP_SUITE):
     """The request "first" from a thread, then, once its check runs, "second" from this one."""
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     (project.root / "verify" / "probe" / "test_probe.py").write_text(suite)
     answers = {}
@@ -256,7 +256,7 @@ def inv2():
 def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_the_wait(probe_project, monkeypatch):
     """With 1 host at a time, web1 (30 s to verify) may wait up to db1's 900 s for the slot: its backstop,
     which ends the one pytest every request shares, must not come first."""
-    from opsrun import verify
+    from opsrun.verification import verify
 
     backstops, release, real = [], threading.Event(), verify.processes.supervise
 
@@ -292,7 +292,7 @@ def test_a_request_queued_behind_a_longer_ones_hosts_has_a_backstop_that_covers_
 
 def test_requests_ended_with_a_pytest_another_request_ended_say_why(probe_project, monkeypatch):
     """The pytest that stops answering one request is ended for all: each request says what ended it."""
-    from opsrun import verify
+    from opsrun.verification import verify
 
     suite = (
         "import os, pathlib, time\n\ndef test_probe(applied_deploy):\n"
@@ -312,7 +312,7 @@ def test_requests_ended_with_a_pytest_another_request_ended_say_why(probe_projec
 
 def test_a_request_for_hosts_only_leaves_out_the_tests_of_no_host(probe_project):
     """A rollout asks for each host as it passes its gate: tests that check no host are not run for each."""
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     with Verifier(probe_project, inv(), "probe", []) as verifier:
         hosts_only = verifier.run([], hostless=False)
@@ -329,7 +329,7 @@ def _wait_for_path(path: Path, seconds: float = 60) -> None:
 
 
 def test_a_request_for_a_host_it_was_not_started_for_is_refused(probe_project):
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     with Verifier(probe_project, inv(), "probe", []) as verifier, pytest.raises(ValueError, match="web9"):
         verifier.run(["web9"])
@@ -357,7 +357,7 @@ def _wait_for_text(path: Path, seconds: float = 60) -> str:
 def test_a_hosts_checks_end_with_their_pytest_however_it_dies(probe_project):
     """The OOM killer (or end_group's SIGKILL) ends the suite's pytest mid-request: the host's process it had
     forked must not go on checking, unsupervised and past its deadline."""
-    from opsrun.verify import Verifier
+    from opsrun.verification.verify import Verifier
 
     pidfile = probe_project.root / "child.pid"
     (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
@@ -382,7 +382,7 @@ def test_a_hosts_checks_end_with_their_pytest_however_it_dies(probe_project):
 def test_a_host_process_killed_by_a_signal_takes_its_ssh_with_it(probe_project):
     """What the host's process started in its process group (its ssh session, here a stand-in) ends with it,
     even when a command on the host still runs: it holds a session of the concurrency bound."""
-    from opsrun.verify import run_suite
+    from opsrun.verification.verify import run_suite
 
     pidfile = probe_project.root / "ssh.pid"
     (probe_project.root / "verify" / "probe" / "test_probe.py").write_text(
@@ -404,7 +404,7 @@ def test_a_host_process_killed_by_a_signal_takes_its_ssh_with_it(probe_project):
 def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path):
     """It ended after the wait for the children returned and before the deadline was looked at: it finished,
     it did not time out."""
-    from opsrun import pytest_plugin
+    from opsrun.verification import pytest_plugin
 
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child: done at once
@@ -421,7 +421,7 @@ def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path):
 def test_a_results_line_cut_short_by_a_kill_is_left_out_not_a_crash(tmp_path):
     """A host process killed at its deadline mid-write leaves half a line; the deadline's own error line says
     what happened to that host, the other hosts' results stand."""
-    from opsrun.verify import _read_results
+    from opsrun.verification.verify import _read_results
 
     record = {"host": "web1", "test": "test_a[opsrun-ssh://web1]", "outcome": "passed", "message": None, "seconds": 0.1}
     line = json.dumps(record) + "\n"

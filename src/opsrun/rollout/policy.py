@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opsrun import settings
-from opsrun.controller import is_controller_suite
 from opsrun.errors import ConfigError
 from opsrun.hosts.health import Gate, HealthCheck
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.rollout.plan import Plan, Size, make_plan
 from opsrun.settings import models
+from opsrun.verification.controller import is_controller_suite
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from opsrun import engine
-from opsrun import verify as verify_module
 from opsrun.balancers.base import Balancer
 from opsrun.hosts import reboot
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostOutcome, RolloutRun, VerifyRun
 from opsrun.settings.deadlines import Deadlines
+from opsrun.verification import verify as verify_module
 
 Events = Callable[[int, str, str], None]  # (batch, host, stage) as each stage starts
 

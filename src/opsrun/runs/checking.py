@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, dr, history, membership, notify, verify
+from opsrun import dr, history, membership, notify
 from opsrun import drift as drift_module
 from opsrun.dr import DRRun
 from opsrun.drift import DriftRun
@@ -27,6 +27,7 @@ from opsrun.runs.saving import check_state_dir, result_path, save
 from opsrun.settings import deadlines, models
 from opsrun.store import RETRY, Store, git_revision, open_store
 from opsrun.support import progress
+from opsrun.verification import controller, verify
 
 
 def drift(

@@ -1,8 +1,8 @@
-"""The pytest surface for verify suites, loaded by `opsrun verify` with `-p opsrun.pytest_plugin`.
+"""The pytest surface for verify suites, loaded by `opsrun verify` with `-p opsrun.verification.pytest_plugin`.
 
 - `host_data` fixture: the inventory data of the host under test (group_data merged), secrets removed,
   so a suite can check "as configured" without repeating the settings.
-- `inventory_data` fixture, for controller-scoped suites (opsrun.controller): {"inventory": name,
+- `inventory_data` fixture, for controller-scoped suites (opsrun.verification.controller): {"inventory": name,
   "data": the inventory's data, "hosts": {host: data}}, secrets removed.
 - `applied_deploy` fixture: the deploy a rollout applied to this host just before this verification (None
   when run on its own: `opsrun verify`, drift), so a suite can use what that apply refreshed (patching:
@@ -26,19 +26,19 @@ from typing import Any
 
 import pytest
 
-from opsrun import (
-    ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
-    transport,
-)
 from opsrun.model.results import UNREACHABLE_TEST
 from opsrun.support import processes
+from opsrun.verification import (
+    protocol,
+    ssh_shell,  # noqa: F401 - registers the opsrun-ssh connection with testinfra
+)
 
 HOST_KEY = "opsrun_host"
 
 
 @pytest.fixture(scope="module")
 def host_data(host: Any) -> dict[str, Any]:
-    path = os.environ.get(transport.HOSTDATA_ENV)
+    path = os.environ.get(protocol.HOSTDATA_ENV)
     if not path:
         return {}
     with open(path, encoding="utf-8") as f:
@@ -48,7 +48,7 @@ def host_data(host: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def inventory_data() -> dict[str, Any]:
-    path = os.environ.get(transport.INVENTORY_ENV)
+    path = os.environ.get(protocol.INVENTORY_ENV)
     if not path:
         return {"inventory": None, "data": {}, "hosts": {}}
     with open(path, encoding="utf-8") as f:
@@ -58,7 +58,7 @@ def inventory_data() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def applied_deploy() -> str | None:
-    return os.environ.get(transport.AFTER_APPLY_ENV) or None
+    return os.environ.get(protocol.AFTER_APPLY_ENV) or None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -72,7 +72,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    path = os.environ.get(transport.RESULTS_ENV)
+    path = os.environ.get(protocol.RESULTS_ENV)
     if not path:
         return
     host = dict(report.user_properties).get(HOST_KEY)
@@ -120,7 +120,7 @@ def _record(path: str, host: str | None, test: str, message: str) -> None:
 
 def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item], target: str) -> None:
     """In the forked child: check the host answers (one line if not), then its tests in order; its remote
-    shell (opsrun.ssh_shell) is ended with them."""
+    shell (opsrun.verification.ssh_shell) is ended with them."""
     if host is None:
         _run_items(items)
         return
@@ -135,7 +135,7 @@ def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item
         if result.rc != 0:
             reason = (result.stderr or result.stdout or f"exit {result.rc}").strip().splitlines()
             _record(
-                os.environ[transport.RESULTS_ENV],
+                os.environ[protocol.RESULTS_ENV],
                 host,
                 UNREACHABLE_TEST,
                 f"could not connect to {host} ({target}): {reason[-1] if reason else 'no reason given'}",
@@ -157,13 +157,13 @@ Child = tuple[str | None, int, float, dict[str, Any]]  # a host's forked child: 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
-    """Serve opsrun.verify.Verifier: collected once for all its hosts, then requests read from the request
+    """Serve opsrun.verification.verify.Verifier: collected once for all its hosts, then requests read from the request
     pipe (one JSON line each: its id, hosts, deadlines, the deploy just applied, where results go), also
     while earlier requests' hosts are checked. Each host's tests run in a child forked for it, at most
     `concurrency` at a time across requests; a child past its host's deadline is killed with its SSH
     processes and the host gets one error: "timed out after N s in stage verify". When a request's hosts
     have all ended, "done ID" on the answer pipe; the request pipe's end ends the session."""
-    spec = os.environ.get(transport.PARALLEL_ENV)  # set by opsrun.verify.Verifier
+    spec = os.environ.get(protocol.PARALLEL_ENV)  # set by opsrun.verification.verify.Verifier
     if not spec or session.config.option.collectonly:
         return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
@@ -296,16 +296,16 @@ def _fork_host(
                 os.setpgid(0, 0)  # its ssh processes die with it at the deadline
             for fd in channel:  # the server's pipes are the server's
                 os.close(fd)
-            os.environ[transport.RESULTS_ENV] = f"{request['results']}.{os.getpid()}"
+            os.environ[protocol.RESULTS_ENV] = f"{request['results']}.{os.getpid()}"
             if request.get("after_apply"):
-                os.environ[transport.AFTER_APPLY_ENV] = request["after_apply"]
+                os.environ[protocol.AFTER_APPLY_ENV] = request["after_apply"]
             else:
-                os.environ.pop(transport.AFTER_APPLY_ENV, None)
+                os.environ.pop(protocol.AFTER_APPLY_ENV, None)
             _run_host(session, host, items, target)
         except BaseException:  # noqa: BLE001 - reported by the parent as this host's error
             import traceback
 
-            _record(os.environ[transport.RESULTS_ENV], host, "(verify)", traceback.format_exc()[-2000:])
+            _record(os.environ[protocol.RESULTS_ENV], host, "(verify)", traceback.format_exc()[-2000:])
             code = 1
         finally:
             os._exit(code)

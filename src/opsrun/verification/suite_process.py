@@ -1,6 +1,6 @@
-"""The controller's side of one suite's pytest served by opsrun.pytest_plugin (opsrun.verify.Verifier starts
-it): the pipe its requests go to, and its answers, "done ID" a line, read by a thread of its own so that each
-of several requests waiting at once learns when its own is done."""
+"""The controller's side of one suite's pytest served by opsrun.verification.pytest_plugin
+(opsrun.verification.verify.Verifier starts it): the pipe its requests go to, and its answers, "done ID" a line, read by
+a thread of its own so that each of several requests waiting at once learns when its own is done."""
 
 from __future__ import annotations
 

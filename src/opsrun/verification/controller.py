@@ -5,7 +5,7 @@ A suite says so in its conftest.py, where a reader of the suite sees it:
     opsrun_scope = "controller"      # run once from the controller (cloud-side checks)
     opsrun_settings = "aws_checks"   # the group_data setting it checks; drift and dr-test run it when set
 
-Such a suite gets no testinfra `host`; the `inventory_data` fixture (opsrun.pytest_plugin) gives it the
+Such a suite gets no testinfra `host`; the `inventory_data` fixture (opsrun.verification.pytest_plugin) gives it the
 inventory's data (group_data merged, secrets removed) and its hosts' data. Its results have the host
 "controller", so `opsrun verify`, drift findings and the DR report show them like any other result.
 """
@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsrun import transport
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import TestResult, VerifyRun
+from opsrun.verification import protocol
 
 HOST = "controller"
 
@@ -69,8 +69,8 @@ def run_suite(
     first = inventory.hosts[hosts[0]].data if hosts else inventory.all_data
     doc: dict[str, Any] = {
         "inventory": inventory.name,
-        "data": transport.public_data(first),
-        "hosts": {h: transport.public_data(inventory.hosts[h].data) for h in hosts},
+        "data": protocol.public_data(first),
+        "hosts": {h: protocol.public_data(inventory.hosts[h].data) for h in hosts},
     }
     with tempfile.TemporaryDirectory(prefix="opsrun-c-") as tmp:
         tmpdir = Path(tmp)
@@ -79,13 +79,13 @@ def run_suite(
         results_path = tmpdir / "results.jsonl"
         cmd = [
             sys.executable, "-m", "pytest", str(suite_dir), "-c", str(tmpdir / "pytest.ini"),
-            "--rootdir", str(project.root), "-p", "no:cacheprovider", "-p", "opsrun.pytest_plugin",
+            "--rootdir", str(project.root), "-p", "no:cacheprovider", "-p", "opsrun.verification.pytest_plugin",
             "-q", "--no-header", "--tb=short", "--color=no",
         ]  # fmt: skip
         env = {
             **os.environ,
-            transport.RESULTS_ENV: str(results_path),
-            transport.INVENTORY_ENV: str(tmpdir / "inventory.json"),
+            protocol.RESULTS_ENV: str(results_path),
+            protocol.INVENTORY_ENV: str(tmpdir / "inventory.json"),
         }
         proc = subprocess.run(
             cmd,

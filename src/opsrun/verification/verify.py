@@ -2,7 +2,7 @@
 
 The inventory's SSH settings become an ssh_config (opsrun.hosts.sshconfig), so OpenSSH applies the same key,
 known_hosts and strict host key checking as pyinfra. The suite's commands go to one remote shell per host
-over one ssh session (opsrun.ssh_shell, testinfra's `ssh` backend without an ssh process per command). The
+over one ssh session (opsrun.verification.ssh_shell, testinfra's `ssh` backend without an ssh process per command). The
 paramiko backend is not used: it never checks host keys. pytest runs in a subprocess (Verifier): started
 once, it serves one request (`run_suite`) or each host of a rollout as it passes its gate.
 """
@@ -20,16 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsrun import controller, transport
 from opsrun.hosts import sudo
 from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
 from opsrun.model.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.settings.deadlines import DEFAULTS, Deadlines
-from opsrun.suite_process import SuiteProcess
 from opsrun.support import processes, progress
-from opsrun.transport import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data
+from opsrun.verification import controller, protocol
+from opsrun.verification.protocol import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data
+from opsrun.verification.suite_process import SuiteProcess
 
 DEFAULT_CONCURRENCY = 16  # hosts verified at once: at most this many SSH sessions from one verification
 
@@ -62,7 +62,7 @@ class Verifier:
     first batch is drained and applied), then asked to verify some of them at a time: `run(hosts)`, from
     any number of threads at once (a rollout asks for each host as it passes its gate).
 
-    The pytest process (opsrun.pytest_plugin) reads requests a line each from a pipe (an id, the hosts,
+    The pytest process (opsrun.verification.pytest_plugin) reads requests a line each from a pipe (an id, the hosts,
     their deadlines, the deploy just applied, where to write results), also while it checks the hosts of
     earlier ones, and answers "done ID" on another when that request's hosts' forked children have ended;
     it ends when the request pipe closes. If it died, the next request starts a new one. Controller-scoped
@@ -284,12 +284,12 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
         "-p",
         "testinfra.plugin",
         "-p",
-        "opsrun.pytest_plugin",
+        "opsrun.verification.pytest_plugin",
         "-q",
         "--no-header",
         "--tb=short",
         "--color=no",
-        f"--hosts={','.join(f'{transport.NAME}://{h}' for h in hosts)}",
+        f"--hosts={','.join(f'{protocol.NAME}://{h}' for h in hosts)}",
         f"--ssh-config={tmpdir / 'ssh_config'}",
     ]
 
@@ -297,7 +297,7 @@ def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list
 def _pytest_env(
     tmpdir: Path, inventory: Inventory, hosts: list[str], concurrency: int, channel: tuple[int, int]
 ) -> dict[str, str]:
-    """The environment that tells opsrun.pytest_plugin the hosts' data, how many hosts to check at once, at
+    """The environment that tells opsrun.verification.pytest_plugin the hosts' data, how many hosts to check at once, at
     which address, and the pipes its requests come on and its answers go to. Only testinfra's and opsrun's
     plugins are loaded (a suite names any other in its conftest.py): an installed plugin must not change how
     a suite runs, nor make every verification pay for scanning and importing it."""
@@ -308,7 +308,7 @@ def _pytest_env(
         **env,
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
         HOSTDATA_ENV: str(tmpdir / "hostdata.json"),
-        transport.SUDO_ENV: json.dumps(
+        protocol.SUDO_ENV: json.dumps(
             {h: {"user": s.user, "password": s.password} for h in hosts if (s := sudo.Sudo.of(data[h])) is not None}
         ),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
@@ -345,5 +345,5 @@ def _strip_host(test: str, host: str | None) -> str:
     """`test_file.py::test_x[opsrun-ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
     if not host:
         return test
-    spec = f"{transport.NAME}://{host}"
+    spec = f"{protocol.NAME}://{host}"
     return test.replace(f"[{spec}]", "").replace(f"{spec}-", "").replace(f"-{spec}", "")

@@ -14,7 +14,7 @@ What stays as it was: the connection is OpenSSH's, made from the same ssh_config
 host key checking, connect timeout); a command runs under /bin/sh (`eval` of the text testinfra quoted, so a
 command with a syntax error fails alone instead of breaking the shell); an exit status of 255 from ssh itself
 raises RuntimeError, as testinfra's ssh backend does; a host's deadline kills the forked verification and its
-ssh process with it (opsrun.pytest_plugin).
+ssh process with it (opsrun.verification.pytest_plugin).
 
 Registered with testinfra as the `opsrun-ssh` connection: `--hosts=opsrun-ssh://web1 --ssh-config=FILE`.
 """
@@ -33,7 +33,7 @@ from testinfra.backend import base
 from testinfra.backend.ssh import SshBackend
 
 from opsrun.hosts import sudo
-from opsrun.transport import NAME, SUDO_ENV
+from opsrun.verification.protocol import NAME, SUDO_ENV
 
 # The session's first line: a private folder for the commands' output files, removed when the shell ends (EOF,
 # or the signal of a connection lost); the shell ends at once if it cannot make one.

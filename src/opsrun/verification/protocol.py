@@ -1,7 +1,7 @@
-"""What the controller (opsrun.verify, opsrun.controller) and the suite's own pytest (opsrun.pytest_plugin and
-the verification backend, opsrun.ssh_shell, which import testinfra) agree on: the backend's name, the
-environment that tells the plugin where things are, and which host data a suite may see. A module of its own,
-importing nothing of either side: the controller's side, and so every command line, never imports testinfra."""
+"""What the controller (`verify`, `controller`) and the suite's own pytest (`pytest_plugin` and the verification
+backend, `ssh_shell`, which import testinfra) agree on: the backend's name, the environment that tells the plugin where
+things are, and which host data a suite may see. A module of its own, importing nothing of either side: the controller's
+side, and so every command line, never imports testinfra."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-NAME = "opsrun-ssh"  # the testinfra connection of opsrun.ssh_shell: --hosts=opsrun-ssh://web1
+NAME = "opsrun-ssh"  # the testinfra connection of opsrun.verification.ssh_shell: --hosts=opsrun-ssh://web1
 SUDO_ENV = "OPSRUN_VERIFY_SUDO"  # JSON, host -> {user, password}: each host's escalation (opsrun.hosts.sudo)
 HOSTDATA_ENV = "OPSRUN_VERIFY_HOSTDATA"  # a JSON file, host -> its public_data (the `host_data` fixture)
 INVENTORY_ENV = "OPSRUN_VERIFY_INVENTORY"  # a JSON file: the inventory's data, for a controller-scoped suite

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 
-from opsrun import membership
-from opsrun.drift import DriftRun
+from opsrun.checks import membership
+from opsrun.checks.drift import DriftRun
 from opsrun.model.inventory import Host, Inventory
 from opsrun.runs.checking import _membership_findings
 from opsrun.store import open_store

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from opsrun import engine, membership
+from opsrun import engine
+from opsrun.checks import membership
+from opsrun.checks.drift import DriftRun
 from opsrun.cli import cli
-from opsrun.drift import DriftRun
 from opsrun.model.inventory import Host, Inventory
 from opsrun.model.results import DeployRun, HostRun
 from opsrun.runs.checking import _membership_findings

@@ -9,7 +9,7 @@ lands is reported, kept beside the result and exits 1; a missing routing-key var
 host is touched; the key is in no output, result, report, store or file under .opsrun.
 
 `opsrun dr-test` and the failed drift run are real subprocesses that touch nothing but loopback. The drift
-nights that find drift or none need hosts: there `opsrun.drift.run_drift` (the dry runs and suites on the
+nights that find drift or none need hosts: there `opsrun.checks.drift.run_drift` (the dry runs and suites on the
 hosts) is replaced by the night's findings and everything else is real (tests/lab/test_pagerduty.py runs
 the same nights on the lab's hosts).
 """
@@ -27,9 +27,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from opsrun import drift as drift_module
+from opsrun.checks import drift as drift_module
+from opsrun.checks.drift import DriftRun, Finding
 from opsrun.cli import cli
-from opsrun.drift import DriftRun, Finding
 from tests.conftest import _free_port, copy_ops, opsrun
 
 ROUTING_ENV = "PD_NIGHTLY_ROUTING"  # a name redaction would not guess: the key is masked because opsrun read it

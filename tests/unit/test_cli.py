@@ -136,7 +136,7 @@ def test_process_exit_codes(args, code):
 
 
 def test_an_unexpected_error_goes_to_the_projects_debug_log_not_the_current_folder(project_copy, tmp_path, monkeypatch):
-    from opsrun import history
+    from opsrun.checks import history
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug, not a finding")

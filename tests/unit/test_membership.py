@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from opsrun import balancers, membership
+from opsrun import balancers
 from opsrun.balancers.fake import FakeBalancer
-from opsrun.drift import DriftRun, Finding
+from opsrun.checks import membership
+from opsrun.checks.drift import DriftRun, Finding
 from opsrun.model.inventory import Host, Inventory
 from opsrun.reports import render_report
 from opsrun.runs.checking import _membership_findings

@@ -84,7 +84,7 @@ def test_upgrades_are_read_from_dpkg_output():
 
 
 def test_drift_is_never_clean_unless_every_host_was_seen():
-    from opsrun.drift import DriftRun, Finding
+    from opsrun.checks.drift import DriftRun, Finding
 
     def run(**kw):
         r = DriftRun("lab", ["nginx"], ["web1", "web2"])

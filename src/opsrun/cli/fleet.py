@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
-from opsrun import history as history_module
 from opsrun import notify, runs
+from opsrun.checks import history as history_module
 from opsrun.cli.options import (
     DATA,
     DEADLINE,

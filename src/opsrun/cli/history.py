@@ -6,7 +6,7 @@ import json
 
 import click
 
-from opsrun import history as history_module
+from opsrun.checks import history as history_module
 from opsrun.cli.options import FORMAT, VERBOSITY, complete_names, pass_project, state_retry, state_url
 from opsrun.cli.output import console, echo
 from opsrun.model import documents

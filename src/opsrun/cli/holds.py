@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from opsrun import membership
+from opsrun.checks import membership
 from opsrun.cli.options import pass_project, state_url
 from opsrun.cli.output import echo
 from opsrun.model.project import Project

@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from opsrun.drift import DriftRun
+from opsrun.checks.drift import DriftRun
 from opsrun.model.documents import Document
 from opsrun.model.documents.apply import ApplyDocument, Canary, RolloutDocument
 from opsrun.model.documents.checks import VerifyDocument

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import engine, membership, rollout, settings
+from opsrun import engine, rollout, settings
+from opsrun.checks import membership
 from opsrun.engine import spare
 from opsrun.errors import ConfigError, LockHeld
 from opsrun.hosts import leases, probes

@@ -11,10 +11,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from opsrun import dr, history, membership, notify
-from opsrun import drift as drift_module
+from opsrun import dr, notify
+from opsrun.checks import drift as drift_module
+from opsrun.checks import history, membership
+from opsrun.checks.drift import DriftRun
 from opsrun.dr import DRRun
-from opsrun.drift import DriftRun
 from opsrun.errors import ConfigError
 from opsrun.model import inventory, secrets
 from opsrun.model.documents.status import Cause, Verdict

@@ -53,7 +53,7 @@ class VerifyDocument(Doc):
 
 
 class Finding(Doc):
-    """What differs on one host for one operation of a deploy (opsrun.drift)."""
+    """What differs on one host for one operation of a deploy (opsrun.checks.drift)."""
 
     host: str
     deploy: str

@@ -99,7 +99,7 @@ class TestOutcome(StrEnum):
 
 
 class DriftStatus(StrEnum):
-    """A drift run's status (opsrun.drift says what each means)."""
+    """A drift run's status (opsrun.checks.drift says what each means)."""
 
     CLEAN = "clean"
     PARTIAL = "partial"
@@ -109,7 +109,7 @@ class DriftStatus(StrEnum):
 
 
 class Verdict(StrEnum):
-    """A drift finding's kind (opsrun.drift says what each means)."""
+    """A drift finding's kind (opsrun.checks.drift says what each means)."""
 
     WILL_CHANGE = "will_change"
     UNKNOWN = "unknown"

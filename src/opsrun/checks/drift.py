@@ -9,7 +9,7 @@ Every finding is one of:
     verify_failed a test of the deploy's suite failed (with its message)
     error         the deploy raised or its suite could not run on that host: drift there is not known
     out_of_balancer  the host's balancer does not serve it (drained, in maintenance, deregistered, unhealthy);
-                  deploy "balancer", with who left it so (opsrun.membership). A host held on purpose
+                  deploy "balancer", with who left it so (opsrun.checks.membership). A host held on purpose
                   (`opsrun hold`) is listed as intentional and is not drift until the hold is released.
 
 Unreachable hosts are listed apart. A run is never "clean" unless it saw every host: one that checked no

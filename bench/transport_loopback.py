@@ -54,6 +54,9 @@ def old_module(rev: str, folder: Path) -> ModuleType:
     source = subprocess.run(
         ["git", "-C", str(REPO), "show", f"{rev}:src/opsrun/ssh_shell.py"], capture_output=True, check=True
     ).stdout
+    # Its imports, pointed at where those modules live now (src/opsrun/hosts/, src/opsrun/verification/).
+    source = source.replace(b"from opsrun import sudo\n", b"from opsrun.hosts import sudo\n")
+    source = source.replace(b"from opsrun.transport import", b"from opsrun.verification.protocol import")
     path = folder / "ssh_shell_before.py"
     path.write_bytes(source)
     spec = importlib.util.spec_from_file_location("ssh_shell_before", path)

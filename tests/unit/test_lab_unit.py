@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,91 @@ def test_a_cgroup_that_goes_away_while_its_processes_are_listed_is_skipped(tmp_p
 
     monkeypatch.setattr(os, "scandir", racing)
     assert hosts.cgroup_pids(LabConfig(tmp_path / "lab", tmp_path / "cache"), "web1") == {41}
+
+
+def run_supervisor(tmp_path: Path, monkeypatch, exits: list[int], stopping: bool = False) -> list[str]:
+    """The real supervisor script, with a systemd-nspawn on PATH that exits with each of `exits` in turn
+    (the last one for ever after); the supervisor.log lines it wrote."""
+    monkeypatch.setattr(hosts, "CGROUP_ROOT", tmp_path / "cgroup")
+    monkeypatch.setattr(hosts, "BOOT_RETRIES", 2)
+    (tmp_path / "cgroup").mkdir()
+    (tmp_path / "cgroup/cgroup.controllers").write_text("")
+    bin_dir, codes = tmp_path / "bin", tmp_path / "codes"
+    bin_dir.mkdir()
+    codes.write_text("".join(f"{c}\n" for c in exits))
+    fake = bin_dir / "systemd-nspawn"
+    fake.write_text(f'#!/bin/sh\nc=$(head -n1 {codes}); [ $(wc -l < {codes}) -gt 1 ] && sed -i 1d {codes}; exit "$c"\n')
+    fake.chmod(0o755)
+    cfg = LabConfig(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    hdir = cfg.host_dir("web1")
+    hdir.mkdir(parents=True)
+    if stopping:
+        (hdir / "stopping").write_text("")
+    script = hosts.supervisor_script(cfg, tmp_path / "base", "web1")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
+    assert not (hdir / "supervisor.pid").exists() and not (hdir / "nspawn.pid").exists()
+    return [line.split(" ", 1)[1] for line in (hdir / "supervisor.log").read_text().splitlines()]
+
+
+def test_the_supervisor_boots_a_host_again_after_a_reboot_and_after_a_failed_boot(tmp_path, monkeypatch):
+    log = run_supervisor(tmp_path, monkeypatch, [133, 1, 133, 255, 0])
+    assert log == [
+        "nspawn exited 133",
+        "nspawn exited 1",
+        "booting again (1 of 2)",
+        "nspawn exited 133",
+        "nspawn exited 255",
+        "booting again (1 of 2)",  # a reboot that worked started the count again
+        "nspawn exited 0",  # a poweroff: the host stays off
+    ]
+
+
+def test_the_supervisor_leaves_a_host_that_fails_to_boot_off_after_its_retries(tmp_path, monkeypatch):
+    log = run_supervisor(tmp_path, monkeypatch, [1])
+    assert log == [
+        "nspawn exited 1",
+        "booting again (1 of 2)",
+        "nspawn exited 1",
+        "booting again (2 of 2)",
+        "nspawn exited 1",
+    ]
+
+
+def test_the_supervisor_boots_no_host_that_is_being_stopped(tmp_path, monkeypatch):
+    assert run_supervisor(tmp_path, monkeypatch, [133], stopping=True) == ["nspawn exited 133"]
+
+
+def test_up_powers_a_host_that_does_not_come_up_off_and_boots_it_once_more(tmp_path, monkeypatch):
+    cfg = LabConfig(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    cfg.host_dir("web2").mkdir(parents=True)
+    calls: list[str] = []
+    answers = iter([LabError("timed out after 90s waiting for sshd on lab host web2\n  trace"), "running"])
+
+    def wait_ready(_cfg, name, _address):
+        calls.append(f"wait {name}")
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(hosts, "wait_ready", wait_ready)
+    monkeypatch.setattr(hosts, "stop", lambda _cfg, name: calls.append(f"stop {name}"))
+    monkeypatch.setattr(hosts, "start", lambda _cfg, _base, name: calls.append(f"start {name}"))
+    said: list[str] = []
+    assert lab_module.Lab(cfg)._ready(tmp_path / "base", "web2", "10.0.0.2", said.append) == "running"
+    assert calls == ["wait web2", "stop web2", "start web2", "wait web2"]
+    assert said == ["web2 did not come up (timed out after 90s waiting for sshd on lab host web2): "
+                    "powering it off and booting it again"]  # fmt: skip
+    assert "opsrun lab up: web2 did not come up" in (cfg.host_dir("web2") / "supervisor.log").read_text()
+
+
+def test_a_host_that_does_not_come_up_is_reported_with_its_boot_trace(tmp_path, monkeypatch):
+    cfg = LabConfig(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    cfg.host_dir("web2").mkdir(parents=True)
+    (cfg.host_dir("web2") / "console.log").write_text("Failed to allocate manager object: Too many open files\n")
+    monkeypatch.setattr(hosts, "port_open", lambda _address: False)
+    with pytest.raises(LabError) as err:
+        hosts.wait_ready(cfg, "web2", "10.0.0.2", timeout=0.3)
+    assert "timed out after 0.3s waiting for sshd on lab host web2" in str(err.value)
+    assert "Too many open files" in str(err.value) and "inotify instances" in str(err.value)

@@ -138,7 +138,7 @@ class Lab:
         booting = time.monotonic()
         available_before = capacity.read_meminfo()[1]
         _each(lambda n: hosts.start(cfg, base, n), wanted, at_once=SSH_AT_ONCE)
-        states = _each(lambda n: hosts.wait_ready(cfg, n, addresses[n]), wanted, at_once=SSH_AT_ONCE)
+        states = _each(lambda n: self._ready(base, n, addresses[n], log), wanted, at_once=SSH_AT_ONCE)
         new = len(wanted) - len(running)
         if new:  # `up` of a lab already up keeps the measurement of the boot that made it
             facts["measured"] = self._measure(wanted, new, time.monotonic() - booting, available_before)
@@ -146,6 +146,21 @@ class Lab:
         haproxy.ensure(cfg, addresses)
         log(f"lab up: {len(wanted)} hosts in {time.monotonic() - started:.1f}s")
         return [LabHost(n, addresses[n], s) for n, s in zip(wanted, states, strict=True)]
+
+    def _ready(self, base: Path, name: str, address: str, log: Log) -> str:
+        """wait_ready; a host that does not come up in time is powered off and booted once more (a cloud's
+        answer to a failed status check), which its supervisor.log records; not up the second time is the
+        error, with the host's boot trace."""
+        try:
+            return hosts.wait_ready(self.cfg, name, address)
+        except LabError as exc:
+            note = f"{name} did not come up ({str(exc).splitlines()[0]}): powering it off and booting it again"
+            log(note)
+            with (self.cfg.host_dir(name) / "supervisor.log").open("a") as f:
+                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} opsrun lab up: {note}\n")
+        hosts.stop(self.cfg, name)
+        hosts.start(self.cfg, base, name)
+        return hosts.wait_ready(self.cfg, name, address)
 
     def _measure(self, names: list[str], new: int, boot_seconds: float, available_before_kib: int) -> dict[str, Any]:
         """What the hosts cost, for the next `up` to plan with and for bench/scale.py to report: boot time of

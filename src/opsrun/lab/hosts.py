@@ -1,7 +1,9 @@
 """Lab hosts: systemd-nspawn containers booted on an overlay of the base image, one supervisor each.
 
 A host is its upper directory (identity and whatever deploys write), a network namespace, and a small
-shell supervisor in its own cgroup that starts nspawn again when it exits 133 (a reboot inside the host).
+shell supervisor in its own cgroup that starts nspawn again when it exits 133 (a reboot inside the host),
+and when it fails (a few times: a reboot's new boot can fail while the last one is still being torn down),
+until the host powers off or `stop` is asked for.
 Containers started from one shared cgroup share `/payload` and fail to stop their units
 (seen on this machine).
 A host is stopped with SIGTERM to its nspawn (a clean poweroff); never SIGRTMIN+4, which orphans it.
@@ -17,18 +19,21 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from opsrun.errors import LabError
+from opsrun.errors import LabError, WaitTimeout
+from opsrun.lab import capacity
 from opsrun.lab.config import MAX_ADDRESSES, LabConfig, host_name
 from opsrun.lab.image import ADMIN, ADMIN_UID
 from opsrun.support import processes
 from opsrun.support.waiting import poll_until
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+BOOT_RETRIES = 4  # a failed nspawn booted again at most this often, a second apart, before the host is left off
 
 SUPERVISOR = """#!/bin/sh
 # Written by `opsrun lab up`: boots lab host {name}, and boots it again after a reboot inside it.
 echo $$ > {dir}/supervisor.pid
 for d in {cgroups}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs"; done
+failed=0
 while :; do
   systemd-nspawn -q -D {base} --overlay={overlay} -M {machine} --boot --register=no --keep-unit \\
     --network-namespace-path=/run/netns/{netns} --resolv-conf=off --timezone=off --link-journal=no \\
@@ -37,7 +42,13 @@ while :; do
   wait $!
   rc=$?
   echo "$(date -u +%FT%TZ) nspawn exited $rc" >> {dir}/supervisor.log
-  [ "$rc" = 133 ] || break
+  [ -e {dir}/stopping ] && break
+  if [ "$rc" = 133 ]; then failed=0; continue; fi
+  # nspawn failed (0 is a poweroff): boot again, {retries} times at most, a second apart
+  [ "$rc" != 0 ] && [ "$failed" -lt {retries} ] || break
+  failed=$((failed + 1))
+  echo "$(date -u +%FT%TZ) booting again ($failed of {retries})" >> {dir}/supervisor.log
+  sleep 1
 done
 rm -f {dir}/nspawn.pid {dir}/supervisor.pid
 """
@@ -173,6 +184,7 @@ def supervisor_script(cfg: LabConfig, base: Path, name: str) -> str:
         overlay=q(f"{base}:{hdir / 'upper'}:/"),
         netns=q(cfg.netns(name)),
         cgroups=" ".join(q(str(d)) for d in cgroup_dirs(cfg, name)),
+        retries=BOOT_RETRIES,
     )
 
 
@@ -183,6 +195,7 @@ def start(cfg: LabConfig, base: Path, name: str) -> None:
     script = hdir / "run-host.sh"
     script.write_text(supervisor_script(cfg, base, name))
     (hdir / "supervisor.pid").unlink(missing_ok=True)
+    (hdir / "stopping").unlink(missing_ok=True)
     # setsid -f: the supervisor is nobody's child, so it outlives the CLI and is never left a zombie
     with (hdir / "supervisor.log").open("ab") as log:  # never a pipe: the supervisor would hold it open
         subprocess.run(
@@ -201,6 +214,8 @@ def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
     """Power the host off cleanly; kill what is left of it if it does not go in time (`timeout`, and as long
     again for the kill to be done with)."""
     hdir = cfg.host_dir(name)
+    if hdir.is_dir():
+        (hdir / "stopping").write_text("")  # the supervisor boots it no more
     nspawn = _read_pid(hdir / "nspawn.pid")
     if nspawn:
         os.kill(nspawn, signal.SIGTERM)  # nspawn asks the container's init for a clean poweroff
@@ -272,15 +287,44 @@ def wait_ready(cfg: LabConfig, name: str, address: str, timeout: float = 90) -> 
 
     The port is polled first (a connect costs nothing), then ssh: with 100 hosts booting on a few cores,
     an ssh process every 0.2 s for each host would compete with the boot itself."""
-    poll_until(lambda: port_open(address), timeout=timeout, what=f"sshd on lab host {name} ({address}) to listen")
-    poll_until(
-        lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
-        timeout=timeout,
-        what=f"SSH on lab host {name} ({address})",
-        retry_on=(subprocess.TimeoutExpired,),  # sshd accepts before it answers while the host boots
-    )
+    try:
+        poll_until(lambda: port_open(address), timeout=timeout, what=f"sshd on lab host {name} ({address}) to listen")
+        poll_until(
+            lambda: ssh(cfg, address, "true", timeout=10).returncode == 0,
+            timeout=timeout,
+            what=f"SSH on lab host {name} ({address})",
+            retry_on=(subprocess.TimeoutExpired,),  # sshd accepts before it answers while the host boots
+        )
+    except WaitTimeout as exc:
+        raise LabError(f"{exc}\n{boot_trace(cfg, name)}") from exc
     out = ssh(cfg, address, "systemctl", "is-system-running", "--wait", timeout=timeout)
     return out.stdout.strip() or out.stderr.strip()
+
+
+def boot_trace(cfg: LabConfig, name: str, lines: int = 8) -> str:
+    """What says why host `name` is not up: whether its supervisor and nspawn run, how nspawn last exited,
+    the last lines nspawn and the host's console printed, and how much of root's inotify is held (a host
+    boots no more once it runs out: LAB-NOTES)."""
+    hdir = cfg.host_dir(name)
+
+    def tail(path: Path) -> list[str]:
+        try:
+            text = path.read_bytes()[-16384:].decode(errors="replace")
+        except OSError:
+            return ["(none)"]
+        return [f"    {line.rstrip()}" for line in text.splitlines() if line.strip()][-lines:]
+
+    inotify = capacity.read_inotify()
+    return "\n".join(
+        [
+            f"  supervisor pid {supervisor_pid(cfg, name)}, nspawn pid {_read_pid(hdir / 'nspawn.pid')};"
+            f" root holds {inotify.instances} of {inotify.max_instances} inotify instances",
+            f"  {hdir / 'supervisor.log'}:",
+            *tail(hdir / "supervisor.log"),
+            f"  {hdir / 'console.log'}:",
+            *tail(hdir / "console.log"),
+        ]
+    )
 
 
 def _check(cmd: list[str], **kw: object) -> None:

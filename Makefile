@@ -82,7 +82,7 @@ unit: dev
 # The docs site first (seconds), then the tests in a shuffled order (modules, and tests within each): the seed
 # is printed first and last; replay an order with `make test PYTEST_ARGS='--seed N'`.
 test: test-deps dev lint docs
-	$(BIN)/pytest tests --order shuffle --durations=25 $(PYTEST_ARGS)
+	$(BIN)/pytest tests --order shuffle --durations=40 $(PYTEST_ARGS)
 
 # Each test in a pytest process of its own, on one lab kept up between them (default: every lab test):
 # `make test-alone TESTS='tests/lab/test_pm2.py -k secret'`.

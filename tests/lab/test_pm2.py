@@ -64,7 +64,7 @@ def test_from_nothing_brings_the_app_up_everywhere_and_verify_passes(from_nothin
 
 
 def test_second_apply_changes_no_operation(web_tier):
-    code, doc = opsrun_json("apply", "lab", "pm2")
+    code, doc = opsrun_json("apply", "lab", "pm2", "--serial", "100%")  # one batch: no rolling needed here
     assert code == 0, doc
     assert changed_ops(doc) == {h: [] for h in HOSTS}
 
@@ -124,7 +124,7 @@ def test_a_process_killed_by_hand_is_reported_by_dry_run_and_repaired(web_tier, 
     assert f"{START} (demo not fully online)" in would["web2"]
     assert on_host("web2", "curl -sS --max-time 2 http://127.0.0.1:3001/health", check=False).returncode != 0
 
-    code, doc = opsrun_json("apply", "lab", "pm2")
+    code, doc = opsrun_json("apply", "lab", "pm2", "--serial", "100%")
     assert code == 0, doc
     assert changed_ops(doc)["web1"] == changed_ops(doc)["web3"] == []
     assert app_health(on_host)["web2"]["status"] == "ok"
@@ -152,9 +152,9 @@ def test_a_missing_secret_fails_before_any_host_is_touched(web_tier, haproxy):
 
 def test_the_secret_appears_in_no_output_file_or_report(web_tier, on_host, tmp_path):
     """Every way opsrun shows or keeps a run, and every log on the hosts, searched for the secret."""
-    outputs = [
-        opsrun("apply", "lab", "pm2"),
-        opsrun("apply", "lab", "pm2", "--format", "json"),
+    outputs = [  # one batch (--serial 100%): what is searched is the output, not the rolling
+        opsrun("apply", "lab", "pm2", "--serial", "100%"),
+        opsrun("apply", "lab", "pm2", "--serial", "100%", "--format", "json"),
         opsrun("apply", "lab", "pm2", "--dry-run", "--format", "json"),
         opsrun("verify", "lab", "pm2", "--format", "json"),
         opsrun("drift", "lab", "pm2", "--format", "json"),
@@ -195,8 +195,8 @@ def test_state_url_and_webhook_urls_appear_in_no_output_file_report_or_store(web
     hidden = [pg_password, hook_ok, hook_bad]
     state = ("--state", postgres_url)
     outputs = [
-        opsrun(*state, "apply", "lab", "pm2"),
-        opsrun(*state, "apply", "lab", "pm2", "--format", "json"),
+        opsrun(*state, "apply", "lab", "pm2", "--serial", "100%"),
+        opsrun(*state, "apply", "lab", "pm2", "--serial", "100%", "--format", "json"),
         opsrun(*state, "drift", "lab", "pm2", "--notify", f"webhook:{ok}", "--notify", f"webhook:{refused}",
                "--notify-always"),
         opsrun(*state, "drift", "lab", "pm2", "--notify", f"webhook:{ok}", "--notify", f"webhook:{refused}",

@@ -151,8 +151,7 @@ def test_opsrun_rollback_by_hand_to_an_earlier_run(ops_repo, haproxy, frontend, 
     root: Path = ops_repo.root  # type: ignore[attr-defined]
     first = ops_repo("version 1")
     first_run = apply(root)["run_id"]
-    ops_repo("version 2", **{WEB: app_version("2")})
-    apply(root)
+    ops_repo("version 2", **{WEB: app_version("2")})  # committed, never applied: not a run to go back to
     (root / WEB).write_text((root / WEB).read_text() + app_version("3"))  # applied uncommitted
     third = apply(root)
     assert health_versions(on_host) == dict.fromkeys(HOSTS, "3")

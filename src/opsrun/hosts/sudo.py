@@ -6,7 +6,8 @@ pyinfra applies these to every operation and fact of a deploy; this module appli
 runs outside a deploy (the nginx balancer's edits, the reboot and its boot-id wait, the verification shell,
 the DR checks) and, in the engine's worker, to the lease. sudo never prompts here: without a password it
 runs with `-n` (it fails at once, saying a password is required); with one, `-S` reads it from the first
-line of the command's stdin, never from its command line.
+line of the command's stdin, never from its command line, and where sudo would not read it (NOPASSWD) the
+line is taken off stdin before the command starts.
 """
 
 from __future__ import annotations
@@ -39,8 +40,19 @@ class Sudo:
         return args + (["-u", self.user] if self.user else [])
 
     def command(self, command: str) -> str:
-        """`command` (one shell line) run under sudo."""
-        return " ".join(shlex.quote(a) for a in [*self.argv(), "--", "/bin/sh", "-c", command])
+        """`command` (one shell line) run under sudo. With a password, sudo is first asked whether it wants
+        one (`sudo -n -k true`): when it does not (NOPASSWD, or root), the password line is read off stdin
+        here and sudo runs with -n, so the line never reaches the command's stdin, where a shell would run
+        it and `cat > FILE` would write it."""
+        run = ["--", "/bin/sh", "-c", command]
+        if not self.password:
+            return shlex.join([*self.argv(), *run])
+        as_user = ["-u", self.user] if self.user else []
+        probe = shlex.join(["sudo", "-n", "-k", *as_user, "true"])
+        unasked = shlex.join(["sudo", "-H", "-n", *as_user, *run])
+        asked = shlex.join([*self.argv(), *run])
+        line = f"if {probe} 2>/dev/null; then IFS= read -r _ || :; exec {unasked}; else exec {asked}; fi"
+        return shlex.join(["/bin/sh", "-c", line])  # one sh, whatever the SSH user's login shell is
 
     def stdin(self, text: str | None) -> str | None:
         """The command's stdin with the password line first (sudo -S reads just that line)."""

@@ -207,6 +207,8 @@ def test_a_paused_replica_fails_replication_with_the_lag_it_saw(project, pg, aws
     assert replication["measured"]["lag_bytes"] > 0
     assert "WAL replay is paused on the replica" in replication["evidence"]
     assert by_name(doc)["postgres: row counts primary vs replica"]["status"] == "FAIL"
+    rpo = by_name(doc)["postgres: RPO probe"]  # failed at once: a paused replay never shows the marker
+    assert rpo["status"] == "FAIL" and rpo["evidence"] == ["marker not readable on the replica: WAL replay is paused"]
     assert any(i["issue"].startswith("postgres: streaming replication: ") for i in doc["issues"])
     assert doc["next_test"].endswith("(re-test: this one failed)")
 

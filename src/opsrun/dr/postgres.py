@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsrun.dr.model import FAIL, PASS, Check, DRRun, one
-from opsrun.dr.timing import rpo_check
+from opsrun.dr.timing import NeverArrives, rpo_check
 from opsrun.model import secret_sources
 from opsrun.settings.dr_models import PostgresDR
 
@@ -113,10 +113,15 @@ def pg_rpo_probe(primary: str, replica: str, run: DRRun) -> Check:
 
 
 def _marker_on(conn: Any, marker: str) -> bool:
-    """Whether the replica can read the marker yet (its table may not have been replayed yet either)."""
+    """Whether the replica can read the marker yet (its table may not have been replayed yet either);
+    NeverArrives when its WAL replay is paused."""
     import psycopg
 
     try:
-        return conn.execute(f"SELECT 1 FROM {MARKER_TABLE} WHERE marker = %s", (marker,)).fetchone() is not None  # noqa: S608
+        if conn.execute(f"SELECT 1 FROM {MARKER_TABLE} WHERE marker = %s", (marker,)).fetchone() is not None:  # noqa: S608
+            return True
     except psycopg.errors.UndefinedTable:
-        return False
+        pass
+    if conn.execute("SELECT pg_is_wal_replay_paused()").fetchone()[0]:
+        raise NeverArrives("WAL replay is paused")
+    return False

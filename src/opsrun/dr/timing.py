@@ -14,6 +14,11 @@ from opsrun.support.waiting import poll_until
 WAIT = 60.0  # seconds any one probe or drill step may take
 
 
+class NeverArrives(Exception):
+    """Raised by an RPO probe's `found` when the marker cannot arrive (the replica's replay is paused): the
+    check fails at once, with the reason, not at the end of WAIT."""
+
+
 def seconds_until(found: Callable[[], Any], start: float, what: str, timeout: float = WAIT) -> float:
     """Seconds from `start` until `found` holds; WaitTimeout once `timeout` has passed since `start`. An
     exception from `found` is not "not yet": it reaches the caller (the check's FAIL, or the drill's)."""
@@ -27,6 +32,8 @@ def rpo_check(system: str, where: str, found: Callable[[], Any], start: float, r
         seconds = seconds_until(found, start, f"the {system} marker on {where}")
     except WaitTimeout:
         return Check(system, "RPO probe", FAIL, [f"marker not readable on {where} after {WAIT:.0f} s"], source)
+    except NeverArrives as why:
+        return Check(system, "RPO probe", FAIL, [f"marker not readable on {where}: {why}"], source)
     run.step(f"{system}: marker readable on {where} after {seconds:.3f} s")
     evidence = [f"marker visible on {where} {seconds:.3f} s after the write"]
     return Check(system, "RPO probe", PASS, evidence, source, {"rpo_seconds": round(seconds, 3)})

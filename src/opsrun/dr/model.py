@@ -6,11 +6,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opsrun.errors import ConfigError
 from opsrun.model.documents import dump, run_keys
+from opsrun.model.documents.dr import Check as Check  # re-exported: what every check of opsrun.dr builds
 from opsrun.model.documents.dr import DRDocument, DRSummary
 from opsrun.model.documents.status import CheckStatus, DRStatus
 from opsrun.model.inventory import Inventory
@@ -20,17 +21,6 @@ if TYPE_CHECKING:
     from opsrun.settings import Checked
 
 PASS, FAIL, SKIP, DEGRADED = CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.SKIP, CheckStatus.DEGRADED
-
-
-@dataclass
-class Check:
-    system: str
-    name: str
-    status: CheckStatus
-    evidence: list[str] = field(default_factory=list)
-    source: str = ""  # the query, command or API call that produced the evidence
-    measured: dict[str, float] = field(default_factory=dict)  # rto_seconds, rpo_seconds, lag_seconds, ...
-    severity: str = "high"  # of the issue a FAIL becomes
 
 
 @dataclass
@@ -148,7 +138,7 @@ class DRRun:
                 issues=len(issues),
             ),
             systems=self.systems(),
-            checks=[asdict(c) for c in self.checks],
+            checks=self.checks,
             drill_log=self.log,
             issues=issues,
             action_items=[f"fix and re-test: {i['issue']}" for i in issues],

@@ -12,7 +12,7 @@ from opsrun.model.documents.status import CheckStatus, Doc, DRStatus, Recorded, 
 
 
 class Check(Doc):
-    """One DR check (dr.model.Check) with its evidence and where it came from."""
+    """One DR check: a system's PASS, FAIL or SKIP with its evidence and where it came from."""
 
     system: str
     name: str
@@ -21,6 +21,11 @@ class Check(Doc):
     source: str = ""  # the query, command or API call that produced the evidence
     measured: dict[str, float] = Field(default_factory=dict)  # rto_seconds, rpo_seconds, lag_seconds, ...
     severity: str = "high"  # of the issue a FAIL becomes
+
+    def __init__(self, *given: Any, **named: Any) -> None:
+        """The fields by position, in their order above, as opsrun.dr's checks write them
+        (`Check("redis", "RPO probe", PASS, evidence)`), or by name, as a document read back gives them."""
+        super().__init__(**dict(zip(type(self).model_fields, given, strict=False)), **named)
 
 
 class System(Doc):

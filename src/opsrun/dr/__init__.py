@@ -2,28 +2,8 @@
 `postgres`, `redis_cluster`, `mongo_replicaset`) and the timed `drills`; `model` judges the measured numbers
 against the RTO/RPO targets.
 
-Settings: `dr` in group_data (the inventory's `all` group), e.g.
-
-    dr = {
-        "targets": {"rto_minutes": 15, "rpo_minutes": 5},            # defaults; per system under "systems"
-        "systems": {"redis": {"rto_minutes": 2}},
-        "backups": [
-            {"name": "pg dumps in S3", "s3": "s3://bucket/pg/", "max_age_hours": 26},
-            {"name": "RDS snapshots", "rds": "orders-db", "max_age_hours": 26},
-            {"name": "pg_dump files", "files": "/var/backups/pg/*.dump", "max_age_hours": 26},
-        ],
-        "postgres": {
-            "secret_env": {"primary": "PG_PRIMARY_URL", "replica": "PG_REPLICA_URL", "scratch": "PG_SCRATCH_URL"},
-            "tables": ["users", "orders"], "max_lag_seconds": 30, "max_lag_bytes": 16 * 1024 * 1024,
-            "dumps": "/var/backups/pg/*.dump",                      # the restore drill's newest dump
-            # with --drill: fail the pair on this machine over (pg_promote), or an RDS Multi-AZ instance
-            "failover": {"primary_data": "/srv/pg/primary", "replica_data": "/srv/pg/replica"},
-            "rds_failover": {"instance": "orders-db"},
-        },
-        "redis": True,                                              # the inventory's redis_cluster
-        "mongo": True,                                              # the inventory's mongo_replicaset
-        "production": True,         # failover drills refused unless their allow_in_production is True
-    }
+Settings: `dr` in group_data (the inventory's `all` group), checked by opsrun.settings.dr_models; docs/dr-test.md
+shows them whole.
 
 Every check is PASS, FAIL or SKIP with its evidence (numbers, timestamps, the query or command). A drill
 never leaves a system degraded: the roles it moved are moved back, and if that fails the report says so

@@ -104,6 +104,21 @@ def _touching_hosts(out: Path | None) -> Iterator[Stop]:
         yield stop
 
 
+@contextlib.contextmanager
+def _checking_hosts(
+    project: Project, inventory: str, given: dict[str, Any], fmt: str, out: Path | None, named: Callable[[], object]
+) -> Iterator[tuple[runs.Options, Stop]]:
+    """Around verify's and drift's run: with --list-hosts, the suite or deploys checked (`named` raises the
+    ConfigError of one missing), the hosts listed, and exit; else the run's options and its stop, with each
+    host's progress on stderr."""
+    options, list_only = run_options(given)
+    if list_only:
+        named()
+        show_hosts(runs.list_hosts(project, inventory, options), fmt)
+    with _touching_hosts(out) as stop, _hosts_display():
+        yield options, stop
+
+
 def _hosts_display() -> HostsDisplay:
     """Each host's progress on stderr while a run goes (a table on a terminal, lines otherwise; none with -q)."""
     return HostsDisplay(Console(stderr=True), quiet=logs.level() < 0)
@@ -264,11 +279,7 @@ def verify(
     ctx: click.Context, /, project: Project, inventory: str, suite: str, fmt: str, out: Path | None, **given: Any
 ) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
-    options, list_only = run_options(given)
-    if list_only:
-        project.suite_path(suite)
-        show_hosts(runs.list_hosts(project, inventory, options), fmt)
-    with _touching_hosts(out) as stop, _hosts_display():
+    with _checking_hosts(project, inventory, given, fmt, out, lambda: project.suite_path(suite)) as (options, stop):
         run, saved = runs.verify_suite(
             project,
             inventory,
@@ -309,14 +320,14 @@ def drift(
     settings for the hosts when none are named) and run its verify suite. Changes nothing.
     Exit 0 clean, 3 drift found, 1 error (a deploy or suite error on a host, no host checked, or a host
     unreachable unless --allow-unreachable), 130 interrupted."""
-    options, list_only = run_options(given)
-    if fail_on_unreachable and options.allow_unreachable:
+    if fail_on_unreachable and given["allow_unreachable"]:
         raise click.UsageError("--fail-on-unreachable (the default) and --allow-unreachable say opposite things")
-    if list_only:
+
+    def named() -> None:
         for name in deploys:
             project.deploy_path(name)
-        show_hosts(runs.list_hosts(project, inventory, options), fmt)
-    with _touching_hosts(out) as stop, _hosts_display():
+
+    with _checking_hosts(project, inventory, given, fmt, out, named) as (options, stop):
         run, saved = runs.drift(
             project,
             inventory,

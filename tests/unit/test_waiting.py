@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from opsrun.errors import Interrupted, WaitTimeout
-from opsrun.support.waiting import Stop, abandon_when, now_of, poll_until
+from opsrun.support.waiting import Stop, abandon_when, every, now_of, poll_until
 
 
 def test_returns_the_first_truthy_value():
@@ -117,3 +117,11 @@ def test_a_wait_given_a_stop_event_inside_abandon_when_is_ended_by_either():
             assert not waiter.is_alive()
     assert looks == [False, True, True]
     assert ended == ["ended", "interrupted: stopped now while waiting for the canary's bake"]
+
+
+def test_every_repeats_its_work_while_the_block_runs_and_not_after():
+    calls: list[str] = []
+    with every(0.01, lambda: calls.append(threading.current_thread().name), name="pacer"):
+        poll_until(lambda: len(calls) >= 3, timeout=5, interval=0.01, what="three calls")
+    assert set(calls) == {"pacer"}
+    assert not any(t.name == "pacer" for t in threading.enumerate())  # stopped and joined when the block ended

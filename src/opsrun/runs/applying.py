@@ -316,19 +316,14 @@ def _rolling(run: Prepared, lease: leases.LeaseRequest, left_out: list[str], rec
 @contextlib.contextmanager
 def _renewing(run: Prepared, taken: list[str], lease: leases.LeaseRequest) -> Iterator[None]:
     """The leases taken renewed every third of their life while the block runs, then given back."""
-    renewing = threading.Event()
 
     def renew() -> None:
-        while not renewing.wait(LEASE_TTL / 3):
-            engine.check_connect(run.project, run.inv, taken, connect_timeout=run.connect, lease=lease)
+        engine.check_connect(run.project, run.inv, taken, connect_timeout=run.connect, lease=lease)
 
-    renewer = threading.Thread(target=renew, name="lease-renewal", daemon=True)
-    renewer.start()
     try:
-        yield
+        with waiting.every(LEASE_TTL / 3, renew, name="lease-renewal"):
+            yield
     finally:
-        renewing.set()
-        renewer.join()
         release = leases.LeaseRequest("release", lease.owner, lease.holder)
         with contextlib.suppress(Exception):  # a host that cannot be reached keeps its lease until it expires
             engine.check_connect(run.project, run.inv, taken, connect_timeout=run.connect, lease=release)

@@ -9,10 +9,11 @@ such a file while the child runs and hands each new line on; the engine and the 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
+
+from opsrun.support import waiting
 
 EVENTS = "events.tsv"  # in the worker's folder: HOST<TAB>STATE<TAB>WHAT, a line per event
 DONE, FAILED, UNREACHABLE, WORKING = "done", "failed", "unreachable", "working"
@@ -69,7 +70,6 @@ def following(path: Path, handle: Callable[[str], None]) -> Iterator[None]:
     if _listener is None:  # nobody to tell: read nothing
         yield
         return
-    stop = threading.Event()
     position = [0]
 
     def read() -> None:
@@ -84,15 +84,8 @@ def following(path: Path, handle: Callable[[str], None]) -> Iterator[None]:
         except FileNotFoundError:
             pass
 
-    def loop() -> None:
-        while not stop.wait(POLL):
-            read()
-
-    thread = threading.Thread(target=loop, name="progress", daemon=True)
-    thread.start()
     try:
-        yield
+        with waiting.every(POLL, read, name="progress"):
+            yield
     finally:
-        stop.set()
-        thread.join()
         read()

@@ -5,7 +5,8 @@ reboot, a server drained, a gate passing, a replica that can read a marker). Tho
 `poll_until`. Two loops elsewhere are not waits but *watchdogs*, and keep their own loops on purpose: they
 watch work that runs elsewhere and stop it at its deadline (`engine.clocks.HostClocks.watch` and `engine`'s wait
 on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
-they pace work rather than wait for a state (`lab.loadgen`). Nor is the pause between two attempts to deliver
+they pace work rather than wait for a state (`lab.loadgen`, and `every`: work repeated in a thread while a
+block runs, such as renewing leases or following a file). Nor is the pause between two attempts to deliver
 a notification (`notify.delivery.backoff`): a bounded backoff, with no state to poll.
 
 The operator's stop (`Stop`): the first SIGINT/SIGTERM asks for a stop at the next safe point, the second
@@ -52,6 +53,25 @@ def abandon_when(event: threading.Event | None) -> Iterator[None]:
         yield
     finally:
         _abandon.remove(event)
+
+
+@contextlib.contextmanager
+def every(seconds: float, work: Callable[[], None], *, name: str) -> Iterator[None]:
+    """While the block runs, `work` called every `seconds` in a daemon thread called `name`; when the block
+    ends, the thread is stopped and joined (a call under way finishes first)."""
+    ended = threading.Event()
+
+    def loop() -> None:
+        while not ended.wait(seconds):
+            work()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        thread.join()
 
 
 def poll_until(

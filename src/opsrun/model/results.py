@@ -49,6 +49,29 @@ def exit_code_of(status: ApplyStatus, record_error: str | None, notify_errors: l
     return 1 if notify_errors else {ApplyStatus.SUCCESS: 0, ApplyStatus.FAILED: 1}[status]
 
 
+class Change:
+    """What an apply's run (DeployRun) and a rollout's (RolloutRun) judge alike: interrupted, else failed or
+    success by the run's own `failed`, and the exit code that follows with the record and notifications."""
+
+    interrupted: str | bool | None
+    record_error: str | None
+    notify_errors: list[str]
+
+    @property
+    def failed(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def status(self) -> ApplyStatus:
+        if self.interrupted:
+            return ApplyStatus.INTERRUPTED
+        return ApplyStatus.FAILED if self.failed else ApplyStatus.SUCCESS
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_of(self.status, self.record_error, self.notify_errors)
+
+
 @dataclass(frozen=True)
 class OperationResult:
     name: str
@@ -109,7 +132,7 @@ class HostRun:
 
 
 @dataclass(frozen=True)
-class DeployRun:
+class DeployRun(Change):
     inventory: str
     deploy: str
     dry_run: bool
@@ -126,15 +149,10 @@ class DeployRun:
     notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
-    def status(self) -> ApplyStatus:
-        if self.interrupted:
-            return ApplyStatus.INTERRUPTED
+    def failed(self) -> bool:
+        """A host failed (one not reached too, unless --allow-unreachable), or none was reached."""
         counted = [h for h in self.hosts if h.reached or not self.allow_unreachable]  # none reached: failed
-        return ApplyStatus.FAILED if not counted or any(h.failed for h in counted) else ApplyStatus.SUCCESS
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code_of(self.status, self.record_error, self.notify_errors)
+        return not counted or any(h.failed for h in counted)
 
     def taken_over(self) -> dict[str, str]:
         """Hosts whose lease this run took over from a dead controller or run, and whose it was."""
@@ -294,7 +312,7 @@ class Rollback:
 
 
 @dataclass
-class RolloutRun:
+class RolloutRun(Change):
     inventory: str
     deploy: str
     plan: dict[str, Any]
@@ -317,18 +335,12 @@ class RolloutRun:
     notify_errors: list[str] = field(default_factory=list)  # those that could not be delivered (exit 1)
 
     @property
-    def status(self) -> ApplyStatus:
-        if self.interrupted:
-            return ApplyStatus.INTERRUPTED
+    def failed(self) -> bool:
+        """Halted, or a host not done (one not reached at its batch too, unless --allow-unreachable and
+        another was)."""
         unreachable = [h for h in self.hosts.values() if h.outcome == Outcome.FAILED and h.stage == "connect"]
         allowed = unreachable if self.allow_unreachable and len(unreachable) < len(self.hosts) else []
-        if self.halted or any(h.outcome != Outcome.DONE and h not in allowed for h in self.hosts.values()):
-            return ApplyStatus.FAILED
-        return ApplyStatus.SUCCESS
-
-    @property
-    def exit_code(self) -> int:
-        return exit_code_of(self.status, self.record_error, self.notify_errors)
+        return bool(self.halted) or any(h.outcome != Outcome.DONE and h not in allowed for h in self.hosts.values())
 
     def left_out(self) -> list[str]:
         return [h.name for h in self.hosts.values() if not h.in_balancer]

@@ -199,24 +199,28 @@ def _apply(doc: ApplyDocument | RolloutDocument) -> Report:
         notes += _host_notes(host, h)
     per_host = doc.hosts.values()
     failed = [h for h in per_host if h.outcome != Outcome.INTERRUPTED and (h.outcome == Outcome.FAILED or h.error)]
-    summary: dict[str, float | str] = {
-        "hosts": len(doc.hosts),
+    counts = {
         "changed hosts": sum(1 for h in per_host if h.changed),
         "failed hosts": len(failed),
         "operations changed": sum(h.changed for h in per_host),
-        "seconds": doc.seconds,
     }
     what = "dry run" if dry else ("rolling apply" if doc.kind == "rollout" else "apply")
-    return report(
-        doc,
-        kind="apply",
-        title=f"{what} {deploy} on {doc.inventory}",
-        summary=summary,
-        hosts=list(doc.hosts),
-        items=items,
-        notes=notes + _run_notes(doc),
-        quiet_label="with nothing to change" if dry else "unchanged",
-    )
+    title, quiet = f"{what} {deploy} on {doc.inventory}", "with nothing to change" if dry else "unchanged"
+    return _on_hosts(doc, "apply", title, counts, items, notes=notes + _run_notes(doc), quiet_label=quiet)
+
+
+def _on_hosts(
+    doc: ApplyDocument | RolloutDocument | VerifyDocument,
+    kind: str,
+    title: str,
+    counts: dict[str, int],
+    items: list[Item],
+    **rest: Any,
+) -> Report:
+    """The report of a run on the document's hosts (an apply's, a verification's): one section a host, in the
+    document's order; the summary their number, `counts`, then the run's seconds."""
+    summary: dict[str, float | str] = {"hosts": len(doc.hosts), **counts, "seconds": doc.seconds}
+    return report(doc, kind=kind, title=title, summary=summary, hosts=list(doc.hosts), items=items, **rest)
 
 
 def rollback_notes(back: ManualRollback | Mapping[str, Any] | None) -> list[str]:
@@ -262,21 +266,18 @@ def _verify(doc: VerifyDocument) -> Report:
         for host, h in doc.hosts.items()
         for t in h.tests
     ]
-    summary: dict[str, float | str] = {
-        "hosts": len(doc.hosts),
+    counts = {
         "checks": len(items),
         "passed": sum(i.verdict == TestOutcome.PASSED for i in items),
         "failed": sum(i.failing for i in items),
         "skipped": sum(i.skipped for i in items),
-        "seconds": doc.seconds,
     }
-    return report(
+    return _on_hosts(
         doc,
-        kind="verify",
-        title=f"verify {doc.suite} on {doc.inventory}",
-        summary=summary,
-        hosts=list(doc.hosts),
-        items=items,
+        "verify",
+        f"verify {doc.suite} on {doc.inventory}",
+        counts,
+        items,
         notes=[f"error: {doc.error}"] if doc.error else [],
         quiet_label="passed every check",
         empty="No check ran on this host.",

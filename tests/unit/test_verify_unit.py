@@ -13,7 +13,7 @@ from opsrun.hosts.sshconfig import ssh_config
 from opsrun.model.inventory import Host, Inventory
 from opsrun.model.project import Project
 from opsrun.support.waiting import poll_until
-from opsrun.verification.verify import _strip_host, public_data
+from opsrun.verification.protocol import public_data, strip_host
 
 
 def inv(**data):
@@ -87,7 +87,7 @@ def test_public_data_drops_secrets_and_non_json():
     ],
 )
 def test_host_is_removed_from_test_ids(test, expected):
-    assert _strip_host(test, "web1") == expected
+    assert strip_host(test, "web1") == expected
 
 
 # ------------------------------------------------------------------ Verifier: one pytest, several requests
@@ -421,10 +421,11 @@ def test_a_host_process_that_ended_at_its_deadline_keeps_its_results(tmp_path):
 def test_a_results_line_cut_short_by_a_kill_is_left_out_not_a_crash(tmp_path):
     """A host process killed at its deadline mid-write leaves half a line; the deadline's own error line says
     what happened to that host, the other hosts' results stand."""
-    from opsrun.verification.verify import _read_results
+    from opsrun.verification.protocol import read_results
 
     record = {"host": "web1", "test": "test_a[opsrun-ssh://web1]", "outcome": "passed", "message": None, "seconds": 0.1}
     line = json.dumps(record) + "\n"
     (tmp_path / "req-1.101").write_text(line + line.replace("test_a", "test_b")[:40])
     (tmp_path / "req-1.102").write_text(line.replace("web1", "web2"))
-    assert [(r.host, r.test) for r in _read_results(tmp_path, "req-1")] == [("web1", "test_a"), ("web2", "test_a")]
+    got = read_results(sorted(tmp_path.glob("req-1*")))
+    assert [(r.host, r.test) for r in got] == [("web1", "test_a"), ("web2", "test_a")]

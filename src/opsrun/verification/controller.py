@@ -15,17 +15,19 @@ from __future__ import annotations
 import ast
 import json
 import os
-import subprocess
-import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from opsrun.errors import ConfigError
 from opsrun.model.inventory import Inventory
 from opsrun.model.project import Project
-from opsrun.model.results import TestResult, VerifyRun
-from opsrun.verification import protocol
+from opsrun.model.results import VerifyRun
+from opsrun.settings.deadlines import DEFAULTS
+from opsrun.support import processes
+from opsrun.verification import protocol, suite_process
 
 HOST = "controller"
 
@@ -44,8 +46,26 @@ def _declared(suite_dir: Path) -> dict[str, str]:
     return found
 
 
+SCOPES = ("hosts", "controller")  # `opsrun_scope`: each host's own tests (the default), or once from here
+
+
+def scope_of(suite_dir: Path) -> str:
+    """Where a suite runs, as its conftest.py says (`opsrun_scope`): one of SCOPES, "hosts" when it says
+    nothing. The one place that decides it: the Verifier runs the suite by it, a rollout refuses to verify
+    hosts with a controller's suite, drift and dr-test add the controller's suites (`suites_for`)."""
+    scope = _declared(suite_dir).get("opsrun_scope", "hosts")
+    if scope not in SCOPES:
+        raise ConfigError(
+            suite_dir / "conftest.py",
+            f"{scope!r} is not a scope.",
+            field="opsrun_scope",
+            fix=f"write one of {', '.join(repr(s) for s in SCOPES)}, or leave it out (each host's tests)",
+        )
+    return scope
+
+
 def is_controller_suite(suite_dir: Path) -> bool:
-    return _declared(suite_dir).get("opsrun_scope") == "controller"
+    return scope_of(suite_dir) == "controller"
 
 
 def suites_for(project: Project, inv: Inventory, hosts: list[str]) -> list[str]:
@@ -53,17 +73,24 @@ def suites_for(project: Project, inv: Inventory, hosts: list[str]) -> list[str]:
     dr-test run beside the hosts' own checks."""
     chosen = []
     for suite in project.suites():
-        declared = _declared(project.root / "verify" / suite)
-        key = declared.get("opsrun_settings")
-        if declared.get("opsrun_scope") == "controller" and key and any(key in inv.hosts[h].data for h in hosts):
+        suite_dir = project.root / "verify" / suite
+        key = _declared(suite_dir).get("opsrun_settings")
+        if is_controller_suite(suite_dir) and key and any(key in inv.hosts[h].data for h in hosts):
             chosen.append(suite)
     return chosen
 
 
 def run_suite(
-    project: Project, inventory: Inventory, suite: str, hosts: list[str], timeout: float | None = None
+    project: Project,
+    inventory: Inventory,
+    suite: str,
+    hosts: list[str],
+    timeout: float = DEFAULTS["verify"],
+    *,
+    stop: threading.Event | None = None,
 ) -> VerifyRun:
-    """Run verify/SUITE/ once with plain pytest (no testinfra host), results under the host "controller"."""
+    """Run verify/SUITE/ once with plain pytest (no testinfra host), results under the host "controller";
+    ended past `timeout` seconds, or at once by `stop` (verification changes nothing)."""
     suite_dir = project.suite_path(suite)
     started = time.monotonic()
     first = inventory.hosts[hosts[0]].data if hosts else inventory.all_data
@@ -77,32 +104,16 @@ def run_suite(
         (tmpdir / "inventory.json").write_text(json.dumps(doc))
         (tmpdir / "pytest.ini").write_text("[pytest]\n")
         results_path = tmpdir / "results.jsonl"
-        cmd = [
-            sys.executable, "-m", "pytest", str(suite_dir), "-c", str(tmpdir / "pytest.ini"),
-            "--rootdir", str(project.root), "-p", "no:cacheprovider", "-p", "opsrun.verification.pytest_plugin",
-            "-q", "--no-header", "--tb=short", "--color=no",
-        ]  # fmt: skip
         env = {
             **os.environ,
             protocol.RESULTS_ENV: str(results_path),
             protocol.INVENTORY_ENV: str(tmpdir / "inventory.json"),
         }
-        proc = subprocess.run(
-            cmd,
-            cwd=project.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-            start_new_session=True,
-        )
-        records = [json.loads(line) for line in results_path.read_text().splitlines()] if results_path.exists() else []
-    results = [TestResult(HOST, r["test"], r["outcome"], r["message"], r["seconds"]) for r in records if r.get("test")]
-    error = None
-    if proc.returncode not in (0, 1, 5) or (proc.returncode == 1 and not any(r.outcome != "passed" for r in results)):
-        error = f"pytest exited {proc.returncode}:\n" + "\n".join(
-            (proc.stdout + proc.stderr).strip().splitlines()[-15:]
-        )
-    return VerifyRun(inventory.name, suite, [HOST], results, time.monotonic() - started, error)
+        command = protocol.pytest_command(project.root, suite_dir, tmpdir)
+        proc = suite_process.start(command, project.root, env, tmpdir / "pytest.log")
+        ended = processes.supervise(proc, backstop=timeout, stop=stop, what="verification", gentle=None)
+        results = protocol.read_results([results_path] if results_path.exists() else [], host=HOST)
+        output = (tmpdir / "pytest.log").read_text(errors="replace")
+    error = ended or protocol.pytest_failure(proc.returncode, "controller", results, output)
+    interrupted = ended if stop is not None and stop.is_set() else None
+    return VerifyRun(inventory.name, suite, [HOST], results, time.monotonic() - started, error, interrupted)

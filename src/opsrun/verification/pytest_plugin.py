@@ -75,12 +75,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     path = os.environ.get(protocol.RESULTS_ENV)
     if not path:
         return
-    host = dict(report.user_properties).get(HOST_KEY)
+    properties = {k: None if v is None else str(v) for k, v in report.user_properties}
+    host = properties.get(HOST_KEY)
     if report.when == "call" or (report.outcome != "passed"):
         if report.when != "call" and report.outcome == "skipped" and report.when == "teardown":
             return
         outcome = report.outcome if report.when == "call" else ("skipped" if report.skipped else "error")
-        message = dict(report.user_properties).get("opsrun_warning") if report.passed else None
+        message = properties.get("opsrun_warning") if report.passed else None
         if report.failed or report.skipped:
             longrepr = report.longrepr
             if isinstance(longrepr, tuple):  # skip: (file, line, reason)
@@ -88,19 +89,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             elif longrepr is not None:
                 crash = getattr(longrepr, "reprcrash", None)
                 message = crash.message if crash is not None else str(longrepr)[-2000:]
-        test = report.nodeid.split("::", 1)[-1]
-        rec = {
-            "host": host,
-            "nodeid": report.nodeid,
-            "test": test,
-            "outcome": outcome,
-            "message": message,
-            "seconds": report.duration,
-            "start": getattr(report, "start", None),
-            "when": report.when,
-        }
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec) + "\n")
+        protocol.write_result(
+            path,
+            host=host,
+            test=report.nodeid.split("::", 1)[-1],
+            outcome=outcome,
+            message=message,
+            seconds=report.duration,
+            nodeid=report.nodeid,
+            start=getattr(report, "start", None),
+            when=report.when,
+        )
 
 
 # ------------------------------------------------------------------------ hosts in parallel, each with a deadline
@@ -113,9 +112,8 @@ def _host_of(item: pytest.Item) -> str | None:
 
 
 def _record(path: str, host: str | None, test: str, message: str) -> None:
-    rec = {"host": host, "nodeid": test, "test": test, "outcome": "error", "message": message, "seconds": 0.0}
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
+    """An error of the host's own (not reached, past its deadline, killed) as a result line."""
+    protocol.write_result(path, host=host, test=test, outcome="error", message=message)
 
 
 def _run_host(session: pytest.Session, host: str | None, items: list[pytest.Item], target: str) -> None:

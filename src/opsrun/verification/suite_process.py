@@ -1,4 +1,4 @@
-"""The controller's side of one suite's pytest served by opsrun.verification.pytest_plugin
+"""The controller's side of a suite's pytest: `start` it; and for one served by opsrun.verification.pytest_plugin
 (opsrun.verification.verify.Verifier starts it): the pipe its requests go to, and its answers, "done ID" a line, read by
 a thread of its own so that each of several requests waiting at once learns when its own is done."""
 
@@ -12,6 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from opsrun.support import processes
+
+
+def start(
+    command: list[str], cwd: Path, env: dict[str, str], log: Path, pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[str]:
+    """A suite's pytest started in a session of its own (Ctrl-C reaches the controller only, which ends the
+    verification itself), its output to `log`, keeping only the file descriptors `pass_fds`."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
 
 
 class SuiteProcess:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,7 +25,7 @@ from opsrun.model.project import Project
 from opsrun.model.results import UNREACHABLE_TEST, TestResult, VerifyRun
 from opsrun.settings.deadlines import DEFAULTS, Deadlines
 from opsrun.support import processes, progress
-from opsrun.verification import controller, protocol
+from opsrun.verification import controller, protocol, suite_process
 from opsrun.verification.protocol import AFTER_APPLY_ENV, HOSTDATA_ENV, PARALLEL_ENV, public_data
 from opsrun.verification.suite_process import SuiteProcess
 
@@ -114,19 +112,9 @@ class Verifier:
         answers_r, answers_w = os.pipe()
         env = _pytest_env(self.tmpdir, self.inventory, self.hosts, self.concurrency, (requests_r, answers_w))
         log = self.tmpdir / f"pytest-{self._count}.log"
+        command = _pytest_command(self.project, self.suite_dir, self.tmpdir, self.hosts)
         try:
-            with log.open("w") as out:
-                proc = subprocess.Popen(
-                    _pytest_command(self.project, self.suite_dir, self.tmpdir, self.hosts),
-                    cwd=self.project.root,
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    text=True,
-                    pass_fds=(requests_r, answers_w),
-                    start_new_session=True,  # Ctrl-C reaches the controller only; it ends the verification itself
-                )
+            proc = suite_process.start(command, self.project.root, env, log, pass_fds=(requests_r, answers_w))
         except BaseException:
             os.close(requests_w)
             os.close(answers_r)
@@ -152,7 +140,7 @@ class Verifier:
         started = time.monotonic()
         if self.on_controller:
             limit = max((deadlines or {}).values(), default=DEFAULTS["verify"])
-            return controller.run_suite(self.project, self.inventory, self.suite, hosts, limit)
+            return controller.run_suite(self.project, self.inventory, self.suite, hosts, limit, stop=self.stop)
         unknown = sorted(set(hosts) - set(self.hosts))
         if unknown:
             raise ValueError(f"not started for {', '.join(unknown)}")
@@ -174,11 +162,11 @@ class Verifier:
         finally:
             with self._lock:
                 del self._asked[rid]
-        results = _read_results(self.tmpdir, results_path.name)
+        results = protocol.read_results(sorted(self.tmpdir.glob(f"{results_path.name}*")))
         _hosts_progress(hosts, results)
         error = ended
         if ended is None and last:
-            error = _pytest_error(pytest.proc.returncode, results, pytest.output())
+            error = protocol.pytest_failure(pytest.proc.returncode, "hosts", results, pytest.output())
         elif ended is None and not pytest.answered(rid):  # it ended before it answered
             tail = "\n".join(pytest.output().strip().splitlines()[-15:])
             error = pytest.ended or f"pytest exited {pytest.proc.wait()} before it finished:\n{tail}"
@@ -270,28 +258,9 @@ def _write_pytest_inputs(tmpdir: Path, inventory: Inventory, hosts: list[str], c
 
 def _pytest_command(project: Project, suite_dir: Path, tmpdir: Path, hosts: list[str]) -> list[str]:
     """pytest on the suite with opsrun's plugin, against `hosts` through the run's ssh_config."""
-    return [
-        sys.executable,
-        "-m",
-        "pytest",
-        str(suite_dir),
-        "-c",
-        str(tmpdir / "pytest.ini"),
-        "--rootdir",
-        str(project.root),
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "testinfra.plugin",
-        "-p",
-        "opsrun.verification.pytest_plugin",
-        "-q",
-        "--no-header",
-        "--tb=short",
-        "--color=no",
-        f"--hosts={','.join(f'{protocol.NAME}://{h}' for h in hosts)}",
-        f"--ssh-config={tmpdir / 'ssh_config'}",
-    ]
+    hosts_arg = f"--hosts={','.join(f'{protocol.NAME}://{h}' for h in hosts)}"
+    after = (hosts_arg, f"--ssh-config={tmpdir / 'ssh_config'}")
+    return protocol.pytest_command(project.root, suite_dir, tmpdir, before=["testinfra.plugin"], after=after)
 
 
 def _pytest_env(
@@ -313,37 +282,3 @@ def _pytest_env(
         ),
         PARALLEL_ENV: json.dumps({"concurrency": concurrency, "targets": targets, "channel": list(channel)}),
     }
-
-
-def _read_results(tmpdir: Path, name: str) -> list[TestResult]:
-    """The results the plugin wrote for one request, one JSON line a test (a file per host process). A line
-    without its newline was cut short by a kill at the host's deadline, whose own error line says so: left out."""
-    records = [
-        json.loads(line) for path in sorted(tmpdir.glob(f"{name}*")) for line in path.read_text().split("\n")[:-1]
-    ]
-    return [
-        TestResult(
-            host=r["host"] or "?",
-            test=_strip_host(r["test"], r["host"]),
-            outcome=r["outcome"],
-            message=r["message"],
-            seconds=r["seconds"],
-            start=r.get("start"),
-        )
-        for r in records
-    ]
-
-
-def _pytest_error(returncode: int | None, results: list[TestResult], output: str) -> str | None:
-    """pytest's own failure (not a failed test): an exit other than 0 and 1, or 1 with every test passed."""
-    if returncode not in (0, 1) or (returncode == 1 and not any(r.outcome != "passed" for r in results)):
-        return f"pytest exited {returncode}:\n" + "\n".join(output.strip().splitlines()[-15:])
-    return None
-
-
-def _strip_host(test: str, host: str | None) -> str:
-    """`test_file.py::test_x[opsrun-ssh://web1-nginx]` -> `test_file.py::test_x[nginx]`."""
-    if not host:
-        return test
-    spec = f"{protocol.NAME}://{host}"
-    return test.replace(f"[{spec}]", "").replace(f"{spec}-", "").replace(f"-{spec}", "")

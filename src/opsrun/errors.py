@@ -13,7 +13,7 @@
 
 A host that fails is not an exception: it is that host's outcome in the run's result. A *failure* takes
 its exit code from the exception; an *outcome* (a run where hosts failed, drift found)
-takes it from its result object. cli.py maps both.
+takes it from its result object. opsrun.cli maps both.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The unit tests' guard against reaching a real host: every way opsrun reaches one is refused and counted.
 
 opsrun reaches hosts by: the pyinfra worker (`python -m opsrun.engine`, which connects with paramiko), the
-`ssh` binary (verify's testinfra backend, remote.py, reboot checks), pytest running a verify suite with
-`--hosts=ssh://...`, sockets to port 22 or to the lab's bridge (10.231.7.0/24), and the lab HAProxy's admin
+`ssh` binary (the verification's testinfra backend, opsrun.hosts.remote, reboot checks), pytest running a verify
+suite with `--hosts=ssh://...`, sockets to port 22 or to the lab's bridge (10.231.7.0/24), and the lab HAProxy's admin
 socket. Each attempt raises `HostReached` (loudly, even where a caller would turn an exception into a host
 failure) and is counted in `attempts`, so a test can assert that a refused input reached nothing.
 """

@@ -19,7 +19,7 @@ import pytest
 
 from opsrun.aws import client
 
-opsrun_scope = "controller"  # run once from the controller, not on each host (opsrun.controller)
+opsrun_scope = "controller"  # run once from the controller, not on each host (opsrun.verification.controller)
 opsrun_settings = "aws_checks"  # drift and dr-test run this suite for inventories that set it
 
 

@@ -391,7 +391,7 @@ def main() -> None:  # pragma: no cover - the worker process entry point
         outcome = exc
     Path(result_path).write_bytes(pickle.dumps(outcome))
     # Its connections are closed and its result written: skip the interpreter's teardown (gevent's hub,
-    # paramiko's threads), which took 0.2 s of every run.
+    # paramiko's threads), a fixed cost of every run.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

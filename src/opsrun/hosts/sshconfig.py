@@ -67,7 +67,7 @@ def _host_block(inventory: Inventory, name: str, control_dir: Path, connect_time
         f"  ControlPath {control_dir}/%C",
         "  ControlPersist 30s",
         # pyinfra's own connection (paramiko) uses curve25519; OpenSSH's first choice, the post-quantum
-        # sntrup761 hybrid, costs 0.07-0.08 s of this machine's CPU per connection (bench/verify_ssh.py)
+        # sntrup761 hybrid, costs several times its CPU per connection (bench/RESULTS.md, bench/verify_ssh.py)
         f"  KexAlgorithms {KEX_FIRST}",
         "  LogLevel ERROR",
     ]

@@ -5,7 +5,7 @@ one that does): every module-level list or `(hosts, data)` tuple is a group, nam
 are ignored, the file's stem is a group of every host, `group_data/GROUP.py` module variables are that
 group's data (imported names left out), `all.py` is the global data. Precedence for a host's data:
 host data > group data (later groups win) > all. The result is plain data that the engine turns into a
-pyinfra Inventory and verify.py into SSH settings.
+pyinfra Inventory and opsrun.hosts.sshconfig into SSH settings.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class DeployRun(Change):
     plan: dict[str, Any] | None = None  # a dry run of a rollout: the batches it would take
     run_id: int | None = None  # the run's id in the state store (real runs only)
     interrupted: str | None = None  # SIGINT/SIGTERM: where it stopped and what did not run
-    leases: dict[str, Any] = field(default_factory=dict)  # host -> leases.LeaseAnswer, when leases were asked for
+    leases: dict[str, Any] = field(default_factory=dict)  # host -> hosts.leases.LeaseAnswer, when leases were asked for
     allow_unreachable: bool = False  # --allow-unreachable: a host that cannot be reached does not fail the run
     data: dict[str, Any] = field(default_factory=dict)  # --data the run was given
     record_error: str | None = None  # what of the run's record could not be kept, and where it was kept instead

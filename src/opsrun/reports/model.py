@@ -224,7 +224,7 @@ def _on_hosts(
 
 
 def rollback_notes(back: ManualRollback | Mapping[str, Any] | None) -> list[str]:
-    """A rollback in a run's document (results.Rollback), as lines: where to and from where, and for
+    """A rollback in a run's document (model.results.Rollback), as lines: where to and from where, and for
     on_failure how it went and where each of its hosts is (the text summary, `history show`, the reports)."""
     back = documents.load_rollback(back)
     if back is None:

@@ -27,7 +27,7 @@ class Findings(Database):
     def track_findings(
         self, inventory: str, findings: list[Any], *, checked: set[tuple[str, str]], cause: Callable[[str], str | None]
     ) -> list[dict[str, Any]]:
-        """Match `findings` (drift.Finding, counted ones) with the open ones: persisting keep their first_seen,
+        """Match `findings` (checks.drift.Finding, counted ones) with the open ones: persisting keep their first_seen,
         new ones are recorded with their cause; open findings of a checked (host, deploy) that are gone are
         resolved. Returns the resolved ones."""
         now = utc_now()

@@ -4,10 +4,10 @@ A *wait* asks "does X hold yet?" again and again until it does or its deadline p
 reboot, a server drained, a gate passing, a replica that can read a marker). Those all go through
 `poll_until`. Two loops elsewhere are not waits but *watchdogs*, and keep their own loops on purpose: they
 watch work that runs elsewhere and stop it at its deadline (`engine.clocks.HostClocks.watch` and `engine`'s wait
-on its pyinfra worker, `verify`'s wait on its pytest, `pytest_plugin`'s select loop over its children), or
-they pace work rather than wait for a state (`lab.loadgen`, and `every`: work repeated in a thread while a
-block runs, such as renewing leases or following a file). Nor is the pause between two attempts to deliver
-a notification (`notify.delivery.backoff`): a bounded backoff, with no state to poll.
+on its pyinfra worker, `verification.verify`'s wait on its pytest, `verification.pytest_plugin`'s select loop
+over its children), or they pace work rather than wait for a state (`lab.loadgen`, and `every`: work repeated
+in a thread while a block runs, such as renewing leases or following a file). Nor is the pause between two
+attempts to deliver a notification (`notify.delivery.backoff`): a bounded backoff, with no state to poll.
 
 The operator's stop (`Stop`): the first SIGINT/SIGTERM asks for a stop at the next safe point, the second
 (`Stop.now`) for a stop now. While `abandon_when(stop.now)` holds, every wait in this process (any thread)

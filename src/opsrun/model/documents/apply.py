@@ -20,7 +20,7 @@ from opsrun.model.documents.status import (
 
 
 class Operation(Doc):
-    """One operation of a deploy on one host (results.OperationResult)."""
+    """One operation of a deploy on one host (model.results.OperationResult)."""
 
     name: str
     changed: bool  # applied: it ran commands; dry run: it would

@@ -76,7 +76,7 @@ def tier_numbers(system: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Month(Doc):
-    """The last DR test of an earlier month (history.dr_trend)."""
+    """The last DR test of an earlier month (checks.history.dr_trend)."""
 
     month: str
     status: DRStatus | Recorded

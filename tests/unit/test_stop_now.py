@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 
-from opsrun.cli.fleet import _stop_on_signals
+from opsrun.cli.signals import stop_on_signals
 from opsrun.support import processes
 from opsrun.support.waiting import Stop
 
@@ -62,7 +62,7 @@ def test_a_child_that_does_not_answer_the_stop_now_is_ended_after_its_grace(monk
 
 def test_the_second_signal_stops_now_and_each_says_what_it_does(capsys):
     stop, before = Stop(), signal.getsignal(signal.SIGINT)  # pytest's, or SIG_IGN when started in the background
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.is_set() and not stop.now.is_set()
         os.kill(os.getpid(), signal.SIGTERM)  # SIGTERM after SIGINT is the second
@@ -76,7 +76,7 @@ def test_the_second_signal_stops_now_and_each_says_what_it_does(capsys):
 def test_a_second_signal_that_comes_while_the_first_notice_is_printed_stops_now(monkeypatch, capsys):
     """The operator (or a test) answers the notice as soon as it is read: the second SIGINT's handler then
     runs inside the first's, before it returns. It must count as the second, not be taken for the first."""
-    from opsrun.cli import fleet
+    from opsrun.cli import signals
 
     printed: list[str] = []
 
@@ -85,9 +85,9 @@ def test_a_second_signal_that_comes_while_the_first_notice_is_printed_stops_now(
         if len(printed) == 1:  # the notice is out; the answer comes before the first handler returns
             os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(fleet, "echo", echo)
+    monkeypatch.setattr(signals, "echo", echo)
     stop = Stop()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         os.kill(os.getpid(), signal.SIGINT)
     assert stop.is_set() and stop.now.is_set()
     assert [p.split(":")[0].strip() for p in printed] == ["SIGINT", "SIGINT again"]

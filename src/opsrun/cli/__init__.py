@@ -7,8 +7,8 @@ unusable or full), 3 drift found, 4 the run's record could not be kept (the stat
 --state-retry, or the controller's disk filled: the summary says what is true and where the outcome was kept),
 130 interrupted (SIGINT/SIGTERM: stopped at a safe point; a second one stops now).
 
-The group is here; its commands are in `fleet` (apply, rollback, verify, drift, dr-test), `history`, `holds` (hold,
-release) and `lab`.
+The group is here; its commands are in `fleet` (apply, rollback, verify, drift, dr-test; `signals` turns
+SIGINT and SIGTERM into their stop), `history`, `holds` (hold, release) and `lab`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from opsrun.cli.options import (
 )
 from opsrun.cli.output import echo, finish, notifications, show, show_hosts, writable_out
 from opsrun.cli.progress import HostsDisplay
+from opsrun.cli.signals import stop_on_signals
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, RolloutRun
 from opsrun.reports import as_text, render_report, write_reports
@@ -57,39 +57,6 @@ def _size_list(value: str | None) -> Any:
     return parts if len(parts) > 1 else parts[0]
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: Stop) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the rollout to stop at its next safe point instead of killing it mid-batch; a second
-    one (SIGINT or SIGTERM) to stop now: the commands running are ended, the hosts in flight put back or left
-    out as what was done to them says."""
-
-    def handler(signum: int, _frame: object) -> None:
-        # The event is set before the notice is printed: an operator answering the notice at once sends the
-        # second signal while this handler still prints, and its handler runs inside this one.
-        name = signal.Signals(signum).name
-        if not stop.is_set():
-            stop.set()
-            echo(
-                f"\n{name}: stopping at the next safe point (an apply finishes its current operation or batch; "
-                "a dry run or a check stops now). Press Ctrl-C again to stop now.",
-                err=True,
-            )
-        elif not stop.now.is_set():
-            stop.now.set()
-            echo(
-                f"\n{name} again: stopping now (the commands running are ended; hosts in flight are put back in "
-                "the balancer when nothing was changed on them, else left out, and the summary says which)",
-                err=True,
-            )
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-
 def _note(message: str) -> None:
     echo(f"note: {message}", err=True)
 
@@ -100,7 +67,7 @@ def _touching_hosts(out: Path | None) -> Iterator[Stop]:
     that SIGINT/SIGTERM set (waiting.Stop)."""
     writable_out(out)
     stop = Stop()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         yield stop
 
 

@@ -61,6 +61,12 @@ def _note(message: str) -> None:
     echo(f"note: {message}", err=True)
 
 
+def _session(ctx: click.Context, stop: Stop | None = None) -> runs.Session:
+    """What the command line gives every run: --state, --state-retry, the stop of SIGINT/SIGTERM, notes on
+    stderr."""
+    return runs.Session(state_url(ctx), state_retry(ctx), stop, _note)
+
+
 @contextlib.contextmanager
 def _touching_hosts(out: Path | None) -> Iterator[Stop]:
     """Around a run on hosts: --out checked first (a dry write; the run checks .opsrun itself), then the stop
@@ -109,17 +115,8 @@ def _change_and_tell(
     """apply's and rollback's run: `change` (runs.apply or rolling_back.rollback, given all but what the CLI
     threads through) with the rollout's `progress` on stderr and SIGINT/SIGTERM's stop, then told to --notify."""
     with _touching_hosts(out) as stop, progress, _hosts_display():
-        run, saved = change(
-            state_url=state_url(ctx),
-            events=progress,
-            on_plan=progress.plan,
-            on_notice=_note,
-            stop=stop,
-            state_retry=state_retry(ctx),
-        )
-    told = tell_of_change(
-        project, run, saved, targets, always=always, state_url=state_url(ctx), state_retry=state_retry(ctx)
-    )
+        run, saved = change(session=_session(ctx, stop), events=progress, on_plan=progress.plan)
+    told = tell_of_change(project, run, saved, targets, always=always, session=_session(ctx))
     return told, saved
 
 
@@ -247,16 +244,7 @@ def verify(
 ) -> None:
     """Run the testinfra suite verify/SUITE/ against the hosts of inventories/INVENTORY.py, many hosts at once."""
     with _checking_hosts(project, inventory, given, fmt, out, lambda: project.suite_path(suite)) as (options, stop):
-        run, saved = runs.verify_suite(
-            project,
-            inventory,
-            suite,
-            options,
-            state_url=state_url(ctx),
-            state_retry=state_retry(ctx),
-            stop=stop,
-            on_notice=_note,
-        )
+        run, saved = runs.verify_suite(project, inventory, suite, options, session=_session(ctx, stop))
     show(run, saved, fmt, as_text.verify_run, out)
 
 
@@ -300,13 +288,10 @@ def drift(
             inventory,
             list(deploys),
             options,
-            state_url=state_url(ctx),
+            session=_session(ctx, stop),
             notify_targets=notify_targets,
             notify_always=notify_always,
             report_dir=out,
-            state_retry=state_retry(ctx),
-            stop=stop,
-            on_notice=_note,
         )
     show(run, saved, fmt, as_text.drift_run, out)
 
@@ -337,9 +322,9 @@ def dr_test(
     """Run the DR checks (and with --drill the drills) of group_data `dr` and write the month's report:
     RTO/RPO targets against measured values, evidence, drill log, issues, next test date, trend.
     Exit 0 all passed, 1 a check failed or a drill left a system degraded."""
-    state, retry = state_url(ctx), state_retry(ctx)
+    session = _session(ctx)
     if show_history:
-        _show_dr_tests(history_module.dr_tests(project, state, inventory, retry=retry), fmt)
+        _show_dr_tests(history_module.dr_tests(project, session.state_url, inventory, retry=session.state_retry), fmt)
         return
     writable_out(out)
     run, saved = runs.dr_test(
@@ -347,8 +332,7 @@ def dr_test(
         inventory,
         month=month,
         drill=drill,
-        state_url=state,
-        state_retry=retry,
+        session=session,
         notify_targets=notify_targets,
         notify_always=notify_always,
         report_dir=out,

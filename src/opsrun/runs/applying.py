@@ -25,11 +25,11 @@ from opsrun.model import inventory, revisions, secrets
 from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, HostRun, Rollback, RolloutRun
 from opsrun.runs import undo
-from opsrun.runs.options import Options, hosts_of
+from opsrun.runs.options import Options, Session, hosts_of
 from opsrun.runs.recording import Recorder, record_outcome
 from opsrun.runs.saving import check_state_dir, save_or_say
 from opsrun.settings import deadlines
-from opsrun.store import RETRY, Store, open_store
+from opsrun.store import Store, open_store
 from opsrun.support import progress, waiting
 
 LEASE_TTL = 300  # seconds a host's lease lives unless renewed; a rollout renews it every third of that
@@ -45,12 +45,9 @@ def apply(
     serial: Any = None,
     max_fail: Any = None,
     resume: int | None = None,
-    state_url: str | None = None,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
     events: rollout.Events | None = None,
     on_plan: Callable[[rollout.Plan], None] | None = None,
-    on_notice: Callable[[str], None] | None = None,
-    stop: threading.Event | None = None,
-    state_retry: float = RETRY,
 ) -> tuple[DeployRun | RolloutRun, Path | None]:
     """Apply a deploy: a rolling apply when the hosts have a rolling policy or a balancer (or --serial asks
     for batches), otherwise all hosts in parallel. A dry run changes neither hosts nor the balancer and is
@@ -58,7 +55,7 @@ def apply(
     inventory's lock and a lease on each of its hosts, heals what a dead earlier run left, and is recorded
     in the state store as it goes. The result document is kept under .opsrun/results/ (None: the
     controller's disk would not take it; the result says so)."""
-    notice = on_notice or (lambda _m: None)
+    notice, stop = session.notice, session.stop
     _refuse_resume_with(resume, options.limit, dry_run)
     if resume is None:
         inv, hosts, checked = hosts_of(project, inventory_name, options)  # every setting, before anything connects
@@ -66,7 +63,7 @@ def apply(
         inv, hosts, checked = inventory.load(project, inventory_name, options.data), [], {}  # checked below
     project.deploy_path(deploy)
     check_state_dir(project)
-    store = None if dry_run else open_store(project.state_dir, state_url, retry=state_retry)
+    store = None if dry_run else session.open_store(project)
     for run_id in store.reconciled if store is not None else []:
         notice(f"run {run_id}'s outcome, which the state store missed, is recorded in it now")
     try:
@@ -84,7 +81,7 @@ def apply(
                 on_plan(plan)
         run = Prepared(project, inv, deploy, hosts, plan, executor, limits, options, stop, notice)
         if store is None:
-            return save_or_say(project, f"plan-{inventory_name}-{deploy}", _dry_run(run, state_url), notice)
+            return save_or_say(project, f"plan-{inventory_name}-{deploy}", _dry_run(run, session.state_url), notice)
         return save_or_say(project, f"apply-{inventory_name}-{deploy}", _applied(run, store, resume), notice)
     finally:
         if store is not None:

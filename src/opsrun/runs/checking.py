@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from opsrun.model.project import Project
 from opsrun.model.results import FAILING, VerifyRun
 from opsrun.reports import as_json
 from opsrun.runs.notifying import announce
-from opsrun.runs.options import Options, hosts_of
+from opsrun.runs.options import Options, Session, hosts_of
 from opsrun.runs.saving import check_state_dir, result_path, save
 from opsrun.settings import deadlines, models
-from opsrun.store import RETRY, Store, git_revision, open_store
+from opsrun.store import Store, git_revision
 from opsrun.support import progress
 from opsrun.verification import controller, verify
 
@@ -37,13 +36,10 @@ def drift(
     deploys: list[str],
     options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    state_url: str | None = None,
-    state_retry: float = RETRY,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
     report_dir: Path | None = None,
-    stop: threading.Event | None = None,
-    on_notice: Callable[[str], None] | None = None,
 ) -> tuple[DriftRun, Path]:
     """Dry-run the deploys and run their suites on every host; remember the findings; tell the notification
     targets (--notify, group_data `notify`) what they should hear of it."""
@@ -55,10 +51,10 @@ def drift(
     targets = notify.configured(inv, hosts, checked, "drift", targets)
     check_state_dir(project)
     limits = deadlines.load(checked, hosts, dict(options.deadlines))
-    store = open_store(project.state_dir, state_url, retry=state_retry)
+    store = session.open_store(project)
     try:
-        membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
-        result = _drift_recorded(project, store, inv, deploys, hosts, limits, stop, options)
+        membership.unfinished_notices(store, inv, hosts, session.notice)
+        result = _drift_recorded(project, store, inv, deploys, hosts, limits, session.stop, options)
         earlier = store.recent("drift", inventory_name)
         previous = next((d["status"] for d in reversed(earlier) if d["run_id"] != result.run_id), None)
         saved_at = result_path(project, f"drift-{inventory_name}")
@@ -176,11 +172,10 @@ def dr_test(
     *,
     month: str | None = None,
     drill: bool = False,
-    state_url: str | None = None,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
     notify_targets: list[str] | tuple[str, ...] = (),
     notify_always: bool = False,
     report_dir: Path | None = None,
-    state_retry: float = RETRY,
 ) -> tuple[DRRun, Path]:
     """The month's DR test: the checks and (with `drill`) the drills of group_data `dr`, recorded in the
     state store with the earlier months' results as its trend; the notification targets told of it."""
@@ -198,7 +193,7 @@ def dr_test(
     targets = notify.configured(inv, hosts, checked, "dr-test", targets)
     check_state_dir(project)
     name = f"dr-test-{inventory_name}-{month}"
-    store = open_store(project.state_dir, state_url, retry=state_retry)
+    store = session.open_store(project)
     try:
         run = _dr_run(project, inventory_name, month, dr_settings)
         run_id = store.start_run("dr-test", inventory_name, month, revision=run.revision)
@@ -259,10 +254,7 @@ def verify_suite(
     suite: str,
     options: Options = Options(),  # noqa: B008 - frozen: one shared default is safe
     *,
-    state_url: str | None = None,
-    state_retry: float = RETRY,
-    stop: threading.Event | None = None,
-    on_notice: Callable[[str], None] | None = None,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
 ) -> tuple[VerifyRun, Path]:
     """Run verify/SUITE on the hosts (at most --forks at once, 16 without it), recorded in the run history;
     first name the hosts a run that did not finish left out of their balancer."""
@@ -271,13 +263,15 @@ def verify_suite(
     check_state_dir(project)
     limits = deadlines.load(checked, hosts, dict(options.deadlines))
     concurrency = options.forks or verify.DEFAULT_CONCURRENCY
-    store = open_store(project.state_dir, state_url, retry=state_retry)
+    store = session.open_store(project)
     try:
-        membership.unfinished_notices(store, inv, hosts, on_notice or (lambda _m: None))
+        membership.unfinished_notices(store, inv, hosts, session.notice)
         run_id = store.start_run("verify", inventory_name, suite, revision=git_revision(project.root))
         with store.run_errors(run_id):
             progress.begin(hosts)
-            run = verify.run_suite_within(project, inv, suite, hosts, limits, concurrency=concurrency, stop=stop)
+            run = verify.run_suite_within(
+                project, inv, suite, hosts, limits, concurrency=concurrency, stop=session.stop
+            )
         run = replace(run, run_id=run_id, allow_unreachable=options.allow_unreachable, data=dict(options.data))
         store.finish_run(run_id, run.to_dict())
     finally:

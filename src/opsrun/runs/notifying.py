@@ -14,8 +14,9 @@ from opsrun.model.project import Project
 from opsrun.model.results import DeployRun, RolloutRun
 from opsrun.notify import changes
 from opsrun.reports import as_json, report_name
+from opsrun.runs.options import Session
 from opsrun.runs.saving import save, save_undelivered
-from opsrun.store import RETRY, Store, open_store
+from opsrun.store import Store
 
 R = TypeVar("R", bound=DeployRun | RolloutRun)
 HISTORY = 200  # the newest runs of the inventory read for the previous apply's status
@@ -64,8 +65,7 @@ def tell_of_change(
     targets: list[notify.Target],
     *,
     always: bool = False,
-    state_url: str | None = None,
-    state_retry: float = RETRY,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
 ) -> R:
     """An apply's or a rollback's outcome told to `targets` once it is recorded: chat and SNS when its status
     differs from the previous apply of the deploy on the inventory, or it rolled hosts back (or `always`);
@@ -74,7 +74,7 @@ def tell_of_change(
     if not targets or run.run_id is None:
         return run
     doc = run.to_dict()
-    store = open_store(project.state_dir, state_url, retry=state_retry)
+    store = session.open_store(project)
     try:
         rows = store.runs(run.inventory, limit=HISTORY)
         applies = [r for r in rows if (r.kind, r.deploy) == ("apply", run.deploy) and r.id < run.run_id]

@@ -1,15 +1,18 @@
-"""What the command line says about a run on hosts besides its inventory and deploy or suite (`Options`), the
-hosts it selects, checked, and `list_hosts`: those hosts, their groups and batches, with nothing touched."""
+"""What the command line says about a run on hosts besides its inventory and deploy or suite (`Options`), what
+it gives every run alike (`Session`), the hosts it selects, checked, and `list_hosts`: those hosts, their groups
+and batches, with nothing touched."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsrun import rollout, settings
 from opsrun.model import inventory
 from opsrun.model.project import Project
+from opsrun.store import RETRY, Store, open_store
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,27 @@ class Options:
     deadlines: Mapping[str, float] = field(default_factory=dict)  # --deadline STAGE=SECONDS
     allow_unreachable: bool = False  # --allow-unreachable: hosts that cannot be reached do not fail the run
     diff: bool = False  # --diff: a real apply reports each file it changes as a diff
+
+
+@dataclass(frozen=True)
+class Session:
+    """What the command line gives every run alike, besides its knobs: where the run history is kept (--state;
+    None: SQLite in the project) and how long a store that stopped answering is retried (--state-retry), the
+    stop SIGINT/SIGTERM set, and where the notes for the operator go (None: nowhere)."""
+
+    state_url: str | None = None
+    state_retry: float = RETRY
+    stop: threading.Event | None = None
+    on_notice: Callable[[str], None] | None = None
+
+    def open_store(self, project: Project) -> Store:
+        """The project's state store: at --state, else SQLite under .opsrun/; retried for --state-retry."""
+        return open_store(project.state_dir, self.state_url, retry=self.state_retry)
+
+    def notice(self, message: str) -> None:
+        """Tell the operator `message` through `on_notice` (without it: no one)."""
+        if self.on_notice is not None:
+            self.on_notice(message)
 
 
 def hosts_of(

@@ -9,7 +9,6 @@ host since.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,10 +21,10 @@ from opsrun.model.results import Rollback, RolloutRun
 from opsrun.rollout.rollback import Target, choose, target
 from opsrun.runs import undo
 from opsrun.runs.applying import Prepared, recorded
-from opsrun.runs.options import Options, hosts_of
+from opsrun.runs.options import Options, Session, hosts_of
 from opsrun.runs.saving import check_state_dir, save_or_say
 from opsrun.settings import deadlines
-from opsrun.store import RETRY, Store, open_store
+from opsrun.store import Store
 
 
 def rollback(
@@ -36,23 +35,20 @@ def rollback(
     *,
     to_run: int | None = None,
     revision: str | None = None,
-    state_url: str | None = None,
+    session: Session = Session(),  # noqa: B008 - frozen: one shared default is safe
     events: rollout.Events | None = None,
     on_target: Callable[[Target], None] | None = None,
     on_plan: Callable[[rollout.Plan], None] | None = None,
-    on_notice: Callable[[str], None] | None = None,
-    stop: threading.Event | None = None,
-    state_retry: float = RETRY,
 ) -> tuple[RolloutRun, Path | None]:
     """Roll `deploy` on the inventory back (to run `to_run`'s revision, or `revision`, or by default the last
     successful apply's before the newest change); `on_target` hears where to, and from where, first."""
-    notice = on_notice or (lambda _m: None)
+    notice, stop = session.notice, session.stop
     if to_run is not None and revision is not None:
         raise ConfigError("the command line", "--to and --revision both name where to go.", fix="give one of them")
     revisions.prefix(project.root)  # outside git: refused
     inv, selected, today_checked = hosts_of(project, inventory_name, options)  # today's inventory, every setting
     check_state_dir(project)
-    store = open_store(project.state_dir, state_url, retry=state_retry)
+    store = session.open_store(project)
     for run_id in store.reconciled:
         notice(f"run {run_id}'s outcome, which the state store missed, is recorded in it now")
     try:

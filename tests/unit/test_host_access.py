@@ -4,6 +4,7 @@ what the run's ssh_config says, what the user's own file adds, what is refused b
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,7 +88,7 @@ def test_sudo_wraps_a_command_without_a_prompt_or_with_the_password_on_stdin_onl
     assert command == "sudo -H -n -- /bin/sh -c 'cat /etc/x'" and stdin is None
     command, stdin = sudo.wrap({"_sudo": True, "_sudo_user": "postgres", "_sudo_password": "s3cr t"}, "id", "data")
     line = (
-        "if sudo -n -k -u postgres true 2>/dev/null; then IFS= read -r _ || :; "
+        "if sudo -n -k -u postgres -- /bin/sh -c : </dev/null >/dev/null 2>&1; then IFS= read -r _ || :; "
         "exec sudo -H -n -u postgres -- /bin/sh -c id; else exec sudo -H -S -p '' -k -u postgres -- /bin/sh -c id; fi"
     )  # the password line read by sudo -S when it asks, and by `read` when it does not (tests/ssh)
     assert shlex.split(command) == ["/bin/sh", "-c", line] and "s3cr" not in command
@@ -110,3 +111,39 @@ def test_a_sudo_password_asked_for_but_not_given_is_refused_and_never_shown():
     with pytest.raises(ConfigError) as err:
         settings.validate_family(settings.SUDO, {"_sudo_password": "hunter2\nrm -rf /"}, where=lambda _k: "gd.py")
     assert "hunter2" not in str(err.value)
+
+
+FAKE_SUDO = r"""#!/bin/sh
+# sudo as sudoers POLICY makes it: "asks" for every command, "nopasswd", or NOPASSWD for one program only
+# ("nopasswd:/bin/sh", "nopasswd:true"); -n never reads stdin, -S reads the password line when it asks.
+ask=1 noprompt=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n) noprompt=1 ;; -S|-H|-k) ;; -p|-u) shift ;; --) shift; break ;; *) break ;;
+  esac
+  shift
+done
+case $POLICY in
+  nopasswd) ask=0 ;; nopasswd:*) [ "$1" = "${POLICY#nopasswd:}" ] && ask=0 ;;
+esac
+if [ $ask = 1 ]; then
+  [ $noprompt = 1 ] && { echo "sudo: a password is required" >&2; exit 1; }
+  IFS= read -r given || exit 1
+  [ "$given" = "$PASSWORD" ] || { echo "sudo: 1 incorrect password attempt" >&2; exit 1; }
+fi
+exec "$@"
+"""
+
+
+@pytest.mark.parametrize("policy", ["asks", "nopasswd", "nopasswd:/bin/sh", "nopasswd:true"])
+def test_the_password_line_is_read_once_whether_or_not_sudo_asks_for_this_command(tmp_path, policy):
+    """A sudo as sudoers rules make it, per command (a fake on PATH; tests/ssh drives the real one as root,
+    which never asks): the command's stdin is its own, with no password line, under every policy."""
+    fake = tmp_path / "sudo"
+    fake.write_text(FAKE_SUDO)
+    fake.chmod(0o755)
+    password = r"pa ss\word"
+    command, stdin = sudo.wrap({"_sudo": True, "_sudo_password": password}, "cat; echo done")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "POLICY": policy, "PASSWORD": password}
+    proc = subprocess.run(["sh", "-c", command], input=stdin + "line 1\n", env=env, capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "line 1\ndone\n", ""), policy

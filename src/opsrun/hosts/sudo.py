@@ -41,17 +41,18 @@ class Sudo:
 
     def command(self, command: str) -> str:
         """`command` (one shell line) run under sudo. With a password, sudo is first asked whether it wants
-        one (`sudo -n -k true`): when it does not (NOPASSWD, or root), the password line is read off stdin
-        here and sudo runs with -n, so the line never reaches the command's stdin, where a shell would run
-        it and `cat > FILE` would write it."""
+        one for the very program the command runs (`sudo -n -k -- /bin/sh -c :`: sudoers rules are per
+        command): when it does not (NOPASSWD, or root), the password line is read off stdin here and sudo
+        runs with -n, so the line never reaches the command's stdin, where a shell would run it and
+        `cat > FILE` would write it. (On a host that asks, sudo logs that one refused -n try per command.)"""
         run = ["--", "/bin/sh", "-c", command]
         if not self.password:
             return shlex.join([*self.argv(), *run])
         as_user = ["-u", self.user] if self.user else []
-        probe = shlex.join(["sudo", "-n", "-k", *as_user, "true"])
+        probe = shlex.join(["sudo", "-n", "-k", *as_user, "--", "/bin/sh", "-c", ":"])
         unasked = shlex.join(["sudo", "-H", "-n", *as_user, *run])
         asked = shlex.join([*self.argv(), *run])
-        line = f"if {probe} 2>/dev/null; then IFS= read -r _ || :; exec {unasked}; else exec {asked}; fi"
+        line = f"if {probe} </dev/null >/dev/null 2>&1; then IFS= read -r _ || :; exec {unasked}; else exec {asked}; fi"
         return shlex.join(["/bin/sh", "-c", line])  # one sh, whatever the SSH user's login shell is
 
     def stdin(self, text: str | None) -> str | None:

@@ -130,33 +130,34 @@ def test_a_cgroup_that_goes_away_while_its_processes_are_listed_is_skipped(tmp_p
     assert hosts.cgroup_pids(LabConfig(tmp_path / "lab", tmp_path / "cache"), "web1") == {41}
 
 
-def run_supervisor(tmp_path: Path, monkeypatch, exits: list[int], stopping: bool = False) -> list[str]:
+def run_supervisor(tmp_path: Path, monkeypatch, exits: list[str]) -> list[str]:
     """The real supervisor script, with a systemd-nspawn on PATH that exits with each of `exits` in turn
-    (the last one for ever after); the supervisor.log lines it wrote."""
+    (the last one for ever after; "stop 133": `stop()` asked while it ran, then 133); the supervisor.log
+    lines it wrote. It leaves no pid file, nor the stop request, behind."""
     monkeypatch.setattr(hosts, "CGROUP_ROOT", tmp_path / "cgroup")
     monkeypatch.setattr(hosts, "BOOT_RETRIES", 2)
     (tmp_path / "cgroup").mkdir()
     (tmp_path / "cgroup/cgroup.controllers").write_text("")
+    cfg = LabConfig(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
+    hdir = cfg.host_dir("web1")
+    hdir.mkdir(parents=True)
     bin_dir, codes = tmp_path / "bin", tmp_path / "codes"
     bin_dir.mkdir()
     codes.write_text("".join(f"{c}\n" for c in exits))
     fake = bin_dir / "systemd-nspawn"
-    fake.write_text(f'#!/bin/sh\nc=$(head -n1 {codes}); [ $(wc -l < {codes}) -gt 1 ] && sed -i 1d {codes}; exit "$c"\n')
+    fake.write_text(
+        f"#!/bin/sh\nc=$(head -n1 {codes}); [ $(wc -l < {codes}) -gt 1 ] && sed -i 1d {codes}\n"
+        f'case $c in stop*) touch {hdir}/stopping; c=${{c#stop }} ;; esac\nexit "$c"\n'
+    )
     fake.chmod(0o755)
-    cfg = LabConfig(lab_dir=tmp_path / "lab", cache_dir=tmp_path / "cache")
-    hdir = cfg.host_dir("web1")
-    hdir.mkdir(parents=True)
-    if stopping:
-        (hdir / "stopping").write_text("")
     script = hosts.supervisor_script(cfg, tmp_path / "base", "web1")
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
-    assert not (hdir / "supervisor.pid").exists() and not (hdir / "nspawn.pid").exists()
+    subprocess.run(["sh", "-c", script], env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, check=True, timeout=30)
+    assert sorted(p.name for p in hdir.iterdir()) == ["console.log", "supervisor.log"]
     return [line.split(" ", 1)[1] for line in (hdir / "supervisor.log").read_text().splitlines()]
 
 
 def test_the_supervisor_boots_a_host_again_after_a_reboot_and_after_a_failed_boot(tmp_path, monkeypatch):
-    log = run_supervisor(tmp_path, monkeypatch, [133, 1, 133, 255, 0])
+    log = run_supervisor(tmp_path, monkeypatch, ["133", "1", "133", "255", "0"])
     assert log == [
         "nspawn exited 133",
         "nspawn exited 1",
@@ -169,7 +170,7 @@ def test_the_supervisor_boots_a_host_again_after_a_reboot_and_after_a_failed_boo
 
 
 def test_the_supervisor_leaves_a_host_that_fails_to_boot_off_after_its_retries(tmp_path, monkeypatch):
-    log = run_supervisor(tmp_path, monkeypatch, [1])
+    log = run_supervisor(tmp_path, monkeypatch, ["1"])
     assert log == [
         "nspawn exited 1",
         "booting again (1 of 2)",
@@ -179,8 +180,13 @@ def test_the_supervisor_leaves_a_host_that_fails_to_boot_off_after_its_retries(t
     ]
 
 
-def test_the_supervisor_boots_no_host_that_is_being_stopped(tmp_path, monkeypatch):
-    assert run_supervisor(tmp_path, monkeypatch, [133], stopping=True) == ["nspawn exited 133"]
+def test_the_supervisor_never_boots_again_an_nspawn_killed_by_a_signal(tmp_path, monkeypatch):
+    assert run_supervisor(tmp_path, monkeypatch, ["137"]) == ["nspawn exited 137"]  # its container may run on
+
+
+@pytest.mark.parametrize("exit_code", ["133", "1"])
+def test_the_supervisor_boots_no_host_that_is_being_stopped(tmp_path, monkeypatch, exit_code):
+    assert run_supervisor(tmp_path, monkeypatch, [f"stop {exit_code}", "0"]) == [f"nspawn exited {exit_code}"]
 
 
 def test_up_powers_a_host_that_does_not_come_up_off_and_boots_it_once_more(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ A host is stopped with SIGTERM to its nspawn (a clean poweroff); never SIGRTMIN+
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -34,23 +35,26 @@ SUPERVISOR = """#!/bin/sh
 echo $$ > {dir}/supervisor.pid
 for d in {cgroups}; do mkdir -p "$d" && echo $$ > "$d/cgroup.procs"; done
 failed=0
-while :; do
+while [ ! -e {dir}/stopping ]; do
+  started=$(date +%s)
   systemd-nspawn -q -D {base} --overlay={overlay} -M {machine} --boot --register=no --keep-unit \\
     --network-namespace-path=/run/netns/{netns} --resolv-conf=off --timezone=off --link-journal=no \\
     --console=read-only >>{dir}/console.log 2>&1 &
   echo $! > {dir}/nspawn.pid
   wait $!
   rc=$?
+  rm -f {dir}/nspawn.pid
   echo "$(date -u +%FT%TZ) nspawn exited $rc" >> {dir}/supervisor.log
-  [ -e {dir}/stopping ] && break
   if [ "$rc" = 133 ]; then failed=0; continue; fi
-  # nspawn failed (0 is a poweroff): boot again, {retries} times at most, a second apart
-  [ "$rc" != 0 ] && [ "$failed" -lt {retries} ] || break
+  # A failed boot is booted again, {retries} times at most (a host that ran a minute starts the count
+  # afresh); not a poweroff (0), nor nspawn killed by a signal (129-192: its container may still run).
+  [ $(( $(date +%s) - started )) -ge 60 ] && failed=0
+  [ -e {dir}/stopping ] || [ "$rc" = 0 ] || [ "$rc" -gt 128 -a "$rc" -le 192 ] || [ "$failed" -ge {retries} ] && break
   failed=$((failed + 1))
   echo "$(date -u +%FT%TZ) booting again ($failed of {retries})" >> {dir}/supervisor.log
   sleep 1
 done
-rm -f {dir}/nspawn.pid {dir}/supervisor.pid
+rm -f {dir}/nspawn.pid {dir}/supervisor.pid {dir}/stopping
 """
 
 
@@ -215,13 +219,20 @@ def stop(cfg: LabConfig, name: str, timeout: float = 30) -> None:
     again for the kill to be done with)."""
     hdir = cfg.host_dir(name)
     if hdir.is_dir():
-        (hdir / "stopping").write_text("")  # the supervisor boots it no more
-    nspawn = _read_pid(hdir / "nspawn.pid")
-    if nspawn:
-        os.kill(nspawn, signal.SIGTERM)  # nspawn asks the container's init for a clean poweroff
+        (hdir / "stopping").write_text("")  # the supervisor boots it no more (and removes this as it exits)
+    asked: set[int] = set()
+
+    def gone() -> bool:
+        nspawn = _read_pid(hdir / "nspawn.pid")  # read again: a boot the supervisor began as it was asked
+        if nspawn and nspawn not in asked:
+            asked.add(nspawn)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(nspawn, signal.SIGTERM)  # nspawn asks the container's init for a clean poweroff
+        return not cgroup_pids(cfg, name) and not supervisor_pid(cfg, name)
+
     try:
         poll_until(
-            lambda: not cgroup_pids(cfg, name) and not supervisor_pid(cfg, name),
+            gone,
             timeout=timeout,
             what=f"lab host {name} to power off",
         )

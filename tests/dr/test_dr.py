@@ -121,13 +121,15 @@ def dump(cluster: PgCluster, path: Path) -> None:
     )
 
 
-def dr_test(ops: Path, pg, aws, *args: str, out: Path | None = None, path: str | None = None) -> tuple[int, dict, str]:
+def dr_test(
+    ops: Path, pg, aws, *args: str, out: Path | None = None, path: str | None = None, replica_is_primary: bool = False
+) -> tuple[int, dict, str]:
     primary, replica = pg
     env = {
         **os.environ,
         **aws,
         "DR_PG_PRIMARY": primary.url(PASSWORD),
-        "DR_PG_REPLICA": replica.url(PASSWORD),
+        "DR_PG_REPLICA": (primary if replica_is_primary else replica).url(PASSWORD),
         "DR_PG_SCRATCH": primary.url(PASSWORD),
     }
     if path is not None:
@@ -211,6 +213,23 @@ def test_a_paused_replica_fails_replication_with_the_lag_it_saw(project, pg, aws
     assert rpo["status"] == "FAIL" and rpo["evidence"] == ["marker not readable on the replica: WAL replay is paused"]
     assert any(i["issue"].startswith("postgres: streaming replication: ") for i in doc["issues"])
     assert doc["next_test"].endswith("(re-test: this one failed)")
+
+
+def test_a_replica_that_is_no_standby_fails_replication_and_the_rpo_probe_saying_so(project, pg, aws):
+    """DR_PG_REPLICA naming a server not in recovery (a replica promoted by an earlier drill, a typo for the
+    primary): the checks say so, and none fails on pg_is_wal_replay_paused()'s error."""
+    ops, _dumps = project
+    code, doc, _ = dr_test(ops, pg, aws, replica_is_primary=True)
+    assert code == 1
+    checks = by_name(doc)
+    assert checks["postgres: RPO probe"]["status"] == "FAIL"
+    assert checks["postgres: RPO probe"]["evidence"] == [
+        "marker not readable on the replica: it is not a standby (not in recovery: promoted?)"
+    ]
+    replication = checks["postgres: streaming replication"]
+    assert (
+        replication["status"] == "FAIL" and "the replica is not a standby (not in recovery)" in replication["evidence"]
+    )
 
 
 def test_stale_backups_fail_with_their_age(project, pg, aws):

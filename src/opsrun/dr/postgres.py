@@ -71,8 +71,11 @@ def replication_check(primary: str, replica: str | None, pg: PostgresDR) -> Chec
         worst = max(worst, (lag_bytes, float(lag_seconds)))
     if replica:
         with connect(replica) as conn:
-            paused = conn.execute("SELECT pg_is_wal_replay_paused()").fetchone()[0]
-        if paused:
+            recovering, paused = conn.execute(REPLAY_STATE).fetchone()
+        if not recovering:
+            ok = False
+            evidence.append("the replica is not a standby (not in recovery)")
+        elif paused:
             ok = False
             evidence.append("WAL replay is paused on the replica")
     evidence.append(f"allowed: {max_bytes} bytes, {max_seconds} s")
@@ -112,16 +115,24 @@ def pg_rpo_probe(primary: str, replica: str, run: DRRun) -> Check:
         return rpo_check("postgres", "the replica", lambda: _marker_on(conn, marker), start, run, source)
 
 
+# pg_is_wal_replay_paused() raises on a server not in recovery: CASE asks it only of a standby
+REPLAY_STATE = "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END"
+
+
 def _marker_on(conn: Any, marker: str) -> bool:
-    """Whether the replica can read the marker yet (its table may not have been replayed yet either);
-    NeverArrives when its WAL replay is paused."""
+    """Whether the replica can read the marker yet, in one query (its table may not have been replayed yet
+    either); NeverArrives when the replica replays no WAL: not a standby at all, or its replay paused."""
     import psycopg
 
     try:
-        if conn.execute(f"SELECT 1 FROM {MARKER_TABLE} WHERE marker = %s", (marker,)).fetchone() is not None:  # noqa: S608
-            return True
+        recovering, paused, found = conn.execute(
+            f"{REPLAY_STATE}, EXISTS (SELECT 1 FROM {MARKER_TABLE} WHERE marker = %s)",  # noqa: S608 - constants
+            (marker,),
+        ).fetchone()
     except psycopg.errors.UndefinedTable:
-        pass
-    if conn.execute("SELECT pg_is_wal_replay_paused()").fetchone()[0]:
+        (recovering, paused), found = conn.execute(REPLAY_STATE).fetchone(), False
+    if not recovering:
+        raise NeverArrives("it is not a standby (not in recovery: promoted?)")
+    if not found and paused:
         raise NeverArrives("WAL replay is paused")
-    return False
+    return bool(found)

@@ -102,6 +102,8 @@ def test_sudos_own_words_become_a_message_with_the_fix():
     refused = sudo.explain("web2", "admin is not in the sudoers file.  This incident will be reported.\nsudo: x")
     assert refused is None or "sudo refused" in refused
     assert sudo.explain("web2", "cat: /x: No such file or directory") is None
+    tty = sudo.explain("web2", "sudo: sorry, you must have a tty to run sudo\n")
+    assert tty is not None and tty.startswith("web2: sudo wants a terminal") and "!requiretty" in tty
 
 
 def test_a_sudo_password_asked_for_but_not_given_is_refused_and_never_shown():

@@ -73,6 +73,11 @@ def explain(host: str, stderr: str) -> str | None:
             f"{host}: sudo asks for a password and none was given. Fix: give _sudo_password in group_data (from a "
             "secret source, e.g. the environment), or grant the SSH user NOPASSWD in sudoers"
         )
+    if "must have a tty" in stderr:
+        return (
+            f"{host}: sudo wants a terminal (sudoers `Defaults requiretty`), and opsrun runs none. Fix: "
+            "`Defaults:USER !requiretty` in sudoers for the SSH user"
+        )
     if "sudo" in stderr and any(s in stderr for s in REFUSED):
         return f"{host}: sudo refused: {stderr.strip().splitlines()[-1]}. Fix: grant the SSH user sudo on this host"
     return None

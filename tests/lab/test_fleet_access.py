@@ -1,11 +1,13 @@
 """The lab reached as a fleet is: as `admin` with sudo, through a bastion, root logins refused and every SSH
 connection that does not come from the bastion refused (tests/lab/conftest.py `behind_bastion`). The rolling
 apply (its leases, drains, pyinfra, reboot and boot-id wait, health gates, verify suites), verify and drift
-all go that way; a host whose sudo asks for a password fails alone, before its drain; a connection that
-skips the bastion fails, which is what makes the passing tests proof that every connection used it."""
+all go that way; a host whose sudo asks for a password fails alone, before its drain, and with the password
+given it passes, while the hosts whose sudo does not ask never get it; a connection that skips the bastion
+fails, which is what makes the passing tests proof that every connection used it."""
 
 from __future__ import annotations
 
+import secrets
 import shlex
 
 import pytest
@@ -99,6 +101,39 @@ def test_a_host_whose_sudo_asks_for_a_password_fails_alone_before_its_drain(
     assert doc["hosts"]["web1"]["outcome"] == "done" and doc["hosts"]["web3"]["outcome"] == "not_reached"
     assert all(haproxy.state(h).admin == "ready" for h in HOSTS)  # nobody left out of the balancer
     assert "keepalive_timeout 65;" in console("web2", "cat /etc/nginx/nginx.conf").stdout
+
+
+def test_a_sudo_password_reaches_the_host_that_asks_and_no_file_or_shell_on_the_others(
+    haproxy, console, bastion, web_tier, behind_bastion, tmp_path, monkeypatch
+):
+    """web2's sudo asks for admin's password; web1's and web3's do not (NOPASSWD), as on a fleet half moved
+    to a new sudoers policy. With `_sudo_password` given, the rollout (leases, drains, pyinfra, health,
+    verification) and a verify pass on all three, and the password is in no file those commands wrote."""
+    password = "lab-" + secrets.token_hex(8)
+    monkeypatch.setenv("OPSRUN_TEST_SUDO_PASSWORD", password)
+    ops = fleet_project(tmp_path / "ops", bastion)
+    with (ops / "group_data" / "lab.py").open("a") as f:
+        f.write('import os\n_sudo_password = os.environ["OPSRUN_TEST_SUDO_PASSWORD"]\n')
+    console(
+        "web2",
+        f"echo admin:{password} | chpasswd && echo 'admin ALL=(ALL) PASSWD: ALL' > /etc/sudoers.d/zz-opsrun-test "
+        "&& chmod 440 /etc/sudoers.d/zz-opsrun-test",
+    )
+    try:
+        code, doc = opsrun_json("apply", "lab", "nginx", "-e", "nginx_keepalive_timeout=62", project=ops)
+        assert code == 0, doc
+        assert [doc["hosts"][h]["outcome"] for h in HOSTS] == ["done"] * 3
+        code, verified = opsrun_json("verify", "lab", "nginx", project=ops)
+        assert code == 0, verified
+        assert password not in str(doc) + str(verified)
+        for h in HOSTS:
+            found = console(h, f"grep -rlF -- {password} /etc /var/lib/opsrun /tmp /root /home/admin")
+            assert found.stdout == "", (h, found.stdout)
+            assert "keepalive_timeout 62;" in console(h, "cat /etc/nginx/nginx.conf").stdout
+    finally:
+        console("web2", "rm -f /etc/sudoers.d/zz-opsrun-test && passwd -d admin >/dev/null")
+        code, back = opsrun_json("apply", "lab", "nginx", project=fleet_project(tmp_path / "back", bastion))
+        assert code == 0, back
 
 
 def test_a_connection_that_skips_the_bastion_fails(tmp_path, web_tier, behind_bastion):

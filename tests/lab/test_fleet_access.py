@@ -108,16 +108,18 @@ def test_a_sudo_password_reaches_the_host_that_asks_and_no_file_or_shell_on_the_
 ):
     """web2's sudo asks for admin's password; web1's and web3's do not (NOPASSWD), as on a fleet half moved
     to a new sudoers policy. With `_sudo_password` given, the rollout (leases, drains, pyinfra, health,
-    verification) and a verify pass on all three, and the password is in no file those commands wrote."""
-    password = "lab-" + secrets.token_hex(8)
+    verification) and a verify pass on all three, and the password is in no file those commands wrote. The
+    password is a shell command that leaves a mark where a shell runs it."""
+    mark = f"/tmp/opsrun-sudo-password-ran-{secrets.token_hex(4)}"
+    password = f"touch {mark}"
     monkeypatch.setenv("OPSRUN_TEST_SUDO_PASSWORD", password)
     ops = fleet_project(tmp_path / "ops", bastion)
     with (ops / "group_data" / "lab.py").open("a") as f:
         f.write('import os\n_sudo_password = os.environ["OPSRUN_TEST_SUDO_PASSWORD"]\n')
     console(
         "web2",
-        f"echo admin:{password} | chpasswd && echo 'admin ALL=(ALL) PASSWD: ALL' > /etc/sudoers.d/zz-opsrun-test "
-        "&& chmod 440 /etc/sudoers.d/zz-opsrun-test",
+        f"echo {shlex.quote(f'admin:{password}')} | chpasswd && "
+        "echo 'admin ALL=(ALL) PASSWD: ALL' > /etc/sudoers.d/zz-opsrun-test && chmod 440 /etc/sudoers.d/zz-opsrun-test",
     )
     try:
         code, doc = opsrun_json("apply", "lab", "nginx", "-e", "nginx_keepalive_timeout=62", project=ops)
@@ -127,11 +129,15 @@ def test_a_sudo_password_reaches_the_host_that_asks_and_no_file_or_shell_on_the_
         assert code == 0, verified
         assert password not in str(doc) + str(verified)
         for h in HOSTS:
-            found = console(h, f"grep -rlF -- {password} /etc /var/lib/opsrun /tmp /root /home/admin")
-            assert found.stdout == "", (h, found.stdout)
+            where = "/etc /var/lib/opsrun /tmp /root /home/admin"
+            found = console(h, f"grep -rlF -- {shlex.quote(password)} {where}", check=False)
+            assert (found.returncode, found.stdout) == (1, ""), (h, found)  # grep: 1 is "found nothing"
+            assert console(h, f"test -e {mark}", check=False).returncode == 1, h
             assert "keepalive_timeout 62;" in console(h, "cat /etc/nginx/nginx.conf").stdout
     finally:
         console("web2", "rm -f /etc/sudoers.d/zz-opsrun-test && passwd -d admin >/dev/null")
+        for h in HOSTS:
+            console(h, f"rm -f {mark}")
         code, back = opsrun_json("apply", "lab", "nginx", project=fleet_project(tmp_path / "back", bastion))
         assert code == 0, back
 

@@ -48,8 +48,8 @@ def app_version(version: str) -> str:
     return f'\npm2_apps[0]["env"]["APP_VERSION"] = {version!r}\n'
 
 
-def apply(root: Path, deploy: str = "pm2") -> dict:
-    code, doc = opsrun_json("apply", "lab", deploy, project=root)
+def apply(root: Path, deploy: str = "pm2", *options: str) -> dict:
+    code, doc = opsrun_json("apply", "lab", deploy, *options, project=root)
     assert code == 0, doc
     return doc
 
@@ -187,11 +187,11 @@ def patched(lab, on_host, ops_repo):
     ops_repo("the fleet's ops repo")
     aptrepo.withdraw(lab.cfg)
     aptrepo.publish(lab.cfg, "1.0", reboot=True)
-    apply(root, "patching")  # the apt repository in place
+    apply(root, "patching", "--serial", "100%")  # the apt repository in place (one batch: nothing to roll)
     for h in HOSTS:
         on_host(h, "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades "
                    "opsrun-demo=1.0 && rm -f /var/run/reboot-required /var/run/reboot-required.pkgs")  # fmt: skip
-    before = apply(root, "patching")["run_id"]
+    before = apply(root, "patching", "--serial", "100%")["run_id"]  # 1.0 recorded
     aptrepo.publish(lab.cfg, "1.1", reboot=True)
     doc = apply(root, "patching")
     assert all(doc["hosts"][h]["rebooted"] for h in HOSTS)

@@ -129,9 +129,9 @@ def inventory(**data: object) -> Inventory:
     return Inventory("t", Path("/nonexistent/inventories/t.py"), ["web1"], {}, {"web": (["web1"], {})}, hosts)
 
 
-def write_config(folder: Path, server: Sshd, known: list[Sshd], **data: object) -> Path:
-    """The ssh_config opsrun writes for web1 at `server` (root, the client's key, strict host keys, the
-    known_hosts file with the keys of `known`), `data` added to its inventory data; its path."""
+def host_data(folder: Path, server: Sshd, known: list[Sshd], **data: object) -> dict[str, object]:
+    """web1's inventory data to reach `server` (root, the client's key, strict host keys, a known_hosts file in
+    `folder` with the keys of `known`), `data` added."""
     known_hosts = folder / "known_hosts"
     known_hosts.write_text("".join(s.host_key for s in known))
     base = {
@@ -142,6 +142,12 @@ def write_config(folder: Path, server: Sshd, known: list[Sshd], **data: object) 
         "ssh_known_hosts_file": str(known_hosts),
         "ssh_strict_host_key_checking": "yes",
     }
+    return {**base, **data}
+
+
+def write_config(folder: Path, server: Sshd, known: list[Sshd], **data: object) -> Path:
+    """The ssh_config opsrun writes for web1 with host_data(folder, server, known, **data); its path."""
     path = folder / "ssh_config"
-    path.write_text(ssh_config(inventory(**{**base, **data}), ["web1"], folder, connect_timeout=5))
+    hosts = inventory(**host_data(folder, server, known, **data))
+    path.write_text(ssh_config(hosts, ["web1"], folder, connect_timeout=5))
     return path

@@ -14,7 +14,7 @@ import testinfra
 from opsrun.hosts.remote import Remote
 from opsrun.verification import ssh_shell  # noqa: F401 - registers testinfra's opsrun-ssh connection
 from opsrun.verification.protocol import SUDO_ENV
-from tests.ssh.conftest import Sshd, inventory, write_config
+from tests.ssh.conftest import Sshd, host_data, inventory, write_config
 
 
 @pytest.fixture
@@ -36,18 +36,7 @@ def test_the_verification_shell_never_runs_the_password_as_a_command(tmp_path: P
 
 
 def test_a_file_written_under_sudo_holds_the_text_and_not_the_password(tmp_path: Path, sshd: Sshd, mark):
-    known = tmp_path / "known_hosts"
-    known.write_text(sshd.host_key)
-    data = {
-        "ssh_hostname": sshd.address,
-        "ssh_port": sshd.port,
-        "ssh_user": "root",
-        "ssh_key": str(sshd.folder.parent / "id"),
-        "ssh_known_hosts_file": str(known),
-        "ssh_strict_host_key_checking": "yes",
-        "_sudo": True,
-        "_sudo_password": f"touch {mark}",
-    }
+    data = host_data(tmp_path, sshd, [sshd], _sudo=True, _sudo_password=f"touch {mark}")
     target = tmp_path / "written.conf"
     Remote(inventory(**data), "web1").put(str(target), "line one\nline two\n")
     assert target.read_text() == "line one\nline two\n"
